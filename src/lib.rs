@@ -1,0 +1,1 @@
+//! ferrocnn: a small, fast, readable CNN framework.
