@@ -1,1 +1,40 @@
-//! ferrocnn: a small, fast, readable CNN framework.
+//! # ferrocnn
+//!
+//! A small, fast, readable CNN framework: a tape-based reverse-mode autograd engine
+//! on [`ndarray`] (f32, NCHW), the layers a convnet needs, optimizers, MNIST-style
+//! data, and model files.
+//!
+//! One training step:
+//!
+//! ```
+//! use ferrocnn::{Param, Tape};
+//! use ndarray::{array, Array2};
+//!
+//! // A linear classifier, weights [out, in] as in PyTorch.
+//! let mut w = Param::new(Array2::<f32>::zeros((3, 2)).into_dyn());
+//! let x = array![[1.0f32, 2.0], [0.5, -1.0]].into_dyn();
+//! let labels = [2, 0];
+//!
+//! let tape = Tape::new();                       // records one forward pass
+//! let logits = tape.input(x).linear(&tape.param(&w), None);
+//! let loss = logits.cross_entropy(&labels);     // ln 3 for all-zero logits
+//! assert!((loss.item() - 3f32.ln()).abs() < 1e-6);
+//!
+//! let grads = loss.backward();                  // one reverse sweep
+//! let g = grads[&w].clone();
+//! w.value_mut().scaled_add(-0.1, &g);           // a plain SGD step
+//! ```
+//!
+//! Inference records nothing: build the input with [`Tensor::new`] (on no tape) and
+//! every intermediate value is freed as soon as it is used.
+
+pub mod gradcheck;
+pub mod ops;
+mod param;
+mod tape;
+mod tensor;
+
+pub use gradcheck::GradCheck;
+pub use param::{Param, ParamId};
+pub use tape::{Gradients, Tape};
+pub use tensor::Tensor;

@@ -1,0 +1,132 @@
+//! Gradient checking by central finite differences.
+//!
+//! The ops compute in f32, so the check does what f32 allows: it reduces the op's
+//! output to a scalar with a fixed random projection `Σ r ⊙ f(x)` (testing every
+//! output's gradient at once, not just their sum), accumulates that projection and
+//! the difference quotient in f64, and compares with a tolerance sized for f32
+//! round-off. Each input element is perturbed by ±`eps` in turn.
+
+use ndarray::{ArrayD, IxDyn};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::param::Param;
+use crate::tape::Tape;
+use crate::tensor::Tensor;
+
+/// Settings of a gradient check. The defaults suit ops on values of order 1.
+#[derive(Clone, Copy, Debug)]
+pub struct GradCheck {
+    /// Perturbation of each input element.
+    pub eps: f32,
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Relative tolerance (relative to the larger of the two gradients).
+    pub rtol: f64,
+    /// Seed of the random projection of the output.
+    pub seed: u64,
+}
+
+impl Default for GradCheck {
+    fn default() -> Self {
+        GradCheck {
+            eps: 1e-2,
+            atol: 2e-3,
+            rtol: 2e-2,
+            seed: 7,
+        }
+    }
+}
+
+/// Where an analytic gradient disagreed with the numerical one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradMismatch {
+    /// Which input.
+    pub input: usize,
+    /// Flat index of the element within that input.
+    pub index: usize,
+    /// Gradient from `backward()`.
+    pub analytic: f64,
+    /// Gradient from finite differences.
+    pub numeric: f64,
+}
+
+impl std::fmt::Display for GradMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "input {} element {}: backward gives {:.6}, finite differences give {:.6}",
+            self.input, self.index, self.analytic, self.numeric
+        )
+    }
+}
+
+impl GradCheck {
+    /// Checks the gradients of `f` with respect to every one of `inputs`.
+    /// Returns the first mismatch, if any.
+    ///
+    /// ```
+    /// use ferrocnn::GradCheck;
+    /// use ndarray::array;
+    ///
+    /// let x = array![[0.5f32, -1.0], [2.0, 0.3]].into_dyn();
+    /// GradCheck::default().run(&[x], |t| t[0].tanh()).unwrap();
+    /// ```
+    pub fn run(
+        &self,
+        inputs: &[ArrayD<f32>],
+        f: impl Fn(&[Tensor]) -> Tensor,
+    ) -> Result<(), GradMismatch> {
+        let params: Vec<Param> = inputs.iter().map(|x| Param::new(x.clone())).collect();
+
+        let tape = Tape::new();
+        let bound: Vec<Tensor> = params.iter().map(|p| tape.param(p)).collect();
+        let out = f(&bound);
+        let projection = random_like(out.shape(), self.seed);
+        let loss = out.mul(&Tensor::new(projection.clone())).sum();
+        let grads = loss.backward();
+
+        let eval = |values: &[ArrayD<f32>]| -> f64 {
+            let consts: Vec<Tensor> = values.iter().map(|v| Tensor::new(v.clone())).collect();
+            let y = f(&consts);
+            y.value()
+                .iter()
+                .zip(projection.iter())
+                .map(|(&y, &r)| f64::from(y) * f64::from(r))
+                .sum()
+        };
+
+        let mut values: Vec<ArrayD<f32>> = inputs.to_vec();
+        for (input, param) in params.iter().enumerate() {
+            let zeros = ArrayD::zeros(param.value().raw_dim());
+            let analytic = grads.get(param).unwrap_or(&zeros);
+            for index in 0..values[input].len() {
+                let original = values[input]
+                    .as_slice_mut()
+                    .expect("owned, standard layout")[index];
+                values[input].as_slice_mut().expect("standard layout")[index] = original + self.eps;
+                let plus = eval(&values);
+                values[input].as_slice_mut().expect("standard layout")[index] = original - self.eps;
+                let minus = eval(&values);
+                values[input].as_slice_mut().expect("standard layout")[index] = original;
+                let numeric = (plus - minus) / (2.0 * f64::from(self.eps));
+                let a = f64::from(analytic.as_slice().expect("standard layout")[index]);
+                if (a - numeric).abs() > self.atol + self.rtol * a.abs().max(numeric.abs()) {
+                    return Err(GradMismatch {
+                        input,
+                        index,
+                        analytic: a,
+                        numeric,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Uniform values in [-1, 1) of the given shape, from a seed.
+pub fn random_like(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-1.0..1.0))
+}

@@ -1,0 +1,97 @@
+//! Elementwise activations. Each declares only its function `f` and its derivative
+//! `df(x, y)` (given the input `x` and the output `y`, so sigmoid and tanh reuse
+//! their output); [`Tensor::unary`] does the rest, forward and backward.
+
+use std::sync::Arc;
+
+use ndarray::{ArrayD, Zip};
+
+use crate::tensor::Tensor;
+
+impl Tensor {
+    /// Applies `f` elementwise and records `df` for the backward pass:
+    /// `grad_in = grad_out · df(x, y)`.
+    pub fn unary(
+        &self,
+        name: &'static str,
+        f: impl Fn(f32) -> f32,
+        df: impl Fn(f32, f32) -> f32 + 'static,
+    ) -> Tensor {
+        let value = Arc::new(self.value().mapv(f));
+        let (x, y) = (self.shared_value(), value.clone());
+        Tensor::record(name, &[self], value, move |g, _| {
+            let grad: ArrayD<f32> = Zip::from(g)
+                .and(&*x)
+                .and(&*y)
+                .map_collect(|&g, &x, &y| g * df(x, y));
+            vec![Some(grad)]
+        })
+    }
+
+    /// `max(0, x)`. The gradient at exactly 0 is 0, as in PyTorch.
+    pub fn relu(&self) -> Tensor {
+        self.unary(
+            "relu",
+            |x| x.max(0.0),
+            |x, _| if x > 0.0 { 1.0 } else { 0.0 },
+        )
+    }
+
+    /// `x` for `x > 0`, `slope · x` otherwise (PyTorch's default slope is 0.01).
+    pub fn leaky_relu(&self, slope: f32) -> Tensor {
+        self.unary(
+            "leaky_relu",
+            move |x| if x > 0.0 { x } else { slope * x },
+            move |x, _| if x > 0.0 { 1.0 } else { slope },
+        )
+    }
+
+    /// `1 / (1 + e^-x)`, computed without overflow for large |x|.
+    pub fn sigmoid(&self) -> Tensor {
+        self.unary("sigmoid", sigmoid, |_, y| y * (1.0 - y))
+    }
+
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Tensor {
+        self.unary("tanh", f32::tanh, |_, y| 1.0 - y * y)
+    }
+
+    /// Elementwise square (`x²`).
+    pub fn square(&self) -> Tensor {
+        self.unary("square", |x| x * x, |x, _| 2.0 * x)
+    }
+
+    /// Elementwise absolute value; the gradient at 0 is 0.
+    pub fn abs(&self) -> Tensor {
+        self.unary(
+            "abs",
+            f32::abs,
+            |x, _| if x == 0.0 { 0.0 } else { x.signum() },
+        )
+    }
+
+    /// Elementwise natural exponential.
+    pub fn exp(&self) -> Tensor {
+        self.unary("exp", f32::exp, |_, y| y)
+    }
+
+    /// Elementwise natural logarithm.
+    pub fn ln(&self) -> Tensor {
+        self.unary("ln", f32::ln, |x, _| 1.0 / x)
+    }
+
+    /// Elementwise square root.
+    pub fn sqrt(&self) -> Tensor {
+        self.unary("sqrt", f32::sqrt, |_, y| 0.5 / y)
+    }
+}
+
+/// The logistic function, split by sign so `e^-x` never overflows.
+fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}

@@ -1,0 +1,103 @@
+//! Matrix products: `matmul` and the fused `linear` (`x·Wᵀ + b`, PyTorch's layout
+//! with weights `[out, in]`). Transposes are strided views, never copies.
+
+use ndarray::{Array2, ArrayD, ArrayView2, Axis, Ix1, Ix2};
+
+use super::gemm::gemm;
+use crate::tensor::Tensor;
+
+fn view2<'a>(op: &str, what: &str, a: &'a ArrayD<f32>) -> ArrayView2<'a, f32> {
+    a.view()
+        .into_dimensionality::<Ix2>()
+        .unwrap_or_else(|_| panic!("{op}: {what} must be 2-d, got shape {:?}", a.shape()))
+}
+
+/// `a·b` into a new array.
+fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let mut c = Array2::zeros((a.nrows(), b.ncols()));
+    gemm(1.0, a, b, 0.0, c.view_mut());
+    c
+}
+
+impl Tensor {
+    /// Matrix product of `[m, k]` and `[k, n]` → `[m, n]`.
+    pub fn matmul(&self, other: &Tensor) -> Tensor {
+        let (a, b) = (
+            view2("matmul", "left", self.value()),
+            view2("matmul", "right", other.value()),
+        );
+        assert_eq!(
+            a.ncols(),
+            b.nrows(),
+            "matmul: shapes {:?} and {:?} do not chain",
+            a.shape(),
+            b.shape()
+        );
+        let value = product(a, b).into_dyn();
+        let (a, b) = (self.shared_value(), other.shared_value());
+        Tensor::record("matmul", &[self, other], value, move |g, needs| {
+            let g = view2("matmul", "gradient", g);
+            let (a, b) = (view2("matmul", "left", &a), view2("matmul", "right", &b));
+            vec![
+                needs[0].then(|| product(g, b.t()).into_dyn()),
+                needs[1].then(|| product(a.t(), g).into_dyn()),
+            ]
+        })
+    }
+
+    /// A dense layer's product: `x·Wᵀ + b` for `x` `[N, in]`, `weight` `[out, in]`,
+    /// `bias` `[out]` → `[N, out]`.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        let x = view2("linear", "input", self.value());
+        let w = view2("linear", "weight", weight.value());
+        assert_eq!(
+            x.ncols(),
+            w.ncols(),
+            "linear: input {:?} does not match weight {:?} (expects [N, in] and [out, in])",
+            x.shape(),
+            w.shape()
+        );
+        let mut y = Array2::zeros((x.nrows(), w.nrows()));
+        if let Some(b) = bias {
+            let b = b
+                .value()
+                .view()
+                .into_dimensionality::<Ix1>()
+                .ok()
+                .filter(|b| b.len() == w.nrows());
+            let b = b.unwrap_or_else(|| {
+                panic!(
+                    "linear: bias {:?} does not match weight {:?}",
+                    bias.map(|b| b.shape().to_vec()),
+                    w.shape()
+                )
+            });
+            let dim = y.raw_dim();
+            y.assign(&b.broadcast(dim).expect("bias length checked"));
+        }
+        gemm(
+            1.0,
+            x,
+            w.t(),
+            if bias.is_some() { 1.0 } else { 0.0 },
+            y.view_mut(),
+        );
+        let (x, w) = (self.shared_value(), weight.shared_value());
+        let inputs: Vec<&Tensor> = std::iter::once(self)
+            .chain(std::iter::once(weight))
+            .chain(bias)
+            .collect();
+        Tensor::record("linear", &inputs, y.into_dyn(), move |g, needs| {
+            let g = view2("linear", "gradient", g);
+            let (x, w) = (view2("linear", "input", &x), view2("linear", "weight", &w));
+            let mut grads = vec![
+                needs[0].then(|| product(g, w).into_dyn()),
+                needs[1].then(|| product(g.t(), x).into_dyn()),
+            ];
+            if needs.len() == 3 {
+                grads.push(needs[2].then(|| g.sum_axis(Axis(0)).into_dyn()));
+            }
+            grads
+        })
+    }
+}

@@ -1,0 +1,243 @@
+//! The tape: a Wengert list of the operations of one forward pass, and the single
+//! reverse sweep that turns it into gradients.
+//!
+//! Each op that has an input requiring a gradient appends a [`Node`] holding the ids
+//! of its inputs' nodes and a closure computing the vector-Jacobian products. Nodes
+//! are appended in execution order, so reverse insertion order is a valid
+//! topological order: `backward()` is a plain loop (no recursion, no sort), and a
+//! graph thousands of ops deep cannot overflow the stack.
+//!
+//! A forward pass without a tape records nothing: ops on tensors that are on no tape
+//! (see [`Tensor::new`]) only compute values, and every intermediate is freed as soon
+//! as its last handle drops. That is inference mode; there is no global flag to forget.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ndarray::ArrayD;
+
+use crate::param::{Param, ParamId};
+use crate::tensor::Tensor;
+
+/// Computes, from the gradient of an op's output, the gradients of its inputs.
+/// `needs[i]` says whether input `i` wants one; the closure returns `None` for those
+/// that do not, so expensive products (a conv's input gradient on the first layer)
+/// are skipped.
+pub(crate) type BackwardFn = Box<dyn Fn(&ArrayD<f32>, &[bool]) -> Vec<Option<ArrayD<f32>>>>;
+
+pub(crate) enum NodeKind {
+    /// A trainable parameter bound to the tape: its gradient is an output of backward.
+    Param(ParamId),
+    /// An op whose output depends on at least one node.
+    Op {
+        name: &'static str,
+        /// One entry per op input: the input's node, or `None` if it needs no gradient.
+        inputs: Vec<Option<usize>>,
+        backward: BackwardFn,
+    },
+}
+
+/// Records one forward pass. Cheap to clone: clones share the same list.
+///
+/// ```
+/// use ferrocnn::{Param, Tape};
+/// use ndarray::array;
+///
+/// let w = Param::new(array![1.0f32, 2.0, 3.0].into_dyn());
+/// let tape = Tape::new();
+/// let x = tape.input(array![2.0f32, 0.5, -1.0].into_dyn());
+/// let loss = (&x * &tape.param(&w)).sum();          // 2·1 + 0.5·2 − 1·3 = 0
+/// assert_eq!(loss.item(), 0.0);
+/// let grads = loss.backward();
+/// assert_eq!(grads[&w], array![2.0f32, 0.5, -1.0].into_dyn());
+/// ```
+#[derive(Clone, Default)]
+pub struct Tape {
+    nodes: Rc<RefCell<Vec<NodeKind>>>,
+}
+
+impl Tape {
+    /// A new, empty tape. Use one per forward/backward pass.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts data on the tape as an input: no gradient is computed for it, but the ops
+    /// applied to it (and the parameters bound to them) are recorded.
+    pub fn input(&self, value: impl Into<ArrayD<f32>>) -> Tensor {
+        Tensor::from_parts(Arc::new(value.into()), Some(self.clone()), None)
+    }
+
+    /// Binds a parameter to the tape. A trainable parameter becomes a leaf whose
+    /// gradient `backward()` reports under the parameter's id; a frozen one is bound
+    /// as a constant, and no gradient flows to it. The value is shared, not copied.
+    pub fn param(&self, param: &Param) -> Tensor {
+        let node = if param.is_frozen() {
+            None
+        } else {
+            Some(self.push(NodeKind::Param(param.id())))
+        };
+        Tensor::from_parts(param.shared_value(), Some(self.clone()), node)
+    }
+
+    /// Number of recorded nodes (parameter leaves and ops).
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// True if nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn push(&self, node: NodeKind) -> usize {
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(node);
+        nodes.len() - 1
+    }
+
+    pub(crate) fn same_as(&self, other: &Tape) -> bool {
+        Rc::ptr_eq(&self.nodes, &other.nodes)
+    }
+
+    /// One reverse sweep from node `root`, seeded with `seed` (the gradient of the
+    /// root with respect to itself). Closures are `Fn`, so running it again gives the
+    /// same gradients: backward is idempotent.
+    pub(crate) fn backward_from(&self, root: usize, seed: ArrayD<f32>) -> Gradients {
+        let nodes = self.nodes.borrow();
+        let mut pending: Vec<Option<ArrayD<f32>>> = vec![None; root + 1];
+        pending[root] = Some(seed);
+        let mut grads = Gradients::default();
+        for id in (0..=root).rev() {
+            // Taking the gradient frees it as soon as it has been propagated.
+            let Some(grad) = pending[id].take() else {
+                continue;
+            };
+            match &nodes[id] {
+                NodeKind::Param(pid) => grads.accumulate(*pid, grad),
+                NodeKind::Op {
+                    name,
+                    inputs,
+                    backward,
+                } => {
+                    let needs: Vec<bool> = inputs.iter().map(Option::is_some).collect();
+                    let input_grads = backward(&grad, &needs);
+                    for (input, g) in inputs.iter().zip(input_grads) {
+                        if let (Some(input), Some(g)) = (input, g) {
+                            accumulate(&mut pending[*input], g, name);
+                        }
+                    }
+                }
+            }
+        }
+        grads
+    }
+}
+
+/// Adds `g` into `slot`: a value used twice receives the sum of both uses' gradients.
+fn accumulate(slot: &mut Option<ArrayD<f32>>, g: ArrayD<f32>, op: &str) {
+    match slot {
+        None => *slot = Some(g),
+        Some(acc) => {
+            assert_eq!(
+                acc.shape(),
+                g.shape(),
+                "backward of {op}: gradient shape {:?} does not match {:?}",
+                g.shape(),
+                acc.shape()
+            );
+            *acc += &g;
+        }
+    }
+}
+
+/// The gradients of one backward pass, keyed by parameter id.
+///
+/// Gradients live here, not inside the parameters, so there is nothing to zero
+/// between steps: each backward pass returns a fresh set.
+#[derive(Clone, Debug, Default)]
+pub struct Gradients {
+    by_param: HashMap<ParamId, ArrayD<f32>>,
+}
+
+impl Gradients {
+    /// The gradient of a parameter, if it took part in the pass and is not frozen.
+    pub fn get(&self, param: &Param) -> Option<&ArrayD<f32>> {
+        self.by_param.get(&param.id())
+    }
+
+    /// The gradient for a parameter id.
+    pub fn get_by_id(&self, id: ParamId) -> Option<&ArrayD<f32>> {
+        self.by_param.get(&id)
+    }
+
+    /// Mutable access, e.g. for clipping or averaging.
+    pub fn get_mut(&mut self, id: ParamId) -> Option<&mut ArrayD<f32>> {
+        self.by_param.get_mut(&id)
+    }
+
+    /// Number of parameters with a gradient.
+    pub fn len(&self) -> usize {
+        self.by_param.len()
+    }
+
+    /// True when no parameter received a gradient.
+    pub fn is_empty(&self) -> bool {
+        self.by_param.is_empty()
+    }
+
+    /// Iterates over `(id, gradient)` pairs in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (ParamId, &ArrayD<f32>)> {
+        self.by_param.iter().map(|(id, g)| (*id, g))
+    }
+
+    /// Iterates mutably over all gradients.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut ArrayD<f32>> {
+        self.by_param.values_mut()
+    }
+
+    /// The L2 norm of all gradients taken together, accumulated in f64.
+    pub fn global_norm(&self) -> f32 {
+        let sum: f64 = self
+            .by_param
+            .values()
+            .flat_map(|g| g.iter())
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum();
+        sum.sqrt() as f32
+    }
+
+    /// Scales every gradient so that the global norm is at most `max_norm`
+    /// (PyTorch's `clip_grad_norm_`). Returns the norm before clipping.
+    pub fn clip_global_norm(&mut self, max_norm: f32) -> f32 {
+        let norm = self.global_norm();
+        if norm.is_finite() && norm > max_norm {
+            let scale = max_norm / (norm + 1e-6);
+            for g in self.by_param.values_mut() {
+                g.mapv_inplace(|v| v * scale);
+            }
+        }
+        norm
+    }
+
+    pub(crate) fn accumulate(&mut self, id: ParamId, grad: ArrayD<f32>) {
+        match self.by_param.get_mut(&id) {
+            None => {
+                self.by_param.insert(id, grad);
+            }
+            Some(acc) => *acc += &grad,
+        }
+    }
+}
+
+impl std::ops::Index<&Param> for Gradients {
+    type Output = ArrayD<f32>;
+
+    /// Panics if the parameter has no gradient (frozen, or not used in the pass).
+    fn index(&self, param: &Param) -> &ArrayD<f32> {
+        self.get(param)
+            .unwrap_or_else(|| panic!("no gradient for parameter {:?}", param.id()))
+    }
+}
