@@ -35,6 +35,7 @@ mod tape;
 mod tensor;
 
 pub use gradcheck::GradCheck;
+pub use ops::{Conv2dOptions, Padding};
 pub use param::{Param, ParamId};
 pub use tape::{Gradients, Tape};
 pub use tensor::Tensor;
