@@ -350,7 +350,7 @@ fn backward(
                     general_mat_mul(1.0, &wt, &gmat, 0.0, &mut mat_mut(col, k, ld, ld));
                     for i in 0..b {
                         let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
-                        g.col2im(&col, ld, i * p, dx);
+                        g.col2im(col, ld, i * p, dx);
                     }
                 }
             }
