@@ -393,3 +393,37 @@ fn maxpool_rejects_padding_as_large_as_the_kernel() {
         Padding::Explicit(2, 2),
     );
 }
+
+#[test]
+fn conv2d_frozen_weight_gives_only_the_input_gradient() {
+    let (x, w) = (random_like(&[2, 3, 6, 5], 4), random_like(&[2, 3, 3, 3], 5));
+    let px = Param::new(x.clone());
+    let tape = Tape::new();
+    let o = opts((1, 1), Padding::Same, (1, 1));
+    let y = tape.param(&px).conv2d(&Tensor::new(w.clone()), None, &o);
+    let g = random_like(y.shape(), 6);
+    let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
+    assert_eq!(grads.len(), 1);
+    let (_, rdx, _, _) = naive_conv(&x, &w, None, &o, Some(&g));
+    assert_close("dx", &grads[&px], &rdx);
+}
+
+#[test]
+fn conv2d_gradients_are_deterministic() {
+    let run = || {
+        let (px, pw) = (
+            Param::new(random_like(&[24, 4, 9, 9], 7)),
+            Param::new(random_like(&[8, 4, 3, 3], 8)),
+        );
+        let tape = Tape::new();
+        let y = tape
+            .param(&px)
+            .conv2d(&tape.param(&pw), None, &Conv2dOptions::default());
+        let grads = y
+            .mul(&Tensor::new(random_like(y.shape(), 9)))
+            .sum()
+            .backward();
+        (y.value().clone(), grads[&px].clone(), grads[&pw].clone())
+    };
+    assert_eq!(run(), run());
+}
