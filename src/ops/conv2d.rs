@@ -8,14 +8,23 @@
 //! - weight gradient: `dW[O, K] += G[O, B·P] · colᵀ`
 //! - input gradient: `dcol[K, B·P] = Wᵀ · G`, then col2im adds `dcol` back into `dx`.
 //!
-//! Why this split: a layer of a small convnet has few output pixels per image (R1's
-//! second conv: 11×11 = 121), too few for an efficient product on their own, so
-//! images are grouped until a group has about [`TARGET_COLUMNS`] columns. The batch is
-//! cut into one contiguous run of images per rayon task; each task owns its column
-//! buffers (allocated once per call, reused for every group) and runs its products
-//! single-threaded, so the two levels of parallelism never fight. Each task
-//! accumulates its own `dW`/`db`, and the partial sums are added in task order, so the
-//! result is the same, bit for bit, on every run with the same thread count.
+//! Why this split: the batch is cut into one contiguous run of images per rayon
+//! task; each task runs its products single-threaded (the `gemm` crate's AVX-512
+//! kernels, see [`matmul`]), so the two levels of parallelism never fight, and reuses
+//! its thread's column buffers from call to call. Each task accumulates its own
+//! `dW`/`db`, and the partial sums are added in task order, so the result is the
+//! same, bit for bit, on every run with the same thread count.
+//!
+//! Images are grouped until a group has about [`TARGET_COLUMNS`] columns, because a
+//! small layer has few output pixels per image (R1's second conv: 11×11 = 121). With
+//! matrixmultiply this was a small gain; with the `gemm` crate it measured neutral
+//! (13.4 vs 13.5 ms one thread on R1's conv), and it is kept as harmless.
+//!
+//! Measured lessons (2 cores, AVX-512): fresh large allocations cost page faults, so
+//! the column buffers are per-thread and reused, and `dx` is written (zeroed) before
+//! col2im reads it — reading fresh zeroed pages first maps the shared zero page, and
+//! the write after it then costs a copy-on-write fault plus a TLB shootdown on every
+//! core (this alone was half of the backward time).
 
 use std::cell::RefCell;
 
