@@ -130,3 +130,22 @@ pub fn random_like(shape: &[usize], seed: u64) -> ArrayD<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
     ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-1.0..1.0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn detects_a_wrong_derivative() {
+        let x = array![0.5f32, -1.0, 2.0].into_dyn();
+        // d/dx x² is 2x; claim 3x instead.
+        let err = GradCheck::default()
+            .run(&[x], |t| {
+                t[0].unary("bad_square", |v| v * v, |v, _| 3.0 * v)
+            })
+            .unwrap_err();
+        assert_eq!(err.input, 0);
+        assert!((err.numeric - 2.0 * f64::from(err.analytic) / 3.0).abs() < 1e-2);
+    }
+}
