@@ -140,3 +140,30 @@ fn composite_expression() {
         h.linear(&t[1], None).cross_entropy(&[0, 1, 2, 1])
     });
 }
+
+#[test]
+fn batch_norm2d_training_form() {
+    for (i, shape) in [[2, 3, 2, 2], [3, 2, 3, 1], [1, 1, 2, 3]].into_iter().enumerate() {
+        let seed = 30 + i as u64;
+        let c = shape[1];
+        let (x, gamma, beta) = (rand(&shape, seed), rand(&[c], seed + 1).mapv(|v| v + 1.5), rand(&[c], seed + 2));
+        check(&[x, gamma, beta], |t| t[0].batch_norm2d(&t[1], &t[2], 1e-5).0);
+    }
+}
+
+#[test]
+fn batch_norm2d_normalizes_each_channel() {
+    let x = rand(&[4, 3, 5, 5], 77).mapv(|v| 10.0 * v + 3.0);
+    let ones = Tensor::new(ndarray::Array1::<f32>::ones(3).into_dyn());
+    let zeros = Tensor::new(ndarray::Array1::<f32>::zeros(3).into_dyn());
+    let (y, stats) = Tensor::new(x.clone()).batch_norm2d(&ones, &zeros, 1e-5);
+    assert_eq!(stats.count, 100);
+    for ch in 0..3 {
+        let plane = y.value().index_axis(ndarray::Axis(1), ch).to_owned();
+        assert!(plane.mean().unwrap().abs() < 1e-5);
+        let var = plane.mapv(|v| v * v).mean().unwrap();
+        assert!((var - 1.0).abs() < 1e-3, "channel {ch} variance {var}");
+        let xm = x.index_axis(ndarray::Axis(1), ch).mean().unwrap();
+        assert!((stats.mean[ch] - xm).abs() < 1e-4);
+    }
+}

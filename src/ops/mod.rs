@@ -3,6 +3,7 @@
 
 mod activation;
 mod arith;
+mod batch_norm;
 mod dropout;
 pub mod gemm;
 mod loss;
@@ -12,3 +13,4 @@ mod reduce;
 mod shape;
 
 pub use loss::{argmax_rows, softmax_rows};
+pub use batch_norm::BatchStats;
