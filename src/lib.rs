@@ -28,7 +28,13 @@
 //! Inference records nothing: build the input with [`Tensor::new`] (on no tape) and
 //! every intermediate value is freed as soon as it is used.
 
+pub mod data;
 pub mod gradcheck;
+pub mod metrics;
+pub mod nn;
+pub mod optim;
+pub mod train;
+pub mod zoo;
 pub mod ops;
 mod param;
 mod tape;
