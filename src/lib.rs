@@ -1,1 +1,3 @@
 //! ferrocnn: a small, fast, readable CNN framework.
+
+pub mod data;
