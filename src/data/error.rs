@@ -106,7 +106,7 @@ pub enum DataError {
 
     /// The header declares more data than the file holds.
     #[error(
-        "{}: truncated: the header declares {expected} bytes of {kind} data, the file holds {found}",
+        "{}: truncated: the header declares {expected} bytes of {kind} data, the file holds {found} after the header",
         .path.display()
     )]
     Truncated {
@@ -122,7 +122,7 @@ pub enum DataError {
 
     /// The file holds bytes after the data its header declares.
     #[error(
-        "{}: trailing garbage: the header declares {expected} bytes of {kind} data, the file holds {}{found}",
+        "{}: trailing garbage: the header declares {expected} bytes of {kind} data, the file holds {}{found} after the header",
         .path.display(), if *.at_least { "at least " } else { "" }
     )]
     TrailingBytes {

@@ -138,5 +138,5 @@ fn from_crate_parts(pixels: Vec<u8>, labels: Vec<u8>, which: &str) -> Result<Dat
             labels.len()
         )));
     };
-    Dataset::from_raw(pixels, labels, 1, SIDE, SIDE)
+    Dataset::from_raw(pixels, labels, 1, SIDE, SIDE)?.with_num_classes(CLASSES)
 }
