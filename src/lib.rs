@@ -30,6 +30,7 @@
 
 pub mod data;
 pub mod gradcheck;
+pub mod io;
 pub mod metrics;
 pub mod nn;
 pub mod optim;
@@ -44,3 +45,8 @@ pub use gradcheck::GradCheck;
 pub use param::{Param, ParamId};
 pub use tape::{Gradients, Tape};
 pub use tensor::Tensor;
+
+/// The README's code blocks, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

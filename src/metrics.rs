@@ -89,3 +89,12 @@ impl fmt::Display for ConfusionMatrix {
         Ok(())
     }
 }
+
+/// Peak resident memory of this process in MiB, where the OS tells it (Linux:
+/// `VmHWM` in `/proc/self/status`); `None` elsewhere.
+pub fn peak_resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

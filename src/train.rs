@@ -182,7 +182,6 @@ pub fn fit(
         }
     }
     let batches_per_epoch = train.len().div_ceil(opts.batch_size);
-    let base_lr = optimizer.lr();
     let mut history = Vec::new();
     for epoch in opts.start_epoch..=opts.epochs {
         let bar = progress_bar(opts.progress, batches_per_epoch, epoch, opts.epochs);
@@ -191,7 +190,7 @@ pub fn fit(
         let order = Order::Shuffle(opts.seed.wrapping_add(epoch as u64));
         for (b, batch) in train.batches(opts.batch_size, order, opts.augment.as_ref()).enumerate() {
             if let Some(schedule) = &opts.schedule {
-                optimizer.set_lr(schedule.lr_at(base_lr, (epoch - 1) * batches_per_epoch + b));
+                optimizer.set_lr(schedule.lr_at((epoch - 1) * batches_per_epoch + b));
             }
             let n = batch.len();
             let (loss, ok) = train_step(model, optimizer, batch.x, &batch.y, opts);

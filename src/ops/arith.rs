@@ -206,7 +206,7 @@ mod tests {
         let g = ArrayD::ones(IxDyn(&[2, 3, 4]));
         assert_eq!(
             sum_to_shape(g.clone(), &[3, 1]),
-            array![[4.0f32], [4.0], [4.0]].into_dyn()
+            array![[8.0f32], [8.0], [8.0]].into_dyn()
         );
         assert_eq!(sum_to_shape(g, &[]).sum(), 24.0);
     }
