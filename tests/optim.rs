@@ -626,6 +626,15 @@ fn clip_global_norm_scales_like_pytorch() {
     let mut grads = grads_of(&[&a, &b], &[vec![3.0], vec![0.0, 4.0]]);
     assert_eq!(grads.clip_global_norm(10.0), 5.0);
     assert_eq!(grads[&a].as_slice().unwrap(), &[3.0]);
+
+    // At exactly the bound PyTorch still scales, by max_norm / (norm + 1e-6) < 1.
+    let mut grads = grads_of(&[&a, &b], &[vec![3.0], vec![0.0, 4.0]]);
+    grads.clip_global_norm(5.0);
+    assert_eq!(
+        grads[&a].as_slice().unwrap(),
+        &[3.0 * (5.0f32 / (5.0 + 1e-6))]
+    );
+    assert!(grads[&a][0] < 3.0);
 }
 
 #[test]

@@ -15,7 +15,10 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-/// A learning-rate schedule. See the [module docs](self) for how to drive one.
+/// A learning-rate schedule: a pure function of the step, holding its own base
+/// learning rate, so a resumed run recomputes exactly the same values. Call
+/// `optimizer.set_lr(schedule.lr_at(step))` before each step, `step` counting the
+/// steps (or epochs) already taken, like PyTorch's `last_epoch`.
 ///
 /// ```
 /// use ferrocnn::LrSchedule;
