@@ -37,11 +37,16 @@ pub mod optim;
 pub mod train;
 pub mod zoo;
 pub mod ops;
+pub mod optim;
 mod param;
 mod tape;
 mod tensor;
 
 pub use gradcheck::GradCheck;
+pub use optim::{
+    Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, OptimError, Optimizer, OptimizerState,
+    SGDConfig, SGD,
+};
 pub use param::{Param, ParamId};
 pub use tape::{Gradients, Tape};
 pub use tensor::Tensor;
