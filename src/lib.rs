@@ -37,7 +37,6 @@ pub mod optim;
 pub mod train;
 pub mod zoo;
 pub mod ops;
-pub mod optim;
 mod param;
 mod tape;
 mod tensor;
@@ -47,6 +46,7 @@ pub use optim::{
     Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, OptimError, Optimizer, OptimizerState,
     SGDConfig, SGD,
 };
+pub use ops::{Conv2dOptions, Padding};
 pub use param::{Param, ParamId};
 pub use tape::{Gradients, Tape};
 pub use tensor::Tensor;

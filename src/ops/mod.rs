@@ -4,13 +4,19 @@
 mod activation;
 mod arith;
 mod batch_norm;
+mod conv2d;
 mod dropout;
 pub mod gemm;
+mod im2col;
 mod loss;
 mod matmul;
+mod padding;
 mod penalty;
+mod pool;
 mod reduce;
 mod shape;
 
+pub use conv2d::Conv2dOptions;
 pub use loss::{argmax_rows, softmax_rows};
 pub use batch_norm::BatchStats;
+pub use padding::{Padding, ResolvedPadding};

@@ -1,0 +1,94 @@
+//! Micro-benchmark of conv2d forward + backward on the reference nets' second conv
+//! layers (3×3, 32 → 64 channels, valid, stride 1), the same workload as
+//! `bench/torch_reference.py --conv`:
+//!
+//! ```text
+//! cargo run --release --example bench_conv
+//! cargo run --release --example bench_conv -- --threads 1 --torch-ms 14.5,35.6
+//! ```
+//!
+//! Each repetition builds a tape, runs the conv on an input that wants a gradient
+//! (so dx, dW and db are all computed, as in PyTorch's `y.backward(ones)`), then
+//! the backward pass. Prints the median of the repetitions after a warm-up.
+
+use std::time::Instant;
+
+use clap::Parser;
+use ferrocnn::gradcheck::random_like;
+use ferrocnn::{Conv2dOptions, Param, Tape};
+
+#[derive(Parser)]
+#[command(about = "conv2d forward+backward micro-benchmark (compare with PyTorch)")]
+struct Args {
+    /// Rayon threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Timed repetitions (after the warm-up).
+    #[arg(long, default_value_t = 20)]
+    reps: usize,
+    /// PyTorch's forward+backward times for the two shapes in ms, e.g. from a
+    /// side-by-side run of bench/torch_reference.py --conv.
+    #[arg(long, value_delimiter = ',', default_values_t = [8.8, 22.8])]
+    torch_ms: Vec<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args = Args::parse();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build_global()
+        .expect("the global thread pool is built once");
+    println!(
+        "conv2d 3×3 fwd+bwd, {} threads, median of {} runs",
+        args.threads, args.reps
+    );
+
+    let shapes = [[128, 32, 13, 13], [64, 32, 26, 26]];
+    for (case, shape) in shapes.iter().enumerate() {
+        let (o, k) = (64, 3);
+        let mut x = Param::new(random_like(shape, 1));
+        let w = Param::new(random_like(&[o, shape[1], k, k], 2).mapv(|v| v * 0.1));
+        let b = Param::new(random_like(&[o], 3));
+        x.set_frozen(false);
+        let (oh, ow) = (shape[2] - k + 1, shape[3] - k + 1);
+        // PyTorch's count: forward 2·C·O·9·OH·OW·N, backward twice that.
+        let flops = 3.0 * 2.0 * (shape[1] * o * k * k * oh * ow * shape[0]) as f64;
+
+        let (mut fwd, mut bwd, mut total) = (Vec::new(), Vec::new(), Vec::new());
+        for rep in 0..args.reps + 3 {
+            let tape = Tape::new();
+            let t0 = Instant::now();
+            let y = tape.param(&x).conv2d(
+                &tape.param(&w),
+                Some(&tape.param(&b)),
+                &Conv2dOptions::default(),
+            );
+            let t1 = Instant::now();
+            let grads = y.sum().backward();
+            let t2 = Instant::now();
+            assert_eq!(grads.len(), 3);
+            drop(grads);
+            if rep >= 3 {
+                fwd.push((t1 - t0).as_secs_f64() * 1e3);
+                bwd.push((t2 - t1).as_secs_f64() * 1e3);
+                total.push((t2 - t0).as_secs_f64() * 1e3);
+            }
+        }
+        let (fwd, bwd, total) = (median(fwd), median(bwd), median(total));
+        let torch = args.torch_ms.get(case).copied();
+        println!(
+            "{:>3}×{}×{}×{} → {o}: {total:7.2} ms ({:6.1} GFLOP/s)  forward {fwd:6.2} ms  backward {bwd:6.2} ms{}",
+            shape[0],
+            shape[1],
+            shape[2],
+            shape[3],
+            flops / total / 1e6,
+            torch.map_or(String::new(), |t| format!("  ours/PyTorch {:.2} (PyTorch {t} ms)", total / t)),
+        );
+    }
+}

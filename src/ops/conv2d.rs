@@ -1,0 +1,371 @@
+//! 2-d convolution (cross-correlation, as in every framework), forward and backward.
+//!
+//! Algorithm: im2col + GEMM (see [`im2col`](super::im2col)). For a group of images,
+//! the column matrix `col[K, B·P]` (`K = C·kh·kw` taps, `P = OH·OW` output pixels,
+//! `B` images side by side) turns all three products into one matrix product each:
+//!
+//! - forward: `out[O, B·P] = W[O, K] · col`
+//! - weight gradient: `dW[O, K] += G[O, B·P] · colᵀ`
+//! - input gradient: `dcol[K, B·P] = Wᵀ · G`, then col2im adds `dcol` back into `dx`.
+//!
+//! Why this split: a layer of a small convnet has few output pixels per image (R1's
+//! second conv: 11×11 = 121), too few for an efficient product on their own, so
+//! images are grouped until a group has about [`TARGET_COLUMNS`] columns. The batch is
+//! cut into one contiguous run of images per rayon task; each task owns its column
+//! buffers (allocated once per call, reused for every group) and runs its products
+//! single-threaded, so the two levels of parallelism never fight. Each task
+//! accumulates its own `dW`/`db`, and the partial sums are added in task order, so the
+//! result is the same, bit for bit, on every run with the same thread count.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn, ShapeBuilder};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::im2col::ConvGeometry;
+use super::padding::Padding;
+use crate::tensor::Tensor;
+
+/// Columns (images × output pixels) a group of images should fill before its
+/// products run: fewer makes the GEMM inefficient, more costs cache.
+const TARGET_COLUMNS: usize = 512;
+
+/// Rayon tasks per thread: more than one lets a thread that was slowed down (by
+/// another process) be caught up by the others.
+const TASKS_PER_THREAD: usize = 2;
+
+/// Stride, padding and dilation of a [`Tensor::conv2d`]. The default is PyTorch's:
+/// stride 1, no padding ([`Padding::Valid`]), dilation 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conv2dOptions {
+    /// Step of the window `(rows, columns)`.
+    pub stride: (usize, usize),
+    /// Padding of the input.
+    pub padding: Padding,
+    /// Spacing of the kernel taps `(rows, columns)`; 1 is a dense kernel.
+    pub dilation: (usize, usize),
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions {
+            stride: (1, 1),
+            padding: Padding::Valid,
+            dilation: (1, 1),
+        }
+    }
+}
+
+impl Tensor {
+    /// 2-d cross-correlation of a batch of images with a bank of filters, plus an
+    /// optional bias per output channel.
+    ///
+    /// # Shapes
+    /// input `[N, C, H, W]`, `weight` `[O, C, kh, kw]`, `bias` `[O]`
+    /// → output `[N, O, OH, OW]`, where `OH, OW` follow from `opts.padding`
+    /// (see [`Padding::resolve`]).
+    ///
+    /// Panics, naming `conv2d` and the shapes, if they do not fit together or the
+    /// kernel does not fit in the padded input.
+    ///
+    /// ```
+    /// use ferrocnn::{Conv2dOptions, Padding, Tensor};
+    /// use ndarray::Array4;
+    ///
+    /// let x = Tensor::new(Array4::from_shape_vec((1, 1, 2, 2), vec![1.0f32, 2., 3., 4.]).unwrap().into_dyn());
+    /// let k = Tensor::new(Array4::from_shape_vec((1, 1, 2, 2), vec![1.0f32, 2., 3., 4.]).unwrap().into_dyn());
+    /// let same = Conv2dOptions { padding: Padding::Same, ..Default::default() };
+    /// let y = x.conv2d(&k, None, &same);
+    /// assert_eq!(y.value().as_slice().unwrap(), &[30.0, 14.0, 11.0, 4.0]);
+    /// ```
+    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions) -> Tensor {
+        let (xs, ws) = (self.shape(), weight.shape());
+        assert!(
+            xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1],
+            "conv2d: input {xs:?} and weight {ws:?} do not fit (expects input [N, C, H, W] \
+             and weight [O, C, kh, kw] with the same C)"
+        );
+        let (n, channels, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+        let (o, kh, kw) = (ws[0], ws[2], ws[3]);
+        if let Some(b) = bias {
+            assert!(
+                b.shape() == [o],
+                "conv2d: bias {:?} does not match weight {ws:?} (expects [{o}])",
+                b.shape()
+            );
+        }
+        let pad = opts
+            .padding
+            .resolve((h, w), (kh, kw), opts.stride, opts.dilation)
+            .unwrap_or_else(|| {
+                panic!(
+                    "conv2d: kernel of weight {ws:?} (dilation {:?}) does not fit input {xs:?} \
+                     with padding {:?} and stride {:?}",
+                    opts.dilation, opts.padding, opts.stride
+                )
+            });
+        let geometry = ConvGeometry {
+            channels,
+            h,
+            w,
+            kh,
+            kw,
+            stride: opts.stride,
+            dilation: opts.dilation,
+            top: pad.top,
+            left: pad.left,
+            oh: pad.out_h,
+            ow: pad.out_w,
+        };
+
+        let x_value = self.shared_value();
+        let w_value = weight.shared_value();
+        let out = {
+            let x = x_value.as_standard_layout();
+            let wv = w_value.as_standard_layout();
+            let b = bias.map(|b| b.value().as_standard_layout().into_owned());
+            forward(
+                &geometry,
+                n,
+                o,
+                x.as_slice().expect("standard layout"),
+                wv.as_slice().expect("standard layout"),
+                b.as_ref().map(|b| b.as_slice().expect("standard layout")),
+            )
+        };
+        let value =
+            ArrayD::from_shape_vec(IxDyn(&[n, o, pad.out_h, pad.out_w]), out).expect("output size");
+
+        let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
+        Tensor::record("conv2d", &inputs, value, move |grad, needs| {
+            let grad = grad.as_standard_layout();
+            let x = x_value.as_standard_layout();
+            let wv = w_value.as_standard_layout();
+            let need_bias = needs.get(2).copied().unwrap_or(false);
+            let grads = backward(
+                &geometry,
+                n,
+                o,
+                x.as_slice().expect("standard layout"),
+                wv.as_slice().expect("standard layout"),
+                grad.as_slice().expect("standard layout"),
+                [needs[0], needs[1], need_bias],
+            );
+            let shape = |s: &[usize], v: Vec<f32>| {
+                ArrayD::from_shape_vec(IxDyn(s), v).expect("gradient size")
+            };
+            let mut out = vec![
+                grads.dx.map(|v| shape(&[n, channels, h, w], v)),
+                grads.dw.map(|v| shape(&[o, channels, kh, kw], v)),
+            ];
+            if needs.len() == 3 {
+                out.push(grads.db.map(|v| shape(&[o], v)));
+            }
+            out
+        })
+    }
+}
+
+/// How a batch is cut: images per rayon task, images per product.
+#[derive(Clone, Copy)]
+struct Split {
+    per_task: usize,
+    group: usize,
+}
+
+impl Split {
+    fn new(n: usize, p: usize) -> Split {
+        let tasks = rayon::current_num_threads() * TASKS_PER_THREAD;
+        let per_task = n.div_ceil(tasks).max(1);
+        let group = TARGET_COLUMNS.div_ceil(p.max(1)).clamp(1, per_task);
+        Split { per_task, group }
+    }
+}
+
+/// A `rows × cols` matrix in `data` with row stride `ld` (or, `transposed`, the
+/// transpose of the `cols × rows` matrix with row stride `ld`).
+fn mat(data: &[f32], rows: usize, cols: usize, ld: usize, transposed: bool) -> ArrayView2<'_, f32> {
+    let strides = if transposed { (1, ld) } else { (ld, 1) };
+    ArrayView2::from_shape((rows, cols).strides(strides), data).expect("matrix fits its slice")
+}
+
+fn mat_mut(data: &mut [f32], rows: usize, cols: usize, ld: usize) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((rows, cols).strides((ld, 1)), data).expect("matrix fits its slice")
+}
+
+/// The forward pass on raw slices: `x` `[N, C, H, W]`, `w` `[O, K]`, `bias` `[O]`
+/// → `[N, O, P]`.
+fn forward(
+    g: &ConvGeometry,
+    n: usize,
+    o: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
+    let split = Split::new(n, p);
+    let mut out = vec![0.0f32; n * o * p];
+    if out.is_empty() {
+        return out;
+    }
+    let w = mat(w, o, k, k, false);
+    out.par_chunks_mut(split.per_task * o * p)
+        .zip(x.par_chunks(split.per_task * image))
+        .for_each(|(out, x)| {
+            let images = out.len() / (o * p);
+            let mut col = vec![0.0f32; k * split.group * p];
+            let mut product = vec![
+                0.0f32;
+                if split.group > 1 {
+                    o * split.group * p
+                } else {
+                    0
+                }
+            ];
+            for first in (0..images).step_by(split.group) {
+                let b = split.group.min(images - first);
+                let ld = b * p;
+                for i in 0..b {
+                    g.im2col(&x[(first + i) * image..], &mut col, ld, i * p);
+                }
+                let out = &mut out[first * o * p..(first + b) * o * p];
+                let col = mat(&col, k, ld, ld, false);
+                if b == 1 {
+                    general_mat_mul(1.0, &w, &col, 0.0, &mut mat_mut(out, o, p, p));
+                } else {
+                    general_mat_mul(1.0, &w, &col, 0.0, &mut mat_mut(&mut product, o, ld, ld));
+                    // [O, B·P] → [B, O, P]
+                    for (i, out) in out.chunks_exact_mut(o * p).enumerate() {
+                        for (oc, out) in out.chunks_exact_mut(p).enumerate() {
+                            out.copy_from_slice(&product[oc * ld + i * p..oc * ld + (i + 1) * p]);
+                        }
+                    }
+                }
+                if let Some(bias) = bias {
+                    for out in out.chunks_exact_mut(o * p) {
+                        for (out, &b) in out.chunks_exact_mut(p).zip(bias) {
+                            out.iter_mut().for_each(|v| *v += b);
+                        }
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// Gradients of one conv2d; `None` where not asked for.
+struct ConvGrads {
+    dx: Option<Vec<f32>>,
+    dw: Option<Vec<f32>>,
+    db: Option<Vec<f32>>,
+}
+
+/// The backward pass on raw slices: `grad` `[N, O, P]` → `dx` `[N, C, H, W]`,
+/// `dw` `[O, K]`, `db` `[O]`, each only if `needs` says so.
+fn backward(
+    g: &ConvGeometry,
+    n: usize,
+    o: usize,
+    x: &[f32],
+    w: &[f32],
+    grad: &[f32],
+    needs: [bool; 3],
+) -> ConvGrads {
+    let [need_x, need_w, need_b] = needs;
+    let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
+    let split = Split::new(n, p);
+    let wt = mat(w, k, o, k, true);
+
+    // One task: images `x`/`grad` (and `dx` if asked), returning its partial dW, db.
+    let task = |x: &[f32], grad: &[f32], mut dx: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
+        let images = grad.len() / (o * p);
+        let mut dw = vec![0.0f32; if need_w { o * k } else { 0 }];
+        let mut db = vec![0.0f32; if need_b { o } else { 0 }];
+        if need_b {
+            for grad in grad.chunks_exact(o * p) {
+                for (db, grad) in db.iter_mut().zip(grad.chunks_exact(p)) {
+                    *db += grad.iter().sum::<f32>();
+                }
+            }
+        }
+        if !need_w && !need_x {
+            return (dw, db);
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            // Write before col2im reads: fresh pages of a large zeroed allocation are
+            // mapped to the shared zero page on a read, and the write after it costs
+            // a copy-on-write fault plus a TLB shootdown on every core (measured: a
+            // quarter of the backward time).
+            dx.fill(0.0);
+        }
+        let mut col = vec![0.0f32; k * split.group * p];
+        let mut gathered = vec![
+            0.0f32;
+            if split.group > 1 {
+                o * split.group * p
+            } else {
+                0
+            }
+        ];
+        for first in (0..images).step_by(split.group) {
+            let b = split.group.min(images - first);
+            let ld = b * p;
+            let grad = &grad[first * o * p..(first + b) * o * p];
+            // G[O, B·P]: the group's output gradients side by side.
+            let gmat = if b == 1 {
+                mat(grad, o, p, p, false)
+            } else {
+                for (i, grad) in grad.chunks_exact(o * p).enumerate() {
+                    for (oc, grad) in grad.chunks_exact(p).enumerate() {
+                        gathered[oc * ld + i * p..oc * ld + (i + 1) * p].copy_from_slice(grad);
+                    }
+                }
+                mat(&gathered, o, ld, ld, false)
+            };
+            if need_w {
+                for i in 0..b {
+                    g.im2col(&x[(first + i) * image..], &mut col, ld, i * p);
+                }
+                let colt = mat(&col, ld, k, ld, true);
+                general_mat_mul(1.0, &gmat, &colt, 1.0, &mut mat_mut(&mut dw, o, k, k));
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                general_mat_mul(1.0, &wt, &gmat, 0.0, &mut mat_mut(&mut col, k, ld, ld));
+                for i in 0..b {
+                    let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
+                    g.col2im(&col, ld, i * p, dx);
+                }
+            }
+        }
+        (dw, db)
+    };
+
+    let mut dx = need_x.then(|| vec![0.0f32; n * image]);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = if n * o * p == 0 {
+        Vec::new()
+    } else if let Some(dx) = dx.as_mut() {
+        dx.par_chunks_mut(split.per_task * image)
+            .zip(x.par_chunks(split.per_task * image))
+            .zip(grad.par_chunks(split.per_task * o * p))
+            .map(|((dx, x), grad)| task(x, grad, Some(dx)))
+            .collect()
+    } else {
+        x.par_chunks(split.per_task * image.max(1))
+            .zip(grad.par_chunks(split.per_task * o * p))
+            .map(|(x, grad)| task(x, grad, None))
+            .collect()
+    };
+    // Fixed-order reduction: deterministic for a given thread count.
+    let mut dw = need_w.then(|| vec![0.0f32; o * k]);
+    let mut db = need_b.then(|| vec![0.0f32; o]);
+    for (pdw, pdb) in &partials {
+        if let Some(dw) = dw.as_mut() {
+            dw.iter_mut().zip(pdw).for_each(|(a, b)| *a += b);
+        }
+        if let Some(db) = db.as_mut() {
+            db.iter_mut().zip(pdb).for_each(|(a, b)| *a += b);
+        }
+    }
+    ConvGrads { dx, dw, db }
+}

@@ -1,0 +1,226 @@
+//! im2col and col2im: the data movement that turns a convolution into a matrix
+//! product.
+//!
+//! For one image `[C, H, W]`, the column matrix has one row per kernel tap
+//! `(c, i, j)` (`K = C·kh·kw` rows) and one column per output pixel (`P = OH·OW`);
+//! row `(c, i, j)` holds the input pixel each output pixel sees through that tap (0 in
+//! the padding). Then `out[O, P] = W[O, K] · col[K, P]`.
+//!
+//! Both directions walk a row of the column matrix one output row at a time: for a
+//! fixed tap and output row, the pixels come from one input row, so with stride 1 the
+//! copy is a contiguous `copy_from_slice` (a `memcpy`), and the padding is a run of
+//! zeros at either end. No per-element index arithmetic or bounds check in the inner
+//! loop. Several images can share one column matrix (`ld` is the row stride, `offset`
+//! the first column of this image), so small images can be batched into one product.
+
+/// The geometry of one conv2d: input plane, kernel, stride, dilation, padding and
+/// output plane.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvGeometry {
+    pub channels: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: (usize, usize),
+    pub dilation: (usize, usize),
+    pub top: usize,
+    pub left: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+/// For one kernel column offset `j`: output columns `[lo, hi)` read the input
+/// (starting at input column `first`), the rest read padding.
+#[derive(Clone, Copy)]
+struct ColumnRange {
+    lo: usize,
+    hi: usize,
+    first: usize,
+}
+
+impl ConvGeometry {
+    /// Rows of the column matrix: `C·kh·kw`.
+    pub fn k(&self) -> usize {
+        self.channels * self.kh * self.kw
+    }
+
+    /// Output pixels per image: `OH·OW`.
+    pub fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Input row read by output row `oy` through kernel row `i`, if not padding.
+    #[inline]
+    fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
+        (oy * self.stride.0 + i * self.dilation.0)
+            .checked_sub(self.top)
+            .filter(|&r| r < self.h)
+    }
+
+    fn column_range(&self, j: usize) -> ColumnRange {
+        let (s, offset) = (self.stride.1, j * self.dilation.1);
+        // Input column of output column x is x·s + offset − left; in bounds when
+        // left − offset ≤ x·s < W + left − offset.
+        let lo = self.left.saturating_sub(offset).div_ceil(s).min(self.ow);
+        let hi = (self.w + self.left)
+            .saturating_sub(offset)
+            .div_ceil(s)
+            .clamp(lo, self.ow);
+        ColumnRange {
+            lo,
+            hi,
+            first: (lo * s + offset).saturating_sub(self.left),
+        }
+    }
+
+    /// Writes image `x` (`[C, H, W]`, contiguous) into columns
+    /// `offset .. offset + P` of `col` (`K` rows of stride `ld`).
+    pub fn im2col(&self, x: &[f32], col: &mut [f32], ld: usize, offset: usize) {
+        let (ow, sw) = (self.ow, self.stride.1);
+        let mut row = 0;
+        for c in 0..self.channels {
+            let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for i in 0..self.kh {
+                for j in 0..self.kw {
+                    let range = self.column_range(j);
+                    let dst_row = &mut col[row * ld + offset..row * ld + offset + self.p()];
+                    for (oy, dst) in dst_row.chunks_exact_mut(ow).enumerate() {
+                        let Some(r) = self.input_row(oy, i) else {
+                            dst.fill(0.0);
+                            continue;
+                        };
+                        let src = &plane[r * self.w..(r + 1) * self.w];
+                        dst[..range.lo].fill(0.0);
+                        dst[range.hi..].fill(0.0);
+                        if range.lo == range.hi {
+                            continue;
+                        }
+                        let dst = &mut dst[range.lo..range.hi];
+                        if sw == 1 {
+                            dst.copy_from_slice(&src[range.first..range.first + dst.len()]);
+                        } else {
+                            for (d, s) in dst.iter_mut().zip(src[range.first..].iter().step_by(sw))
+                            {
+                                *d = *s;
+                            }
+                        }
+                    }
+                    row += 1;
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`im2col`](Self::im2col): adds columns `offset .. offset + P`
+    /// of `col` back into image `dx` (`[C, H, W]`), each tap onto the pixel it read.
+    pub fn col2im(&self, col: &[f32], ld: usize, offset: usize, dx: &mut [f32]) {
+        let (ow, sw) = (self.ow, self.stride.1);
+        let mut row = 0;
+        for c in 0..self.channels {
+            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for i in 0..self.kh {
+                for j in 0..self.kw {
+                    let range = self.column_range(j);
+                    let src_row = &col[row * ld + offset..row * ld + offset + self.p()];
+                    for (oy, src) in src_row.chunks_exact(ow).enumerate() {
+                        let Some(r) = self.input_row(oy, i).filter(|_| range.lo < range.hi) else {
+                            continue;
+                        };
+                        let dst = &mut plane[r * self.w..(r + 1) * self.w];
+                        let src = &src[range.lo..range.hi];
+                        if sw == 1 {
+                            let dst = &mut dst[range.first..range.first + src.len()];
+                            for (d, s) in dst.iter_mut().zip(src) {
+                                *d += *s;
+                            }
+                        } else {
+                            for (d, s) in dst[range.first..].iter_mut().step_by(sw).zip(src) {
+                                *d += *s;
+                            }
+                        }
+                    }
+                    row += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive im2col with explicit index arithmetic, to pin the fast one down.
+    fn naive(g: &ConvGeometry, x: &[f32]) -> Vec<f32> {
+        let mut col = vec![0.0; g.k() * g.p()];
+        for c in 0..g.channels {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let row = (c * g.kh + i) * g.kw + j;
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let r = (oy * g.stride.0 + i * g.dilation.0) as isize - g.top as isize;
+                            let q = (ox * g.stride.1 + j * g.dilation.1) as isize - g.left as isize;
+                            if r >= 0 && q >= 0 && (r as usize) < g.h && (q as usize) < g.w {
+                                col[row * g.p() + oy * g.ow + ox] =
+                                    x[(c * g.h + r as usize) * g.w + q as usize];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        col
+    }
+
+    #[test]
+    fn im2col_matches_naive_and_col2im_is_its_adjoint() {
+        let cases = [
+            // (c, h, w, kh, kw, stride, dilation, top, left, bottom, right)
+            (1, 4, 4, 3, 3, (1, 1), (1, 1), 0, 0, 0, 0),
+            (2, 5, 6, 2, 3, (2, 1), (1, 1), 1, 0, 1, 2),
+            (3, 7, 5, 3, 2, (2, 3), (2, 1), 2, 1, 0, 3),
+            (1, 3, 3, 3, 3, (1, 1), (1, 1), 2, 2, 2, 2),
+        ];
+        for (channels, h, w, kh, kw, stride, dilation, top, left, bottom, right) in cases {
+            let oh = (h + top + bottom - (kh - 1) * dilation.0 - 1) / stride.0 + 1;
+            let ow = (w + left + right - (kw - 1) * dilation.1 - 1) / stride.1 + 1;
+            let g = ConvGeometry {
+                channels,
+                h,
+                w,
+                kh,
+                kw,
+                stride,
+                dilation,
+                top,
+                left,
+                oh,
+                ow,
+            };
+            let x: Vec<f32> = (0..channels * h * w).map(|v| v as f32 + 1.0).collect();
+            let expected = naive(&g, &x);
+            // Placed as the second image of a two-image column matrix.
+            let ld = 2 * g.p();
+            let mut col = vec![f32::NAN; g.k() * ld];
+            g.im2col(&x, &mut col, ld, g.p());
+            for row in 0..g.k() {
+                assert_eq!(
+                    &col[row * ld + g.p()..(row + 1) * ld],
+                    &expected[row * g.p()..(row + 1) * g.p()]
+                );
+            }
+            // <im2col(x), y> = <x, col2im(y)> for y = the column matrix of ones·index.
+            let y: Vec<f32> = (0..g.k() * ld).map(|v| (v % 7) as f32).collect();
+            let mut back = vec![0.0; x.len()];
+            g.col2im(&y, ld, g.p(), &mut back);
+            let lhs: f32 = (0..g.k())
+                .flat_map(|row| (0..g.p()).map(move |p| (row, p)))
+                .map(|(row, p)| col[row * ld + g.p() + p] * y[row * ld + g.p() + p])
+                .sum();
+            let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
+            assert_eq!(lhs, rhs);
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Pooling: max, average and global average, forward and backward.
+//!
+//! Every `[H, W]` plane of an `[N, C, H, W]` tensor is pooled independently, so the
+//! work is split over the `N·C` planes with rayon, and each plane is a plain loop
+//! over slices. Windows may overlap (kernel > stride) and may hang over the padding:
+//! the backward passes *scatter-add* into the input gradient window by window, so an
+//! input pixel shared by several windows receives the sum of their contributions
+//! (candle's pooling backward assumes kernel == stride and gets this wrong).
+//!
+//! Max pooling records, for each output, the index of the winning input within its
+//! plane (`u32`), and the backward routes the gradient there. Padding never wins: it
+//! counts as −∞, and every window holds at least one real pixel because the padding
+//! on each side is required to be smaller than the kernel.
+
+use std::sync::Arc;
+
+use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
+
+use super::padding::{Padding, ResolvedPadding};
+use crate::tensor::Tensor;
+
+/// The geometry of one pooling: input plane, window, stride, padding, output plane.
+#[derive(Clone, Copy, Debug)]
+struct PoolGeometry {
+    h: usize,
+    w: usize,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    pad: ResolvedPadding,
+}
+
+impl PoolGeometry {
+    fn new(
+        op: &str,
+        x: &Tensor,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: Padding,
+    ) -> Self {
+        let (_, _, h, w) = x.view4(op).dim();
+        let shape = x.shape();
+        let pad = padding.resolve((h, w), kernel, stride, (1, 1)).unwrap_or_else(|| {
+            panic!("{op}: kernel {kernel:?} with stride {stride:?} and padding {padding:?} does not fit input {shape:?}")
+        });
+        assert!(
+            pad.top.max(pad.bottom) < kernel.0 && pad.left.max(pad.right) < kernel.1,
+            "{op}: padding {padding:?} must be smaller than the kernel {kernel:?} on every side (input {shape:?})"
+        );
+        PoolGeometry {
+            h,
+            w,
+            kernel,
+            stride,
+            pad,
+        }
+    }
+
+    fn out_len(&self) -> usize {
+        self.pad.out_h * self.pad.out_w
+    }
+
+    /// The in-bounds part of output `(oy, ox)`'s window: input rows and columns.
+    #[inline]
+    fn window(&self, oy: usize, ox: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (y0, x0) = (oy * self.stride.0, ox * self.stride.1);
+        let rows = y0.saturating_sub(self.pad.top)..(y0 + self.kernel.0 - self.pad.top).min(self.h);
+        let cols =
+            x0.saturating_sub(self.pad.left)..(x0 + self.kernel.1 - self.pad.left).min(self.w);
+        (rows, cols)
+    }
+
+    /// Output shape for input shape `[N, C, H, W]`.
+    fn out_shape(&self, shape: &[usize]) -> [usize; 4] {
+        [shape[0], shape[1], self.pad.out_h, self.pad.out_w]
+    }
+}
+
+impl Tensor {
+    /// Max pooling over `kernel` windows moved by `stride`. Padding counts as −∞ (it
+    /// never wins); each side's padding must be smaller than the kernel.
+    ///
+    /// # Shapes
+    /// `[N, C, H, W]` → `[N, C, OH, OW]`, with `OH, OW` from [`Padding::resolve`].
+    pub fn max_pool2d(
+        &self,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: Padding,
+    ) -> Tensor {
+        let geometry = PoolGeometry::new("max_pool2d", self, kernel, stride, padding);
+        let x = self.value().as_standard_layout();
+        let x = x.as_slice().expect("standard layout");
+        let (plane, out_plane) = (geometry.h * geometry.w, geometry.out_len());
+        let planes = x.len() / plane.max(1);
+        let mut out = vec![0.0f32; planes * out_plane];
+        let mut argmax = vec![0u32; planes * out_plane];
+        if !out.is_empty() {
+            out.par_chunks_mut(out_plane)
+                .zip(argmax.par_chunks_mut(out_plane))
+                .zip(x.par_chunks(plane))
+                .for_each(|((out, argmax), x)| {
+                    let mut i = 0;
+                    for oy in 0..geometry.pad.out_h {
+                        for ox in 0..geometry.pad.out_w {
+                            let (rows, cols) = geometry.window(oy, ox);
+                            let (mut best, mut at) =
+                                (f32::NEG_INFINITY, rows.start * geometry.w + cols.start);
+                            for r in rows {
+                                let row = &x[r * geometry.w..(r + 1) * geometry.w];
+                                for c in cols.clone() {
+                                    // `>` keeps the first maximum; NaN propagates as in PyTorch.
+                                    if row[c] > best || row[c].is_nan() {
+                                        best = row[c];
+                                        at = r * geometry.w + c;
+                                        if best.is_nan() {
+                                            break;
+                                        }
+                                    }
+                                }
+                            }
+                            out[i] = best;
+                            argmax[i] = at as u32;
+                            i += 1;
+                        }
+                    }
+                });
+        }
+        let shape = geometry.out_shape(self.shape());
+        let value = ArrayD::from_shape_vec(IxDyn(&shape), out).expect("output size");
+        let input_shape = self.shape().to_vec();
+        let argmax = Arc::new(argmax);
+        Tensor::record("max_pool2d", &[self], value, move |g, _| {
+            let g = g.as_standard_layout();
+            let g = g.as_slice().expect("standard layout");
+            let mut dx = ArrayD::zeros(IxDyn(&input_shape));
+            if !g.is_empty() {
+                let dxs = dx.as_slice_mut().expect("standard layout");
+                dxs.par_chunks_mut(plane)
+                    .zip(g.par_chunks(out_plane))
+                    .zip(argmax.par_chunks(out_plane))
+                    .for_each(|((dx, g), argmax)| {
+                        // Scatter-add: overlapping windows may share a winner.
+                        for (&g, &at) in g.iter().zip(argmax) {
+                            dx[at as usize] += g;
+                        }
+                    });
+            }
+            vec![Some(dx)]
+        })
+    }
+
+    /// Average pooling over `kernel` windows moved by `stride`, with zero padding.
+    /// With `count_include_pad` the sum is divided by the kernel area (PyTorch's
+    /// default), otherwise by the number of real (non-padding) pixels in the window.
+    ///
+    /// # Shapes
+    /// `[N, C, H, W]` → `[N, C, OH, OW]`, with `OH, OW` from [`Padding::resolve`].
+    pub fn avg_pool2d(
+        &self,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: Padding,
+        count_include_pad: bool,
+    ) -> Tensor {
+        let geometry = PoolGeometry::new("avg_pool2d", self, kernel, stride, padding);
+        let divisor = move |rows: &std::ops::Range<usize>, cols: &std::ops::Range<usize>| -> f32 {
+            if count_include_pad {
+                (kernel.0 * kernel.1) as f32
+            } else {
+                (rows.len() * cols.len()) as f32
+            }
+        };
+        let x = self.value().as_standard_layout();
+        let x = x.as_slice().expect("standard layout");
+        let (plane, out_plane) = (geometry.h * geometry.w, geometry.out_len());
+        let planes = x.len() / plane.max(1);
+        let mut out = vec![0.0f32; planes * out_plane];
+        if !out.is_empty() {
+            out.par_chunks_mut(out_plane)
+                .zip(x.par_chunks(plane))
+                .for_each(|(out, x)| {
+                    let mut i = 0;
+                    for oy in 0..geometry.pad.out_h {
+                        for ox in 0..geometry.pad.out_w {
+                            let (rows, cols) = geometry.window(oy, ox);
+                            let d = divisor(&rows, &cols);
+                            let sum: f32 = rows
+                                .map(|r| {
+                                    x[r * geometry.w + cols.start..r * geometry.w + cols.end]
+                                        .iter()
+                                        .sum::<f32>()
+                                })
+                                .sum();
+                            out[i] = sum / d;
+                            i += 1;
+                        }
+                    }
+                });
+        }
+        let shape = geometry.out_shape(self.shape());
+        let value = ArrayD::from_shape_vec(IxDyn(&shape), out).expect("output size");
+        let input_shape = self.shape().to_vec();
+        Tensor::record("avg_pool2d", &[self], value, move |g, _| {
+            let g = g.as_standard_layout();
+            let g = g.as_slice().expect("standard layout");
+            let mut dx = ArrayD::zeros(IxDyn(&input_shape));
+            if !g.is_empty() {
+                let dxs = dx.as_slice_mut().expect("standard layout");
+                dxs.par_chunks_mut(plane)
+                    .zip(g.par_chunks(out_plane))
+                    .for_each(|(dx, g)| {
+                        let mut i = 0;
+                        for oy in 0..geometry.pad.out_h {
+                            for ox in 0..geometry.pad.out_w {
+                                let (rows, cols) = geometry.window(oy, ox);
+                                let share = g[i] / divisor(&rows, &cols);
+                                for r in rows {
+                                    dx[r * geometry.w + cols.start..r * geometry.w + cols.end]
+                                        .iter_mut()
+                                        .for_each(|v| *v += share);
+                                }
+                                i += 1;
+                            }
+                        }
+                    });
+            }
+            vec![Some(dx)]
+        })
+    }
+
+    /// The mean of each plane: global average pooling, as before a classifier head.
+    ///
+    /// # Shapes
+    /// `[N, C, H, W]` → `[N, C]`.
+    pub fn global_avg_pool2d(&self) -> Tensor {
+        let shape = self.shape().to_vec();
+        assert!(
+            shape.len() == 4 && shape[2] * shape[3] > 0,
+            "global_avg_pool2d: expects a 4-d NCHW tensor with non-empty planes, got shape {shape:?}"
+        );
+        let plane = shape[2] * shape[3];
+        let x = self.value().as_standard_layout();
+        let x = x.as_slice().expect("standard layout");
+        let out: Vec<f32> = x
+            .par_chunks(plane)
+            .map(|p| p.iter().sum::<f32>() / plane as f32)
+            .collect();
+        let value = ArrayD::from_shape_vec(IxDyn(&shape[..2]), out).expect("output size");
+        Tensor::record("global_avg_pool2d", &[self], value, move |g, _| {
+            let g = g.as_standard_layout();
+            let g = g.as_slice().expect("standard layout");
+            let mut dx = ArrayD::zeros(IxDyn(&shape));
+            dx.as_slice_mut()
+                .expect("standard layout")
+                .par_chunks_mut(plane)
+                .zip(g.par_iter())
+                .for_each(|(dx, &g)| dx.fill(g / plane as f32));
+            vec![Some(dx)]
+        })
+    }
+}

@@ -1,0 +1,395 @@
+//! conv2d and the pools: gradient checks, known values, and the fast conv against a
+//! direct seven-loop convolution.
+
+use ferrocnn::gradcheck::random_like;
+use ferrocnn::{Conv2dOptions, GradCheck, Padding, Param, Tape, Tensor};
+use ndarray::{Array4, ArrayD, IxDyn};
+
+fn arr4(shape: (usize, usize, usize, usize), values: &[f32]) -> ArrayD<f32> {
+    Array4::from_shape_vec(shape, values.to_vec())
+        .unwrap()
+        .into_dyn()
+}
+
+fn opts(stride: (usize, usize), padding: Padding, dilation: (usize, usize)) -> Conv2dOptions {
+    Conv2dOptions {
+        stride,
+        padding,
+        dilation,
+    }
+}
+
+/// (input shape, weight shape, options, with bias)
+type ConvCase = ([usize; 4], [usize; 4], Conv2dOptions, bool);
+
+fn conv_cases() -> Vec<ConvCase> {
+    vec![
+        ([1, 1, 5, 5], [1, 1, 3, 3], Conv2dOptions::default(), true),
+        ([2, 3, 5, 4], [2, 3, 2, 3], Conv2dOptions::default(), false),
+        (
+            [2, 2, 7, 6],
+            [3, 2, 3, 3],
+            opts((2, 2), Padding::Valid, (1, 1)),
+            true,
+        ),
+        (
+            [1, 2, 6, 5],
+            [2, 2, 3, 2],
+            opts((1, 2), Padding::Explicit(1, 2), (1, 1)),
+            true,
+        ),
+        // Same with odd total padding: 6 with kernel 2 → total 1 (bottom/right).
+        (
+            [2, 1, 6, 6],
+            [2, 1, 2, 2],
+            opts((1, 1), Padding::Same, (1, 1)),
+            true,
+        ),
+        (
+            [1, 2, 6, 7],
+            [2, 2, 3, 3],
+            opts((2, 2), Padding::Same, (1, 1)),
+            false,
+        ),
+        (
+            [2, 2, 7, 7],
+            [2, 2, 3, 3],
+            opts((1, 1), Padding::Valid, (2, 2)),
+            true,
+        ),
+        (
+            [1, 1, 6, 6],
+            [2, 1, 2, 3],
+            opts((2, 1), Padding::Same, (2, 1)),
+            true,
+        ),
+    ]
+}
+
+/// The definition, seven loops deep: out[n,o,y,x] = b[o] + Σ_{c,i,j} w[o,c,i,j]·x[n,c,y·s+i·d−top, x·s+j·d−left].
+/// Also returns the gradients for an output gradient `g`, by the same loops.
+#[allow(clippy::type_complexity)]
+fn naive_conv(
+    x: &ArrayD<f32>,
+    w: &ArrayD<f32>,
+    b: Option<&ArrayD<f32>>,
+    o: &Conv2dOptions,
+    g: Option<&ArrayD<f32>>,
+) -> (ArrayD<f32>, ArrayD<f32>, ArrayD<f32>, ArrayD<f32>) {
+    let (xs, ws) = (x.shape(), w.shape());
+    let r = o
+        .padding
+        .resolve((xs[2], xs[3]), (ws[2], ws[3]), o.stride, o.dilation)
+        .unwrap();
+    let mut y = ArrayD::zeros(IxDyn(&[xs[0], ws[0], r.out_h, r.out_w]));
+    let mut dx = ArrayD::zeros(x.raw_dim());
+    let mut dw = ArrayD::zeros(w.raw_dim());
+    let mut db = ArrayD::zeros(IxDyn(&[ws[0]]));
+    for n in 0..xs[0] {
+        for oc in 0..ws[0] {
+            for oy in 0..r.out_h {
+                for ox in 0..r.out_w {
+                    let gv = g.map_or(0.0, |g| g[[n, oc, oy, ox]]);
+                    let mut acc = b.map_or(0.0, |b| b[[oc]]);
+                    db[[oc]] += gv;
+                    for c in 0..xs[1] {
+                        for i in 0..ws[2] {
+                            for j in 0..ws[3] {
+                                let iy =
+                                    (oy * o.stride.0 + i * o.dilation.0) as isize - r.top as isize;
+                                let ix =
+                                    (ox * o.stride.1 + j * o.dilation.1) as isize - r.left as isize;
+                                if iy < 0 || ix < 0 || iy >= xs[2] as isize || ix >= xs[3] as isize
+                                {
+                                    continue;
+                                }
+                                let (iy, ix) = (iy as usize, ix as usize);
+                                acc += w[[oc, c, i, j]] * x[[n, c, iy, ix]];
+                                dx[[n, c, iy, ix]] += gv * w[[oc, c, i, j]];
+                                dw[[oc, c, i, j]] += gv * x[[n, c, iy, ix]];
+                            }
+                        }
+                    }
+                    y[[n, oc, oy, ox]] = acc;
+                }
+            }
+        }
+    }
+    (y, dx, dw, db)
+}
+
+fn assert_close(what: &str, a: &ArrayD<f32>, b: &ArrayD<f32>) {
+    assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
+    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-4 * scale,
+            "{what}[{i}]: {x} vs reference {y}"
+        );
+    }
+}
+
+#[test]
+fn conv2d_gradients_match_finite_differences() {
+    for (seed, (xs, ws, o, with_bias)) in conv_cases().into_iter().enumerate() {
+        let seed = seed as u64 * 3;
+        let mut inputs = vec![random_like(&xs, seed + 1), random_like(&ws, seed + 2)];
+        if with_bias {
+            inputs.push(random_like(&ws[..1], seed + 3));
+        }
+        GradCheck::default()
+            .run(&inputs, |t| t[0].conv2d(&t[1], t.get(2), &o))
+            .unwrap_or_else(|e| panic!("input {xs:?} weight {ws:?} {o:?} bias {with_bias}: {e}"));
+    }
+}
+
+#[test]
+fn conv2d_matches_direct_convolution_forward_and_backward() {
+    let mut cases = conv_cases();
+    // Batches large enough to be split over tasks and grouped into one product.
+    cases.push(([9, 3, 6, 6], [4, 3, 3, 3], Conv2dOptions::default(), true));
+    cases.push((
+        [13, 4, 9, 8],
+        [5, 4, 3, 2],
+        opts((2, 1), Padding::Same, (1, 2)),
+        true,
+    ));
+    cases.push((
+        [5, 8, 13, 13],
+        [16, 8, 3, 3],
+        Conv2dOptions::default(),
+        true,
+    ));
+    for (seed, (xs, ws, o, with_bias)) in cases.into_iter().enumerate() {
+        let seed = 100 + seed as u64 * 5;
+        let (x, w, b) = (
+            random_like(&xs, seed),
+            random_like(&ws, seed + 1),
+            random_like(&ws[..1], seed + 2),
+        );
+        let b = with_bias.then_some(b);
+        let (px, pw) = (Param::new(x.clone()), Param::new(w.clone()));
+        let pb = b.clone().map(Param::new);
+        let tape = Tape::new();
+        let bias = pb.as_ref().map(|p| tape.param(p));
+        let y = tape.param(&px).conv2d(&tape.param(&pw), bias.as_ref(), &o);
+        let g = random_like(y.shape(), seed + 3);
+        let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
+        let (ry, rdx, rdw, rdb) = naive_conv(&x, &w, b.as_ref(), &o, Some(&g));
+        let what = format!("input {xs:?} weight {ws:?} {o:?}");
+        assert_close(&format!("{what} forward"), y.value(), &ry);
+        assert_close(&format!("{what} dx"), &grads[&px], &rdx);
+        assert_close(&format!("{what} dW"), &grads[&pw], &rdw);
+        if let Some(pb) = &pb {
+            assert_close(&format!("{what} db"), &grads[pb], &rdb);
+        }
+    }
+}
+
+#[test]
+fn conv2d_skips_the_input_gradient_of_a_tape_input() {
+    let (x, w) = (random_like(&[3, 2, 5, 5], 1), random_like(&[4, 2, 3, 3], 2));
+    let pw = Param::new(w.clone());
+    let tape = Tape::new();
+    let y = tape
+        .input(x.clone())
+        .conv2d(&tape.param(&pw), None, &Conv2dOptions::default());
+    let g = random_like(y.shape(), 3);
+    let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
+    assert_eq!(grads.len(), 1);
+    let (_, _, rdw, _) = naive_conv(&x, &w, None, &Conv2dOptions::default(), Some(&g));
+    assert_close("dW", &grads[&pw], &rdw);
+}
+
+#[test]
+fn conv2d_blog_example_same_and_valid() {
+    // The classic 2×2 example: input [[1,2],[3,4]], kernel [[1,2],[3,4]].
+    let x = Tensor::new(arr4((1, 1, 2, 2), &[1., 2., 3., 4.]));
+    let k = Tensor::new(arr4((1, 1, 2, 2), &[1., 2., 3., 4.]));
+    let same = x.conv2d(&k, None, &opts((1, 1), Padding::Same, (1, 1)));
+    assert_eq!(same.value(), &arr4((1, 1, 2, 2), &[30., 14., 11., 4.]));
+    let valid = x.conv2d(&k, None, &Conv2dOptions::default());
+    assert_eq!(valid.value(), &arr4((1, 1, 1, 1), &[30.]));
+}
+
+#[test]
+fn conv2d_stride_two_known_values() {
+    // 4×4 input 1..16, kernel [[1,0],[0,1]] (sum of a pixel and its lower-right
+    // neighbour), stride 2: windows at (0,0) 1+6, (0,2) 3+8, (2,0) 9+14, (2,2) 11+16.
+    let x = Tensor::new(arr4(
+        (1, 1, 4, 4),
+        &(1..=16).map(|v| v as f32).collect::<Vec<_>>(),
+    ));
+    let k = Tensor::new(arr4((1, 1, 2, 2), &[1., 0., 0., 1.]));
+    let b = Tensor::new(ndarray::arr1(&[0.5f32]).into_dyn());
+    let y = x.conv2d(&k, Some(&b), &opts((2, 2), Padding::Valid, (1, 1)));
+    assert_eq!(y.value(), &arr4((1, 1, 2, 2), &[7.5, 11.5, 23.5, 27.5]));
+}
+
+#[test]
+#[should_panic(expected = "conv2d")]
+fn conv2d_rejects_channel_mismatch() {
+    let x = Tensor::new(ArrayD::zeros(IxDyn(&[1, 3, 5, 5])));
+    let w = Tensor::new(ArrayD::zeros(IxDyn(&[2, 2, 3, 3])));
+    x.conv2d(&w, None, &Conv2dOptions::default());
+}
+
+#[test]
+#[should_panic(expected = "conv2d")]
+fn conv2d_rejects_bias_mismatch() {
+    let x = Tensor::new(ArrayD::zeros(IxDyn(&[1, 2, 5, 5])));
+    let w = Tensor::new(ArrayD::zeros(IxDyn(&[2, 2, 3, 3])));
+    let b = Tensor::new(ArrayD::zeros(IxDyn(&[3])));
+    x.conv2d(&w, Some(&b), &Conv2dOptions::default());
+}
+
+#[test]
+#[should_panic(expected = "conv2d")]
+fn conv2d_rejects_kernel_larger_than_input() {
+    let x = Tensor::new(ArrayD::zeros(IxDyn(&[1, 1, 2, 2])));
+    let w = Tensor::new(ArrayD::zeros(IxDyn(&[1, 1, 3, 3])));
+    x.conv2d(&w, None, &Conv2dOptions::default());
+}
+
+/// Distinct values, at least 0.1 apart, in a shuffled order: no max-pool ties within
+/// the gradient check's perturbation.
+fn distinct(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let r = random_like(shape, seed);
+    let mut order: Vec<usize> = (0..r.len()).collect();
+    order.sort_by(|&a, &b| r.as_slice().unwrap()[a].total_cmp(&r.as_slice().unwrap()[b]));
+    let mut values = vec![0.0; r.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        values[i] = rank as f32 * 0.1 - r.len() as f32 * 0.05;
+    }
+    ArrayD::from_shape_vec(IxDyn(shape), values).unwrap()
+}
+
+/// (input shape, kernel, stride, padding)
+type PoolCase = ([usize; 4], (usize, usize), (usize, usize), Padding);
+
+fn pool_cases() -> Vec<PoolCase> {
+    vec![
+        ([2, 2, 4, 4], (2, 2), (2, 2), Padding::Valid),
+        ([1, 2, 7, 7], (3, 3), (2, 2), Padding::Valid),
+        ([2, 1, 6, 5], (3, 3), (2, 2), Padding::Same),
+        ([1, 2, 5, 6], (3, 2), (1, 2), Padding::Explicit(1, 1)),
+        ([1, 1, 7, 5], (2, 3), (3, 1), Padding::Explicit(1, 0)),
+    ]
+}
+
+#[test]
+fn max_pool2d_gradients_match_finite_differences() {
+    for (seed, (shape, kernel, stride, padding)) in pool_cases().into_iter().enumerate() {
+        GradCheck::default()
+            .run(&[distinct(&shape, seed as u64)], |t| {
+                t[0].max_pool2d(kernel, stride, padding)
+            })
+            .unwrap_or_else(|e| panic!("{shape:?} k{kernel:?} s{stride:?} {padding:?}: {e}"));
+    }
+}
+
+#[test]
+fn avg_pool2d_gradients_match_finite_differences() {
+    for (seed, (shape, kernel, stride, padding)) in pool_cases().into_iter().enumerate() {
+        for include in [true, false] {
+            GradCheck::default()
+                .run(&[random_like(&shape, seed as u64)], |t| {
+                    t[0].avg_pool2d(kernel, stride, padding, include)
+                })
+                .unwrap_or_else(|e| {
+                    panic!("{shape:?} k{kernel:?} s{stride:?} {padding:?} {include}: {e}")
+                });
+        }
+    }
+}
+
+#[test]
+fn global_avg_pool2d_gradients_match_finite_differences() {
+    GradCheck::default()
+        .run(&[random_like(&[2, 3, 4, 5], 9)], |t| {
+            t[0].global_avg_pool2d()
+        })
+        .unwrap();
+    let y = Tensor::new(arr4((1, 2, 1, 2), &[1., 3., -2., 6.])).global_avg_pool2d();
+    assert_eq!(y.value(), &ndarray::arr2(&[[2.0f32, 2.0]]).into_dyn());
+}
+
+fn pool_grad(x: ArrayD<f32>, f: impl Fn(&Tensor) -> Tensor) -> (ArrayD<f32>, ArrayD<f32>) {
+    let p = Param::new(x);
+    let tape = Tape::new();
+    let y = f(&tape.param(&p));
+    let grads = y.sum().backward();
+    (y.value().clone(), grads[&p].clone())
+}
+
+#[test]
+fn maxpool_backward_routes_to_argmax() {
+    let x = arr4((1, 1, 2, 4), &[1., 5., 2., 0., 3., 4., 8., 7.]);
+    let (y, dx) = pool_grad(x, |t| t.max_pool2d((2, 2), (2, 2), Padding::Valid));
+    assert_eq!(y, arr4((1, 1, 1, 2), &[5., 8.]));
+    assert_eq!(dx, arr4((1, 1, 2, 4), &[0., 1., 0., 0., 0., 0., 1., 0.]));
+}
+
+#[test]
+fn maxpool_overlapping_windows_accumulate() {
+    // Kernel 3, stride 2 on 5×5: the centre pixel is in all four windows and is the
+    // maximum of each, so it receives four gradients.
+    let mut v = vec![0.0f32; 25];
+    v[12] = 10.0;
+    v[0] = 1.0;
+    let (y, dx) = pool_grad(arr4((1, 1, 5, 5), &v), |t| {
+        t.max_pool2d((3, 3), (2, 2), Padding::Valid)
+    });
+    assert_eq!(y, arr4((1, 1, 2, 2), &[10.; 4]));
+    let mut expected = vec![0.0f32; 25];
+    expected[12] = 4.0;
+    assert_eq!(dx, arr4((1, 1, 5, 5), &expected));
+}
+
+#[test]
+fn maxpool_padding_never_wins() {
+    let x = arr4((1, 1, 2, 2), &[-4., -3., -2., -1.]);
+    let (y, dx) = pool_grad(x, |t| t.max_pool2d((2, 2), (1, 1), Padding::Explicit(1, 1)));
+    assert_eq!(
+        y,
+        arr4((1, 1, 3, 3), &[-4., -3., -3., -2., -1., -1., -2., -1., -1.])
+    );
+    assert_eq!(dx, arr4((1, 1, 2, 2), &[1., 2., 2., 4.]));
+}
+
+#[test]
+fn avgpool_count_include_pad_divides_by_kernel_area_or_real_pixels() {
+    let x = arr4((1, 1, 2, 2), &[1., 2., 3., 4.]);
+    let (y, dx) = pool_grad(x.clone(), |t| {
+        t.avg_pool2d((2, 2), (2, 2), Padding::Explicit(1, 1), true)
+    });
+    assert_eq!(y, arr4((1, 1, 2, 2), &[0.25, 0.5, 0.75, 1.0]));
+    assert_eq!(dx, arr4((1, 1, 2, 2), &[0.25; 4]));
+    let (y, dx) = pool_grad(x, |t| {
+        t.avg_pool2d((2, 2), (2, 2), Padding::Explicit(1, 1), false)
+    });
+    assert_eq!(y, arr4((1, 1, 2, 2), &[1., 2., 3., 4.]));
+    assert_eq!(dx, arr4((1, 1, 2, 2), &[1.; 4]));
+    // Overlapping windows (kernel 2, stride 1) without padding: the centre of a 3×3
+    // is in all four windows, each giving 1/4.
+    let (_, dx) = pool_grad(ArrayD::zeros(IxDyn(&[1, 1, 3, 3])), |t| {
+        t.avg_pool2d((2, 2), (1, 1), Padding::Valid, true)
+    });
+    assert_eq!(
+        dx,
+        arr4(
+            (1, 1, 3, 3),
+            &[0.25, 0.5, 0.25, 0.5, 1.0, 0.5, 0.25, 0.5, 0.25]
+        )
+    );
+}
+
+#[test]
+#[should_panic(expected = "max_pool2d")]
+fn maxpool_rejects_padding_as_large_as_the_kernel() {
+    Tensor::new(ArrayD::zeros(IxDyn(&[1, 1, 4, 4]))).max_pool2d(
+        (2, 2),
+        (2, 2),
+        Padding::Explicit(2, 2),
+    );
+}
