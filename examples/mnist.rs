@@ -78,7 +78,9 @@ struct Args {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if let Some(threads) = args.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global()?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()?;
     }
 
     // Data: sizes and classes come from the files.
@@ -88,11 +90,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (c, h, w) = train.image_shape();
     let classes = train.num_classes().max(test.num_classes());
-    println!("data: {} training and {} test images of {c}×{h}×{w}, {classes} classes, from {}", train.len(), test.len(), args.data.display());
+    println!(
+        "data: {} training and {} test images of {c}×{h}×{w}, {classes} classes, from {}",
+        train.len(),
+        test.len(),
+        args.data.display()
+    );
 
     // Model and its training recipe.
     let (mut model, epochs, batch_size, lr, one_cycle): (Sequential, _, _, _, _) = match args.net {
-        Net::Default => (zoo::mnist_default((c, h, w), classes, args.seed), 4, 128, 3e-3, true),
+        Net::Default => (
+            zoo::mnist_default((c, h, w), classes, args.seed),
+            4,
+            128,
+            3e-3,
+            true,
+        ),
         Net::R1 => (zoo::r1((c, h, w), classes, args.seed), 3, 128, 1e-3, false),
         Net::R2 => (zoo::r2((c, h, w), classes, args.seed), 1, 64, 1e-3, false),
     };
@@ -102,28 +115,57 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", model.summary(&[c, h, w]));
 
     let mut optimizer: Box<dyn Optimizer> = match args.optimizer {
-        Opt::Sgd => Box::new(SGD::new(SGDConfig { lr, momentum: 0.9, nesterov: true, ..Default::default() })),
-        Opt::Adam => Box::new(Adam::new(AdamConfig { lr, ..Default::default() })),
-        Opt::Adamw => Box::new(AdamW::new(AdamWConfig { lr, ..Default::default() })),
+        Opt::Sgd => Box::new(SGD::new(SGDConfig {
+            lr,
+            momentum: 0.9,
+            nesterov: true,
+            ..Default::default()
+        })),
+        Opt::Adam => Box::new(Adam::new(AdamConfig {
+            lr,
+            ..Default::default()
+        })),
+        Opt::Adamw => Box::new(AdamW::new(AdamWConfig {
+            lr,
+            ..Default::default()
+        })),
     };
     let steps = epochs * train.len().div_ceil(batch_size);
     let options = FitOptions {
         epochs,
         batch_size,
         seed: args.seed,
-        augment: args.augment.then_some(Augment { max_shift: 2, max_rotation_degrees: 10.0 }),
+        augment: args.augment.then_some(Augment {
+            max_shift: 2,
+            max_rotation_degrees: 10.0,
+        }),
         schedule: one_cycle.then(|| LrSchedule::one_cycle(lr, steps)),
         progress: Progress::Auto,
         ..Default::default()
     };
 
     let start = Instant::now();
-    let history = fit(&mut model, optimizer.as_mut(), &train, Some(&test), &options, |_, _, _| Ok(()))?;
+    let history = fit(
+        &mut model,
+        optimizer.as_mut(),
+        &train,
+        Some(&test),
+        &options,
+        |_, _, _| Ok(()),
+    )?;
     let total = start.elapsed().as_secs_f64();
 
     let result = evaluate(&mut model, &test, 1000);
-    println!("\nconfusion matrix on the {} test images:\n{}", test.len(), result.confusion);
-    println!("test accuracy {:.2}%  loss {:.4}  ({total:.1} s in all)", 100.0 * result.accuracy, result.loss);
+    println!(
+        "\nconfusion matrix on the {} test images:\n{}",
+        test.len(),
+        result.confusion
+    );
+    println!(
+        "test accuracy {:.2}%  loss {:.4}  ({total:.1} s in all)",
+        100.0 * result.accuracy,
+        result.loss
+    );
 
     io::save_model(&model, &args.save)?;
     println!("saved the model to {}", args.save.display());

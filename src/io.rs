@@ -56,7 +56,9 @@ pub enum IoError {
         path: PathBuf,
     },
     /// Written by a newer ferrocnn.
-    #[error("{path}: format version {found} is newer than this build reads (up to {supported}); upgrade ferrocnn")]
+    #[error(
+        "{path}: format version {found} is newer than this build reads (up to {supported}); upgrade ferrocnn"
+    )]
     NewerVersion {
         /// The file.
         path: PathBuf,
@@ -112,12 +114,16 @@ pub enum IoError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IoError + '_ {
-    move |source| IoError::Io { path: path.to_path_buf(), source }
+    move |source| IoError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Encodes `value` with the header for `kind`.
 pub(crate) fn encode<T: Serialize>(value: &T, kind: FileKind) -> Result<Vec<u8>, IoError> {
-    let payload = bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| IoError::Encode(e.to_string()))?;
+    let payload = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| IoError::Encode(e.to_string()))?;
     let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -135,46 +141,84 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], kind: FileKind, path: &P
         return Err(IoError::NotFerrocnn { path: path_buf() });
     }
     if bytes.len() < HEADER_LEN {
-        return Err(IoError::Truncated { path: path_buf(), expected: HEADER_LEN as u64, found: bytes.len() as u64 });
+        return Err(IoError::Truncated {
+            path: path_buf(),
+            expected: HEADER_LEN as u64,
+            found: bytes.len() as u64,
+        });
     }
     let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let version = u32_at(8);
     if version > FORMAT_VERSION {
-        return Err(IoError::NewerVersion { path: path_buf(), found: version, supported: FORMAT_VERSION });
+        return Err(IoError::NewerVersion {
+            path: path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
     if version == 0 {
-        return Err(IoError::Corrupt { path: path_buf(), reason: "format version 0 does not exist".into() });
+        return Err(IoError::Corrupt {
+            path: path_buf(),
+            reason: "format version 0 does not exist".into(),
+        });
     }
     let found = match bytes[12] {
         1 => FileKind::Model,
         2 => FileKind::Checkpoint,
-        other => return Err(IoError::Corrupt { path: path_buf(), reason: format!("unknown content kind {other}") }),
+        other => {
+            return Err(IoError::Corrupt {
+                path: path_buf(),
+                reason: format!("unknown content kind {other}"),
+            })
+        }
     };
     if found != kind {
-        return Err(IoError::WrongKind { path: path_buf(), found, expected: kind });
+        return Err(IoError::WrongKind {
+            path: path_buf(),
+            found,
+            expected: kind,
+        });
     }
     let mut len = [0u8; 8];
     len.copy_from_slice(&bytes[13..21]);
     let len = u64::from_le_bytes(len);
     if len > MAX_PAYLOAD {
-        return Err(IoError::Corrupt { path: path_buf(), reason: format!("payload length {len} exceeds the {MAX_PAYLOAD}-byte limit") });
+        return Err(IoError::Corrupt {
+            path: path_buf(),
+            reason: format!("payload length {len} exceeds the {MAX_PAYLOAD}-byte limit"),
+        });
     }
     let present = (bytes.len() - HEADER_LEN) as u64;
     if present < len {
-        return Err(IoError::Truncated { path: path_buf(), expected: HEADER_LEN as u64 + len, found: bytes.len() as u64 });
+        return Err(IoError::Truncated {
+            path: path_buf(),
+            expected: HEADER_LEN as u64 + len,
+            found: bytes.len() as u64,
+        });
     }
     if present > len {
-        return Err(IoError::Corrupt { path: path_buf(), reason: format!("{} bytes of trailing data", present - len) });
+        return Err(IoError::Corrupt {
+            path: path_buf(),
+            reason: format!("{} bytes of trailing data", present - len),
+        });
     }
     let payload = &bytes[HEADER_LEN..];
     if crc32fast::hash(payload) != u32_at(21) {
-        return Err(IoError::Corrupt { path: path_buf(), reason: "checksum mismatch (the file was damaged)".into() });
+        return Err(IoError::Corrupt {
+            path: path_buf(),
+            reason: "checksum mismatch (the file was damaged)".into(),
+        });
     }
     let config = bincode::config::standard().with_limit::<{ MAX_PAYLOAD as usize }>();
-    let (value, used) = bincode::serde::decode_from_slice(payload, config)
-        .map_err(|e| IoError::Corrupt { path: path_buf(), reason: e.to_string() })?;
+    let (value, used) = bincode::serde::decode_from_slice(payload, config).map_err(|e| IoError::Corrupt {
+        path: path_buf(),
+        reason: e.to_string(),
+    })?;
     if used != payload.len() {
-        return Err(IoError::Corrupt { path: path_buf(), reason: format!("{} undecoded bytes", payload.len() - used) });
+        return Err(IoError::Corrupt {
+            path: path_buf(),
+            reason: format!("{} undecoded bytes", payload.len() - used),
+        });
     }
     Ok(value)
 }
@@ -187,7 +231,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
@@ -222,7 +269,10 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Sequential, IoError> {
 pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, IoError> {
     let len = fs::metadata(path).map_err(io_err(path))?.len();
     if len > MAX_PAYLOAD + HEADER_LEN as u64 {
-        return Err(IoError::Corrupt { path: path.to_path_buf(), reason: format!("{len} bytes is larger than any ferrocnn file may be") });
+        return Err(IoError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{len} bytes is larger than any ferrocnn file may be"),
+        });
     }
     fs::read(path).map_err(io_err(path))
 }

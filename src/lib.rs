@@ -33,20 +33,19 @@ pub mod gradcheck;
 pub mod io;
 pub mod metrics;
 pub mod nn;
-pub mod optim;
-pub mod train;
-pub mod zoo;
 pub mod ops;
+pub mod optim;
 mod param;
 mod tape;
 mod tensor;
+pub mod train;
+pub mod zoo;
 
 pub use gradcheck::GradCheck;
-pub use optim::{
-    Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, OptimError, Optimizer, OptimizerState,
-    SGDConfig, SGD,
-};
 pub use ops::{Conv2dOptions, Padding};
+pub use optim::{
+    Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, OptimError, Optimizer, OptimizerState, SGDConfig, SGD,
+};
 pub use param::{Param, ParamId};
 pub use tape::{Gradients, Tape};
 pub use tensor::Tensor;

@@ -22,15 +22,28 @@ pub struct ConfusionMatrix {
 impl ConfusionMatrix {
     /// An empty matrix for `classes` classes.
     pub fn new(classes: usize) -> Self {
-        ConfusionMatrix { classes, counts: vec![0; classes * classes] }
+        ConfusionMatrix {
+            classes,
+            counts: vec![0; classes * classes],
+        }
     }
 
     /// Adds a batch of true labels and predictions. Panics if their lengths differ
     /// or a class is out of range (programmer errors: labels were validated on load).
     pub fn add(&mut self, truth: &[usize], predicted: &[usize]) {
-        assert_eq!(truth.len(), predicted.len(), "ConfusionMatrix::add: {} labels, {} predictions", truth.len(), predicted.len());
+        assert_eq!(
+            truth.len(),
+            predicted.len(),
+            "ConfusionMatrix::add: {} labels, {} predictions",
+            truth.len(),
+            predicted.len()
+        );
         for (&t, &p) in truth.iter().zip(predicted) {
-            assert!(t < self.classes && p < self.classes, "ConfusionMatrix::add: class {t} or {p} out of range for {} classes", self.classes);
+            assert!(
+                t < self.classes && p < self.classes,
+                "ConfusionMatrix::add: class {t} or {p} out of range for {} classes",
+                self.classes
+            );
             self.counts[t * self.classes + p] += 1;
         }
     }

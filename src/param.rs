@@ -118,7 +118,11 @@ impl serde::Serialize for Param {
             value: &'a ArrayD<f32>,
             frozen: bool,
         }
-        Stored { value: &self.value, frozen: self.frozen }.serialize(s)
+        Stored {
+            value: &self.value,
+            frozen: self.frozen,
+        }
+        .serialize(s)
     }
 }
 

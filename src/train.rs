@@ -145,7 +145,11 @@ pub fn train_step(
 ) -> (f32, usize) {
     let tape = Tape::new();
     let logits = model.forward(&tape.input(x.into_dyn()), Mode::Train);
-    let correct = argmax_rows(logits.value()).iter().zip(y).filter(|(p, t)| p == t).count();
+    let correct = argmax_rows(logits.value())
+        .iter()
+        .zip(y)
+        .filter(|(p, t)| p == t)
+        .count();
     let mut loss = logits.cross_entropy_smoothed(y, opts.label_smoothing);
     if let Some(penalty) = model.regularization(&logits) {
         loss = &loss + &penalty;
@@ -178,7 +182,10 @@ pub fn fit(
     for data in std::iter::once(train).chain(eval) {
         let outputs = model_classes(model, data);
         if outputs < data.num_classes() {
-            return Err(TrainError::ClassMismatch { outputs, classes: data.num_classes() });
+            return Err(TrainError::ClassMismatch {
+                outputs,
+                classes: data.num_classes(),
+            });
         }
     }
     let batches_per_epoch = train.len().div_ceil(opts.batch_size);
@@ -188,7 +195,10 @@ pub fn fit(
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let order = Order::Shuffle(opts.seed.wrapping_add(epoch as u64));
-        for (b, batch) in train.batches(opts.batch_size, order, opts.augment.as_ref()).enumerate() {
+        for (b, batch) in train
+            .batches(opts.batch_size, order, opts.augment.as_ref())
+            .enumerate()
+        {
             if let Some(schedule) = &opts.schedule {
                 optimizer.set_lr(schedule.lr_at((epoch - 1) * batches_per_epoch + b));
             }
@@ -196,7 +206,11 @@ pub fn fit(
             let (loss, ok) = train_step(model, optimizer, batch.x, &batch.y, opts);
             if !loss.is_finite() {
                 bar.abandon();
-                return Err(TrainError::Diverged { epoch, batch: b + 1, loss });
+                return Err(TrainError::Diverged {
+                    epoch,
+                    batch: b + 1,
+                    loss,
+                });
             }
             loss_sum += f64::from(loss) * n as f64;
             correct += ok;
@@ -251,9 +265,10 @@ fn progress_bar(progress: Progress, len: usize, epoch: usize, epochs: usize) -> 
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template("epoch {prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} (ETA {eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("epoch {prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} (ETA {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
@@ -282,5 +297,9 @@ pub fn evaluate(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Ev
 /// Width of the model's output for this data's images.
 fn model_classes(model: &Sequential, data: &Dataset) -> usize {
     let (c, h, w) = data.image_shape();
-    model.output_shapes(&[c, h, w]).last().and_then(|s| s.first().copied()).unwrap_or(0)
+    model
+        .output_shapes(&[c, h, w])
+        .last()
+        .and_then(|s| s.first().copied())
+        .unwrap_or(0)
 }

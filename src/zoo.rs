@@ -9,10 +9,20 @@ use crate::nn::{BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, 
 use crate::ops::Padding;
 
 /// Appends `Flatten` and a `Linear` sized to the flattened features of `net`.
-fn add_head(mut net: Sequential, input: (usize, usize, usize), hidden: &[usize], dropout: f32, classes: usize, rng: &mut StdRng) -> Sequential {
+fn add_head(
+    mut net: Sequential,
+    input: (usize, usize, usize),
+    hidden: &[usize],
+    dropout: f32,
+    classes: usize,
+    rng: &mut StdRng,
+) -> Sequential {
     let (c, h, w) = input;
     net = net.add(Flatten);
-    let mut features: usize = net.output_shapes(&[c, h, w]).last().map_or(c * h * w, |s| s.iter().product());
+    let mut features: usize = net
+        .output_shapes(&[c, h, w])
+        .last()
+        .map_or(c * h * w, |s| s.iter().product());
     for &units in hidden {
         net = net.add(Linear::new(features, units, rng)).add(ReLU);
         if dropout > 0.0 {
@@ -52,7 +62,10 @@ pub fn r2(input: (usize, usize, usize), classes: usize, seed: u64) -> Sequential
         .add(MaxPool2d::new((2, 2)))
         .add(Dropout::new(0.25, rng))
         .add(Flatten);
-    let features: usize = net.output_shapes(&[input.0, input.1, input.2]).last().map_or(0, |s| s.iter().product());
+    let features: usize = net
+        .output_shapes(&[input.0, input.1, input.2])
+        .last()
+        .map_or(0, |s| s.iter().product());
     net.add(Linear::new(features, 128, rng))
         .add(ReLU)
         .add(Dropout::new(0.5, rng))
@@ -66,11 +79,19 @@ pub fn r2(input: (usize, usize, usize), classes: usize, seed: u64) -> Sequential
 pub fn mnist_default(input: (usize, usize, usize), classes: usize, seed: u64) -> Sequential {
     let rng = &mut StdRng::seed_from_u64(seed);
     let net = Sequential::new()
-        .add(Conv2d::new(input.0, 32, (3, 3), rng).with_padding(Padding::Same).without_bias())
+        .add(
+            Conv2d::new(input.0, 32, (3, 3), rng)
+                .with_padding(Padding::Same)
+                .without_bias(),
+        )
         .add(BatchNorm2d::new(32))
         .add(ReLU)
         .add(MaxPool2d::new((2, 2)))
-        .add(Conv2d::new(32, 64, (3, 3), rng).with_padding(Padding::Same).without_bias())
+        .add(
+            Conv2d::new(32, 64, (3, 3), rng)
+                .with_padding(Padding::Same)
+                .without_bias(),
+        )
         .add(BatchNorm2d::new(64))
         .add(ReLU)
         .add(MaxPool2d::new((2, 2)))

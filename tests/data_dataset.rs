@@ -42,12 +42,7 @@ fn shipped_mnist_has_60000_and_10000_images_28x28() {
     assert_eq!(m.train.image_shape(), (1, 28, 28));
     assert_eq!(m.test.image_shape(), (1, 28, 28));
     assert_eq!((m.train.num_classes(), m.test.num_classes()), (10, 10));
-    assert!(m
-        .train
-        .labels()
-        .iter()
-        .chain(m.test.labels())
-        .all(|&l| l < 10));
+    assert!(m.train.labels().iter().chain(m.test.labels()).all(|&l| l < 10));
 }
 
 #[test]
@@ -102,12 +97,7 @@ fn write_idx(path: &Path, magic: u32, dims: &[u32], data: &[u8]) {
 fn mnist_load_accepts_dot_spelling_and_any_size() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_idx(
-        &d.join("train-images.idx3-ubyte"),
-        2051,
-        &[3, 2, 2],
-        &[9; 12],
-    );
+    write_idx(&d.join("train-images.idx3-ubyte"), 2051, &[3, 2, 2], &[9; 12]);
     write_idx(&d.join("train-labels.idx1-ubyte"), 2049, &[3], &[0, 1, 2]);
     write_idx(&d.join("t10k-images-idx3-ubyte"), 2051, &[1, 2, 2], &[1; 4]);
     write_idx(&d.join("t10k-labels-idx1-ubyte"), 2049, &[1], &[4]);
@@ -162,14 +152,8 @@ fn label_beyond_class_count_names_the_label_file() {
         ),
         "{err:?}"
     );
-    assert!(
-        err.to_string().contains(&labels.display().to_string()),
-        "{err}"
-    );
-    assert_eq!(
-        Dataset::from_idx(&images, &labels).unwrap().num_classes(),
-        13
-    );
+    assert!(err.to_string().contains(&labels.display().to_string()), "{err}");
+    assert_eq!(Dataset::from_idx(&images, &labels).unwrap().num_classes(), 13);
 }
 
 // ---- construction and reshaping ----
@@ -293,19 +277,13 @@ fn normalization_has_known_values() {
     let x = ds.to_array(0..1);
     assert_eq!(x[[0, 0, 0, 0]], -0.1307f32 / 0.3081);
     assert_eq!(x[[0, 0, 0, 1]], (1.0f32 - 0.1307) / 0.3081);
-    let unit = ds
-        .clone()
-        .with_normalization(Normalize::UNIT)
-        .to_array(0..1);
+    let unit = ds.clone().with_normalization(Normalize::UNIT).to_array(0..1);
     assert_eq!(
         unit.iter().copied().collect::<Vec<_>>(),
         vec![0.0, 1.0, 0.2, 128.0 / 255.0]
     );
     let custom = ds
-        .with_normalization(Normalize {
-            mean: 0.5,
-            std: 0.5,
-        })
+        .with_normalization(Normalize { mean: 0.5, std: 0.5 })
         .to_array(0..1);
     assert_eq!(custom[[0, 0, 0, 0]], -1.0);
     assert_eq!(custom[[0, 0, 0, 1]], 1.0);
@@ -352,9 +330,7 @@ fn rotation_by_90_degrees_turns_clockwise_about_the_centre() {
     shift_rotate(&img, (1, 3, 3), (0.0, 0.0), 90.0, &mut out);
     assert!((out[5] - 100.0).abs() < 1e-3, "{out:?}");
     assert!(
-        out.iter()
-            .enumerate()
-            .all(|(i, &v)| i == 5 || v.abs() < 1e-3),
+        out.iter().enumerate().all(|(i, &v)| i == 5 || v.abs() < 1e-3),
         "{out:?}"
     );
 }
@@ -366,14 +342,8 @@ fn augmentation_is_seeded_and_changes_images() {
         max_shift: 2,
         max_rotation_degrees: 10.0,
     };
-    let a = ds
-        .batches(64, Order::Shuffle(1), Some(&aug))
-        .next()
-        .unwrap();
-    let b = ds
-        .batches(64, Order::Shuffle(1), Some(&aug))
-        .next()
-        .unwrap();
+    let a = ds.batches(64, Order::Shuffle(1), Some(&aug)).next().unwrap();
+    let b = ds.batches(64, Order::Shuffle(1), Some(&aug)).next().unwrap();
     assert_eq!(a, b);
     // Independent of batch size: sample seeds depend on the epoch seed and the index.
     let small: Vec<_> = ds.batches(7, Order::Shuffle(1), Some(&aug)).collect();
@@ -381,16 +351,10 @@ fn augmentation_is_seeded_and_changes_images() {
     assert_eq!(first, a.x.index_axis(ndarray::Axis(0), 0));
     let plain = ds.batches(64, Order::Shuffle(1), None).next().unwrap();
     assert_ne!(a.x, plain.x);
-    let other = ds
-        .batches(64, Order::Shuffle(2), Some(&aug))
-        .next()
-        .unwrap();
+    let other = ds.batches(64, Order::Shuffle(2), Some(&aug)).next().unwrap();
     assert_ne!(a.x.sum(), other.x.sum());
     // Values stay in the normalised pixel range.
-    let (lo, hi) = (
-        -0.1307f32 / 0.3081 - 1e-5,
-        (1.0 - 0.1307f32) / 0.3081 + 1e-5,
-    );
+    let (lo, hi) = (-0.1307f32 / 0.3081 - 1e-5, (1.0 - 0.1307f32) / 0.3081 + 1e-5);
     assert!(a.x.iter().all(|&v| (lo..=hi).contains(&v)));
 }
 

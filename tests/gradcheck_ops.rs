@@ -80,9 +80,7 @@ fn matmul_and_linear() {
             rand(&[n, k], seed + 3),
             rand(&[n], seed + 4),
         );
-        check(&[x.clone(), w.clone(), b], |t| {
-            t[0].linear(&t[1], Some(&t[2]))
-        });
+        check(&[x.clone(), w.clone(), b], |t| t[0].linear(&t[1], Some(&t[2])));
         check(&[x, w], |t| t[0].linear(&t[1], None));
     }
 }
@@ -111,12 +109,8 @@ fn log_softmax_and_losses() {
         let labels: Vec<usize> = (0..n).map(|r| (r * 3 + 1) % c).collect();
         check(&[logits.clone()], |t| t[0].log_softmax());
         check(&[logits.clone()], |t| t[0].cross_entropy(&labels));
-        check(&[logits.clone()], |t| {
-            t[0].cross_entropy_smoothed(&labels, 0.1)
-        });
-        check(&[logits.clone(), rand(&[n, c], 50)], |t| {
-            t[0].mse_loss(&t[1])
-        });
+        check(&[logits.clone()], |t| t[0].cross_entropy_smoothed(&labels, 0.1));
+        check(&[logits.clone(), rand(&[n, c], 50)], |t| t[0].mse_loss(&t[1]));
     }
 }
 
@@ -146,7 +140,11 @@ fn batch_norm2d_training_form() {
     for (i, shape) in [[2, 3, 2, 2], [3, 2, 3, 1], [1, 1, 2, 3]].into_iter().enumerate() {
         let seed = 30 + i as u64;
         let c = shape[1];
-        let (x, gamma, beta) = (rand(&shape, seed), rand(&[c], seed + 1).mapv(|v| v + 1.5), rand(&[c], seed + 2));
+        let (x, gamma, beta) = (
+            rand(&shape, seed),
+            rand(&[c], seed + 1).mapv(|v| v + 1.5),
+            rand(&[c], seed + 2),
+        );
         check(&[x, gamma, beta], |t| t[0].batch_norm2d(&t[1], &t[2], 1e-5).0);
     }
 }
@@ -166,4 +164,20 @@ fn batch_norm2d_normalizes_each_channel() {
         let xm = x.index_axis(ndarray::Axis(1), ch).mean().unwrap();
         assert!((stats.mean[ch] - xm).abs() < 1e-4);
     }
+}
+
+#[test]
+fn batch_norm2d_evaluation_form() {
+    let (x, gamma, beta) = (rand(&[2, 3, 2, 3], 61), rand(&[3], 62), rand(&[3], 63));
+    let mean = ndarray::Array1::from(vec![0.1f32, -0.3, 0.5]);
+    let var = ndarray::Array1::from(vec![0.5f32, 1.5, 2.0]);
+    check(&[x.clone(), gamma, beta], |t| {
+        t[0].batch_norm2d_eval(&t[1], &t[2], &mean, &var, 1e-5)
+    });
+    // Known value: with gamma 1, beta 0 it is (x − mean)/√(var + eps).
+    let ones = Tensor::new(ndarray::Array1::<f32>::ones(3).into_dyn());
+    let zeros = Tensor::new(ndarray::Array1::<f32>::zeros(3).into_dyn());
+    let y = Tensor::new(x.clone()).batch_norm2d_eval(&ones, &zeros, &mean, &var, 0.0);
+    let expected = (x[[1, 2, 1, 0]] - 0.5) / 2f32.sqrt();
+    assert!((y.value()[[1, 2, 1, 0]] - expected).abs() < 1e-6);
 }

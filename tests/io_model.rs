@@ -18,11 +18,23 @@ fn model_round_trip_is_bit_exact_and_needs_no_code() {
     let path = dir.path().join("m.bin");
     save_model(&model, &path).expect("save");
     let mut loaded = load_model(&path).expect("load");
-    let names = |m: &ferrocnn::nn::Sequential| m.named_parameters().into_iter().map(|(n, p)| (n, p.value().clone())).collect::<Vec<_>>();
+    let names = |m: &ferrocnn::nn::Sequential| {
+        m.named_parameters()
+            .into_iter()
+            .map(|(n, p)| (n, p.value().clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&model), names(&loaded));
     let x = Tensor::new(ferrocnn::gradcheck::random_like(&[2, 1, 28, 28], 1));
-    assert_eq!(model.forward(&x, Mode::Eval).value(), loaded.forward(&x, Mode::Eval).value());
-    assert!(!dir.path().read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    assert_eq!(
+        model.forward(&x, Mode::Eval).value(),
+        loaded.forward(&x, Mode::Eval).value()
+    );
+    assert!(!dir.path().read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".tmp")));
 }
 
 #[test]
@@ -47,7 +59,10 @@ fn load_rejects_foreign_truncated_corrupt_and_newer_files() {
     let at = flipped.len() - 100;
     flipped[at] ^= 0x10;
     let err = load_model(write("flipped.bin", &flipped)).unwrap_err();
-    assert!(matches!(err, IoError::Corrupt { .. }) && err.to_string().contains("checksum"), "{err}");
+    assert!(
+        matches!(err, IoError::Corrupt { .. }) && err.to_string().contains("checksum"),
+        "{err}"
+    );
 
     let mut newer = good.clone();
     newer[8..12].copy_from_slice(&99u32.to_le_bytes());
@@ -55,7 +70,10 @@ fn load_rejects_foreign_truncated_corrupt_and_newer_files() {
     assert!(matches!(err, IoError::NewerVersion { found: 99, .. }), "{err}");
 
     let err = load_model(dir.path().join("missing.bin")).unwrap_err();
-    assert!(matches!(err, IoError::Io { .. }) && err.to_string().contains("missing.bin"), "{err}");
+    assert!(
+        matches!(err, IoError::Io { .. }) && err.to_string().contains("missing.bin"),
+        "{err}"
+    );
 }
 
 #[test]

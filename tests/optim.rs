@@ -8,8 +8,8 @@
 
 use ferrocnn::optim::{OptimizerKind, PARALLEL_MIN_LEN};
 use ferrocnn::{
-    Adam, AdamConfig, AdamW, AdamWConfig, Gradients, LrSchedule, OptimError, Optimizer,
-    OptimizerState, Param, SGDConfig, Tape, Tensor, SGD,
+    Adam, AdamConfig, AdamW, AdamWConfig, Gradients, LrSchedule, OptimError, Optimizer, OptimizerState,
+    Param, SGDConfig, Tape, Tensor, SGD,
 };
 use ndarray::{Array1, ArrayD};
 
@@ -19,11 +19,7 @@ fn grads_of(params: &[&Param], values: &[Vec<f32>]) -> Gradients {
     let tape = Tape::new();
     let mut loss: Option<Tensor> = None;
     for (p, g) in params.iter().zip(values) {
-        let g = tape.input(
-            Array1::from(g.clone())
-                .into_shape_with_order(p.shape())
-                .unwrap(),
-        );
+        let g = tape.input(Array1::from(g.clone()).into_shape_with_order(p.shape()).unwrap());
         let term = (&tape.param(p) * &g).sum();
         loss = Some(match loss {
             None => term,
@@ -122,10 +118,7 @@ impl SgdReference {
                     .collect(),
             };
             let d = if self.nesterov {
-                g.iter()
-                    .zip(&b)
-                    .map(|(g, b)| g + self.momentum * b)
-                    .collect()
+                g.iter().zip(&b).map(|(g, b)| g + self.momentum * b).collect()
             } else {
                 b.clone()
             };
@@ -325,13 +318,7 @@ fn adam_coupled_weight_decay_follows_pytorch_rule() {
         eps: 1e-6,
         weight_decay: 0.1,
     };
-    let mut reference = AdamReference::new(
-        config.lr,
-        config.betas,
-        config.eps,
-        config.weight_decay,
-        false,
-    );
+    let mut reference = AdamReference::new(config.lr, config.betas, config.eps, config.weight_decay, false);
     check_trajectory(
         &mut Adam::new(config),
         &START,
@@ -348,13 +335,7 @@ fn adamw_decoupled_weight_decay_follows_pytorch_rule() {
         weight_decay: 0.1,
         ..AdamWConfig::default()
     };
-    let mut reference = AdamReference::new(
-        config.lr,
-        config.betas,
-        config.eps,
-        config.weight_decay,
-        true,
-    );
+    let mut reference = AdamReference::new(config.lr, config.betas, config.eps, config.weight_decay, true);
     check_trajectory(
         &mut AdamW::new(config),
         &START,
@@ -423,9 +404,9 @@ fn frozen_params_are_never_updated() {
         assert_ne!(values(&trainable), vec![1.0, 2.0], "{}", optimizer.kind());
         // No state was created for the frozen position.
         let frozen_state = match optimizer.state() {
-            OptimizerState::SGD {
-                momentum_buffers, ..
-            } => momentum_buffers.get(1).cloned().flatten().is_some(),
+            OptimizerState::SGD { momentum_buffers, .. } => {
+                momentum_buffers.get(1).cloned().flatten().is_some()
+            }
             OptimizerState::Adam { moments, .. } | OptimizerState::AdamW { moments, .. } => {
                 moments.get(1).cloned().flatten().is_some()
             }
@@ -519,9 +500,7 @@ fn load_state_rejects_another_kind() {
         "optimizer state was saved by Adam, cannot load it into AdamW"
     );
     let mut adam = Adam::new(AdamConfig::default());
-    assert!(adam
-        .load_state(SGD::new(SGDConfig::default()).state())
-        .is_err());
+    assert!(adam.load_state(SGD::new(SGDConfig::default()).state()).is_err());
 }
 
 #[test]
@@ -534,10 +513,7 @@ fn load_state_rejects_invalid_hyperparameters() {
         },
         momentum_buffers: Vec::new(),
     };
-    assert!(matches!(
-        sgd.load_state(bad),
-        Err(OptimError::InvalidState(_))
-    ));
+    assert!(matches!(sgd.load_state(bad), Err(OptimError::InvalidState(_))));
 }
 
 #[test]
@@ -598,10 +574,7 @@ fn large_params_update_in_parallel_identically() {
         for _ in 0..3 {
             let g = grads_of(&[&whole], std::slice::from_ref(&grad));
             whole_opt.step(&mut [&mut whole], &g);
-            let g = grads_of(
-                &[&left, &right],
-                &[grad[..half].to_vec(), grad[half..].to_vec()],
-            );
+            let g = grads_of(&[&left, &right], &[grad[..half].to_vec(), grad[half..].to_vec()]);
             split_opt.step(&mut [&mut left, &mut right], &g);
         }
         let joined: Vec<f32> = values(&left).into_iter().chain(values(&right)).collect();
@@ -630,10 +603,7 @@ fn clip_global_norm_scales_like_pytorch() {
     // At exactly the bound PyTorch still scales, by max_norm / (norm + 1e-6) < 1.
     let mut grads = grads_of(&[&a, &b], &[vec![3.0], vec![0.0, 4.0]]);
     grads.clip_global_norm(5.0);
-    assert_eq!(
-        grads[&a].as_slice().unwrap(),
-        &[3.0 * (5.0f32 / (5.0 + 1e-6))]
-    );
+    assert_eq!(grads[&a].as_slice().unwrap(), &[3.0 * (5.0f32 / (5.0 + 1e-6))]);
     assert!(grads[&a][0] < 3.0);
 }
 

@@ -96,9 +96,7 @@ fn cross_entropy_is_finite_for_huge_logits() {
     // (softmax − onehot)/N: row 0 → [0.5, -0.5, 0]; row 1 → [-0.5, 0.25, 0.25].
     let expected = array![[0.5f32, -0.5, 0.0], [-0.5, 0.25, 0.25]].into_dyn();
     assert!(
-        g.iter()
-            .zip(expected.iter())
-            .all(|(a, b)| (a - b).abs() < 1e-4),
+        g.iter().zip(expected.iter()).all(|(a, b)| (a - b).abs() < 1e-4),
         "{g}"
     );
 }
@@ -122,10 +120,7 @@ fn dropout_scales_survivors_and_is_reproducible() {
         .iter()
         .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
     let kept = a.value().iter().filter(|&&v| v != 0.0).count();
-    assert!(
-        (700..800).contains(&kept),
-        "kept {kept} of 1000 at p = 0.25"
-    );
+    assert!((700..800).contains(&kept), "kept {kept} of 1000 at p = 0.25");
     assert_ne!(
         x.dropout(0.25, 4).value(),
         a.value(),

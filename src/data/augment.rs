@@ -66,11 +66,7 @@ impl Augment {
             (0, 0)
         };
         let r = self.max_rotation_degrees;
-        let angle = if r > 0.0 {
-            rng.random_range(-r..=r)
-        } else {
-            0.0
-        };
+        let angle = if r > 0.0 { rng.random_range(-r..=r) } else { 0.0 };
         shift_rotate(image, shape, (dx as f32, dy as f32), angle, out);
     }
 }

@@ -91,12 +91,7 @@ impl<'a> Batches<'a> {
         &self.order
     }
 
-    pub(crate) fn build(
-        dataset: &Dataset,
-        indices: &[usize],
-        augment: Option<&Augment>,
-        seed: u64,
-    ) -> Batch {
+    pub(crate) fn build(dataset: &Dataset, indices: &[usize], augment: Option<&Augment>, seed: u64) -> Batch {
         let (c, h, w) = dataset.image_shape();
         let n = dataset.image_len();
         let norm = dataset.normalization();
@@ -151,12 +146,7 @@ impl Iterator for Batches<'_> {
             return None;
         }
         let end = (self.next + self.batch_size).min(self.order.len());
-        let batch = Batches::build(
-            self.dataset,
-            &self.order[self.next..end],
-            self.augment,
-            self.seed,
-        );
+        let batch = Batches::build(self.dataset, &self.order[self.next..end], self.augment, self.seed);
         self.next = end;
         Some(batch)
     }

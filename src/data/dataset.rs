@@ -39,10 +39,7 @@ impl Normalize {
     };
 
     /// `p / 255` only: values in `0.0..=1.0`.
-    pub const UNIT: Normalize = Normalize {
-        mean: 0.0,
-        std: 1.0,
-    };
+    pub const UNIT: Normalize = Normalize { mean: 0.0, std: 1.0 };
 
     /// The normalised value of one pixel value (`0.0..=255.0`, fractional after
     /// augmentation).
@@ -183,12 +180,7 @@ impl Dataset {
         num_classes: usize,
         path: Option<&Path>,
     ) -> Result<Dataset, DataError> {
-        if let Some((index, &label)) = self
-            .labels
-            .iter()
-            .enumerate()
-            .find(|(_, &l)| l >= num_classes)
-        {
+        if let Some((index, &label)) = self.labels.iter().enumerate().find(|(_, &l)| l >= num_classes) {
             return Err(DataError::LabelOutOfRange {
                 path: path.map(Path::to_path_buf),
                 index,

@@ -134,9 +134,7 @@ fn map_read_error(path: &Path, encoding: Encoding, e: io::Error) -> DataError {
         Encoding::Gzip
             if matches!(
                 e.kind(),
-                io::ErrorKind::InvalidInput
-                    | io::ErrorKind::InvalidData
-                    | io::ErrorKind::UnexpectedEof
+                io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
             ) =>
         {
             DataError::Gzip {

@@ -110,12 +110,7 @@ impl TryFrom<mnist::Mnist> for Mnist {
         lbl.extend_from_slice(&m.val_lbl);
         let train = from_crate_parts(img, lbl, "training")?;
         let test = from_crate_parts(m.tst_img, m.tst_lbl, "test")?;
-        Mnist::from_parts(
-            train,
-            test,
-            Path::new("training set"),
-            Path::new("test set"),
-        )
+        Mnist::from_parts(train, test, Path::new("training set"), Path::new("test set"))
     }
 }
 

@@ -1,7 +1,7 @@
 //! `BatchNorm2d`: per-channel normalization with batch statistics in training and
 //! running statistics in evaluation (PyTorch's semantics and defaults).
 
-use ndarray::{Array1, ArrayD, IxDyn};
+use ndarray::Array1;
 use serde::{Deserialize, Serialize};
 
 use super::{Mode, Module};
@@ -62,27 +62,28 @@ impl Module for BatchNorm2d {
                 let (y, stats) = x.batch_norm2d(&gamma, &beta, self.eps);
                 let m = self.momentum;
                 let unbias = stats.count as f32 / (stats.count as f32 - 1.0);
-                self.running_mean.zip_mut_with(&stats.mean, |r, &b| *r = (1.0 - m) * *r + m * b);
-                self.running_var.zip_mut_with(&stats.var, |r, &b| *r = (1.0 - m) * *r + m * b * unbias);
+                self.running_mean
+                    .zip_mut_with(&stats.mean, |r, &b| *r = (1.0 - m) * *r + m * b);
+                self.running_var
+                    .zip_mut_with(&stats.var, |r, &b| *r = (1.0 - m) * *r + m * b * unbias);
                 self.num_batches_tracked += 1;
                 y
             }
-            Mode::Eval => {
-                let c = self.channels();
-                let column = |a: ArrayD<f32>| a.into_shape_with_order(IxDyn(&[c, 1, 1])).expect("[C] → [C, 1, 1]");
-                let mean = Tensor::new(column(self.running_mean.clone().into_dyn()));
-                let inv_std = Tensor::new(column(self.running_var.mapv(|v| 1.0 / (v + self.eps).sqrt()).into_dyn()));
-                let normalized = x.sub(&mean).mul(&inv_std);
-                normalized.mul(&gamma.reshape(&[c, 1, 1])).add(&beta.reshape(&[c, 1, 1]))
-            }
+            Mode::Eval => x.batch_norm2d_eval(&gamma, &beta, &self.running_mean, &self.running_var, self.eps),
         }
     }
 
     fn named_parameters(&self) -> Vec<(String, &Param)> {
-        vec![("weight".to_string(), &self.weight), ("bias".to_string(), &self.bias)]
+        vec![
+            ("weight".to_string(), &self.weight),
+            ("bias".to_string(), &self.bias),
+        ]
     }
 
     fn named_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
-        vec![("weight".to_string(), &mut self.weight), ("bias".to_string(), &mut self.bias)]
+        vec![
+            ("weight".to_string(), &mut self.weight),
+            ("bias".to_string(), &mut self.bias),
+        ]
     }
 }

@@ -57,7 +57,10 @@ impl Conv2d {
         init: Init,
         rng: &mut StdRng,
     ) -> Self {
-        assert!(in_channels > 0 && out_channels > 0 && kh > 0 && kw > 0, "Conv2d: sizes must be positive");
+        assert!(
+            in_channels > 0 && out_channels > 0 && kh > 0 && kw > 0,
+            "Conv2d: sizes must be positive"
+        );
         let (fan_in, fan_out) = (in_channels * kh * kw, out_channels * kh * kw);
         let weight = init.tensor(&[out_channels, in_channels, kh, kw], fan_in, fan_out, rng);
         let bias = Init::PyTorchDefault.tensor(&[out_channels], fan_in, fan_out, rng);

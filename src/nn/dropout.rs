@@ -27,7 +27,11 @@ impl Dropout {
     /// Dropout with probability `p`, its seed drawn from `rng`.
     pub fn new(p: f32, rng: &mut StdRng) -> Self {
         assert!((0.0..=1.0).contains(&p), "Dropout: probability {p} not in [0, 1]");
-        Dropout { p, seed: rng.random(), calls: 0 }
+        Dropout {
+            p,
+            seed: rng.random(),
+            calls: 0,
+        }
     }
 }
 

@@ -34,10 +34,17 @@ impl Linear {
 
     /// Like [`Linear::new`] with a chosen weight initializer.
     pub fn with_init(in_features: usize, out_features: usize, init: Init, rng: &mut StdRng) -> Self {
-        assert!(in_features > 0 && out_features > 0, "Linear: sizes must be positive");
+        assert!(
+            in_features > 0 && out_features > 0,
+            "Linear: sizes must be positive"
+        );
         let weight = init.tensor(&[out_features, in_features], in_features, out_features, rng);
         let bias = Init::PyTorchDefault.tensor(&[out_features], in_features, out_features, rng);
-        Linear { weight: Param::new(weight), bias: Some(Param::new(bias)), regularizer: None }
+        Linear {
+            weight: Param::new(weight),
+            bias: Some(Param::new(bias)),
+            regularizer: None,
+        }
     }
 
     /// Removes the bias.

@@ -26,7 +26,11 @@ pub struct MaxPool2d {
 impl MaxPool2d {
     /// Windows of `kernel`, stride equal to the kernel.
     pub fn new(kernel: (usize, usize)) -> Self {
-        MaxPool2d { kernel, stride: kernel, padding: Padding::Valid }
+        MaxPool2d {
+            kernel,
+            stride: kernel,
+            padding: Padding::Valid,
+        }
     }
 
     /// Sets the stride (overlapping windows when smaller than the kernel).
@@ -71,7 +75,12 @@ pub struct AvgPool2d {
 impl AvgPool2d {
     /// Windows of `kernel`, stride equal to the kernel.
     pub fn new(kernel: (usize, usize)) -> Self {
-        AvgPool2d { kernel, stride: kernel, padding: Padding::Valid, count_include_pad: true }
+        AvgPool2d {
+            kernel,
+            stride: kernel,
+            padding: Padding::Valid,
+            count_include_pad: true,
+        }
     }
 
     /// Sets the stride.

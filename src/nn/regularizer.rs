@@ -28,7 +28,9 @@ impl Regularizer {
         match self {
             Regularizer::L2(l) => weight.l2_penalty().mul_scalar(l),
             Regularizer::L1(l) => weight.l1_penalty().mul_scalar(l),
-            Regularizer::L1L2(l1, l2) => &weight.l1_penalty().mul_scalar(l1) + &weight.l2_penalty().mul_scalar(l2),
+            Regularizer::L1L2(l1, l2) => {
+                &weight.l1_penalty().mul_scalar(l1) + &weight.l2_penalty().mul_scalar(l2)
+            }
         }
     }
 }

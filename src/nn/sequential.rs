@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, LeakyReLU, Linear, MaxPool2d, Mode, Module,
-    ReLU, Sigmoid, Tanh,
+    AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, LeakyReLU, Linear, MaxPool2d, Mode,
+    Module, ReLU, Sigmoid, Tanh,
 };
 use crate::param::Param;
 use crate::tensor::Tensor;
@@ -116,15 +116,26 @@ impl Sequential {
     pub fn push(&mut self, layer: impl Into<Layer>) {
         let layer = layer.into();
         let prefix = layer.name_prefix();
-        let n = self.layers.iter().filter(|(_, l)| l.name_prefix() == prefix).count() + 1;
+        let n = self
+            .layers
+            .iter()
+            .filter(|(_, l)| l.name_prefix() == prefix)
+            .count()
+            + 1;
         self.layers.push((format!("{prefix}{n}"), layer));
     }
 
     /// Appends a layer under a given name. Panics if the name is taken or contains
     /// a dot (dots separate layer and parameter names).
     pub fn push_named(&mut self, name: &str, layer: impl Into<Layer>) {
-        assert!(!name.contains('.'), "Sequential: layer name {name:?} contains a dot");
-        assert!(self.get(name).is_none(), "Sequential: a layer is already named {name:?}");
+        assert!(
+            !name.contains('.'),
+            "Sequential: layer name {name:?} contains a dot"
+        );
+        assert!(
+            self.get(name).is_none(),
+            "Sequential: a layer is already named {name:?}"
+        );
         self.layers.push((name.to_string(), layer.into()));
     }
 
@@ -189,7 +200,11 @@ impl Module for Sequential {
         self.layers
             .iter()
             .flat_map(|(name, layer)| {
-                layer.as_module().named_parameters().into_iter().map(move |(p, v)| (format!("{name}.{p}"), v))
+                layer
+                    .as_module()
+                    .named_parameters()
+                    .into_iter()
+                    .map(move |(p, v)| (format!("{name}.{p}"), v))
             })
             .collect()
     }
@@ -199,7 +214,11 @@ impl Module for Sequential {
             .iter_mut()
             .flat_map(|(name, layer)| {
                 let name = name.clone();
-                layer.as_module_mut().named_parameters_mut().into_iter().map(move |(p, v)| (format!("{name}.{p}"), v))
+                layer
+                    .as_module_mut()
+                    .named_parameters_mut()
+                    .into_iter()
+                    .map(move |(p, v)| (format!("{name}.{p}"), v))
             })
             .collect()
     }

@@ -60,7 +60,10 @@ impl Sequential {
                 }
             })
             .collect();
-        Summary { input_shape: input_shape.to_vec(), rows }
+        Summary {
+            input_shape: input_shape.to_vec(),
+            rows,
+        }
     }
 }
 
@@ -85,16 +88,50 @@ impl fmt::Display for Summary {
                 (_, 0) => "frozen".to_string(),
                 (_, t) => format!("{t} of them"),
             };
-            lines.push([format!("{} ({})", r.name, r.kind), shape_string(&r.output_shape), r.params.to_string(), trainable]);
+            lines.push([
+                format!("{} ({})", r.name, r.kind),
+                shape_string(&r.output_shape),
+                r.params.to_string(),
+                trainable,
+            ]);
         }
-        let width = |i: usize| lines.iter().map(|l| l[i].len()).chain([header[i].len()]).max().unwrap_or(0);
+        let width = |i: usize| {
+            lines
+                .iter()
+                .map(|l| l[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        };
         let w = [width(0), width(1), width(2), width(3)];
         let rule = "─".repeat(w.iter().sum::<usize>() + 9);
         writeln!(f, "{rule}")?;
-        writeln!(f, "{:<a$}   {:<b$}   {:>c$}   {:<d$}", header[0], header[1], header[2], header[3], a = w[0], b = w[1], c = w[2], d = w[3])?;
+        writeln!(
+            f,
+            "{:<a$}   {:<b$}   {:>c$}   {:<d$}",
+            header[0],
+            header[1],
+            header[2],
+            header[3],
+            a = w[0],
+            b = w[1],
+            c = w[2],
+            d = w[3]
+        )?;
         writeln!(f, "{rule}")?;
         for l in &lines {
-            writeln!(f, "{:<a$}   {:<b$}   {:>c$}   {:<d$}", l[0], l[1], l[2], l[3], a = w[0], b = w[1], c = w[2], d = w[3])?;
+            writeln!(
+                f,
+                "{:<a$}   {:<b$}   {:>c$}   {:<d$}",
+                l[0],
+                l[1],
+                l[2],
+                l[3],
+                a = w[0],
+                b = w[1],
+                c = w[2],
+                d = w[3]
+            )?;
         }
         writeln!(f, "{rule}")?;
         let (total, trainable) = (self.total_params(), self.trainable_params());
@@ -103,4 +140,3 @@ impl fmt::Display for Summary {
         write!(f, "Non-trainable params: {}", total - trainable)
     }
 }
-

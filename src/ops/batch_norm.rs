@@ -29,7 +29,12 @@ fn channel_vector<'a>(what: &str, t: &'a Tensor, channels: usize) -> ndarray::Ar
         .into_dimensionality::<Ix1>()
         .ok()
         .filter(|v| v.len() == channels)
-        .unwrap_or_else(|| panic!("batch_norm2d: {what} has shape {:?}, expected [{channels}]", t.shape()))
+        .unwrap_or_else(|| {
+            panic!(
+                "batch_norm2d: {what} has shape {:?}, expected [{channels}]",
+                t.shape()
+            )
+        })
 }
 
 impl Tensor {
@@ -39,7 +44,11 @@ impl Tensor {
         let x = self.view4("batch_norm2d");
         let (n, c, h, w) = x.dim();
         let (hw, count) = (h * w, n * h * w);
-        assert!(count > 1, "batch_norm2d: needs more than one value per channel, got shape {:?}", self.shape());
+        assert!(
+            count > 1,
+            "batch_norm2d: needs more than one value per channel, got shape {:?}",
+            self.shape()
+        );
         let xs = x.as_standard_layout();
         let xs = xs.as_slice().expect("standard layout");
         let (g, b) = (channel_vector("gamma", gamma, c), channel_vector("beta", beta, c));
@@ -50,7 +59,10 @@ impl Tensor {
             .map(|ch| {
                 let sum: f64 = planes(ch).flat_map(|r| &xs[r]).map(|&v| f64::from(v)).sum();
                 let mean = sum / count as f64;
-                let sq: f64 = planes(ch).flat_map(|r| &xs[r]).map(|&v| (f64::from(v) - mean).powi(2)).sum();
+                let sq: f64 = planes(ch)
+                    .flat_map(|r| &xs[r])
+                    .map(|&v| (f64::from(v) - mean).powi(2))
+                    .sum();
                 (mean as f32, (sq / count as f64) as f32)
             })
             .collect();
@@ -112,10 +124,108 @@ impl Tensor {
                     });
                 ArrayD::from_shape_vec(grad.raw_dim(), dx).expect("same element count")
             });
-            let dgamma = needs[1].then(|| sums.iter().map(|s| s.1 as f32).collect::<Array1<f32>>().into_dyn());
-            let dbeta = needs[2].then(|| sums.iter().map(|s| s.0 as f32).collect::<Array1<f32>>().into_dyn());
+            let dgamma = needs[1].then(|| {
+                sums.iter()
+                    .map(|s| s.1 as f32)
+                    .collect::<Array1<f32>>()
+                    .into_dyn()
+            });
+            let dbeta = needs[2].then(|| {
+                sums.iter()
+                    .map(|s| s.0 as f32)
+                    .collect::<Array1<f32>>()
+                    .into_dyn()
+            });
             vec![dx, dgamma, dbeta]
         });
         (out, batch)
+    }
+}
+
+impl Tensor {
+    /// Evaluation form: normalizes `[N, C, H, W]` with fixed (running) statistics,
+    /// `y = gamma·(x − mean)/√(var + eps) + beta`, a per-channel affine map.
+    pub fn batch_norm2d_eval(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        mean: &Array1<f32>,
+        var: &Array1<f32>,
+        eps: f32,
+    ) -> Tensor {
+        let x = self.view4("batch_norm2d_eval");
+        let (_, c, h, w) = x.dim();
+        let hw = h * w;
+        let (g, b) = (channel_vector("gamma", gamma, c), channel_vector("beta", beta, c));
+        assert!(
+            mean.len() == c && var.len() == c,
+            "batch_norm2d_eval: statistics of length {} and {} for {c} channels",
+            mean.len(),
+            var.len()
+        );
+        let inv_std: Vec<f32> = var.iter().map(|&v| 1.0 / (v + eps).sqrt()).collect();
+        let scale: Vec<f32> = (0..c).map(|ch| g[ch] * inv_std[ch]).collect();
+        let shift: Vec<f32> = (0..c).map(|ch| b[ch] - mean[ch] * scale[ch]).collect();
+        let xs = x.as_standard_layout();
+        let xs = xs.as_slice().expect("standard layout");
+        let mut y = vec![0.0f32; xs.len()];
+        y.par_chunks_mut(hw)
+            .zip(xs.par_chunks(hw))
+            .enumerate()
+            .for_each(|(plane, (y, x))| {
+                let (k, s) = (scale[plane % c], shift[plane % c]);
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = k * x + s;
+                }
+            });
+        let value = ArrayD::from_shape_vec(self.value().raw_dim(), y).expect("same element count");
+        let (x_shared, mean) = (self.shared_value(), mean.clone());
+        Tensor::record(
+            "batch_norm2d_eval",
+            &[self, gamma, beta],
+            value,
+            move |grad, needs| {
+                let grad = grad.as_standard_layout();
+                let gs = grad.as_slice().expect("standard layout");
+                let x = x_shared.as_standard_layout();
+                let xs = x.as_slice().expect("standard layout");
+                let dx = needs[0].then(|| {
+                    let mut dx = vec![0.0f32; gs.len()];
+                    dx.par_chunks_mut(hw)
+                        .zip(gs.par_chunks(hw))
+                        .enumerate()
+                        .for_each(|(plane, (d, g))| {
+                            let k = scale[plane % c];
+                            d.iter_mut().zip(g).for_each(|(d, &g)| *d = k * g);
+                        });
+                    ArrayD::from_shape_vec(grad.raw_dim(), dx).expect("same element count")
+                });
+                // Per channel: Σ g (for beta) and Σ g·x̂ (for gamma), planes visited in order.
+                let mut sums = vec![(0.0f64, 0.0f64); c];
+                for (plane, (g, x)) in gs.chunks(hw).zip(xs.chunks(hw)).enumerate() {
+                    let ch = plane % c;
+                    let (m, inv) = (mean[ch], inv_std[ch]);
+                    sums[ch].0 += g.iter().map(|&v| f64::from(v)).sum::<f64>();
+                    sums[ch].1 += g
+                        .iter()
+                        .zip(x)
+                        .map(|(&g, &x)| f64::from(g) * f64::from((x - m) * inv))
+                        .sum::<f64>();
+                }
+                let dgamma = needs[1].then(|| {
+                    sums.iter()
+                        .map(|s| s.1 as f32)
+                        .collect::<Array1<f32>>()
+                        .into_dyn()
+                });
+                let dbeta = needs[2].then(|| {
+                    sums.iter()
+                        .map(|s| s.0 as f32)
+                        .collect::<Array1<f32>>()
+                        .into_dyn()
+                });
+                vec![dx, dgamma, dbeta]
+            },
+        )
     }
 }

@@ -133,8 +133,7 @@ impl Tensor {
                 b.as_ref().map(|b| b.as_slice().expect("standard layout")),
             )
         };
-        let value =
-            ArrayD::from_shape_vec(IxDyn(&[n, o, pad.out_h, pad.out_w]), out).expect("output size");
+        let value = ArrayD::from_shape_vec(IxDyn(&[n, o, pad.out_h, pad.out_w]), out).expect("output size");
 
         let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
         Tensor::record("conv2d", &inputs, value, move |grad, needs| {
@@ -151,9 +150,8 @@ impl Tensor {
                 grad.as_slice().expect("standard layout"),
                 [needs[0], needs[1], need_bias],
             );
-            let shape = |s: &[usize], v: Vec<f32>| {
-                ArrayD::from_shape_vec(IxDyn(s), v).expect("gradient size")
-            };
+            let shape =
+                |s: &[usize], v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(s), v).expect("gradient size");
             let mut out = vec![
                 grads.dx.map(|v| shape(&[n, channels, h, w], v)),
                 grads.dw.map(|v| shape(&[o, channels, kh, kw], v)),
@@ -195,14 +193,7 @@ fn mat_mut(data: &mut [f32], rows: usize, cols: usize, ld: usize) -> ArrayViewMu
 
 /// The forward pass on raw slices: `x` `[N, C, H, W]`, `w` `[O, K]`, `bias` `[O]`
 /// → `[N, O, P]`.
-fn forward(
-    g: &ConvGeometry,
-    n: usize,
-    o: usize,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-) -> Vec<f32> {
+fn forward(g: &ConvGeometry, n: usize, o: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
     let split = Split::new(n, p);
     let mut out = vec![0.0f32; n * o * p];
@@ -215,14 +206,7 @@ fn forward(
         .for_each(|(out, x)| {
             let images = out.len() / (o * p);
             let mut col = vec![0.0f32; k * split.group * p];
-            let mut product = vec![
-                0.0f32;
-                if split.group > 1 {
-                    o * split.group * p
-                } else {
-                    0
-                }
-            ];
+            let mut product = vec![0.0f32; if split.group > 1 { o * split.group * p } else { 0 }];
             for first in (0..images).step_by(split.group) {
                 let b = split.group.min(images - first);
                 let ld = b * p;
@@ -300,14 +284,7 @@ fn backward(
             dx.fill(0.0);
         }
         let mut col = vec![0.0f32; k * split.group * p];
-        let mut gathered = vec![
-            0.0f32;
-            if split.group > 1 {
-                o * split.group * p
-            } else {
-                0
-            }
-        ];
+        let mut gathered = vec![0.0f32; if split.group > 1 { o * split.group * p } else { 0 }];
         for first in (0..images).step_by(split.group) {
             let b = split.group.min(images - first);
             let ld = b * p;

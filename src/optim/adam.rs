@@ -130,22 +130,14 @@ impl Hyper {
             return Err(format!("{kind}: invalid beta2 {beta2}, must be in [0, 1)"));
         }
         if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
-            return Err(format!(
-                "{kind}: invalid weight_decay {}",
-                self.weight_decay
-            ));
+            return Err(format!("{kind}: invalid weight_decay {}", self.weight_decay));
         }
         Ok(())
     }
 }
 
 /// One Adam or AdamW step over all parameters.
-fn adam_step(
-    h: Hyper,
-    moments: &mut Vec<Option<AdamMoments>>,
-    params: &mut [&mut Param],
-    grads: &Gradients,
-) {
+fn adam_step(h: Hyper, moments: &mut Vec<Option<AdamMoments>>, params: &mut [&mut Param], grads: &Gradients) {
     let kind = h.kind();
     let (beta1, beta2) = h.betas;
     let lr = f64::from(h.lr);
@@ -295,10 +287,7 @@ impl Optimizer for Adam {
             });
         };
         let loaded = Adam { config, moments };
-        loaded
-            .hyper()
-            .validate()
-            .map_err(OptimError::InvalidState)?;
+        loaded.hyper().validate().map_err(OptimError::InvalidState)?;
         validate_moments(&loaded.moments)?;
         *self = loaded;
         Ok(())
@@ -377,10 +366,7 @@ impl Optimizer for AdamW {
             });
         };
         let loaded = AdamW { config, moments };
-        loaded
-            .hyper()
-            .validate()
-            .map_err(OptimError::InvalidState)?;
+        loaded.hyper().validate().map_err(OptimError::InvalidState)?;
         validate_moments(&loaded.moments)?;
         *self = loaded;
         Ok(())

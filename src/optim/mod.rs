@@ -161,15 +161,11 @@ impl OptimizerState {
     /// of a panic at the next step.
     pub fn check_params(&self, params: &[&Param]) -> Result<(), OptimError> {
         let shapes: Vec<(usize, &[usize])> = match self {
-            OptimizerState::SGD {
-                momentum_buffers, ..
-            } => positions(momentum_buffers)
-                .map(|(i, b)| (i, b.shape()))
-                .collect(),
+            OptimizerState::SGD { momentum_buffers, .. } => {
+                positions(momentum_buffers).map(|(i, b)| (i, b.shape())).collect()
+            }
             OptimizerState::Adam { moments, .. } | OptimizerState::AdamW { moments, .. } => {
-                positions(moments)
-                    .map(|(i, m)| (i, m.exp_avg.shape()))
-                    .collect()
+                positions(moments).map(|(i, m)| (i, m.exp_avg.shape())).collect()
             }
         };
         for (position, shape) in shapes {

@@ -171,11 +171,7 @@ impl LrSchedule {
                 let warmup_end = pct_start * total_steps as f64 - 1.0;
                 let end = total_steps as f64 - 1.0;
                 if s <= warmup_end {
-                    let pct = if warmup_end > 0.0 {
-                        s / warmup_end
-                    } else {
-                        1.0
-                    };
+                    let pct = if warmup_end > 0.0 { s / warmup_end } else { 1.0 };
                     anneal_cos(initial_lr, max_lr, pct) as f32
                 } else {
                     let pct = ((s - warmup_end) / (end - warmup_end)).min(1.0);

@@ -138,30 +138,25 @@ impl Optimizer for SGD {
             return;
         }
 
-        for_each_updatable(
-            OptimizerKind::SGD,
-            params,
-            grads,
-            |position, value, grad| {
-                let slot = slot(buffers, position);
-                let first = slot.is_none();
-                let buffer = slot.get_or_insert_with(|| ArrayD::zeros(value.raw_dim()));
-                assert_state_shape(OptimizerKind::SGD, position, value.shape(), buffer.shape());
-                zip_update!(
-                    Zip::from(value).and(grad).and(buffer),
-                    |p: &mut f32, &g: &f32, b: &mut f32| {
-                        let g = if decay { g + wd * *p } else { g };
-                        *b = if first {
-                            g
-                        } else {
-                            *b * mu + one_minus_dampening * g
-                        };
-                        let g = if nesterov { g + mu * *b } else { *b };
-                        *p += neg_lr * g;
-                    }
-                );
-            },
-        );
+        for_each_updatable(OptimizerKind::SGD, params, grads, |position, value, grad| {
+            let slot = slot(buffers, position);
+            let first = slot.is_none();
+            let buffer = slot.get_or_insert_with(|| ArrayD::zeros(value.raw_dim()));
+            assert_state_shape(OptimizerKind::SGD, position, value.shape(), buffer.shape());
+            zip_update!(
+                Zip::from(value).and(grad).and(buffer),
+                |p: &mut f32, &g: &f32, b: &mut f32| {
+                    let g = if decay { g + wd * *p } else { g };
+                    *b = if first {
+                        g
+                    } else {
+                        *b * mu + one_minus_dampening * g
+                    };
+                    let g = if nesterov { g + mu * *b } else { *b };
+                    *p += neg_lr * g;
+                }
+            );
+        });
     }
 
     fn lr(&self) -> f32 {
@@ -225,10 +220,7 @@ mod tests {
         sgd.step(&mut [&mut w], &grads);
         // Dampening does not apply on the first step: b = g.
         assert_eq!(w.value(), &array![0.5f32, 2.5].into_dyn());
-        let OptimizerState::SGD {
-            momentum_buffers, ..
-        } = sgd.state()
-        else {
+        let OptimizerState::SGD { momentum_buffers, .. } = sgd.state() else {
             unreachable!()
         };
         assert_eq!(momentum_buffers[0], Some(array![1.0f32, -1.0].into_dyn()));
