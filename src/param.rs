@@ -20,6 +20,16 @@ impl ParamId {
     }
 }
 
+/// Parameters are kept in standard (row-major, contiguous) layout so that
+/// optimizers and ops can work on them as flat slices.
+fn standard(value: ArrayD<f32>) -> ArrayD<f32> {
+    if value.is_standard_layout() {
+        value
+    } else {
+        value.as_standard_layout().into_owned()
+    }
+}
+
 /// A learned value with a stable id and a frozen flag (PyTorch's
 /// `requires_grad=False`, Keras's `trainable=False`).
 ///
@@ -37,7 +47,7 @@ impl Param {
     pub fn new(value: impl Into<ArrayD<f32>>) -> Self {
         Param {
             id: ParamId::fresh(),
-            value: Arc::new(value.into()),
+            value: Arc::new(standard(value.into())),
             frozen: false,
         }
     }
@@ -67,7 +77,7 @@ impl Param {
             value.shape(),
             self.value.shape()
         );
-        self.value = Arc::new(value);
+        self.value = Arc::new(standard(value));
     }
 
     /// The shape of the value.

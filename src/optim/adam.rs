@@ -22,8 +22,8 @@ use ndarray::{ArrayD, Zip};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    assert_state_shape, for_each_updatable, slot, zip_update, OptimError, Optimizer, OptimizerKind,
-    OptimizerState,
+    assert_state_shape, flat, flat_mut, for_each_updatable, slot, zip_update, OptimError, Optimizer,
+    OptimizerKind, OptimizerState,
 };
 use crate::param::Param;
 use crate::tape::Gradients;
@@ -163,11 +163,13 @@ fn adam_step(h: Hyper, moments: &mut Vec<Option<AdamMoments>>, params: &mut [&mu
         let bias_correction2_sqrt = (1.0 - beta2.powf(t)).sqrt() as f32;
         let neg_step_size = (-(lr / bias_correction1)) as f32;
 
+        let grad = flat(grad);
+
         zip_update!(
-            Zip::from(value)
-                .and(grad)
-                .and(&mut state.exp_avg)
-                .and(&mut state.exp_avg_sq),
+            Zip::from(flat_mut(value))
+                .and(&grad)
+                .and(flat_mut(&mut state.exp_avg))
+                .and(flat_mut(&mut state.exp_avg_sq)),
             |p: &mut f32, &g: &f32, m: &mut f32, v: &mut f32| {
                 if decoupled_decay {
                     *p *= shrink;

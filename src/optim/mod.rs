@@ -255,6 +255,23 @@ pub(crate) fn for_each_updatable(
     }
 }
 
+/// A one-dimensional view of all elements. Zipping 1-d views runs a plain loop;
+/// ndarray's `Zip` over dynamic-rank arrays costs several times more per element.
+pub(crate) fn flat(a: &ArrayD<f32>) -> ndarray::CowArray<'_, f32, ndarray::Ix1> {
+    let a = a.as_standard_layout();
+    let len = a.len();
+    a.into_shape_with_order(len)
+        .expect("standard layout reshapes to 1-d")
+}
+
+/// A mutable one-dimensional view of an array we own (always in standard layout).
+pub(crate) fn flat_mut(a: &mut ArrayD<f32>) -> ndarray::ArrayViewMut1<'_, f32> {
+    let len = a.len();
+    a.as_slice_mut()
+        .map(|s| ndarray::ArrayViewMut1::from_shape(len, s).expect("length matches"))
+        .expect("optimizer buffers and parameter values are in standard layout")
+}
+
 /// The state slot of `position`, growing the list if this position is new.
 pub(crate) fn slot<T>(slots: &mut Vec<Option<T>>, position: usize) -> &mut Option<T> {
     if slots.len() <= position {

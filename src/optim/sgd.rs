@@ -16,8 +16,8 @@ use ndarray::{ArrayD, Zip};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    assert_state_shape, for_each_updatable, slot, zip_update, OptimError, Optimizer, OptimizerKind,
-    OptimizerState,
+    assert_state_shape, flat, flat_mut, for_each_updatable, slot, zip_update, OptimError, Optimizer,
+    OptimizerKind, OptimizerState,
 };
 use crate::param::Param;
 use crate::tape::Gradients;
@@ -130,7 +130,8 @@ impl Optimizer for SGD {
 
         if c.momentum == 0.0 {
             for_each_updatable(OptimizerKind::SGD, params, grads, |_, value, grad| {
-                zip_update!(Zip::from(value).and(grad), |p: &mut f32, &g: &f32| {
+                let grad = flat(grad);
+                zip_update!(Zip::from(flat_mut(value)).and(&grad), |p: &mut f32, &g: &f32| {
                     let g = if decay { g + wd * *p } else { g };
                     *p += neg_lr * g;
                 });
@@ -143,8 +144,9 @@ impl Optimizer for SGD {
             let first = slot.is_none();
             let buffer = slot.get_or_insert_with(|| ArrayD::zeros(value.raw_dim()));
             assert_state_shape(OptimizerKind::SGD, position, value.shape(), buffer.shape());
+            let grad = flat(grad);
             zip_update!(
-                Zip::from(value).and(grad).and(buffer),
+                Zip::from(flat_mut(value)).and(&grad).and(flat_mut(buffer)),
                 |p: &mut f32, &g: &f32, b: &mut f32| {
                     let g = if decay { g + wd * *p } else { g };
                     *b = if first {
