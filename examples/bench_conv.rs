@@ -67,11 +67,9 @@ fn main() {
         for rep in 0..args.reps + 3 {
             let tape = Tape::new();
             let t0 = Instant::now();
-            let y = tape.param(&x).conv2d(
-                &tape.param(&w),
-                Some(&tape.param(&b)),
-                &Conv2dOptions::default(),
-            );
+            let y = tape
+                .param(&x)
+                .conv2d(&tape.param(&w), Some(&tape.param(&b)), &Conv2dOptions::default());
             let t1 = Instant::now();
             let grads = y.sum().backward();
             let t2 = Instant::now();

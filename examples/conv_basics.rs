@@ -24,11 +24,7 @@ fn image(rows: [[f32; 2]; 2]) -> Tensor {
 /// Prints the single plane of a `[1, 1, H, W]` tensor, one row per line.
 fn show(label: &str, t: &Tensor) {
     println!("{label}");
-    let plane = t
-        .value()
-        .index_axis(Axis(0), 0)
-        .index_axis(Axis(0), 0)
-        .to_owned();
+    let plane = t.value().index_axis(Axis(0), 0).index_axis(Axis(0), 0).to_owned();
     for row in plane.rows() {
         let cells: Vec<String> = row.iter().map(|v| format!("{v:>4}")).collect();
         println!("    [{} ]", cells.join(""));
@@ -98,10 +94,7 @@ fn main() {
     let a = ndarray::arr2(&[[1.0f32, 2.], [3., 4.]]);
     println!(
         "matrix product, for comparison: {:?}",
-        a.dot(&a)
-            .outer_iter()
-            .map(|r| r.to_vec())
-            .collect::<Vec<_>>()
+        a.dot(&a).outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>()
     );
     println!(
         "So [[25, 26], [66, 76]] is neither a convolution nor a cross-correlation of these two \

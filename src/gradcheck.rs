@@ -72,11 +72,7 @@ impl GradCheck {
     /// let x = array![[0.5f32, -1.0], [2.0, 0.3]].into_dyn();
     /// GradCheck::default().run(&[x], |t| t[0].tanh()).unwrap();
     /// ```
-    pub fn run(
-        &self,
-        inputs: &[ArrayD<f32>],
-        f: impl Fn(&[Tensor]) -> Tensor,
-    ) -> Result<(), GradMismatch> {
+    pub fn run(&self, inputs: &[ArrayD<f32>], f: impl Fn(&[Tensor]) -> Tensor) -> Result<(), GradMismatch> {
         let params: Vec<Param> = inputs.iter().map(|x| Param::new(x.clone())).collect();
 
         let tape = Tape::new();
@@ -101,9 +97,7 @@ impl GradCheck {
             let zeros = ArrayD::zeros(param.value().raw_dim());
             let analytic = grads.get(param).unwrap_or(&zeros);
             for index in 0..values[input].len() {
-                let original = values[input]
-                    .as_slice_mut()
-                    .expect("owned, standard layout")[index];
+                let original = values[input].as_slice_mut().expect("owned, standard layout")[index];
                 values[input].as_slice_mut().expect("standard layout")[index] = original + self.eps;
                 let plus = eval(&values);
                 values[input].as_slice_mut().expect("standard layout")[index] = original - self.eps;
@@ -129,4 +123,21 @@ impl GradCheck {
 pub fn random_like(shape: &[usize], seed: u64) -> ArrayD<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
     ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-1.0..1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn detects_a_wrong_derivative() {
+        let x = array![0.5f32, -1.0, 2.0].into_dyn();
+        // d/dx x² is 2x; claim 3x instead.
+        let err = GradCheck::default()
+            .run(&[x], |t| t[0].unary("bad_square", |v| v * v, |v, _| 3.0 * v))
+            .unwrap_err();
+        assert_eq!(err.input, 0);
+        assert!((err.numeric - 2.0 * f64::from(err.analytic) / 3.0).abs() < 1e-2);
+    }
 }

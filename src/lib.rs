@@ -28,14 +28,29 @@
 //! Inference records nothing: build the input with [`Tensor::new`] (on no tape) and
 //! every intermediate value is freed as soon as it is used.
 
+pub mod data;
 pub mod gradcheck;
+pub mod io;
+pub mod metrics;
+pub mod nn;
 pub mod ops;
+pub mod optim;
 mod param;
 mod tape;
 mod tensor;
+pub mod train;
+pub mod zoo;
 
 pub use gradcheck::GradCheck;
 pub use ops::{Conv2dOptions, Padding};
+pub use optim::{
+    Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, OptimError, Optimizer, OptimizerState, SGDConfig, SGD,
+};
 pub use param::{Param, ParamId};
 pub use tape::{Gradients, Tape};
 pub use tensor::Tensor;
+
+/// The README's code blocks, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

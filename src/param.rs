@@ -20,6 +20,16 @@ impl ParamId {
     }
 }
 
+/// Parameters are kept in standard (row-major, contiguous) layout so that
+/// optimizers and ops can work on them as flat slices.
+fn standard(value: ArrayD<f32>) -> ArrayD<f32> {
+    if value.is_standard_layout() {
+        value
+    } else {
+        value.as_standard_layout().into_owned()
+    }
+}
+
 /// A learned value with a stable id and a frozen flag (PyTorch's
 /// `requires_grad=False`, Keras's `trainable=False`).
 ///
@@ -37,7 +47,7 @@ impl Param {
     pub fn new(value: impl Into<ArrayD<f32>>) -> Self {
         Param {
             id: ParamId::fresh(),
-            value: Arc::new(value.into()),
+            value: Arc::new(standard(value.into())),
             frozen: false,
         }
     }
@@ -67,7 +77,7 @@ impl Param {
             value.shape(),
             self.value.shape()
         );
-        self.value = Arc::new(value);
+        self.value = Arc::new(standard(value));
     }
 
     /// The shape of the value.
@@ -106,5 +116,36 @@ impl Param {
 
     pub(crate) fn shared_value(&self) -> Arc<ArrayD<f32>> {
         self.value.clone()
+    }
+}
+
+/// Serialized as its value and frozen flag; a deserialized parameter gets a fresh
+/// id (ids are unique per process, not per file).
+impl serde::Serialize for Param {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Stored<'a> {
+            value: &'a ArrayD<f32>,
+            frozen: bool,
+        }
+        Stored {
+            value: &self.value,
+            frozen: self.frozen,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Param {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            value: ArrayD<f32>,
+            frozen: bool,
+        }
+        let Stored { value, frozen } = Stored::deserialize(d)?;
+        let mut p = Param::new(value);
+        p.frozen = frozen;
+        Ok(p)
     }
 }

@@ -210,11 +210,15 @@ impl Gradients {
     }
 
     /// Scales every gradient so that the global norm is at most `max_norm`
-    /// (PyTorch's `clip_grad_norm_`). Returns the norm before clipping.
+    /// (PyTorch's `clip_grad_norm_`): by `max_norm / (norm + 1e-6)` when that is
+    /// below 1. Returns the norm before clipping.
+    ///
+    /// Unlike PyTorch, a non-finite norm leaves the gradients as they are (PyTorch
+    /// would zero them for an infinite norm); the returned norm tells the caller.
     pub fn clip_global_norm(&mut self, max_norm: f32) -> f32 {
         let norm = self.global_norm();
-        if norm.is_finite() && norm > max_norm {
-            let scale = max_norm / (norm + 1e-6);
+        let scale = max_norm / (norm + 1e-6);
+        if norm.is_finite() && scale < 1.0 {
             for g in self.by_param.values_mut() {
                 g.mapv_inplace(|v| v * scale);
             }

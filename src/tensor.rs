@@ -29,11 +29,7 @@ impl Tensor {
         Self::from_parts(Arc::new(value.into()), None, None)
     }
 
-    pub(crate) fn from_parts(
-        value: Arc<ArrayD<f32>>,
-        tape: Option<Tape>,
-        node: Option<usize>,
-    ) -> Self {
+    pub(crate) fn from_parts(value: Arc<ArrayD<f32>>, tape: Option<Tape>, node: Option<usize>) -> Self {
         Tensor { value, tape, node }
     }
 
@@ -88,12 +84,7 @@ impl Tensor {
         self.value
             .view()
             .into_dimensionality::<Ix4>()
-            .unwrap_or_else(|_| {
-                panic!(
-                    "{op}: expects a 4-d NCHW tensor, got shape {:?}",
-                    self.shape()
-                )
-            })
+            .unwrap_or_else(|_| panic!("{op}: expects a 4-d NCHW tensor, got shape {:?}", self.shape()))
     }
 
     /// The tape this tensor is recorded on, if any.
@@ -124,9 +115,7 @@ impl Tensor {
             self.shape()
         );
         match (&self.tape, self.node) {
-            (Some(tape), Some(node)) => {
-                tape.backward_from(node, ArrayD::ones(self.value.raw_dim()))
-            }
+            (Some(tape), Some(node)) => tape.backward_from(node, ArrayD::ones(self.value.raw_dim())),
             _ => Gradients::default(),
         }
     }
@@ -147,21 +136,16 @@ impl Tensor {
         for t in inputs.iter().filter_map(|t| t.tape.as_ref()) {
             match tape {
                 None => tape = Some(t),
-                Some(first) => assert!(
-                    first.same_as(t),
-                    "{name}: inputs are recorded on different tapes"
-                ),
+                Some(first) => assert!(first.same_as(t), "{name}: inputs are recorded on different tapes"),
             }
         }
         let node_inputs: Vec<Option<usize>> = inputs.iter().map(|t| t.node).collect();
         let node = match tape {
-            Some(tape) if node_inputs.iter().any(Option::is_some) => {
-                Some(tape.push(NodeKind::Op {
-                    name,
-                    inputs: node_inputs,
-                    backward: Box::new(backward),
-                }))
-            }
+            Some(tape) if node_inputs.iter().any(Option::is_some) => Some(tape.push(NodeKind::Op {
+                name,
+                inputs: node_inputs,
+                backward: Box::new(backward),
+            })),
             _ => None,
         };
         Tensor::from_parts(value.into(), tape.cloned(), node)

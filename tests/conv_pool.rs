@@ -6,9 +6,7 @@ use ferrocnn::{Conv2dOptions, GradCheck, Padding, Param, Tape, Tensor};
 use ndarray::{Array4, ArrayD, IxDyn};
 
 fn arr4(shape: (usize, usize, usize, usize), values: &[f32]) -> ArrayD<f32> {
-    Array4::from_shape_vec(shape, values.to_vec())
-        .unwrap()
-        .into_dyn()
+    Array4::from_shape_vec(shape, values.to_vec()).unwrap().into_dyn()
 }
 
 fn opts(stride: (usize, usize), padding: Padding, dilation: (usize, usize)) -> Conv2dOptions {
@@ -95,12 +93,9 @@ fn naive_conv(
                     for c in 0..xs[1] {
                         for i in 0..ws[2] {
                             for j in 0..ws[3] {
-                                let iy =
-                                    (oy * o.stride.0 + i * o.dilation.0) as isize - r.top as isize;
-                                let ix =
-                                    (ox * o.stride.1 + j * o.dilation.1) as isize - r.left as isize;
-                                if iy < 0 || ix < 0 || iy >= xs[2] as isize || ix >= xs[3] as isize
-                                {
+                                let iy = (oy * o.stride.0 + i * o.dilation.0) as isize - r.top as isize;
+                                let ix = (ox * o.stride.1 + j * o.dilation.1) as isize - r.left as isize;
+                                if iy < 0 || ix < 0 || iy >= xs[2] as isize || ix >= xs[3] as isize {
                                     continue;
                                 }
                                 let (iy, ix) = (iy as usize, ix as usize);
@@ -122,10 +117,7 @@ fn assert_close(what: &str, a: &ArrayD<f32>, b: &ArrayD<f32>) {
     assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
     let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
     for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
-        assert!(
-            (x - y).abs() <= 1e-4 * scale,
-            "{what}[{i}]: {x} vs reference {y}"
-        );
+        assert!((x - y).abs() <= 1e-4 * scale, "{what}[{i}]: {x} vs reference {y}");
     }
 }
 
@@ -154,12 +146,7 @@ fn conv2d_matches_direct_convolution_forward_and_backward() {
         opts((2, 1), Padding::Same, (1, 2)),
         true,
     ));
-    cases.push((
-        [5, 8, 13, 13],
-        [16, 8, 3, 3],
-        Conv2dOptions::default(),
-        true,
-    ));
+    cases.push(([5, 8, 13, 13], [16, 8, 3, 3], Conv2dOptions::default(), true));
     for (seed, (xs, ws, o, with_bias)) in cases.into_iter().enumerate() {
         let seed = 100 + seed as u64 * 5;
         let (x, w, b) = (
@@ -296,9 +283,7 @@ fn avg_pool2d_gradients_match_finite_differences() {
                 .run(&[random_like(&shape, seed as u64)], |t| {
                     t[0].avg_pool2d(kernel, stride, padding, include)
                 })
-                .unwrap_or_else(|e| {
-                    panic!("{shape:?} k{kernel:?} s{stride:?} {padding:?} {include}: {e}")
-                });
+                .unwrap_or_else(|e| panic!("{shape:?} k{kernel:?} s{stride:?} {padding:?} {include}: {e}"));
         }
     }
 }
@@ -306,9 +291,7 @@ fn avg_pool2d_gradients_match_finite_differences() {
 #[test]
 fn global_avg_pool2d_gradients_match_finite_differences() {
     GradCheck::default()
-        .run(&[random_like(&[2, 3, 4, 5], 9)], |t| {
-            t[0].global_avg_pool2d()
-        })
+        .run(&[random_like(&[2, 3, 4, 5], 9)], |t| t[0].global_avg_pool2d())
         .unwrap();
     let y = Tensor::new(arr4((1, 2, 1, 2), &[1., 3., -2., 6.])).global_avg_pool2d();
     assert_eq!(y.value(), &ndarray::arr2(&[[2.0f32, 2.0]]).into_dyn());
@@ -377,21 +360,14 @@ fn avgpool_count_include_pad_divides_by_kernel_area_or_real_pixels() {
     });
     assert_eq!(
         dx,
-        arr4(
-            (1, 1, 3, 3),
-            &[0.25, 0.5, 0.25, 0.5, 1.0, 0.5, 0.25, 0.5, 0.25]
-        )
+        arr4((1, 1, 3, 3), &[0.25, 0.5, 0.25, 0.5, 1.0, 0.5, 0.25, 0.5, 0.25])
     );
 }
 
 #[test]
 #[should_panic(expected = "max_pool2d")]
 fn maxpool_rejects_padding_as_large_as_the_kernel() {
-    Tensor::new(ArrayD::zeros(IxDyn(&[1, 1, 4, 4]))).max_pool2d(
-        (2, 2),
-        (2, 2),
-        Padding::Explicit(2, 2),
-    );
+    Tensor::new(ArrayD::zeros(IxDyn(&[1, 1, 4, 4]))).max_pool2d((2, 2), (2, 2), Padding::Explicit(2, 2));
 }
 
 #[test]
@@ -419,10 +395,7 @@ fn conv2d_gradients_are_deterministic() {
         let y = tape
             .param(&px)
             .conv2d(&tape.param(&pw), None, &Conv2dOptions::default());
-        let grads = y
-            .mul(&Tensor::new(random_like(y.shape(), 9)))
-            .sum()
-            .backward();
+        let grads = y.mul(&Tensor::new(random_like(y.shape(), 9))).sum().backward();
         (y.value().clone(), grads[&px].clone(), grads[&pw].clone())
     };
     assert_eq!(run(), run());

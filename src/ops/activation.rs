@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{ArrayD, Zip};
+use super::elementwise::{map, map3};
 
 use crate::tensor::Tensor;
 
@@ -14,27 +14,19 @@ impl Tensor {
     pub fn unary(
         &self,
         name: &'static str,
-        f: impl Fn(f32) -> f32,
-        df: impl Fn(f32, f32) -> f32 + 'static,
+        f: impl Fn(f32) -> f32 + Sync,
+        df: impl Fn(f32, f32) -> f32 + Sync + 'static,
     ) -> Tensor {
-        let value = Arc::new(self.value().mapv(f));
+        let value = Arc::new(map(self.value(), f));
         let (x, y) = (self.shared_value(), value.clone());
         Tensor::record(name, &[self], value, move |g, _| {
-            let grad: ArrayD<f32> = Zip::from(g)
-                .and(&*x)
-                .and(&*y)
-                .map_collect(|&g, &x, &y| g * df(x, y));
-            vec![Some(grad)]
+            vec![Some(map3(g, &x, &y, |g, x, y| g * df(x, y)))]
         })
     }
 
     /// `max(0, x)`. The gradient at exactly 0 is 0, as in PyTorch.
     pub fn relu(&self) -> Tensor {
-        self.unary(
-            "relu",
-            |x| x.max(0.0),
-            |x, _| if x > 0.0 { 1.0 } else { 0.0 },
-        )
+        self.unary("relu", |x| x.max(0.0), |x, _| if x > 0.0 { 1.0 } else { 0.0 })
     }
 
     /// `x` for `x > 0`, `slope · x` otherwise (PyTorch's default slope is 0.01).
@@ -63,11 +55,7 @@ impl Tensor {
 
     /// Elementwise absolute value; the gradient at 0 is 0.
     pub fn abs(&self) -> Tensor {
-        self.unary(
-            "abs",
-            f32::abs,
-            |x, _| if x == 0.0 { 0.0 } else { x.signum() },
-        )
+        self.unary("abs", f32::abs, |x, _| if x == 0.0 { 0.0 } else { x.signum() })
     }
 
     /// Elementwise natural exponential.

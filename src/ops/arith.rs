@@ -7,6 +7,7 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use ndarray::{ArrayD, Axis, IxDyn};
 
+use super::elementwise::map2;
 use crate::tensor::Tensor;
 
 /// The broadcast shape of `a` and `b`; panics naming `op` if they do not broadcast.
@@ -14,16 +15,8 @@ fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
     let n = a.len().max(b.len());
     (0..n)
         .map(|i| {
-            let da = if i + a.len() >= n {
-                a[i + a.len() - n]
-            } else {
-                1
-            };
-            let db = if i + b.len() >= n {
-                b[i + b.len() - n]
-            } else {
-                1
-            };
+            let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+            let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
             match (da, db) {
                 (x, y) if x == y => x,
                 (1, y) => y,
@@ -56,17 +49,17 @@ fn zip_broadcast(
     op: &str,
     a: &ArrayD<f32>,
     b: &ArrayD<f32>,
-    f: impl Fn(f32, f32) -> f32,
+    f: impl Fn(f32, f32) -> f32 + Sync,
 ) -> ArrayD<f32> {
+    if a.shape() == b.shape() {
+        return map2(a, b, f);
+    }
     let shape = IxDyn(&broadcast_shape(op, a.shape(), b.shape()));
     let (av, bv) = (
-        a.broadcast(shape.clone())
-            .expect("checked by broadcast_shape"),
+        a.broadcast(shape.clone()).expect("checked by broadcast_shape"),
         b.broadcast(shape).expect("checked by broadcast_shape"),
     );
-    ndarray::Zip::from(&av)
-        .and(&bv)
-        .map_collect(|&x, &y| f(x, y))
+    ndarray::Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y))
 }
 
 impl Tensor {
@@ -100,10 +93,8 @@ impl Tensor {
         let (a, b) = (self.shared_value(), other.shared_value());
         Tensor::record("mul", &[self, other], value, move |g, needs| {
             vec![
-                needs[0]
-                    .then(|| sum_to_shape(zip_broadcast("mul", g, &b, |g, y| g * y), a.shape())),
-                needs[1]
-                    .then(|| sum_to_shape(zip_broadcast("mul", g, &a, |g, x| g * x), b.shape())),
+                needs[0].then(|| sum_to_shape(zip_broadcast("mul", g, &b, |g, y| g * y), a.shape())),
+                needs[1].then(|| sum_to_shape(zip_broadcast("mul", g, &a, |g, x| g * x), b.shape())),
             ]
         })
     }
@@ -114,15 +105,11 @@ impl Tensor {
         let (a, b) = (self.shared_value(), other.shared_value());
         Tensor::record("div", &[self, other], value, move |g, needs| {
             vec![
-                needs[0]
-                    .then(|| sum_to_shape(zip_broadcast("div", g, &b, |g, y| g / y), a.shape())),
+                needs[0].then(|| sum_to_shape(zip_broadcast("div", g, &b, |g, y| g / y), a.shape())),
                 needs[1].then(|| {
                     // d(x/y)/dy = -x/y², formed as -(g·x)/y² over the broadcast shape.
                     let gx = zip_broadcast("div", g, &a, |g, x| g * x);
-                    sum_to_shape(
-                        zip_broadcast("div", &gx, &b, |gx, y| -gx / (y * y)),
-                        b.shape(),
-                    )
+                    sum_to_shape(zip_broadcast("div", &gx, &b, |gx, y| -gx / (y * y)), b.shape())
                 }),
             ]
         })
@@ -187,18 +174,14 @@ mod tests {
 
     #[test]
     fn broadcast_shape_follows_numpy_rules() {
-        assert_eq!(
-            broadcast_shape("t", &[2, 3, 4, 5], &[3, 1, 1]),
-            vec![2, 3, 4, 5]
-        );
+        assert_eq!(broadcast_shape("t", &[2, 3, 4, 5], &[3, 1, 1]), vec![2, 3, 4, 5]);
         assert_eq!(broadcast_shape("t", &[1, 4], &[3, 1]), vec![3, 4]);
     }
 
     #[test]
     #[should_panic(expected = "add: shapes [2, 3] and [4] do not broadcast")]
     fn add_names_op_and_shapes_on_mismatch() {
-        let _ = Tensor::new(ArrayD::zeros(IxDyn(&[2, 3])))
-            .add(&Tensor::new(ArrayD::zeros(IxDyn(&[4]))));
+        let _ = Tensor::new(ArrayD::zeros(IxDyn(&[2, 3]))).add(&Tensor::new(ArrayD::zeros(IxDyn(&[4]))));
     }
 
     #[test]
@@ -206,7 +189,7 @@ mod tests {
         let g = ArrayD::ones(IxDyn(&[2, 3, 4]));
         assert_eq!(
             sum_to_shape(g.clone(), &[3, 1]),
-            array![[4.0f32], [4.0], [4.0]].into_dyn()
+            array![[8.0f32], [8.0], [8.0]].into_dyn()
         );
         assert_eq!(sum_to_shape(g, &[]).sum(), 24.0);
     }

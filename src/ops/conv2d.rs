@@ -143,8 +143,7 @@ impl Tensor {
                 b.as_ref().map(|b| b.as_slice().expect("standard layout")),
             )
         };
-        let value =
-            ArrayD::from_shape_vec(IxDyn(&[n, o, pad.out_h, pad.out_w]), out).expect("output size");
+        let value = ArrayD::from_shape_vec(IxDyn(&[n, o, pad.out_h, pad.out_w]), out).expect("output size");
 
         let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
         Tensor::record("conv2d", &inputs, value, move |grad, needs| {
@@ -161,9 +160,8 @@ impl Tensor {
                 grad.as_slice().expect("standard layout"),
                 [needs[0], needs[1], need_bias],
             );
-            let shape = |s: &[usize], v: Vec<f32>| {
-                ArrayD::from_shape_vec(IxDyn(s), v).expect("gradient size")
-            };
+            let shape =
+                |s: &[usize], v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(s), v).expect("gradient size");
             let mut out = vec![
                 grads.dx.map(|v| shape(&[n, channels, h, w], v)),
                 grads.dw.map(|v| shape(&[o, channels, kh, kw], v)),
@@ -235,11 +233,7 @@ fn matmul(a: &ArrayView2<f32>, b: &ArrayView2<f32>, accumulate: bool, c: &mut Ar
         b.shape(),
         c.shape()
     );
-    let (cs, as_, bs) = (
-        c.strides().to_vec(),
-        a.strides().to_vec(),
-        b.strides().to_vec(),
-    );
+    let (cs, as_, bs) = (c.strides().to_vec(), a.strides().to_vec(), b.strides().to_vec());
     // SAFETY: each pointer with its view's strides addresses exactly that view's
     // elements (ndarray guarantees it, and the shapes were checked to chain); `c` is
     // borrowed mutably, so it overlaps neither `a` nor `b`.
@@ -281,14 +275,7 @@ fn mat_mut(data: &mut [f32], rows: usize, cols: usize, ld: usize) -> ArrayViewMu
 
 /// The forward pass on raw slices: `x` `[N, C, H, W]`, `w` `[O, K]`, `bias` `[O]`
 /// → `[N, O, P]`.
-fn forward(
-    g: &ConvGeometry,
-    n: usize,
-    o: usize,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-) -> Vec<f32> {
+fn forward(g: &ConvGeometry, n: usize, o: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
     let split = Split::new(n, p);
     let mut out = vec![0.0f32; n * o * p];
@@ -316,9 +303,7 @@ fn forward(
                         // [O, B·P] → [B, O, P]
                         for (i, out) in out.chunks_exact_mut(o * p).enumerate() {
                             for (oc, out) in out.chunks_exact_mut(p).enumerate() {
-                                out.copy_from_slice(
-                                    &product[oc * ld + i * p..oc * ld + (i + 1) * p],
-                                );
+                                out.copy_from_slice(&product[oc * ld + i * p..oc * ld + (i + 1) * p]);
                             }
                         }
                     }

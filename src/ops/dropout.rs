@@ -5,7 +5,9 @@
 //! The mask comes from a `StdRng` seeded by the caller, so a run is reproducible
 //! and a resumed run draws the same masks as an uninterrupted one.
 
-use ndarray::{ArrayD, Zip};
+use ndarray::ArrayD;
+
+use super::elementwise::map2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -14,21 +16,18 @@ use crate::tensor::Tensor;
 impl Tensor {
     /// Applies inverted dropout with drop probability `p` and a mask drawn from `seed`.
     pub fn dropout(&self, p: f32, seed: u64) -> Tensor {
-        assert!(
-            (0.0..=1.0).contains(&p),
-            "dropout: probability {p} not in [0, 1]"
-        );
+        assert!((0.0..=1.0).contains(&p), "dropout: probability {p} not in [0, 1]");
         if p == 0.0 {
             return self.clone();
         }
         let mut rng = StdRng::seed_from_u64(seed);
         let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
-        let mask: ArrayD<f32> =
-            self.value()
-                .mapv(|_| if rng.random::<f32>() < p { 0.0 } else { scale });
-        let value = Zip::from(self.value())
-            .and(&mask)
-            .map_collect(|&x, &m| x * m);
-        Tensor::record("dropout", &[self], value, move |g, _| vec![Some(g * &mask)])
+        let mask: ArrayD<f32> = self
+            .value()
+            .mapv(|_| if rng.random::<f32>() < p { 0.0 } else { scale });
+        let value = map2(self.value(), &mask, |x, m| x * m);
+        Tensor::record("dropout", &[self], value, move |g, _| {
+            vec![Some(map2(g, &mask, |g, m| g * m))]
+        })
     }
 }

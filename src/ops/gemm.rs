@@ -21,9 +21,7 @@ pub fn gemm(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: Ar
         b.shape(),
         c.shape()
     );
-    let splits = rayon::current_num_threads()
-        .next_power_of_two()
-        .trailing_zeros();
+    let splits = rayon::current_num_threads().next_power_of_two().trailing_zeros();
     split_gemm(alpha, a, b, beta, c, splits);
 }
 

@@ -100,8 +100,7 @@ impl ConvGeometry {
                         if sw == 1 {
                             dst.copy_from_slice(&src[range.first..range.first + dst.len()]);
                         } else {
-                            for (d, s) in dst.iter_mut().zip(src[range.first..].iter().step_by(sw))
-                            {
+                            for (d, s) in dst.iter_mut().zip(src[range.first..].iter().step_by(sw)) {
                                 *d = *s;
                             }
                         }

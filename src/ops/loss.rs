@@ -10,12 +10,9 @@ use ndarray::{Array2, ArrayD, ArrayView2, Ix2, IxDyn};
 use crate::tensor::Tensor;
 
 fn logits2<'a>(op: &str, a: &'a ArrayD<f32>) -> ArrayView2<'a, f32> {
-    a.view().into_dimensionality::<Ix2>().unwrap_or_else(|_| {
-        panic!(
-            "{op}: expects logits [N, classes], got shape {:?}",
-            a.shape()
-        )
-    })
+    a.view()
+        .into_dimensionality::<Ix2>()
+        .unwrap_or_else(|_| panic!("{op}: expects logits [N, classes], got shape {:?}", a.shape()))
 }
 
 /// Row-wise log-softmax, shifted by each row's maximum so no `exp` overflows.
@@ -115,13 +112,16 @@ pub fn argmax_rows(logits: &ArrayD<f32>) -> Vec<usize> {
         .map(|row| {
             row.iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 {
-                        (i, v)
-                    } else {
-                        best
-                    }
-                })
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |best, (i, &v)| {
+                        if v > best.1 {
+                            (i, v)
+                        } else {
+                            best
+                        }
+                    },
+                )
                 .0
         })
         .collect()

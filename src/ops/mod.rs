@@ -3,8 +3,10 @@
 
 mod activation;
 mod arith;
+mod batch_norm;
 mod conv2d;
 mod dropout;
+mod elementwise;
 pub mod gemm;
 mod im2col;
 mod loss;
@@ -15,6 +17,7 @@ mod pool;
 mod reduce;
 mod shape;
 
+pub use batch_norm::BatchStats;
 pub use conv2d::Conv2dOptions;
 pub use loss::{argmax_rows, softmax_rows};
 pub use padding::{Padding, ResolvedPadding};

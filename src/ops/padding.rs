@@ -192,18 +192,10 @@ mod tests {
 
     #[test]
     fn kernel_larger_than_input_does_not_resolve() {
-        assert!(Padding::Valid
-            .resolve((2, 2), (3, 3), (1, 1), (1, 1))
-            .is_none());
-        assert!(Padding::Valid
-            .resolve((5, 5), (3, 3), (1, 1), (3, 3))
-            .is_none());
-        assert!(Padding::Valid
-            .resolve((5, 5), (3, 3), (0, 1), (1, 1))
-            .is_none());
-        assert!(Padding::Same
-            .resolve((2, 2), (3, 3), (1, 1), (1, 1))
-            .is_some());
+        assert!(Padding::Valid.resolve((2, 2), (3, 3), (1, 1), (1, 1)).is_none());
+        assert!(Padding::Valid.resolve((5, 5), (3, 3), (1, 1), (3, 3)).is_none());
+        assert!(Padding::Valid.resolve((5, 5), (3, 3), (0, 1), (1, 1)).is_none());
+        assert!(Padding::Same.resolve((2, 2), (3, 3), (1, 1), (1, 1)).is_some());
     }
 
     #[test]
@@ -211,8 +203,7 @@ mod tests {
         let config = bincode::config::standard();
         for p in [Padding::Valid, Padding::Same, Padding::Explicit(2, 3)] {
             let bytes = bincode::serde::encode_to_vec(p, config).unwrap();
-            let (back, _): (Padding, usize) =
-                bincode::serde::decode_from_slice(&bytes, config).unwrap();
+            let (back, _): (Padding, usize) = bincode::serde::decode_from_slice(&bytes, config).unwrap();
             assert_eq!(back, p);
         }
     }

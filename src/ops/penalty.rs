@@ -23,9 +23,7 @@ impl Tensor {
         let value = ArrayD::from_elem(IxDyn(&[]), x.iter().map(|v| v.abs()).sum::<f32>());
         Tensor::record("l1_penalty", &[self], value, move |g, _| {
             let g = g.sum();
-            vec![Some(
-                x.mapv(|v| if v == 0.0 { 0.0 } else { v.signum() * g }),
-            )]
+            vec![Some(x.mapv(|v| if v == 0.0 { 0.0 } else { v.signum() * g }))]
         })
     }
 }

@@ -31,13 +31,7 @@ struct PoolGeometry {
 }
 
 impl PoolGeometry {
-    fn new(
-        op: &str,
-        x: &Tensor,
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        padding: Padding,
-    ) -> Self {
+    fn new(op: &str, x: &Tensor, kernel: (usize, usize), stride: (usize, usize), padding: Padding) -> Self {
         let (_, _, h, w) = x.view4(op).dim();
         let shape = x.shape();
         let pad = padding.resolve((h, w), kernel, stride, (1, 1)).unwrap_or_else(|| {
@@ -65,8 +59,7 @@ impl PoolGeometry {
     fn window(&self, oy: usize, ox: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
         let (y0, x0) = (oy * self.stride.0, ox * self.stride.1);
         let rows = y0.saturating_sub(self.pad.top)..(y0 + self.kernel.0 - self.pad.top).min(self.h);
-        let cols =
-            x0.saturating_sub(self.pad.left)..(x0 + self.kernel.1 - self.pad.left).min(self.w);
+        let cols = x0.saturating_sub(self.pad.left)..(x0 + self.kernel.1 - self.pad.left).min(self.w);
         (rows, cols)
     }
 
@@ -82,12 +75,7 @@ impl Tensor {
     ///
     /// # Shapes
     /// `[N, C, H, W]` → `[N, C, OH, OW]`, with `OH, OW` from [`Padding::resolve`].
-    pub fn max_pool2d(
-        &self,
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        padding: Padding,
-    ) -> Tensor {
+    pub fn max_pool2d(&self, kernel: (usize, usize), stride: (usize, usize), padding: Padding) -> Tensor {
         let geometry = PoolGeometry::new("max_pool2d", self, kernel, stride, padding);
         let x = self.value().as_standard_layout();
         let x = x.as_slice().expect("standard layout");

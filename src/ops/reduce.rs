@@ -31,9 +31,7 @@ impl Tensor {
         let shape = self.value().raw_dim();
         Tensor::record("sum_axis", &[self], value, move |g, _| {
             let g = g.view().insert_axis(Axis(axis));
-            let g = g
-                .broadcast(shape.clone())
-                .expect("reduced axis broadcasts back");
+            let g = g.broadcast(shape.clone()).expect("reduced axis broadcasts back");
             vec![Some(g.to_owned())]
         })
     }

@@ -25,8 +25,7 @@ impl Tensor {
         Tensor::record("reshape", &[self], value, move |g, _| {
             let g = g.as_standard_layout().into_owned();
             vec![Some(
-                g.into_shape_with_order(IxDyn(&original))
-                    .expect("same count"),
+                g.into_shape_with_order(IxDyn(&original)).expect("same count"),
             )]
         })
     }

@@ -1,0 +1,40 @@
+//! Data: IDX files (raw or gzip'd), labelled image datasets, batching, augmentation.
+//!
+//! The path from files to a training step:
+//!
+//! ```no_run
+//! use ferrocnn::data::{Augment, Mnist, Order};
+//! let mnist = Mnist::load("datasets/mnist")?;
+//! let (train, val) = mnist.train.split(5_000, 42)?;
+//! let aug = Augment { max_shift: 2, max_rotation_degrees: 10.0 };
+//! for epoch in 0..3 {
+//!     for batch in train.batches(128, Order::Shuffle(42 + epoch), Some(&aug)) {
+//!         // batch.x: Array4<f32> [n, 1, 28, 28], normalised; batch.y: labels
+//!         let _ = (batch.x, batch.y);
+//!     }
+//! }
+//! let x_val = val.to_array(0..val.len());
+//! # let _ = x_val;
+//! # Ok::<(), ferrocnn::data::DataError>(())
+//! ```
+//!
+//! - [`idx`] reads IDX files and never trusts their headers (see its docs).
+//! - [`Dataset`] keeps images as bytes and converts a batch at a time.
+//! - [`Batches`] yields [`Batch`]es in a seeded [`Order`].
+//! - [`Augment`] shifts and rotates, seeded per sample.
+//! - [`Mnist`] loads a folder of the four MNIST files.
+//! - Errors are [`DataError`], naming the file they are about.
+
+mod augment;
+mod batch;
+mod dataset;
+mod error;
+pub mod idx;
+mod mnist;
+
+pub use augment::{shift_rotate, Augment};
+pub use batch::{Batch, Batches, Order};
+pub use dataset::{Dataset, Normalize};
+pub use error::{DataError, IdxKind};
+pub use idx::IdxImages;
+pub use mnist::Mnist;

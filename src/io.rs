@@ -1,0 +1,278 @@
+//! Model files: a fixed header, then the network (architecture and weights) encoded
+//! with serde + bincode 2.
+//!
+//! Layout: `b"FERROCNN"` · format version (u32 LE) · kind (u8: 1 model, 2 checkpoint)
+//! · payload length (u64 LE) · CRC-32 of the payload (u32 LE) · payload.
+//!
+//! Loading checks each field before trusting the next: a file that is not ours, from
+//! a newer format, truncated, or bit-flipped is rejected with an error that says
+//! which. The payload is decoded under a size limit, so a corrupt length prefix
+//! cannot make us allocate gigabytes, and ndarray's decoder checks that every
+//! tensor's element count matches its shape. Writes go to a temporary file in the
+//! same folder, are synced, then renamed over the target: a crash mid-save leaves
+//! the previous file intact.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::nn::Sequential;
+
+/// First bytes of every ferrocnn file.
+pub const MAGIC: &[u8; 8] = b"FERROCNN";
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Largest payload we decode (1 GiB): far above any small CNN, far below harm.
+pub const MAX_PAYLOAD: u64 = 1 << 30;
+const HEADER_LEN: usize = 8 + 4 + 1 + 8 + 4;
+
+/// What a file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A model: architecture and weights.
+    Model = 1,
+    /// A training checkpoint: model, optimizer state and position.
+    Checkpoint = 2,
+}
+
+/// Why a file could not be saved or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file does not start with ferrocnn's magic bytes.
+    #[error("{path}: not a ferrocnn file (it does not start with \"FERROCNN\")")]
+    NotFerrocnn {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Written by a newer ferrocnn.
+    #[error(
+        "{path}: format version {found} is newer than this build reads (up to {supported}); upgrade ferrocnn"
+    )]
+    NewerVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Newest version this build reads.
+        supported: u32,
+    },
+    /// A model where a checkpoint was expected, or the reverse.
+    #[error("{path}: holds a {found:?}, expected a {expected:?}")]
+    WrongKind {
+        /// The file.
+        path: PathBuf,
+        /// What it holds.
+        found: FileKind,
+        /// What was asked for.
+        expected: FileKind,
+    },
+    /// Shorter than its header says.
+    #[error("{path}: truncated: {expected} bytes expected, {found} present")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the header promises.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// The content is damaged or inconsistent.
+    #[error("{path}: corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tensor does not fit the architecture it is loaded into.
+    #[error("shape mismatch at {name}: the file has {found:?}, the model expects {expected:?}")]
+    ShapeMismatch {
+        /// Parameter name (`conv1.weight`).
+        name: String,
+        /// Shape in the file.
+        found: Vec<usize>,
+        /// Shape in the model.
+        expected: Vec<usize>,
+    },
+    /// A parameter is missing from the file or from the model (strict loading).
+    #[error("{0}")]
+    KeyMismatch(String),
+    /// Encoding failed (should not happen for our types).
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IoError + '_ {
+    move |source| IoError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Encodes `value` with the header for `kind`.
+pub(crate) fn encode<T: Serialize>(value: &T, kind: FileKind) -> Result<Vec<u8>, IoError> {
+    let payload = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| IoError::Encode(e.to_string()))?;
+    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.push(kind as u8);
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    Ok(bytes)
+}
+
+/// Checks the header and decodes the payload of `bytes` (read from `path`).
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], kind: FileKind, path: &Path) -> Result<T, IoError> {
+    let path_buf = || path.to_path_buf();
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(IoError::NotFerrocnn { path: path_buf() });
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(IoError::Truncated {
+            path: path_buf(),
+            expected: HEADER_LEN as u64,
+            found: bytes.len() as u64,
+        });
+    }
+    let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let version = u32_at(8);
+    if version > FORMAT_VERSION {
+        return Err(IoError::NewerVersion {
+            path: path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(IoError::Corrupt {
+            path: path_buf(),
+            reason: "format version 0 does not exist".into(),
+        });
+    }
+    let found = match bytes[12] {
+        1 => FileKind::Model,
+        2 => FileKind::Checkpoint,
+        other => {
+            return Err(IoError::Corrupt {
+                path: path_buf(),
+                reason: format!("unknown content kind {other}"),
+            })
+        }
+    };
+    if found != kind {
+        return Err(IoError::WrongKind {
+            path: path_buf(),
+            found,
+            expected: kind,
+        });
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&bytes[13..21]);
+    let len = u64::from_le_bytes(len);
+    if len > MAX_PAYLOAD {
+        return Err(IoError::Corrupt {
+            path: path_buf(),
+            reason: format!("payload length {len} exceeds the {MAX_PAYLOAD}-byte limit"),
+        });
+    }
+    let present = (bytes.len() - HEADER_LEN) as u64;
+    if present < len {
+        return Err(IoError::Truncated {
+            path: path_buf(),
+            expected: HEADER_LEN as u64 + len,
+            found: bytes.len() as u64,
+        });
+    }
+    if present > len {
+        return Err(IoError::Corrupt {
+            path: path_buf(),
+            reason: format!("{} bytes of trailing data", present - len),
+        });
+    }
+    let payload = &bytes[HEADER_LEN..];
+    if crc32fast::hash(payload) != u32_at(21) {
+        return Err(IoError::Corrupt {
+            path: path_buf(),
+            reason: "checksum mismatch (the file was damaged)".into(),
+        });
+    }
+    let config = bincode::config::standard().with_limit::<{ MAX_PAYLOAD as usize }>();
+    let (value, used) = bincode::serde::decode_from_slice(payload, config).map_err(|e| IoError::Corrupt {
+        path: path_buf(),
+        reason: e.to_string(),
+    })?;
+    if used != payload.len() {
+        return Err(IoError::Corrupt {
+            path: path_buf(),
+            reason: format!("{} undecoded bytes", payload.len() - used),
+        });
+    }
+    Ok(value)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
+/// flushed and synced, then renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+        file.write_all(bytes).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        fs::rename(&tmp, path).map_err(io_err(path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    // Persist the rename itself; not every platform lets a directory be opened.
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Saves a whole model — architecture and weights — atomically.
+pub fn save_model(model: &Sequential, path: impl AsRef<Path>) -> Result<(), IoError> {
+    write_atomic(path.as_ref(), &encode(model, FileKind::Model)?)
+}
+
+/// Loads a model saved by [`save_model`]; no code that rebuilds the net is needed.
+pub fn load_model(path: impl AsRef<Path>) -> Result<Sequential, IoError> {
+    let path = path.as_ref();
+    let bytes = read_limited(path)?;
+    decode(&bytes, FileKind::Model, path)
+}
+
+/// Reads a file, refusing one larger than a header plus the payload limit.
+pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, IoError> {
+    let len = fs::metadata(path).map_err(io_err(path))?.len();
+    if len > MAX_PAYLOAD + HEADER_LEN as u64 {
+        return Err(IoError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{len} bytes is larger than any ferrocnn file may be"),
+        });
+    }
+    fs::read(path).map_err(io_err(path))
+}

@@ -1,0 +1,232 @@
+//! `Sequential`: layers applied in order, each with a name, and `Layer`, the closed
+//! set of built-in layers.
+//!
+//! `Layer` is an enum rather than a boxed trait object so that a whole network —
+//! architecture and weights — serializes with serde and loads back without code that
+//! rebuilds it. Custom models can still implement [`Module`] directly.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, LeakyReLU, Linear, MaxPool2d, Mode,
+    Module, ReLU, Sigmoid, Tanh,
+};
+use crate::param::Param;
+use crate::tensor::Tensor;
+
+macro_rules! layers {
+    ($($variant:ident => $prefix:literal),* $(,)?) => {
+        /// One of the built-in layers.
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        #[allow(clippy::large_enum_variant)]
+        pub enum Layer {
+            $(
+                #[doc = concat!("A [`", stringify!($variant), "`].")]
+                $variant($variant),
+            )*
+        }
+
+        impl Layer {
+            /// The layer's type name, e.g. `"Conv2d"`.
+            pub fn kind(&self) -> &'static str {
+                match self { $(Layer::$variant(_) => stringify!($variant),)* }
+            }
+
+            /// The prefix of automatic names (`conv` → `conv1`, `conv2`, …).
+            fn name_prefix(&self) -> &'static str {
+                match self { $(Layer::$variant(_) => $prefix,)* }
+            }
+
+            /// The layer as a module.
+            pub fn as_module(&self) -> &dyn Module {
+                match self { $(Layer::$variant(l) => l,)* }
+            }
+
+            /// The layer as a mutable module.
+            pub fn as_module_mut(&mut self) -> &mut dyn Module {
+                match self { $(Layer::$variant(l) => l,)* }
+            }
+        }
+
+        $(
+            impl From<$variant> for Layer {
+                fn from(l: $variant) -> Layer {
+                    Layer::$variant(l)
+                }
+            }
+        )*
+    };
+}
+
+layers! {
+    Conv2d => "conv",
+    Linear => "fc",
+    MaxPool2d => "pool",
+    AvgPool2d => "avgpool",
+    GlobalAvgPool => "gap",
+    BatchNorm2d => "bn",
+    ReLU => "relu",
+    LeakyReLU => "leaky_relu",
+    Sigmoid => "sigmoid",
+    Tanh => "tanh",
+    Flatten => "flatten",
+    Dropout => "dropout",
+}
+
+/// Layers applied one after another (PyTorch's `nn.Sequential`, Keras's
+/// `Sequential`). Each layer has a name — `conv1`, `fc2`, … unless given one — which
+/// prefixes its parameters' names (`conv1.weight`), as in a PyTorch `state_dict`.
+///
+/// ```
+/// use ferrocnn::nn::{Conv2d, Flatten, Linear, MaxPool2d, Mode, Module, ReLU, Sequential};
+/// use ferrocnn::Tensor;
+/// use ndarray::Array4;
+/// use rand::SeedableRng;
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+/// let mut net = Sequential::new()
+///     .add(Conv2d::new(1, 4, (3, 3), &mut rng))
+///     .add(ReLU)
+///     .add(MaxPool2d::new((2, 2)))
+///     .add(Flatten)
+///     .add(Linear::new(4 * 13 * 13, 10, &mut rng));
+/// let logits = net.forward(&Tensor::new(Array4::<f32>::zeros((2, 1, 28, 28)).into_dyn()), Mode::Eval);
+/// assert_eq!(logits.shape(), &[2, 10]);
+/// assert_eq!(net.named_parameters()[0].0, "conv1.weight");
+/// ```
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Sequential {
+    layers: Vec<(String, Layer)>,
+}
+
+impl Sequential {
+    /// An empty network.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a layer with an automatic name (builder style).
+    pub fn add(mut self, layer: impl Into<Layer>) -> Self {
+        self.push(layer);
+        self
+    }
+
+    /// Appends a layer with an automatic name: its kind's prefix and the count of
+    /// layers of that kind so far (`conv1`, `conv2`, `fc1`).
+    pub fn push(&mut self, layer: impl Into<Layer>) {
+        let layer = layer.into();
+        let prefix = layer.name_prefix();
+        let n = self
+            .layers
+            .iter()
+            .filter(|(_, l)| l.name_prefix() == prefix)
+            .count()
+            + 1;
+        self.layers.push((format!("{prefix}{n}"), layer));
+    }
+
+    /// Appends a layer under a given name. Panics if the name is taken or contains
+    /// a dot (dots separate layer and parameter names).
+    pub fn push_named(&mut self, name: &str, layer: impl Into<Layer>) {
+        assert!(
+            !name.contains('.'),
+            "Sequential: layer name {name:?} contains a dot"
+        );
+        assert!(
+            self.get(name).is_none(),
+            "Sequential: a layer is already named {name:?}"
+        );
+        self.layers.push((name.to_string(), layer.into()));
+    }
+
+    /// The layers with their names, in order.
+    pub fn layers(&self) -> &[(String, Layer)] {
+        &self.layers
+    }
+
+    /// Mutable access to the layers (e.g. to replace the head for fine-tuning).
+    pub fn layers_mut(&mut self) -> &mut [(String, Layer)] {
+        &mut self.layers
+    }
+
+    /// The layer with this name.
+    pub fn get(&self, name: &str) -> Option<&Layer> {
+        self.layers.iter().find(|(n, _)| n == name).map(|(_, l)| l)
+    }
+
+    /// The layer with this name, mutably.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Layer> {
+        self.layers.iter_mut().find(|(n, _)| n == name).map(|(_, l)| l)
+    }
+
+    /// Number of layers.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// True if there are no layers.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Output shapes of every layer for one input of `input_shape` (without the
+    /// batch axis, e.g. `[1, 28, 28]`), from an evaluation pass that records nothing.
+    pub fn output_shapes(&self, input_shape: &[usize]) -> Vec<Vec<usize>> {
+        // Cloning is cheap: parameter values are shared, not copied.
+        let mut net = self.clone();
+        let mut shape = vec![1];
+        shape.extend_from_slice(input_shape);
+        let mut x = Tensor::new(ndarray::ArrayD::zeros(ndarray::IxDyn(&shape)));
+        net.layers
+            .iter_mut()
+            .map(|(_, layer)| {
+                x = layer.as_module_mut().forward(&x, Mode::Eval);
+                x.shape()[1..].to_vec()
+            })
+            .collect()
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
+        let mut x = x.clone();
+        for (_, layer) in &mut self.layers {
+            x = layer.as_module_mut().forward(&x, mode);
+        }
+        x
+    }
+
+    fn named_parameters(&self) -> Vec<(String, &Param)> {
+        self.layers
+            .iter()
+            .flat_map(|(name, layer)| {
+                layer
+                    .as_module()
+                    .named_parameters()
+                    .into_iter()
+                    .map(move |(p, v)| (format!("{name}.{p}"), v))
+            })
+            .collect()
+    }
+
+    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
+        self.layers
+            .iter_mut()
+            .flat_map(|(name, layer)| {
+                let name = name.clone();
+                layer
+                    .as_module_mut()
+                    .named_parameters_mut()
+                    .into_iter()
+                    .map(move |(p, v)| (format!("{name}.{p}"), v))
+            })
+            .collect()
+    }
+
+    fn regularization(&self, like: &Tensor) -> Option<Tensor> {
+        self.layers
+            .iter()
+            .filter_map(|(_, l)| l.as_module().regularization(like))
+            .reduce(|a, b| &a + &b)
+    }
+}

@@ -1,0 +1,231 @@
+//! Batch normalization over the channels of an NCHW tensor, training form: each
+//! channel is normalized by the mean and (biased) variance of the batch, then scaled
+//! by `gamma` and shifted by `beta`.
+//!
+//! The backward pass uses the closed form
+//! `dx = gamma/σ · (g − mean(g) − x̂ · mean(g·x̂))` per channel instead of building the
+//! normalization from elementwise ops, which would keep five intermediates alive.
+//! Statistics are accumulated in f64: a channel can have 10⁵ elements.
+
+use ndarray::{Array1, ArrayD, Ix1};
+use rayon::prelude::*;
+
+use crate::tensor::Tensor;
+
+/// Per-channel batch statistics from a training-mode pass, for the running averages.
+#[derive(Clone, Debug)]
+pub struct BatchStats {
+    /// Mean of each channel.
+    pub mean: Array1<f32>,
+    /// Biased variance (divided by the element count) of each channel.
+    pub var: Array1<f32>,
+    /// Elements per channel (N·H·W), to turn `var` into the unbiased estimate.
+    pub count: usize,
+}
+
+fn channel_vector<'a>(what: &str, t: &'a Tensor, channels: usize) -> ndarray::ArrayView1<'a, f32> {
+    t.value()
+        .view()
+        .into_dimensionality::<Ix1>()
+        .ok()
+        .filter(|v| v.len() == channels)
+        .unwrap_or_else(|| {
+            panic!(
+                "batch_norm2d: {what} has shape {:?}, expected [{channels}]",
+                t.shape()
+            )
+        })
+}
+
+impl Tensor {
+    /// Normalizes `[N, C, H, W]` with the batch's own statistics, then applies
+    /// `gamma` and `beta` (`[C]` each). Returns the output and the statistics.
+    pub fn batch_norm2d(&self, gamma: &Tensor, beta: &Tensor, eps: f32) -> (Tensor, BatchStats) {
+        let x = self.view4("batch_norm2d");
+        let (n, c, h, w) = x.dim();
+        let (hw, count) = (h * w, n * h * w);
+        assert!(
+            count > 1,
+            "batch_norm2d: needs more than one value per channel, got shape {:?}",
+            self.shape()
+        );
+        let xs = x.as_standard_layout();
+        let xs = xs.as_slice().expect("standard layout");
+        let (g, b) = (channel_vector("gamma", gamma, c), channel_vector("beta", beta, c));
+
+        let planes = move |ch: usize| (0..n).map(move |i| (i * c + ch) * hw..(i * c + ch + 1) * hw);
+        let stats: Vec<(f32, f32)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let sum: f64 = planes(ch).flat_map(|r| &xs[r]).map(|&v| f64::from(v)).sum();
+                let mean = sum / count as f64;
+                let sq: f64 = planes(ch)
+                    .flat_map(|r| &xs[r])
+                    .map(|&v| (f64::from(v) - mean).powi(2))
+                    .sum();
+                (mean as f32, (sq / count as f64) as f32)
+            })
+            .collect();
+        let inv_std: Vec<f32> = stats.iter().map(|&(_, var)| 1.0 / (var + eps).sqrt()).collect();
+
+        // x̂ is kept for the backward pass; y = gamma·x̂ + beta.
+        let mut x_hat = vec![0.0f32; xs.len()];
+        let mut y = vec![0.0f32; xs.len()];
+        x_hat
+            .par_chunks_mut(hw)
+            .zip(y.par_chunks_mut(hw))
+            .zip(xs.par_chunks(hw))
+            .enumerate()
+            .for_each(|(plane, ((xh, y), x))| {
+                let ch = plane % c;
+                let (mean, inv) = (stats[ch].0, inv_std[ch]);
+                for ((xh, y), &x) in xh.iter_mut().zip(y.iter_mut()).zip(x) {
+                    *xh = (x - mean) * inv;
+                    *y = g[ch] * *xh + b[ch];
+                }
+            });
+        let shape = self.value().raw_dim();
+        let value = ArrayD::from_shape_vec(shape, y).expect("same element count");
+        let batch = BatchStats {
+            mean: stats.iter().map(|s| s.0).collect(),
+            var: stats.iter().map(|s| s.1).collect(),
+            count,
+        };
+        let gamma_v = g.to_owned();
+        let out = Tensor::record("batch_norm2d", &[self, gamma, beta], value, move |grad, needs| {
+            let grad = grad.as_standard_layout();
+            let gs = grad.as_slice().expect("standard layout");
+            // Per channel: Σg and Σg·x̂, which give dbeta, dgamma and the input gradient.
+            let sums: Vec<(f64, f64)> = (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    planes(ch).fold((0.0, 0.0), |(s, sx), r| {
+                        let (g, xh) = (&gs[r.clone()], &x_hat[r]);
+                        let s2: f64 = g.iter().map(|&v| f64::from(v)).sum();
+                        let sx2: f64 = g.iter().zip(xh).map(|(&g, &x)| f64::from(g) * f64::from(x)).sum();
+                        (s + s2, sx + sx2)
+                    })
+                })
+                .collect();
+            let dx = needs[0].then(|| {
+                let mut dx = vec![0.0f32; gs.len()];
+                dx.par_chunks_mut(hw)
+                    .zip(gs.par_chunks(hw))
+                    .zip(x_hat.par_chunks(hw))
+                    .enumerate()
+                    .for_each(|(plane, ((dx, g), xh))| {
+                        let ch = plane % c;
+                        let mean_g = (sums[ch].0 / count as f64) as f32;
+                        let mean_gx = (sums[ch].1 / count as f64) as f32;
+                        let k = gamma_v[ch] * inv_std[ch];
+                        for ((d, &g), &x) in dx.iter_mut().zip(g).zip(xh) {
+                            *d = k * (g - mean_g - x * mean_gx);
+                        }
+                    });
+                ArrayD::from_shape_vec(grad.raw_dim(), dx).expect("same element count")
+            });
+            let dgamma = needs[1].then(|| {
+                sums.iter()
+                    .map(|s| s.1 as f32)
+                    .collect::<Array1<f32>>()
+                    .into_dyn()
+            });
+            let dbeta = needs[2].then(|| {
+                sums.iter()
+                    .map(|s| s.0 as f32)
+                    .collect::<Array1<f32>>()
+                    .into_dyn()
+            });
+            vec![dx, dgamma, dbeta]
+        });
+        (out, batch)
+    }
+}
+
+impl Tensor {
+    /// Evaluation form: normalizes `[N, C, H, W]` with fixed (running) statistics,
+    /// `y = gamma·(x − mean)/√(var + eps) + beta`, a per-channel affine map.
+    pub fn batch_norm2d_eval(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        mean: &Array1<f32>,
+        var: &Array1<f32>,
+        eps: f32,
+    ) -> Tensor {
+        let x = self.view4("batch_norm2d_eval");
+        let (_, c, h, w) = x.dim();
+        let hw = h * w;
+        let (g, b) = (channel_vector("gamma", gamma, c), channel_vector("beta", beta, c));
+        assert!(
+            mean.len() == c && var.len() == c,
+            "batch_norm2d_eval: statistics of length {} and {} for {c} channels",
+            mean.len(),
+            var.len()
+        );
+        let inv_std: Vec<f32> = var.iter().map(|&v| 1.0 / (v + eps).sqrt()).collect();
+        let scale: Vec<f32> = (0..c).map(|ch| g[ch] * inv_std[ch]).collect();
+        let shift: Vec<f32> = (0..c).map(|ch| b[ch] - mean[ch] * scale[ch]).collect();
+        let xs = x.as_standard_layout();
+        let xs = xs.as_slice().expect("standard layout");
+        let mut y = vec![0.0f32; xs.len()];
+        y.par_chunks_mut(hw)
+            .zip(xs.par_chunks(hw))
+            .enumerate()
+            .for_each(|(plane, (y, x))| {
+                let (k, s) = (scale[plane % c], shift[plane % c]);
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = k * x + s;
+                }
+            });
+        let value = ArrayD::from_shape_vec(self.value().raw_dim(), y).expect("same element count");
+        let (x_shared, mean) = (self.shared_value(), mean.clone());
+        Tensor::record(
+            "batch_norm2d_eval",
+            &[self, gamma, beta],
+            value,
+            move |grad, needs| {
+                let grad = grad.as_standard_layout();
+                let gs = grad.as_slice().expect("standard layout");
+                let x = x_shared.as_standard_layout();
+                let xs = x.as_slice().expect("standard layout");
+                let dx = needs[0].then(|| {
+                    let mut dx = vec![0.0f32; gs.len()];
+                    dx.par_chunks_mut(hw)
+                        .zip(gs.par_chunks(hw))
+                        .enumerate()
+                        .for_each(|(plane, (d, g))| {
+                            let k = scale[plane % c];
+                            d.iter_mut().zip(g).for_each(|(d, &g)| *d = k * g);
+                        });
+                    ArrayD::from_shape_vec(grad.raw_dim(), dx).expect("same element count")
+                });
+                // Per channel: Σ g (for beta) and Σ g·x̂ (for gamma), planes visited in order.
+                let mut sums = vec![(0.0f64, 0.0f64); c];
+                for (plane, (g, x)) in gs.chunks(hw).zip(xs.chunks(hw)).enumerate() {
+                    let ch = plane % c;
+                    let (m, inv) = (mean[ch], inv_std[ch]);
+                    sums[ch].0 += g.iter().map(|&v| f64::from(v)).sum::<f64>();
+                    sums[ch].1 += g
+                        .iter()
+                        .zip(x)
+                        .map(|(&g, &x)| f64::from(g) * f64::from((x - m) * inv))
+                        .sum::<f64>();
+                }
+                let dgamma = needs[1].then(|| {
+                    sums.iter()
+                        .map(|s| s.1 as f32)
+                        .collect::<Array1<f32>>()
+                        .into_dyn()
+                });
+                let dbeta = needs[2].then(|| {
+                    sums.iter()
+                        .map(|s| s.0 as f32)
+                        .collect::<Array1<f32>>()
+                        .into_dyn()
+                });
+                vec![dx, dgamma, dbeta]
+            },
+        )
+    }
+}

@@ -1,0 +1,79 @@
+//! Elementwise kernels shared by the activations, arithmetic and dropout: plain
+//! loops over contiguous slices (ndarray's generic `Zip` over dynamic-rank arrays
+//! costs several times more per element), split over rayon's threads in fixed-size
+//! chunks when the array is large. Chunks never change the result: each element is
+//! computed on its own.
+
+use ndarray::ArrayD;
+use rayon::prelude::*;
+
+/// Arrays shorter than this are processed on the calling thread.
+const CHUNK: usize = 1 << 15;
+
+fn build(shape: ndarray::IxDyn, len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> ArrayD<f32> {
+    let mut out = vec![0.0f32; len];
+    if len <= CHUNK {
+        fill(0, &mut out);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(i, chunk)| fill(i * CHUNK, chunk));
+    }
+    ArrayD::from_shape_vec(shape, out).expect("length matches shape")
+}
+
+/// `f(x)` for every element.
+pub(crate) fn map(x: &ArrayD<f32>, f: impl Fn(f32) -> f32 + Sync) -> ArrayD<f32> {
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    build(x.raw_dim(), xs.len(), |start, out| {
+        for (o, &v) in out.iter_mut().zip(&xs[start..]) {
+            *o = f(v);
+        }
+    })
+}
+
+/// `f(a, b)` for every pair of elements of two arrays of the same shape.
+pub(crate) fn map2(a: &ArrayD<f32>, b: &ArrayD<f32>, f: impl Fn(f32, f32) -> f32 + Sync) -> ArrayD<f32> {
+    debug_assert_eq!(a.shape(), b.shape());
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let (a_s, b_s) = (
+        a.as_slice().expect("standard layout"),
+        b.as_slice().expect("standard layout"),
+    );
+    build(a.raw_dim(), a_s.len(), |start, out| {
+        for ((o, &x), &y) in out.iter_mut().zip(&a_s[start..]).zip(&b_s[start..]) {
+            *o = f(x, y);
+        }
+    })
+}
+
+/// `f(a, b, c)` for every triple of elements of three arrays of the same shape.
+pub(crate) fn map3(
+    a: &ArrayD<f32>,
+    b: &ArrayD<f32>,
+    c: &ArrayD<f32>,
+    f: impl Fn(f32, f32, f32) -> f32 + Sync,
+) -> ArrayD<f32> {
+    debug_assert!(a.shape() == b.shape() && b.shape() == c.shape());
+    let (a, b, c) = (
+        a.as_standard_layout(),
+        b.as_standard_layout(),
+        c.as_standard_layout(),
+    );
+    let (a_s, b_s, c_s) = (
+        a.as_slice().expect("standard"),
+        b.as_slice().expect("standard"),
+        c.as_slice().expect("standard"),
+    );
+    build(a.raw_dim(), a_s.len(), |start, out| {
+        for (((o, &x), &y), &z) in out
+            .iter_mut()
+            .zip(&a_s[start..])
+            .zip(&b_s[start..])
+            .zip(&c_s[start..])
+        {
+            *o = f(x, y, z);
+        }
+    })
+}

@@ -1,0 +1,404 @@
+//! Adam and AdamW — PyTorch's `torch.optim.Adam` and `torch.optim.AdamW`, with the
+//! same f32 operation order as its single-tensor (`foreach=False`) code, so the two
+//! trajectories agree up to f32 rounding.
+//!
+//! For each parameter `p` with gradient `g`, with `t` the parameter's own step count:
+//!
+//! ```text
+//! t = t + 1
+//! p = p·(1 − lr·wd)                        AdamW (decoupled weight decay)
+//! g = g + wd·p                             Adam (coupled weight decay), if wd ≠ 0
+//! m = lerp(m, g, 1 − β1)                   = β1·m + (1 − β1)·g
+//! v = β2·v + (1 − β2)·g·g
+//! denom = √v / √(1 − β2^t) + eps
+//! p = p − (lr / (1 − β1^t))·m / denom
+//! ```
+//!
+//! The scalars (`1 − β1^t`, `√(1 − β2^t)`, `lr / (1 − β1^t)`, `1 − lr·wd`) are
+//! computed in f64 and rounded once to f32, as PyTorch computes them in Python
+//! floats; the elementwise work is f32.
+
+use ndarray::{ArrayD, Zip};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    assert_state_shape, flat, flat_mut, for_each_updatable, slot, zip_update, OptimError, Optimizer,
+    OptimizerKind, OptimizerState,
+};
+use crate::param::Param;
+use crate::tape::Gradients;
+
+/// Hyperparameters of [`Adam`], with PyTorch's defaults.
+///
+/// Everything but the learning rate is `f64`, as PyTorch's Python floats are:
+/// `1 − β2` for β2 = 0.999 rounded from an f32 β2 would be off by 1e-5 relative.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamConfig {
+    /// Learning rate (default 1e-3).
+    pub lr: f32,
+    /// Decay rates (β1, β2) of the first and second moment averages
+    /// (default (0.9, 0.999)).
+    pub betas: (f64, f64),
+    /// Added to the denominator for numerical stability (default 1e-8).
+    pub eps: f64,
+    /// Coupled weight decay: `wd·p` is added to the gradient (default 0).
+    pub weight_decay: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Hyperparameters of [`AdamW`], with PyTorch's defaults (those of Adam, except a
+/// weight decay of 0.01).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamWConfig {
+    /// Learning rate (default 1e-3).
+    pub lr: f32,
+    /// Decay rates (β1, β2) of the first and second moment averages
+    /// (default (0.9, 0.999)).
+    pub betas: (f64, f64),
+    /// Added to the denominator for numerical stability (default 1e-8).
+    pub eps: f64,
+    /// Decoupled weight decay: the weights shrink by `lr·wd` of themselves before
+    /// each Adam update (default 0.01).
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
+    }
+}
+
+/// The per-parameter state of Adam and AdamW.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamMoments {
+    /// How many updates this parameter has received (PyTorch's `state["step"]`).
+    pub step: u64,
+    /// Running average of the gradient, `m`.
+    pub exp_avg: ArrayD<f32>,
+    /// Running average of the squared gradient, `v`.
+    pub exp_avg_sq: ArrayD<f32>,
+}
+
+/// The hyperparameters both variants share, and how weight decay is applied.
+#[derive(Clone, Copy)]
+struct Hyper {
+    lr: f32,
+    betas: (f64, f64),
+    eps: f64,
+    weight_decay: f64,
+    decoupled: bool,
+}
+
+impl Hyper {
+    fn kind(&self) -> OptimizerKind {
+        if self.decoupled {
+            OptimizerKind::AdamW
+        } else {
+            OptimizerKind::Adam
+        }
+    }
+
+    /// The reason these hyperparameters are rejected, if they are (PyTorch's checks).
+    fn validate(&self) -> Result<(), String> {
+        let kind = self.kind();
+        let (beta1, beta2) = self.betas;
+        if self.lr.is_nan() || self.lr < 0.0 {
+            return Err(format!("{kind}: invalid learning rate {}", self.lr));
+        }
+        if self.eps.is_nan() || self.eps < 0.0 {
+            return Err(format!("{kind}: invalid eps {}", self.eps));
+        }
+        if !(0.0..1.0).contains(&beta1) {
+            return Err(format!("{kind}: invalid beta1 {beta1}, must be in [0, 1)"));
+        }
+        if !(0.0..1.0).contains(&beta2) {
+            return Err(format!("{kind}: invalid beta2 {beta2}, must be in [0, 1)"));
+        }
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
+            return Err(format!("{kind}: invalid weight_decay {}", self.weight_decay));
+        }
+        Ok(())
+    }
+}
+
+/// One Adam or AdamW step over all parameters.
+fn adam_step(h: Hyper, moments: &mut Vec<Option<AdamMoments>>, params: &mut [&mut Param], grads: &Gradients) {
+    let kind = h.kind();
+    let (beta1, beta2) = h.betas;
+    let lr = f64::from(h.lr);
+    let one_minus_beta1 = (1.0 - beta1) as f32;
+    let beta2_f32 = beta2 as f32;
+    let one_minus_beta2 = (1.0 - beta2) as f32;
+    let eps = h.eps as f32;
+    let coupled_decay = !h.decoupled && h.weight_decay != 0.0;
+    let wd = h.weight_decay as f32;
+    let decoupled_decay = h.decoupled && h.weight_decay != 0.0;
+    let shrink = (1.0 - lr * h.weight_decay) as f32;
+
+    for_each_updatable(kind, params, grads, |position, value, grad| {
+        let state = slot(moments, position).get_or_insert_with(|| AdamMoments {
+            step: 0,
+            exp_avg: ArrayD::zeros(value.raw_dim()),
+            exp_avg_sq: ArrayD::zeros(value.raw_dim()),
+        });
+        assert_state_shape(kind, position, value.shape(), state.exp_avg.shape());
+        state.step += 1;
+        let t = state.step as f64;
+        let bias_correction1 = 1.0 - beta1.powf(t);
+        let bias_correction2_sqrt = (1.0 - beta2.powf(t)).sqrt() as f32;
+        let neg_step_size = (-(lr / bias_correction1)) as f32;
+
+        let grad = flat(grad);
+
+        zip_update!(
+            Zip::from(flat_mut(value))
+                .and(&grad)
+                .and(flat_mut(&mut state.exp_avg))
+                .and(flat_mut(&mut state.exp_avg_sq)),
+            |p: &mut f32, &g: &f32, m: &mut f32, v: &mut f32| {
+                if decoupled_decay {
+                    *p *= shrink;
+                }
+                let g = if coupled_decay { g + wd * *p } else { g };
+                *m = lerp(*m, g, one_minus_beta1);
+                *v = *v * beta2_f32 + one_minus_beta2 * g * g;
+                let denom = v.sqrt() / bias_correction2_sqrt + eps;
+                *p += neg_step_size * *m / denom;
+            }
+        );
+    });
+}
+
+/// PyTorch's `lerp`: `start + weight·(end − start)`, computed from the nearer end
+/// for accuracy.
+#[inline]
+fn lerp(start: f32, end: f32, weight: f32) -> f32 {
+    if weight.abs() < 0.5 {
+        start + weight * (end - start)
+    } else {
+        end - (end - start) * (1.0 - weight)
+    }
+}
+
+/// Checks the saved moments are consistent with each other.
+fn validate_moments(moments: &[Option<AdamMoments>]) -> Result<(), OptimError> {
+    for (position, m) in moments.iter().enumerate() {
+        if let Some(m) = m {
+            if m.exp_avg.shape() != m.exp_avg_sq.shape() {
+                return Err(OptimError::InvalidState(format!(
+                    "moments at position {position} have shapes {:?} and {:?}",
+                    m.exp_avg.shape(),
+                    m.exp_avg_sq.shape()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adam with coupled weight decay (PyTorch's `torch.optim.Adam`, `amsgrad=False`).
+///
+/// ```
+/// use ferrocnn::{Adam, AdamConfig, Optimizer};
+///
+/// let adam = Adam::new(AdamConfig { lr: 1e-3, ..AdamConfig::default() });
+/// let boxed: Box<dyn Optimizer> = Box::new(adam);
+/// assert_eq!(boxed.lr(), 1e-3);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Adam {
+    config: AdamConfig,
+    moments: Vec<Option<AdamMoments>>,
+}
+
+impl Adam {
+    /// An Adam optimizer. Panics if the hyperparameters are invalid (negative lr,
+    /// eps or weight decay, a beta outside [0, 1)), as PyTorch raises.
+    pub fn new(config: AdamConfig) -> Self {
+        let adam = Adam {
+            config,
+            moments: Vec::new(),
+        };
+        if let Err(message) = adam.hyper().validate() {
+            panic!("{message}");
+        }
+        adam
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &AdamConfig {
+        &self.config
+    }
+
+    fn hyper(&self) -> Hyper {
+        let c = &self.config;
+        Hyper {
+            lr: c.lr,
+            betas: c.betas,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            decoupled: false,
+        }
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
+        adam_step(self.hyper(), &mut self.moments, params, grads);
+    }
+
+    fn lr(&self) -> f32 {
+        self.config.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
+
+    fn kind(&self) -> OptimizerKind {
+        OptimizerKind::Adam
+    }
+
+    fn state(&self) -> OptimizerState {
+        OptimizerState::Adam {
+            config: self.config.clone(),
+            moments: self.moments.clone(),
+        }
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<(), OptimError> {
+        let OptimizerState::Adam { config, moments } = state else {
+            return Err(OptimError::KindMismatch {
+                expected: OptimizerKind::Adam,
+                found: state.kind(),
+            });
+        };
+        let loaded = Adam { config, moments };
+        loaded.hyper().validate().map_err(OptimError::InvalidState)?;
+        validate_moments(&loaded.moments)?;
+        *self = loaded;
+        Ok(())
+    }
+}
+
+/// Adam with decoupled weight decay (PyTorch's `torch.optim.AdamW`,
+/// `amsgrad=False`): the weights shrink by `lr·wd` of themselves before each Adam
+/// update, instead of the decay being added to the gradient.
+#[derive(Clone, Debug)]
+pub struct AdamW {
+    config: AdamWConfig,
+    moments: Vec<Option<AdamMoments>>,
+}
+
+impl AdamW {
+    /// An AdamW optimizer. Panics if the hyperparameters are invalid (negative lr,
+    /// eps or weight decay, a beta outside [0, 1)), as PyTorch raises.
+    pub fn new(config: AdamWConfig) -> Self {
+        let adamw = AdamW {
+            config,
+            moments: Vec::new(),
+        };
+        if let Err(message) = adamw.hyper().validate() {
+            panic!("{message}");
+        }
+        adamw
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &AdamWConfig {
+        &self.config
+    }
+
+    fn hyper(&self) -> Hyper {
+        let c = &self.config;
+        Hyper {
+            lr: c.lr,
+            betas: c.betas,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            decoupled: true,
+        }
+    }
+}
+
+impl Optimizer for AdamW {
+    fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
+        adam_step(self.hyper(), &mut self.moments, params, grads);
+    }
+
+    fn lr(&self) -> f32 {
+        self.config.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
+
+    fn kind(&self) -> OptimizerKind {
+        OptimizerKind::AdamW
+    }
+
+    fn state(&self) -> OptimizerState {
+        OptimizerState::AdamW {
+            config: self.config.clone(),
+            moments: self.moments.clone(),
+        }
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<(), OptimError> {
+        let OptimizerState::AdamW { config, moments } = state else {
+            return Err(OptimError::KindMismatch {
+                expected: OptimizerKind::AdamW,
+                found: state.kind(),
+            });
+        };
+        let loaded = AdamW { config, moments };
+        loaded.hyper().validate().map_err(OptimError::InvalidState)?;
+        validate_moments(&loaded.moments)?;
+        *self = loaded;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lerp_matches_the_weighted_average_from_both_ends() {
+        assert_eq!(lerp(1.0, 3.0, 0.25), 1.5);
+        assert_eq!(lerp(1.0, 3.0, 0.75), 2.5);
+        assert_eq!(lerp(2.0, 4.0, 0.0), 2.0);
+        assert_eq!(lerp(2.0, 4.0, 1.0), 4.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid beta2")]
+    fn beta_of_one_is_rejected() {
+        Adam::new(AdamConfig {
+            betas: (0.9, 1.0),
+            ..AdamConfig::default()
+        });
+    }
+
+    #[test]
+    fn adamw_default_weight_decay_is_pytorchs() {
+        assert_eq!(AdamWConfig::default().weight_decay, 0.01);
+        assert_eq!(AdamConfig::default().weight_decay, 0.0);
+    }
+}

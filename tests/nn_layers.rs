@@ -1,0 +1,199 @@
+//! Layers: output shapes, parameter counts and names, train/eval differences,
+//! regularization, summary.
+
+use ferrocnn::nn::{
+    AvgPool2d, BatchNorm2d, Conv2d, Dropout, GlobalAvgPool, Linear, MaxPool2d, Mode, Module, Regularizer,
+    Sequential,
+};
+use ferrocnn::{zoo, GradCheck, Padding, Tape, Tensor};
+use ndarray::{ArrayD, IxDyn};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn zeros(shape: &[usize]) -> Tensor {
+    Tensor::new(ArrayD::zeros(IxDyn(shape)))
+}
+
+fn rng() -> StdRng {
+    StdRng::seed_from_u64(3)
+}
+
+#[test]
+fn conv_output_shapes_and_parameter_counts() {
+    let mut r = rng();
+    let cases: Vec<(Conv2d, [usize; 4])> = vec![
+        (Conv2d::new(1, 32, (3, 3), &mut r), [2, 32, 26, 26]),
+        (
+            Conv2d::new(1, 32, (3, 3), &mut r).with_padding(Padding::Same),
+            [2, 32, 28, 28],
+        ),
+        (
+            Conv2d::new(1, 8, (3, 3), &mut r)
+                .with_stride((2, 2))
+                .with_padding(Padding::Same),
+            [2, 8, 14, 14],
+        ),
+        (
+            Conv2d::new(1, 8, (2, 3), &mut r).with_padding(Padding::Explicit(1, 0)),
+            [2, 8, 29, 26],
+        ),
+        (
+            Conv2d::new(1, 4, (3, 3), &mut r).with_dilation((2, 2)),
+            [2, 4, 24, 24],
+        ),
+    ];
+    for (mut conv, expected) in cases {
+        let (o, i, kh, kw) = conv.kernel_shape();
+        assert_eq!(conv.num_parameters(), o * i * kh * kw + o);
+        assert_eq!(
+            conv.forward(&zeros(&[2, 1, 28, 28]), Mode::Eval).shape(),
+            &expected
+        );
+    }
+    assert_eq!(
+        Conv2d::new(3, 5, (3, 3), &mut r).without_bias().num_parameters(),
+        5 * 3 * 9
+    );
+}
+
+#[test]
+fn pools_and_linear_shapes() {
+    let x = zeros(&[2, 3, 28, 28]);
+    assert_eq!(
+        MaxPool2d::new((2, 2)).forward(&x, Mode::Eval).shape(),
+        &[2, 3, 14, 14]
+    );
+    assert_eq!(
+        MaxPool2d::new((3, 3))
+            .with_stride((2, 2))
+            .forward(&x, Mode::Eval)
+            .shape(),
+        &[2, 3, 13, 13]
+    );
+    assert_eq!(
+        AvgPool2d::new((2, 2)).forward(&x, Mode::Eval).shape(),
+        &[2, 3, 14, 14]
+    );
+    assert_eq!(GlobalAvgPool.forward(&x, Mode::Eval).shape(), &[2, 3]);
+    let mut fc = Linear::new(7, 4, &mut rng());
+    assert_eq!(fc.num_parameters(), 7 * 4 + 4);
+    assert_eq!(fc.forward(&zeros(&[5, 7]), Mode::Eval).shape(), &[5, 4]);
+}
+
+#[test]
+fn reference_nets_have_the_published_parameter_counts() {
+    // R1 (Keras example): 320 + 18,496 + 16,010 = 34,826. R2 (PyTorch example): 1,199,882.
+    assert_eq!(zoo::r1((1, 28, 28), 10, 0).num_parameters(), 34_826);
+    assert_eq!(zoo::r2((1, 28, 28), 10, 0).num_parameters(), 1_199_882);
+    let names: Vec<String> = zoo::r1((1, 28, 28), 10, 0)
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "conv1.weight",
+            "conv1.bias",
+            "conv2.weight",
+            "conv2.bias",
+            "fc1.weight",
+            "fc1.bias"
+        ]
+    );
+}
+
+#[test]
+fn dropout_differs_between_modes() {
+    let mut d = Dropout::new(0.5, &mut rng());
+    let x = Tensor::new(ArrayD::from_elem(IxDyn(&[4, 100]), 1.0f32));
+    assert_eq!(
+        d.forward(&x, Mode::Eval).value(),
+        x.value(),
+        "identity in evaluation"
+    );
+    let a = d.forward(&x, Mode::Train);
+    let b = d.forward(&x, Mode::Train);
+    assert!(a.value().iter().any(|&v| v == 0.0) && a.value().iter().any(|&v| v == 2.0));
+    assert_ne!(a.value(), b.value(), "each training pass draws a new mask");
+    assert_eq!(d.calls, 2);
+}
+
+#[test]
+fn batch_norm_uses_batch_statistics_in_training_and_running_ones_in_evaluation() {
+    let mut bn = BatchNorm2d::new(2);
+    let x = ferrocnn::gradcheck::random_like(&[4, 2, 3, 3], 5).mapv(|v| 4.0 * v + 10.0);
+    let x = Tensor::new(x);
+    let train = bn.forward(&x, Mode::Train);
+    assert!(
+        train.value().mean().unwrap().abs() < 1e-4,
+        "normalized by the batch"
+    );
+    assert_eq!(bn.num_batches_tracked, 1);
+    // Running mean moved 10% of the way from 0 towards the batch mean (≈ 10).
+    assert!(
+        bn.running_mean.iter().all(|&m| (m - 1.0).abs() < 0.2),
+        "{}",
+        bn.running_mean
+    );
+    let eval = bn.forward(&x, Mode::Eval);
+    assert!(
+        eval.value().mean().unwrap() > 5.0,
+        "evaluation uses the running statistics"
+    );
+    assert_eq!(bn.num_batches_tracked, 1, "evaluation does not update them");
+    // Eval mode is differentiable too (fine-tuning in eval mode).
+    let g = GradCheck::default().run(&[x.value().clone()], |t| {
+        let mut bn = bn.clone();
+        bn.forward(&t[0], Mode::Eval)
+    });
+    assert!(g.is_ok(), "{g:?}");
+}
+
+#[test]
+fn regularizer_adds_penalty_and_its_gradient() {
+    let mut r = rng();
+    let mut net = Sequential::new().add(Linear::new(3, 2, &mut r).with_regularizer(Regularizer::L2(0.5)));
+    let w = net.parameters()[0].value().clone();
+    let tape = Tape::new();
+    let x = tape.input(ArrayD::zeros(IxDyn(&[1, 3])));
+    let out = net.forward(&x, Mode::Train);
+    let penalty = net.regularization(&out).expect("one regularized layer");
+    assert!((penalty.item() - 0.5 * w.mapv(|v| v * v).sum()).abs() < 1e-5);
+    let grads = penalty.backward();
+    let g = grads.get(net.parameters()[0]).expect("gradient of the weight");
+    assert!(
+        g.iter().zip(w.iter()).all(|(g, w)| (g - w).abs() < 1e-6),
+        "d(0.5·Σw²)/dw = w"
+    );
+}
+
+#[test]
+fn summary_lists_layers_shapes_and_counts() {
+    let mut net = zoo::r1((1, 28, 28), 10, 0);
+    net.layers_mut()[0].1.as_module_mut().set_frozen(true);
+    let s = net.summary(&[1, 28, 28]);
+    assert_eq!(s.rows[0].output_shape, vec![32, 26, 26]);
+    assert_eq!(s.rows.last().map(|r| r.output_shape.clone()), Some(vec![10]));
+    assert_eq!((s.total_params(), s.trainable_params()), (34_826, 34_826 - 320));
+    let text = s.to_string();
+    assert!(
+        text.contains("conv1 (Conv2d)") && text.contains("frozen") && text.contains("Total params: 34826"),
+        "{text}"
+    );
+}
+
+#[test]
+fn same_seed_same_network() {
+    let a = zoo::r2((1, 28, 28), 10, 9);
+    let b = zoo::r2((1, 28, 28), 10, 9);
+    let c = zoo::r2((1, 28, 28), 10, 10);
+    let values = |n: &Sequential| {
+        n.parameters()
+            .iter()
+            .map(|p| p.value().clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values(&a), values(&b));
+    assert_ne!(values(&a), values(&c));
+}
