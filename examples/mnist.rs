@@ -5,15 +5,19 @@
 //! after every epoch, prints a confusion matrix and saves the model.
 //! `cargo run --example mnist -- --help` lists the knobs.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use ferrocnn::data::{Augment, Mnist};
+use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint};
 use ferrocnn::metrics::peak_resident_mib;
 use ferrocnn::nn::{Module, Sequential};
 use ferrocnn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, Optimizer, SGDConfig, SGD};
-use ferrocnn::train::{evaluate, fit, FitOptions, Progress};
+use ferrocnn::train::{evaluate, fit, EpochStats, FitOptions, Progress, TrainError};
 use ferrocnn::{io, zoo};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -73,6 +77,68 @@ struct Args {
     /// Write final figures (accuracy, loss, epoch times, parameters, peak memory) as JSON.
     #[arg(long)]
     metrics_json: Option<PathBuf>,
+    /// Also export the weights as safetensors (for PyTorch or numpy) to this path.
+    #[arg(long)]
+    export_safetensors: Option<PathBuf>,
+    /// Checkpoint written after every epoch and on Ctrl-C [default: the --save path with .ckpt].
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint (its net, optimizer and plan are used).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+/// A fresh model, plan and optimizer from the command line.
+fn new_run(
+    args: &Args,
+    (c, h, w): (usize, usize, usize),
+    classes: usize,
+    train_len: usize,
+) -> (Sequential, FitOptions, Box<dyn Optimizer>) {
+    let (model, epochs, batch_size, lr, one_cycle) = match args.net {
+        Net::Default => (
+            zoo::mnist_default((c, h, w), classes, args.seed),
+            4,
+            128,
+            3e-3,
+            true,
+        ),
+        Net::R1 => (zoo::r1((c, h, w), classes, args.seed), 3, 128, 1e-3, false),
+        Net::R2 => (zoo::r2((c, h, w), classes, args.seed), 1, 64, 1e-3, false),
+    };
+    let epochs = args.epochs.unwrap_or(epochs);
+    let batch_size = args.batch_size.unwrap_or(batch_size);
+    let lr = args.lr.unwrap_or(lr);
+    let optimizer: Box<dyn Optimizer> = match args.optimizer {
+        Opt::Sgd => Box::new(SGD::new(SGDConfig {
+            lr,
+            momentum: 0.9,
+            nesterov: true,
+            ..Default::default()
+        })),
+        Opt::Adam => Box::new(Adam::new(AdamConfig {
+            lr,
+            ..Default::default()
+        })),
+        Opt::Adamw => Box::new(AdamW::new(AdamWConfig {
+            lr,
+            ..Default::default()
+        })),
+    };
+    let steps = epochs * train_len.div_ceil(batch_size);
+    let options = FitOptions {
+        epochs,
+        batch_size,
+        seed: args.seed,
+        augment: args.augment.then_some(Augment {
+            max_shift: 2,
+            max_rotation_degrees: 10.0,
+        }),
+        schedule: one_cycle.then(|| LrSchedule::one_cycle(lr, steps)),
+        progress: Progress::Auto,
+        ..Default::default()
+    };
+    (model, options, optimizer)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -97,62 +163,95 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.data.display()
     );
 
-    // Model and its training recipe.
-    let (mut model, epochs, batch_size, lr, one_cycle): (Sequential, _, _, _, _) = match args.net {
-        Net::Default => (
-            zoo::mnist_default((c, h, w), classes, args.seed),
-            4,
-            128,
-            3e-3,
-            true,
-        ),
-        Net::R1 => (zoo::r1((c, h, w), classes, args.seed), 3, 128, 1e-3, false),
-        Net::R2 => (zoo::r2((c, h, w), classes, args.seed), 1, 64, 1e-3, false),
+    let checkpoint_path = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| args.save.with_extension("ckpt"));
+    let (mut model, mut optimizer, mut options, mut history, meta) = match &args.resume {
+        Some(path) => {
+            let ckpt = load_checkpoint(path)?;
+            println!(
+                "resuming {} at epoch {}, batch {} ({})",
+                path.display(),
+                ckpt.options.start_epoch,
+                ckpt.options.start_batch,
+                ckpt.meta.get("net").map_or("?", String::as_str)
+            );
+            if let Some(n) = ckpt.meta.get("limit_train").and_then(|n| n.parse::<usize>().ok()) {
+                train = train.take(n.min(train.len()));
+            }
+            (
+                ckpt.model,
+                ckpt.optimizer.into_optimizer()?,
+                ckpt.options,
+                ckpt.history,
+                ckpt.meta,
+            )
+        }
+        None => {
+            let (model, options, optimizer) = new_run(&args, (c, h, w), classes, train.len());
+            let meta = BTreeMap::from([
+                ("net".to_string(), format!("{:?}", args.net).to_lowercase()),
+                ("limit_train".to_string(), train.len().to_string()),
+            ]);
+            (model, optimizer, options, Vec::new(), meta)
+        }
     };
-    let epochs = args.epochs.unwrap_or(epochs);
-    let batch_size = args.batch_size.unwrap_or(batch_size);
-    let lr = args.lr.unwrap_or(lr);
     println!("{}", model.summary(&[c, h, w]));
 
-    let mut optimizer: Box<dyn Optimizer> = match args.optimizer {
-        Opt::Sgd => Box::new(SGD::new(SGDConfig {
-            lr,
-            momentum: 0.9,
-            nesterov: true,
-            ..Default::default()
-        })),
-        Opt::Adam => Box::new(Adam::new(AdamConfig {
-            lr,
-            ..Default::default()
-        })),
-        Opt::Adamw => Box::new(AdamW::new(AdamWConfig {
-            lr,
-            ..Default::default()
-        })),
-    };
-    let steps = epochs * train.len().div_ceil(batch_size);
-    let options = FitOptions {
-        epochs,
-        batch_size,
-        seed: args.seed,
-        augment: args.augment.then_some(Augment {
-            max_shift: 2,
-            max_rotation_degrees: 10.0,
-        }),
-        schedule: one_cycle.then(|| LrSchedule::one_cycle(lr, steps)),
-        progress: Progress::Auto,
-        ..Default::default()
-    };
+    // Ctrl-C stops after the current step and writes a checkpoint to resume from.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
+    options.stop = Some(stop);
 
     let start = Instant::now();
-    let history = fit(
+    let save_checkpoint_at =
+        |model: &Sequential, optimizer: &dyn Optimizer, history: &[EpochStats], position| {
+            let (start_epoch, start_batch, start_totals) = position;
+            let options = FitOptions {
+                start_epoch,
+                start_batch,
+                start_totals,
+                stop: None,
+                ..options.clone()
+            };
+            let ckpt = Checkpoint {
+                model: model.clone(),
+                optimizer: optimizer.state(),
+                options,
+                history: history.to_vec(),
+                meta: meta.clone(),
+            };
+            save_checkpoint(&ckpt, &checkpoint_path)
+        };
+    let mut done = history.clone();
+    let result = fit(
         &mut model,
         optimizer.as_mut(),
         &train,
         Some(&test),
         &options,
-        |_, _, _| Ok(()),
-    )?;
+        |stats, model, optimizer| {
+            done.push(stats.clone());
+            let next = (stats.epoch + 1, 0, (0.0, 0, 0));
+            save_checkpoint_at(model, optimizer, &done, next).map_err(|e| e.to_string())
+        },
+    );
+    match result {
+        Ok(new) => history.extend(new),
+        Err(TrainError::Interrupted {
+            epoch,
+            batches_done,
+            totals,
+        }) => {
+            save_checkpoint_at(&model, optimizer.as_ref(), &done, (epoch, batches_done, totals))?;
+            let path = checkpoint_path.display();
+            println!("\ninterrupted: saved {path}; continue with --resume {path}");
+            std::process::exit(130);
+        }
+        Err(e) => return Err(e.into()),
+    }
     let total = start.elapsed().as_secs_f64();
 
     let result = evaluate(&mut model, &test, 1000);
@@ -168,7 +267,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     io::save_model(&model, &args.save)?;
-    println!("saved the model to {}", args.save.display());
+    println!(
+        "saved the model to {} (checkpoint: {})",
+        args.save.display(),
+        checkpoint_path.display()
+    );
+    if let Some(path) = &args.export_safetensors {
+        io::export_safetensors(&model, path)?;
+        println!("exported the weights to {}", path.display());
+    }
 
     if let Some(path) = &args.metrics_json {
         let epochs: Vec<_> = history

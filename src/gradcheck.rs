@@ -138,6 +138,6 @@ mod tests {
             .run(&[x], |t| t[0].unary("bad_square", |v| v * v, |v, _| 3.0 * v))
             .unwrap_err();
         assert_eq!(err.input, 0);
-        assert!((err.numeric - 2.0 * f64::from(err.analytic) / 3.0).abs() < 1e-2);
+        assert!((err.numeric - 2.0 * err.analytic / 3.0).abs() < 1e-2);
     }
 }

@@ -8,9 +8,12 @@
 //! weights.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Augment, Dataset, Order};
 use crate::metrics::ConfusionMatrix;
@@ -44,15 +47,27 @@ pub enum TrainError {
         /// Classes in the data.
         classes: usize,
     },
+    /// The stop flag was raised (Ctrl-C); the step in progress was completed. Resume
+    /// with `start_epoch = epoch`, `start_batch = batches_done`, `start_totals = totals`.
+    #[error("training interrupted at epoch {epoch} after {batches_done} batches")]
+    Interrupted {
+        /// 1-based epoch that was running.
+        epoch: usize,
+        /// Batches of that epoch already trained.
+        batches_done: usize,
+        /// That epoch's running (loss sum, correct, seen), to continue its figures.
+        totals: (f64, usize, usize),
+    },
     /// The callback asked to stop with an error (e.g. a checkpoint failed to save).
     #[error("{0}")]
     Callback(String),
 }
 
 /// When to draw progress bars.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Progress {
     /// Bars when standard error is a terminal; per-epoch lines only otherwise.
+    #[default]
     Auto,
     /// Never draw bars (per-epoch lines still print).
     Hidden,
@@ -60,8 +75,8 @@ pub enum Progress {
     Silent,
 }
 
-/// Settings of [`fit`].
-#[derive(Clone, Debug)]
+/// Settings of [`fit`]. Serializable, so a checkpoint carries the plan it resumes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FitOptions {
     /// Number of epochs to train.
     pub epochs: usize,
@@ -83,6 +98,14 @@ pub struct FitOptions {
     pub progress: Progress,
     /// First epoch to run (1-based); later than 1 when resuming.
     pub start_epoch: usize,
+    /// Batches of `start_epoch` already trained (resuming an interrupted epoch).
+    pub start_batch: usize,
+    /// Running (loss sum, correct, seen) of those batches.
+    pub start_totals: (f64, usize, usize),
+    /// Raised (e.g. by a Ctrl-C handler) to stop after the current step with
+    /// [`TrainError::Interrupted`].
+    #[serde(skip)]
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for FitOptions {
@@ -98,12 +121,15 @@ impl Default for FitOptions {
             eval_batch_size: 1000,
             progress: Progress::Auto,
             start_epoch: 1,
+            start_batch: 0,
+            start_totals: (0.0, 0, 0),
+            stop: None,
         }
     }
 }
 
 /// What one epoch did.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
     /// 1-based epoch.
     pub epoch: usize,
@@ -193,12 +219,16 @@ pub fn fit(
     for epoch in opts.start_epoch..=opts.epochs {
         let bar = progress_bar(opts.progress, batches_per_epoch, epoch, opts.epochs);
         let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let resuming = epoch == opts.start_epoch && opts.start_batch > 0;
+        let (mut loss_sum, mut correct, mut seen) = if resuming { opts.start_totals } else { (0.0, 0, 0) };
+        let skip = if resuming { opts.start_batch } else { 0 };
+        bar.inc(skip as u64);
         let order = Order::Shuffle(opts.seed.wrapping_add(epoch as u64));
-        for (b, batch) in train
-            .batches(opts.batch_size, order, opts.augment.as_ref())
-            .enumerate()
-        {
+        let batches = train.batches(opts.batch_size, order, opts.augment.as_ref());
+        // The order and each sample's augmentation depend only on the seed, so after
+        // skipping the batches already trained, the rest are exactly those an
+        // uninterrupted run would see.
+        for (b, batch) in batches.enumerate().skip(skip) {
             if let Some(schedule) = &opts.schedule {
                 optimizer.set_lr(schedule.lr_at((epoch - 1) * batches_per_epoch + b));
             }
@@ -223,6 +253,14 @@ pub fn fit(
                 rate
             ));
             bar.inc(1);
+            if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) && b + 1 < batches_per_epoch {
+                bar.abandon();
+                return Err(TrainError::Interrupted {
+                    epoch,
+                    batches_done: b + 1,
+                    totals: (loss_sum, correct, seen),
+                });
+            }
         }
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();

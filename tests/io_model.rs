@@ -86,3 +86,101 @@ fn saving_over_a_file_replaces_it_whole() {
     assert_eq!(loaded.num_parameters(), other.num_parameters());
     let _ = ArrayD::<f32>::zeros(IxDyn(&[1]));
 }
+
+#[test]
+fn strict_load_names_the_first_mismatched_layer_and_both_shapes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("r1.bin");
+    save_model(&zoo::r1((1, 28, 28), 10, 1), &path).expect("save");
+
+    // Same architecture: loads, values equal.
+    let mut same = zoo::r1((1, 28, 28), 10, 2);
+    let report = ferrocnn::io::load_weights(&mut same, &path, true).expect("strict load");
+    assert!(report.missing.is_empty() && report.unexpected.is_empty());
+    assert_eq!(same.state_dict(), zoo::r1((1, 28, 28), 10, 1).state_dict());
+
+    // Another class count: the head differs.
+    let mut other = zoo::r1((1, 28, 28), 5, 2);
+    let before = other.state_dict();
+    let err = ferrocnn::io::load_weights(&mut other, &path, false).unwrap_err();
+    assert!(
+        matches!(&err, IoError::ShapeMismatch { name, found, expected } if name == "fc1.weight" && found == &[10, 1600] && expected == &[5, 1600]),
+        "{err}"
+    );
+    assert_eq!(other.state_dict(), before, "nothing changes on error");
+
+    // A model with only the first layer: strict refuses, non-strict loads what
+    // matches and reports the rest.
+    let rng = &mut rand::SeedableRng::seed_from_u64(0);
+    let mut partial = ferrocnn::nn::Sequential::new().add(ferrocnn::nn::Conv2d::new(1, 32, (3, 3), rng));
+    let err = ferrocnn::io::load_weights(&mut partial, &path, true).unwrap_err();
+    assert!(
+        matches!(err, IoError::KeyMismatch(_)) && err.to_string().contains("conv2.weight"),
+        "{err}"
+    );
+    let report = ferrocnn::io::load_weights(&mut partial, &path, false).expect("non-strict");
+    assert_eq!(
+        report.unexpected,
+        ["conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias"]
+    );
+    assert_eq!(
+        partial.state_dict()[0],
+        zoo::r1((1, 28, 28), 10, 1).state_dict()[0]
+    );
+}
+
+#[test]
+fn safetensors_export_reads_back_the_same_values() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("w.safetensors");
+    let model = zoo::mnist_default((1, 28, 28), 10, 3);
+    ferrocnn::io::export_safetensors(&model, &path).expect("export");
+    let mut expected = model.state_dict();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    let read = ferrocnn::io::read_safetensors(&path).expect("read");
+    assert_eq!(read, expected);
+    assert!(read
+        .iter()
+        .any(|(n, v)| n == "conv1.weight" && v.shape() == [32, 1, 3, 3]));
+    assert!(read.iter().any(|(n, _)| n == "bn1.running_var"));
+    // The layout is the public format: an 8-byte little-endian header length, then JSON.
+    let bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).expect("JSON header");
+    assert!(
+        header.contains("\"conv1.weight\"") && header.contains("\"F32\""),
+        "{header}"
+    );
+}
+
+/// Child side of `atomic_save_survives_being_killed`: saves in a loop until killed.
+#[test]
+fn save_loop_child() {
+    let Ok(path) = std::env::var("FERROCNN_SAVE_LOOP") else {
+        return;
+    };
+    let models = [zoo::r2((1, 28, 28), 10, 1), zoo::r2((1, 28, 28), 10, 2)];
+    for i in 0.. {
+        save_model(&models[i % 2], &path).expect("save");
+    }
+}
+
+#[test]
+fn atomic_save_survives_being_killed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("r2.bin");
+    save_model(&zoo::r2((1, 28, 28), 10, 0), &path).expect("first save");
+    for delay_ms in [30, 70, 110, 150] {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "save_loop_child", "--nocapture"])
+            .env("FERROCNN_SAVE_LOOP", &path)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the saving child");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        let model = load_model(&path).expect("the file is always a whole model, old or new");
+        assert_eq!(model.num_parameters(), 1_199_882);
+    }
+}

@@ -24,7 +24,7 @@ use rand::Rng;
 /// assert!(!aug.is_identity());
 /// assert!(Augment::default().is_identity());
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Augment {
     /// Largest shift in pixels, along each axis.
     pub max_shift: usize,

@@ -16,6 +16,9 @@ use crate::tensor::Tensor;
 /// # Defaults
 /// `eps = 1e-5`, `momentum = 0.1` (running = (1 − momentum)·running + momentum·batch,
 /// with the unbiased batch variance, as PyTorch), γ = 1, β = 0.
+///
+/// When γ and β are frozen the layer behaves as in evaluation even in training mode
+/// (Keras's rule for `trainable=False`): its statistics stop moving too.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BatchNorm2d {
     /// Scale γ `[C]`.
@@ -57,6 +60,13 @@ impl BatchNorm2d {
 impl Module for BatchNorm2d {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
         let (gamma, beta) = (self.weight.bind(x), self.bias.bind(x));
+        // As Keras: a frozen batch norm runs in inference mode even in training, so
+        // fine-tuning with a frozen feature extractor leaves it bit for bit unchanged.
+        let mode = if self.weight.is_frozen() && self.bias.is_frozen() {
+            Mode::Eval
+        } else {
+            mode
+        };
         match mode {
             Mode::Train => {
                 let (y, stats) = x.batch_norm2d(&gamma, &beta, self.eps);

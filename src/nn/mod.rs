@@ -12,6 +12,7 @@ mod pool;
 mod regularizer;
 mod sequential;
 mod summary;
+mod transfer;
 
 pub use crate::param::{Param, ParamId};
 pub use activation::{Flatten, LeakyReLU, ReLU, Sigmoid, Tanh};

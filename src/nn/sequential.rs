@@ -106,6 +106,8 @@ impl Sequential {
     }
 
     /// Appends a layer with an automatic name (builder style).
+    // Named after Keras's `Sequential.add`; it is not arithmetic.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, layer: impl Into<Layer>) -> Self {
         self.push(layer);
         self

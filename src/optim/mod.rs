@@ -147,6 +147,17 @@ pub enum OptimizerState {
 }
 
 impl OptimizerState {
+    /// Rebuilds the optimizer this state was taken from (to resume a checkpoint).
+    pub fn into_optimizer(self) -> Result<Box<dyn Optimizer>, OptimError> {
+        let mut optimizer: Box<dyn Optimizer> = match self.kind() {
+            OptimizerKind::SGD => Box::new(SGD::new(SGDConfig::default())),
+            OptimizerKind::Adam => Box::new(Adam::new(AdamConfig::default())),
+            OptimizerKind::AdamW => Box::new(AdamW::new(AdamWConfig::default())),
+        };
+        optimizer.load_state(self)?;
+        Ok(optimizer)
+    }
+
     /// The kind of optimizer this state belongs to.
     pub fn kind(&self) -> OptimizerKind {
         match self {

@@ -1,5 +1,5 @@
-//! Model files: a fixed header, then the network (architecture and weights) encoded
-//! with serde + bincode 2.
+//! The file format shared by models and checkpoints: a fixed header, then a payload
+//! encoded with serde + bincode 2.
 //!
 //! Layout: `b"FERROCNN"` · format version (u32 LE) · kind (u8: 1 model, 2 checkpoint)
 //! · payload length (u64 LE) · CRC-32 of the payload (u32 LE) · payload.
@@ -18,8 +18,6 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-use crate::nn::Sequential;
 
 /// First bytes of every ferrocnn file.
 pub const MAGIC: &[u8; 8] = b"FERROCNN";
@@ -113,7 +111,7 @@ pub enum IoError {
     Encode(String),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IoError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IoError + '_ {
     move |source| IoError::Io {
         path: path.to_path_buf(),
         source,
@@ -251,18 +249,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         let _ = d.sync_all();
     }
     Ok(())
-}
-
-/// Saves a whole model — architecture and weights — atomically.
-pub fn save_model(model: &Sequential, path: impl AsRef<Path>) -> Result<(), IoError> {
-    write_atomic(path.as_ref(), &encode(model, FileKind::Model)?)
-}
-
-/// Loads a model saved by [`save_model`]; no code that rebuilds the net is needed.
-pub fn load_model(path: impl AsRef<Path>) -> Result<Sequential, IoError> {
-    let path = path.as_ref();
-    let bytes = read_limited(path)?;
-    decode(&bytes, FileKind::Model, path)
 }
 
 /// Reads a file, refusing one larger than a header plus the payload limit.

@@ -1,0 +1,172 @@
+//! Fine-tune a saved model on a new task: `cargo run --example finetune`.
+//!
+//! Loads a model (by default the shipped `models/mnist.bin`), builds a new task from
+//! an MNIST-style folder, freezes what you ask, replaces the classifier head when the
+//! class count differs, trains on a small labelled subset, and reports test accuracy
+//! before and after. `--compare-scratch` also trains the same architecture from
+//! random weights on the same subset, the baseline fine-tuning should beat.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use ferrocnn::data::{Dataset, Mnist};
+use ferrocnn::io::{load_model, save_model};
+use ferrocnn::nn::{Layer, Sequential};
+use ferrocnn::optim::{Adam, AdamConfig};
+use ferrocnn::train::{evaluate, fit, FitOptions, Progress};
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum Freeze {
+    /// Train every layer.
+    None,
+    /// Freeze the convolutions (and their batch norms): train only the dense layers.
+    Conv,
+    /// Freeze everything but the last Linear layer.
+    AllButHead,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Task {
+    /// The folder's labels as they are.
+    Same,
+    /// Two classes: even (0) or odd (1) digit.
+    EvenOdd,
+    /// Only digits 0–4 (five classes).
+    Digits0To4,
+}
+
+/// Fine-tune a saved CNN on another MNIST-style task.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The model to start from.
+    #[arg(long, default_value = "models/mnist.bin")]
+    model: PathBuf,
+    /// MNIST-style folder with the new task's images.
+    #[arg(long, default_value = "datasets/mnist")]
+    data: PathBuf,
+    /// How to relabel the folder's images.
+    #[arg(long, value_enum, default_value_t = Task::EvenOdd)]
+    task: Task,
+    /// What to freeze.
+    #[arg(long, value_enum, default_value_t = Freeze::Conv)]
+    freeze: Freeze,
+    /// Use only the first N training images (a small labelled set).
+    #[arg(long, default_value_t = 500)]
+    limit_train: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Learning rate (Adam).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Seed of the new head, shuffling and dropout.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Also train the same architecture from scratch on the same subset.
+    #[arg(long)]
+    compare_scratch: bool,
+    /// Where to save the fine-tuned model.
+    #[arg(long, default_value = "models/finetuned.bin")]
+    save: PathBuf,
+}
+
+fn relabel(task: Task, data: &Dataset) -> Result<Dataset, Box<dyn std::error::Error>> {
+    Ok(match task {
+        Task::Same => data.clone(),
+        Task::EvenOdd => data.map_labels(|l| l % 2).with_num_classes(2)?,
+        Task::Digits0To4 => data.filter_classes(&[0, 1, 2, 3, 4]),
+    })
+}
+
+fn train(model: &mut Sequential, train: &Dataset, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut adam = Adam::new(AdamConfig {
+        lr: args.lr,
+        ..Default::default()
+    });
+    let options = FitOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        progress: Progress::Hidden,
+        ..Default::default()
+    };
+    fit(model, &mut adam, train, None, &options, |_, _, _| Ok(()))?;
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let mut model = load_model(&args.model)?;
+    let mnist = Mnist::load(&args.data)?;
+    let (train_set, test_set) = (
+        relabel(args.task, &mnist.train)?,
+        relabel(args.task, &mnist.test)?,
+    );
+    let train_set = train_set.take(args.limit_train.min(train_set.len()));
+    let classes = train_set.num_classes().max(test_set.num_classes());
+    println!(
+        "task {:?}: {} training images (of {}), {} test images, {classes} classes",
+        args.task,
+        train_set.len(),
+        mnist.train.len(),
+        test_set.len()
+    );
+
+    // A new class count needs a new head; the old one's outputs mean other things.
+    let outputs = model.head_name().and_then(|n| match model.get(n) {
+        Some(Layer::Linear(fc)) => Some(fc.out_features()),
+        _ => None,
+    });
+    if outputs != Some(classes) {
+        if !model.replace_head(classes, args.seed) {
+            return Err("the model has no Linear layer to replace".into());
+        }
+        println!(
+            "replaced the head: {:?} → {classes} outputs (freshly initialized)",
+            outputs
+        );
+    }
+    let before = evaluate(&mut model, &test_set, 1000).accuracy;
+
+    let head = model.head_name().unwrap_or_default().to_string();
+    match args.freeze {
+        Freeze::None => {}
+        Freeze::Conv => {
+            model.set_frozen_where(true, |_, l| matches!(l, Layer::Conv2d(_) | Layer::BatchNorm2d(_)))
+        }
+        Freeze::AllButHead => model.set_frozen_where(true, |name, _| name != head),
+    }
+    let (c, h, w) = train_set.image_shape();
+    let s = model.summary(&[c, h, w]);
+    println!(
+        "freeze {:?}: {} of {} parameters trainable",
+        args.freeze,
+        s.trainable_params(),
+        s.total_params()
+    );
+
+    let scratch = args.compare_scratch.then(|| model.reinitialized(args.seed));
+    train(&mut model, &train_set, &args)?;
+    let after = evaluate(&mut model, &test_set, 1000).accuracy;
+    println!(
+        "fine-tuned:   test accuracy {:.2}% before, {:.2}% after",
+        100.0 * before,
+        100.0 * after
+    );
+
+    if let Some(mut scratch) = scratch {
+        train(&mut scratch, &train_set, &args)?;
+        let acc = evaluate(&mut scratch, &test_set, 1000).accuracy;
+        println!(
+            "from scratch: test accuracy {:.2}% (same architecture, subset and epochs)",
+            100.0 * acc
+        );
+    }
+    save_model(&model, &args.save)?;
+    println!("saved {}", args.save.display());
+    Ok(())
+}

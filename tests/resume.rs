@@ -1,0 +1,190 @@
+//! Checkpoints: a run interrupted mid-epoch (or killed after an epoch's checkpoint)
+//! and resumed from its file ends with exactly the weights of an uninterrupted run.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use ferrocnn::data::{Augment, Dataset, Mnist};
+use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint};
+use ferrocnn::nn::{Module, Sequential};
+use ferrocnn::optim::{Adam, AdamConfig, LrSchedule, Optimizer};
+use ferrocnn::train::{fit, FitOptions, Progress, TrainError};
+use ferrocnn::zoo;
+
+fn data() -> Dataset {
+    Mnist::load("datasets/mnist")
+        .expect("shipped MNIST")
+        .train
+        .take(640)
+}
+
+fn options() -> FitOptions {
+    FitOptions {
+        epochs: 2,
+        batch_size: 64,
+        seed: 11,
+        augment: Some(Augment {
+            max_shift: 2,
+            max_rotation_degrees: 8.0,
+        }),
+        schedule: Some(LrSchedule::one_cycle(3e-3, 20)),
+        progress: Progress::Silent,
+        ..Default::default()
+    }
+}
+
+fn fresh() -> (Sequential, Box<dyn Optimizer>) {
+    // The default net has dropout and batch norm: both carry state across steps.
+    (
+        zoo::mnist_default((1, 28, 28), 10, 2),
+        Box::new(Adam::new(AdamConfig::default())),
+    )
+}
+
+fn weights(m: &Sequential) -> Vec<ndarray::ArrayD<f32>> {
+    m.state_dict().into_iter().map(|(_, v)| v).collect()
+}
+
+fn checkpoint_round_trip(ckpt: Checkpoint) -> Checkpoint {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("run.ckpt");
+    save_checkpoint(&ckpt, &path).expect("save");
+    load_checkpoint(&path).expect("load")
+}
+
+#[test]
+fn resume_after_interruption_equals_uninterrupted_run() {
+    let train = data();
+    let (mut reference, mut opt) = fresh();
+    fit(
+        &mut reference,
+        opt.as_mut(),
+        &train,
+        None,
+        &options(),
+        |_, _, _| Ok(()),
+    )
+    .expect("train");
+
+    // Interrupted: the stop flag is up from the start, so training stops after the
+    // first batch of epoch 1, as a Ctrl-C would.
+    let (mut model, mut opt) = fresh();
+    let stopping = FitOptions {
+        stop: Some(Arc::new(AtomicBool::new(true))),
+        ..options()
+    };
+    let err = fit(
+        &mut model,
+        opt.as_mut(),
+        &train,
+        None,
+        &stopping,
+        |_, _, _| Ok(()),
+    )
+    .unwrap_err();
+    let TrainError::Interrupted {
+        epoch,
+        batches_done,
+        totals,
+    } = err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!((epoch, batches_done), (1, 1));
+    let ckpt = checkpoint_round_trip(Checkpoint {
+        model,
+        optimizer: opt.state(),
+        options: FitOptions {
+            start_epoch: epoch,
+            start_batch: batches_done,
+            start_totals: totals,
+            ..options()
+        },
+        history: Vec::new(),
+        meta: BTreeMap::new(),
+    });
+
+    let (mut model, mut opt) = (ckpt.model, ckpt.optimizer.into_optimizer().expect("optimizer"));
+    fit(
+        &mut model,
+        opt.as_mut(),
+        &train,
+        None,
+        &ckpt.options,
+        |_, _, _| Ok(()),
+    )
+    .expect("resume");
+    assert_eq!(
+        weights(&model),
+        weights(&reference),
+        "bit-exact after resuming mid-epoch"
+    );
+}
+
+#[test]
+fn resume_from_epoch_checkpoint_equals_uninterrupted_run() {
+    let train = data();
+    let (mut reference, mut opt) = fresh();
+    fit(
+        &mut reference,
+        opt.as_mut(),
+        &train,
+        None,
+        &options(),
+        |_, _, _| Ok(()),
+    )
+    .expect("train");
+
+    // A run killed during epoch 2 leaves the checkpoint written after epoch 1.
+    let (mut model, mut opt) = fresh();
+    let mut saved = None;
+    let one_epoch = FitOptions {
+        epochs: 1,
+        ..options()
+    };
+    fit(
+        &mut model,
+        opt.as_mut(),
+        &train,
+        None,
+        &one_epoch,
+        |stats, model, opt| {
+            saved = Some(Checkpoint {
+                model: model.clone(),
+                optimizer: opt.state(),
+                options: FitOptions {
+                    start_epoch: stats.epoch + 1,
+                    ..options()
+                },
+                history: vec![stats.clone()],
+                meta: BTreeMap::new(),
+            });
+            Ok(())
+        },
+    )
+    .expect("epoch 1");
+    let ckpt = checkpoint_round_trip(saved.expect("callback ran"));
+    assert_eq!(ckpt.history.len(), 1);
+    let (mut model, mut opt) = (ckpt.model, ckpt.optimizer.into_optimizer().expect("optimizer"));
+    fit(
+        &mut model,
+        opt.as_mut(),
+        &train,
+        None,
+        &ckpt.options,
+        |_, _, _| Ok(()),
+    )
+    .expect("resume");
+    assert_eq!(
+        weights(&model),
+        weights(&reference),
+        "bit-exact after resuming at an epoch boundary"
+    );
+    assert_ne!(
+        weights(&model),
+        weights(&fresh().0),
+        "and training did change the weights"
+    );
+    assert!(model.num_parameters() > 0);
+}
