@@ -400,3 +400,35 @@ fn conv2d_gradients_are_deterministic() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn maxpool_propagates_nan_and_routes_to_it() {
+    // A NaN wins its window (as in PyTorch), in both the 2×2 fast path and the
+    // general one (3×3 stride 1: the NaN at (1, 1) is in all four windows), and the
+    // gradient goes to the NaN's position.
+    let mut v: Vec<f32> = (0..16).map(|i| i as f32).collect();
+    v[5] = f32::NAN;
+    for (kernel, stride) in [((2, 2), (2, 2)), ((3, 3), (1, 1))] {
+        let (y, dx) = pool_grad(arr4((1, 1, 4, 4), &v), |t| {
+            t.max_pool2d(kernel, stride, Padding::Valid)
+        });
+        assert!(y.iter().next().unwrap().is_nan(), "{kernel:?}: {y}");
+        assert_eq!(
+            dx.as_slice().unwrap()[5],
+            if kernel == (2, 2) { 1.0 } else { 4.0 },
+            "{kernel:?}"
+        );
+    }
+}
+
+#[test]
+fn maxpool_ties_go_to_the_first_maximum() {
+    let (_, dx) = pool_grad(arr4((1, 1, 2, 2), &[3., 3., 3., 3.]), |t| {
+        t.max_pool2d((2, 2), (2, 2), Padding::Valid)
+    });
+    assert_eq!(dx, arr4((1, 1, 2, 2), &[1., 0., 0., 0.]));
+    let (_, dx) = pool_grad(arr4((1, 1, 3, 3), &[0., 0., 0., 0., 3., 3., 0., 3., 3.]), |t| {
+        t.max_pool2d((3, 3), (1, 1), Padding::Valid)
+    });
+    assert_eq!(dx.as_slice().unwrap()[4], 1.0);
+}

@@ -7,6 +7,10 @@
 //! input pixel shared by several windows receives the sum of their contributions
 //! (candle's pooling backward assumes kernel == stride and gets this wrong).
 //!
+//! The input gradients are zeroed plane by plane before the scatter-add reads them:
+//! reading a fresh zeroed allocation first maps the shared zero page, and the write
+//! after it then costs a copy-on-write fault plus a TLB shootdown on every core.
+//!
 //! Max pooling records, for each output, the index of the winning input within its
 //! plane (`u32`), and the backward routes the gradient there. Padding never wins: it
 //! counts as −∞, and every window holds at least one real pixel because the padding
@@ -63,9 +67,108 @@ impl PoolGeometry {
         (rows, cols)
     }
 
+    fn is_2x2_stride_2_valid(&self) -> bool {
+        let p = self.pad;
+        self.kernel == (2, 2) && self.stride == (2, 2) && p.top + p.bottom + p.left + p.right == 0
+    }
+
     /// Output shape for input shape `[N, C, H, W]`.
     fn out_shape(&self, shape: &[usize]) -> [usize; 4] {
         [shape[0], shape[1], self.pad.out_h, self.pad.out_w]
+    }
+}
+
+/// Max pooling of one plane, any geometry. Returns whether the plane holds a NaN,
+/// which this pass ignores (see [`max_plane_nan`]).
+///
+/// In two passes per window, both free of data-dependent branches: the maximum by
+/// `f32::max`, then the first position holding it by a chain of selects. On real
+/// data "is this one larger?" is a coin flip, and a compare-and-branch loop (or
+/// LLVM's branchy lowering of a compare-and-select one) was 7x slower (measured).
+fn max_plane(geometry: &PoolGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]) -> bool {
+    let w = geometry.w;
+    let (mut i, mut nan) = (0, false);
+    for oy in 0..geometry.pad.out_h {
+        for ox in 0..geometry.pad.out_w {
+            let (rows, cols) = geometry.window(oy, ox);
+            let mut best = f32::NEG_INFINITY;
+            for r in rows.clone() {
+                for &v in &x[r * w + cols.start..r * w + cols.end] {
+                    best = best.max(v);
+                    nan |= v.is_nan();
+                }
+            }
+            let mut at = (rows.start * w + cols.start) as u32;
+            for r in rows.clone().rev() {
+                for c in cols.clone().rev() {
+                    at = if x[r * w + c] == best {
+                        (r * w + c) as u32
+                    } else {
+                        at
+                    };
+                }
+            }
+            out[i] = best;
+            argmax[i] = at;
+            i += 1;
+        }
+    }
+    nan
+}
+
+/// Max pooling of one plane with the ubiquitous 2×2 window, stride 2, no padding:
+/// the same two passes as [`max_plane`], unrolled; 7x faster than a compare-and-
+/// branch loop on R1's first pool (measured). Returns whether the plane holds a NaN.
+fn max_plane_2x2(w: usize, x: &[f32], out: &mut [f32], argmax: &mut [u32]) -> bool {
+    let (out_w, mut nan) = (w / 2, false);
+    for (oy, (out, argmax)) in out
+        .chunks_exact_mut(out_w)
+        .zip(argmax.chunks_exact_mut(out_w))
+        .enumerate()
+    {
+        let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
+        let pairs = x[top..top + 2 * out_w]
+            .chunks_exact(2)
+            .zip(x[bottom..bottom + 2 * out_w].chunks_exact(2));
+        for (ox, ((a, b), (out, argmax))) in pairs.zip(out.iter_mut().zip(argmax.iter_mut())).enumerate() {
+            let (t, u) = ((top + 2 * ox) as u32, (bottom + 2 * ox) as u32);
+            let m = a[0].max(a[1]).max(b[0].max(b[1]));
+            nan |= a[0].is_nan() | a[1].is_nan() | b[0].is_nan() | b[1].is_nan();
+            let mut at = u + 1;
+            at = if b[0] == m { u } else { at };
+            at = if a[1] == m { t + 1 } else { at };
+            at = if a[0] == m { t } else { at };
+            *out = m;
+            *argmax = at;
+        }
+    }
+    nan
+}
+
+/// Max pooling of one plane that holds a NaN (rare, so simple): a window with a NaN
+/// gives NaN and points at its first NaN, as in PyTorch; others as usual.
+fn max_plane_nan(geometry: &PoolGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+    let w = geometry.w;
+    let mut i = 0;
+    for oy in 0..geometry.pad.out_h {
+        for ox in 0..geometry.pad.out_w {
+            let (rows, cols) = geometry.window(oy, ox);
+            let (mut best, mut at) = (f32::NEG_INFINITY, rows.start * w + cols.start);
+            'window: for r in rows {
+                for c in cols.clone() {
+                    let v = x[r * w + c];
+                    if v > best || v.is_nan() {
+                        (best, at) = (v, r * w + c);
+                        if v.is_nan() {
+                            break 'window;
+                        }
+                    }
+                }
+            }
+            out[i] = best;
+            argmax[i] = at as u32;
+            i += 1;
+        }
     }
 }
 
@@ -88,29 +191,13 @@ impl Tensor {
                 .zip(argmax.par_chunks_mut(out_plane))
                 .zip(x.par_chunks(plane))
                 .for_each(|((out, argmax), x)| {
-                    let mut i = 0;
-                    for oy in 0..geometry.pad.out_h {
-                        for ox in 0..geometry.pad.out_w {
-                            let (rows, cols) = geometry.window(oy, ox);
-                            let (mut best, mut at) =
-                                (f32::NEG_INFINITY, rows.start * geometry.w + cols.start);
-                            for r in rows {
-                                let row = &x[r * geometry.w..(r + 1) * geometry.w];
-                                for c in cols.clone() {
-                                    // `>` keeps the first maximum; NaN propagates as in PyTorch.
-                                    if row[c] > best || row[c].is_nan() {
-                                        best = row[c];
-                                        at = r * geometry.w + c;
-                                        if best.is_nan() {
-                                            break;
-                                        }
-                                    }
-                                }
-                            }
-                            out[i] = best;
-                            argmax[i] = at as u32;
-                            i += 1;
-                        }
+                    let nan = if geometry.is_2x2_stride_2_valid() {
+                        max_plane_2x2(geometry.w, x, out, argmax)
+                    } else {
+                        max_plane(&geometry, x, out, argmax)
+                    };
+                    if nan {
+                        max_plane_nan(&geometry, x, out, argmax);
                     }
                 });
         }
@@ -128,6 +215,8 @@ impl Tensor {
                     .zip(g.par_chunks(out_plane))
                     .zip(argmax.par_chunks(out_plane))
                     .for_each(|((dx, g), argmax)| {
+                        // Write before the scatter-add reads (see the module docs).
+                        dx.fill(0.0);
                         // Scatter-add: overlapping windows may share a winner.
                         for (&g, &at) in g.iter().zip(argmax) {
                             dx[at as usize] += g;
@@ -198,6 +287,8 @@ impl Tensor {
                 dxs.par_chunks_mut(plane)
                     .zip(g.par_chunks(out_plane))
                     .for_each(|(dx, g)| {
+                        // Write before the scatter-add reads (see the module docs).
+                        dx.fill(0.0);
                         let mut i = 0;
                         for oy in 0..geometry.pad.out_h {
                             for ox in 0..geometry.pad.out_w {
