@@ -11,8 +11,8 @@
 //!   `true→predicted`.
 //!
 //! With `--predict digit.png` it also classifies your own image (any PNG; it is
-//! turned gray, resized to the model's input and, if light-on-dark is the wrong way
-//! round for MNIST, inverted) and prints the class probabilities.
+//! turned gray, inverted if it is dark-on-light, cropped to the digit and framed
+//! as MNIST frames its digits) and prints the class probabilities.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -74,6 +74,12 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         }
     };
     let (c, h, w) = data.as_ref().map_or((1, 28, 28), |d| d.test.image_shape());
+    if let Some(Mnist { test, .. }) = &data {
+        if args.image >= test.len() {
+            let n = test.len();
+            return Err(format!("--image {}: the test set has {n} images (0..{n})", args.image).into());
+        }
+    }
     println!("{}", model.summary(&[c, h, w]));
 
     let mut written = Vec::new();
@@ -90,14 +96,6 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
 
     if let Some(Mnist { test, .. }) = &data {
         let n = args.image;
-        if n >= test.len() {
-            return Err(format!(
-                "--image {n}: the test set has {} images (0..{})",
-                test.len(),
-                test.len()
-            )
-            .into());
-        }
         let x = test.to_array(n..n + 1);
         written.extend(save_feature_maps(&model, &x, &args.out)?);
         let label = test.label(n).to_string();
@@ -155,14 +153,15 @@ fn predict(
     if c != 1 {
         return Err(format!("--predict reads gray images, but the model takes {c} channels").into());
     }
-    let mut pixels = resize_gray(&pixels, (height, width), (h, w), Filter::Bilinear);
-    println!("\n{}: {width}×{height} → {w}×{h}", path.display());
+    let mut pixels = pixels;
+    println!("\n{}: {width}×{height}", path.display());
     let mean = pixels.iter().map(|&p| p as f64).sum::<f64>() / pixels.len() as f64;
     if mean > 127.0 {
         // MNIST digits are white on black; a dark digit on white paper is inverted.
         pixels.iter_mut().for_each(|p| *p = 255 - *p);
         println!("mean brightness {mean:.0} > 127: inverted to white-on-black like MNIST");
     }
+    let pixels = frame_like_mnist(&pixels, (height, width), (h, w));
     let x = Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| {
         normalize.apply(pixels[y * w + x] as f32)
     });
@@ -176,4 +175,53 @@ fn predict(
         println!("{class:>5}  {p:.4}  {bar}");
     }
     Ok(())
+}
+
+/// MNIST's framing: the digit's bounding box scaled (aspect kept) to fit 20/28 of
+/// the input, placed with its centre of mass at the centre. A digit that fills a user's whole canvas would otherwise be
+/// far larger than anything the model saw in training.
+fn frame_like_mnist(pixels: &[u8], (height, width): (usize, usize), (h, w): (usize, usize)) -> Vec<u8> {
+    let ink = |y: usize, x: usize| pixels[y * width + x] > 32;
+    let rows: Vec<usize> = (0..height).filter(|&y| (0..width).any(|x| ink(y, x))).collect();
+    let cols: Vec<usize> = (0..width).filter(|&x| (0..height).any(|y| ink(y, x))).collect();
+    let (Some(&top), Some(&bottom), Some(&left), Some(&right)) =
+        (rows.first(), rows.last(), cols.first(), cols.last())
+    else {
+        // Blank image: nothing to frame.
+        return resize_gray(pixels, (height, width), (h, w), Filter::Bilinear);
+    };
+    let (bh, bw) = (bottom - top + 1, right - left + 1);
+    let crop: Vec<u8> = (top..=bottom)
+        .flat_map(|y| pixels[y * width + left..=y * width + right].iter().copied())
+        .collect();
+    let fit = (20 * h.min(w)).div_ceil(28) as f64 / bh.max(bw) as f64;
+    let (nh, nw) = (
+        ((bh as f64 * fit).round() as usize).clamp(1, h),
+        ((bw as f64 * fit).round() as usize).clamp(1, w),
+    );
+    let digit = resize_gray(&crop, (bh, bw), (nh, nw), Filter::Bilinear);
+    // Centre of mass at the centre, as MNIST places its digits.
+    let mass: f64 = digit.iter().map(|&p| p as f64).sum::<f64>().max(1.0);
+    let moment = |f: &dyn Fn(usize) -> f64| {
+        digit
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| p as f64 * f(i))
+            .sum::<f64>()
+            / mass
+    };
+    let (cy, cx) = (
+        moment(&|i| (i / nw) as f64 + 0.5),
+        moment(&|i| (i % nw) as f64 + 0.5),
+    );
+    let place = |centre: f64, len: usize, n: usize| {
+        ((len as f64 / 2.0 - centre).round().max(0.0) as usize).min(len - n)
+    };
+    let (oy, ox) = (place(cy, h, nh), place(cx, w, nw));
+    let mut out = vec![0u8; h * w];
+    for y in 0..nh {
+        out[(oy + y) * w + ox..(oy + y) * w + ox + nw].copy_from_slice(&digit[y * nw..(y + 1) * nw]);
+    }
+    println!("digit cropped to its {bw}×{bh} bounding box, scaled to {nw}×{nh}, centred by mass in {w}×{h}");
+    out
 }
