@@ -272,6 +272,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.save.display(),
         checkpoint_path.display()
     );
+    let curves = args.save.with_file_name("training_curves.png");
+    ferrocnn::viz::save_training_curves(&history, &curves)?;
+    println!("training curves: {}", curves.display());
     if let Some(path) = &args.export_safetensors {
         io::export_safetensors(&model, path)?;
         println!("exported the weights to {}", path.display());

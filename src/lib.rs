@@ -39,6 +39,7 @@ mod param;
 mod tape;
 mod tensor;
 pub mod train;
+pub mod viz;
 pub mod zoo;
 
 pub use gradcheck::GradCheck;

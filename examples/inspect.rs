@@ -1,0 +1,227 @@
+//! Look inside a trained model: `cargo run --example inspect -- models/mnist.bin`.
+//!
+//! Prints the layer table, then writes PNG pictures to `--out` (default
+//! `models/inspect`):
+//!
+//! - `filters_<conv>.png` — every convolution's kernels (first layer: one tile per
+//!   filter; deeper layers: one row per filter, one tile per input channel);
+//! - `features_<conv>.png` — what each convolution outputs for test image `--image`;
+//! - `input.png` — that test image, captioned with its label;
+//! - `misclassified.png` — up to 64 test images the model gets wrong, captioned
+//!   `true→predicted`.
+//!
+//! With `--predict digit.png` it also classifies your own image (any PNG; it is
+//! turned gray, inverted if it is dark-on-light, cropped to the digit and framed
+//! as MNIST frames its digits) and prints the class probabilities.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferrocnn::data::{Mnist, Normalize};
+use ferrocnn::nn::{Layer, Mode, Module, Sequential};
+use ferrocnn::ops::softmax_rows;
+use ferrocnn::train::evaluate;
+use ferrocnn::viz::{
+    read_grayscale_png, resize_gray, save_conv_filters, save_feature_maps, save_image_grid, Filter,
+};
+use ferrocnn::{io, Tensor};
+use ndarray::Array4;
+
+/// Print a model's summary and write its filters, feature maps and mistakes as PNGs.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The model file (written by `--example mnist` or `io::save_model`).
+    model: PathBuf,
+    /// Folder for the pictures.
+    #[arg(long, default_value = "models/inspect")]
+    out: PathBuf,
+    /// Which test image to show feature maps for.
+    #[arg(long, default_value_t = 0)]
+    image: usize,
+    /// MNIST-style dataset folder (its test set is used).
+    #[arg(long, default_value = "datasets/mnist")]
+    data: PathBuf,
+    /// Classify this PNG image and print the class probabilities.
+    #[arg(long)]
+    predict: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    let model = io::load_model(&args.model)?;
+    // Read the PNG to classify first, so a bad file fails before the slow part.
+    let user_image = args.predict.as_ref().map(read_grayscale_png).transpose()?;
+
+    // The data gives the input shape and the test images; without it, assume MNIST.
+    let data = match Mnist::load(&args.data) {
+        Ok(data) => Some(data),
+        Err(e) => {
+            eprintln!("note: no dataset ({e}); assuming 1×28×28 inputs, skipping feature maps and mistakes");
+            None
+        }
+    };
+    let (c, h, w) = data.as_ref().map_or((1, 28, 28), |d| d.test.image_shape());
+    if let Some(Mnist { test, .. }) = &data {
+        if args.image >= test.len() {
+            let n = test.len();
+            return Err(format!("--image {}: the test set has {n} images (0..{n})", args.image).into());
+        }
+    }
+    println!("{}", model.summary(&[c, h, w]));
+
+    let mut written = Vec::new();
+    for (name, layer) in model.layers() {
+        if let Layer::Conv2d(conv) = layer {
+            let (_, in_channels, kh, kw) = conv.kernel_shape();
+            // First-layer kernels are few: show them large. Deeper ones are many.
+            let target = if in_channels == 1 { 48 } else { 18 };
+            let path = args.out.join(format!("filters_{name}.png"));
+            save_conv_filters(conv, &path, (target / kh.max(kw)).max(1))?;
+            written.push(path);
+        }
+    }
+
+    if let Some(Mnist { test, .. }) = &data {
+        let n = args.image;
+        let x = test.to_array(n..n + 1);
+        written.extend(save_feature_maps(&model, &x, &args.out)?);
+        let label = test.label(n).to_string();
+        let input_path = args.out.join("input.png");
+        save_image_grid(&[(&test.image(n)[..h * w], &label)], (h, w), 1, 4, &input_path)?;
+        written.push(input_path);
+
+        let evaluation = evaluate(&mut model.clone(), test, 256);
+        let wrong: Vec<usize> = (0..test.len())
+            .filter(|&i| evaluation.predictions[i] != test.label(i))
+            .collect();
+        println!(
+            "test accuracy {:.2}% ({} of {} wrong)",
+            100.0 * evaluation.accuracy,
+            wrong.len(),
+            test.len()
+        );
+        let wrong: Vec<(usize, String)> = wrong
+            .into_iter()
+            .take(64)
+            .map(|i| (i, format!("{}→{}", test.label(i), evaluation.predictions[i])))
+            .collect();
+        if !wrong.is_empty() {
+            // First channel only: the grid shows gray images.
+            let images: Vec<(&[u8], &str)> = wrong
+                .iter()
+                .map(|(i, caption)| (&test.image(*i)[..h * w], caption.as_str()))
+                .collect();
+            let path = args.out.join("misclassified.png");
+            save_image_grid(&images, (h, w), 8, 2, &path)?;
+            written.push(path);
+        }
+    }
+
+    println!("wrote:");
+    for path in &written {
+        println!("  {}", path.display());
+    }
+
+    if let (Some(path), Some(image)) = (&args.predict, user_image) {
+        let normalize = data.as_ref().map_or(Normalize::MNIST, |d| d.test.normalization());
+        predict(&model, path, image, (c, h, w), normalize)?;
+    }
+    Ok(())
+}
+
+/// Classifies one gray image and prints the probabilities, most likely first.
+fn predict(
+    model: &Sequential,
+    path: &Path,
+    (pixels, height, width): (Vec<u8>, usize, usize),
+    (c, h, w): (usize, usize, usize),
+    normalize: Normalize,
+) -> Result<(), Box<dyn Error>> {
+    if c != 1 {
+        return Err(format!("--predict reads gray images, but the model takes {c} channels").into());
+    }
+    let mut pixels = pixels;
+    println!("\n{}: {width}×{height}", path.display());
+    let mean = pixels.iter().map(|&p| p as f64).sum::<f64>() / pixels.len() as f64;
+    if mean > 127.0 {
+        // MNIST digits are white on black; a dark digit on white paper is inverted.
+        pixels.iter_mut().for_each(|p| *p = 255 - *p);
+        println!("mean brightness {mean:.0} > 127: inverted to white-on-black like MNIST");
+    }
+    let pixels = frame_like_mnist(&pixels, (height, width), (h, w));
+    let x = Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| {
+        normalize.apply(pixels[y * w + x] as f32)
+    });
+    let logits = model.clone().forward(&Tensor::new(x.into_dyn()), Mode::Eval);
+    let probs = softmax_rows(logits.value());
+    let mut ranked: Vec<(usize, f32)> = probs.row(0).iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("class  probability");
+    for (class, p) in ranked {
+        let bar = "#".repeat((p * 40.0).round() as usize);
+        println!("{class:>5}  {p:.4}  {bar}");
+    }
+    Ok(())
+}
+
+/// MNIST's framing: the digit's bounding box scaled (aspect kept) to fit 20/28 of
+/// the input, placed with its centre of mass at the centre. A digit that fills a user's whole canvas would otherwise be
+/// far larger than anything the model saw in training.
+fn frame_like_mnist(pixels: &[u8], (height, width): (usize, usize), (h, w): (usize, usize)) -> Vec<u8> {
+    let ink = |y: usize, x: usize| pixels[y * width + x] > 32;
+    let rows: Vec<usize> = (0..height).filter(|&y| (0..width).any(|x| ink(y, x))).collect();
+    let cols: Vec<usize> = (0..width).filter(|&x| (0..height).any(|y| ink(y, x))).collect();
+    let (Some(&top), Some(&bottom), Some(&left), Some(&right)) =
+        (rows.first(), rows.last(), cols.first(), cols.last())
+    else {
+        // Blank image: nothing to frame.
+        return resize_gray(pixels, (height, width), (h, w), Filter::Bilinear);
+    };
+    let (bh, bw) = (bottom - top + 1, right - left + 1);
+    let crop: Vec<u8> = (top..=bottom)
+        .flat_map(|y| pixels[y * width + left..=y * width + right].iter().copied())
+        .collect();
+    let fit = (20 * h.min(w)).div_ceil(28) as f64 / bh.max(bw) as f64;
+    let (nh, nw) = (
+        ((bh as f64 * fit).round() as usize).clamp(1, h),
+        ((bw as f64 * fit).round() as usize).clamp(1, w),
+    );
+    let digit = resize_gray(&crop, (bh, bw), (nh, nw), Filter::Bilinear);
+    // Centre of mass at the centre, as MNIST places its digits.
+    let mass: f64 = digit.iter().map(|&p| p as f64).sum::<f64>().max(1.0);
+    let moment = |f: &dyn Fn(usize) -> f64| {
+        digit
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| p as f64 * f(i))
+            .sum::<f64>()
+            / mass
+    };
+    let (cy, cx) = (
+        moment(&|i| (i / nw) as f64 + 0.5),
+        moment(&|i| (i % nw) as f64 + 0.5),
+    );
+    let place = |centre: f64, len: usize, n: usize| {
+        ((len as f64 / 2.0 - centre).round().max(0.0) as usize).min(len - n)
+    };
+    let (oy, ox) = (place(cy, h, nh), place(cx, w, nw));
+    let mut out = vec![0u8; h * w];
+    for y in 0..nh {
+        out[(oy + y) * w + ox..(oy + y) * w + ox + nw].copy_from_slice(&digit[y * nw..(y + 1) * nw]);
+    }
+    println!("digit cropped to its {bw}×{bh} bounding box, scaled to {nw}×{nh}, centred by mass in {w}×{h}");
+    out
+}

@@ -1,0 +1,155 @@
+//! Pictures of a model: its convolution kernels, the feature maps one input
+//! produces, and a captioned grid of input images (e.g. the misclassified ones).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, Array4, ArrayView2, Axis, Ix4};
+
+use super::grid::{auto_columns, Grid, TileRange};
+use super::VizError;
+use crate::nn::{Conv2d, Layer, Mode, Sequential};
+use crate::tensor::Tensor;
+
+/// Writes a convolution's kernels as one PNG, each kernel slice stretched to its
+/// own range and enlarged `scale` times (with a 2 px border from scale 6 up, else
+/// 1 px).
+///
+/// A layer with one input channel (the first layer of a gray-image net) gets one
+/// tile per output channel, about √out per row: these are the edge and blob
+/// detectors the net learned. A deeper layer gets one row per output channel and
+/// one tile per input channel, so row `o` shows how filter `o` combines the
+/// previous layer's maps.
+///
+/// # Errors
+/// [`VizError::Io`]/[`VizError::Encode`] if the file cannot be written.
+pub fn save_conv_filters(conv: &Conv2d, path: impl AsRef<Path>, scale: usize) -> Result<(), VizError> {
+    let (out_c, in_c, _, _) = conv.kernel_shape();
+    let weight = conv
+        .weight
+        .value()
+        .view()
+        .into_dimensionality::<Ix4>()
+        .map_err(|e| VizError::Shape(format!("conv weight {:?}: {e}", conv.weight.shape())))?;
+    let tiles: Vec<ArrayView2<f32>> = weight
+        .outer_iter()
+        .flat_map(|filter| filter.into_outer_iter())
+        .collect();
+    let columns = if in_c == 1 { auto_columns(out_c) } else { in_c };
+    // A 1 px line vanishes between large tiles; 2 px stays visible.
+    let border = if scale >= 6 { 2 } else { 1 };
+    Grid::new(columns)
+        .with_scale(scale)
+        .with_border(border)
+        .render(&tiles)?
+        .save_png(path)
+}
+
+/// Runs `model` on one normalized input `[1, c, h, w]` layer by layer in
+/// evaluation mode and writes, for every `Conv2d` layer, the grid of its output
+/// channels as `dir/features_<layer>.png` (each map stretched to its own range,
+/// enlarged so a map is about 64 px wide). Returns the paths written, in layer
+/// order. Creates `dir` if needed.
+///
+/// The model is not changed (a clone runs; parameter values are shared, not
+/// copied).
+///
+/// # Errors
+/// [`VizError::Shape`] if `input` is not one image or its channel count differs
+/// from the first convolution's; I/O errors naming the file.
+///
+/// # Panics
+/// As `forward` does, if a later layer does not fit the input's size (a model
+/// trained on other image sizes).
+pub fn save_feature_maps(
+    model: &Sequential,
+    input: &Array4<f32>,
+    dir: impl AsRef<Path>,
+) -> Result<Vec<PathBuf>, VizError> {
+    let dir = dir.as_ref();
+    let (n, c, _, _) = input.dim();
+    if n != 1 {
+        return Err(VizError::Shape(format!(
+            "feature maps: input {:?} holds {n} images; expected [1, c, h, w]",
+            input.shape()
+        )));
+    }
+    let first_conv = model.layers().iter().find_map(|(_, l)| match l {
+        Layer::Conv2d(conv) => Some(conv),
+        _ => None,
+    });
+    if let Some(conv) = first_conv {
+        let in_c = conv.kernel_shape().1;
+        if in_c != c {
+            return Err(VizError::Shape(format!(
+                "feature maps: input has {c} channels, the first convolution expects {in_c}"
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|source| VizError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut net = model.clone();
+    let mut x = Tensor::new(input.clone().into_dyn());
+    let mut written = Vec::new();
+    for (name, layer) in net.layers_mut() {
+        x = layer.as_module_mut().forward(&x, Mode::Eval);
+        if !matches!(layer, Layer::Conv2d(_)) {
+            continue;
+        }
+        let maps = x
+            .value()
+            .view()
+            .into_dimensionality::<Ix4>()
+            .map_err(|e| VizError::Shape(format!("{name} output {:?}: {e}", x.shape())))?;
+        let maps = maps.index_axis_move(Axis(0), 0);
+        let (channels, h, w) = maps.dim();
+        let tiles: Vec<ArrayView2<f32>> = maps.outer_iter().collect();
+        let scale = (64 / h.max(w).max(1)).max(1);
+        let path = dir.join(format!("features_{name}.png"));
+        Grid::new(auto_columns(channels))
+            .with_scale(scale)
+            .render(&tiles)?
+            .save_png(&path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Writes raw gray images (`height × width` bytes each, shown as they are, not
+/// stretched) with a caption under each — for example true→predicted labels of
+/// misclassified test images, `"7→1"`. `columns` images per row, enlarged `scale`
+/// times. For multi-channel images pass the first channel's bytes.
+///
+/// # Errors
+/// [`VizError::Empty`] for no images, [`VizError::Shape`] if an image is not
+/// `height × width` bytes, I/O errors naming the file.
+pub fn save_image_grid(
+    images: &[(&[u8], &str)],
+    (height, width): (usize, usize),
+    columns: usize,
+    scale: usize,
+    path: impl AsRef<Path>,
+) -> Result<(), VizError> {
+    if let Some((i, (px, _))) = images
+        .iter()
+        .enumerate()
+        .find(|(_, (px, _))| px.len() != height * width)
+    {
+        return Err(VizError::Shape(format!(
+            "image grid: image {i} has {} bytes, expected {height}×{width}",
+            px.len()
+        )));
+    }
+    let arrays: Vec<Array2<f32>> = images
+        .iter()
+        .map(|(px, _)| Array2::from_shape_fn((height, width), |(y, x)| px[y * width + x] as f32))
+        .collect();
+    let tiles: Vec<ArrayView2<f32>> = arrays.iter().map(|a| a.view()).collect();
+    let captions: Vec<&str> = images.iter().map(|(_, c)| *c).collect();
+    Grid::new(columns)
+        .with_scale(scale)
+        .with_range(TileRange::Fixed { min: 0.0, max: 255.0 })
+        .render_with_captions(&tiles, &captions)?
+        .save_png(path)
+}
