@@ -28,6 +28,7 @@
 //! Inference records nothing: build the input with [`Tensor::new`] (on no tape) and
 //! every intermediate value is freed as soon as it is used.
 
+pub mod alloc;
 pub mod data;
 pub mod gradcheck;
 pub mod io;
