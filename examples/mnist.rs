@@ -47,7 +47,7 @@ struct Args {
     /// Which network to train.
     #[arg(long, value_enum, default_value_t = Net::Default)]
     net: Net,
-    /// Number of epochs [default: 4 for the default net, 3 for r1, 1 for r2].
+    /// Number of epochs [default: 6 for the default net, 3 for r1, 1 for r2].
     #[arg(long)]
     epochs: Option<usize>,
     /// Batch size [default: 128, 64 for r2].
@@ -65,9 +65,13 @@ struct Args {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// Augment training images with random shifts (±2 px) and rotations (±10°).
-    #[arg(long)]
+    /// Augment training images with random shifts (±2 px) and rotations (±10°)
+    /// [default: on for the default net, off for r1/r2].
+    #[arg(long, overrides_with = "no_augment")]
     augment: bool,
+    /// Do not augment training images.
+    #[arg(long)]
+    no_augment: bool,
     /// Train on only the first N training images.
     #[arg(long)]
     limit_train: Option<usize>,
@@ -98,7 +102,7 @@ fn new_run(
     let (model, epochs, batch_size, lr, one_cycle) = match args.net {
         Net::Default => (
             zoo::mnist_default((c, h, w), classes, args.seed),
-            4,
+            6,
             128,
             3e-3,
             true,
@@ -106,6 +110,7 @@ fn new_run(
         Net::R1 => (zoo::r1((c, h, w), classes, args.seed), 3, 128, 1e-3, false),
         Net::R2 => (zoo::r2((c, h, w), classes, args.seed), 1, 64, 1e-3, false),
     };
+    let augment = !args.no_augment && (args.augment || matches!(args.net, Net::Default));
     let epochs = args.epochs.unwrap_or(epochs);
     let batch_size = args.batch_size.unwrap_or(batch_size);
     let lr = args.lr.unwrap_or(lr);
@@ -130,7 +135,7 @@ fn new_run(
         epochs,
         batch_size,
         seed: args.seed,
-        augment: args.augment.then_some(Augment {
+        augment: augment.then_some(Augment {
             max_shift: 2,
             max_rotation_degrees: 10.0,
         }),

@@ -95,6 +95,6 @@ pub fn mnist_default(input: (usize, usize, usize), classes: usize, seed: u64) ->
         .add(BatchNorm2d::new(64))
         .add(ReLU)
         .add(MaxPool2d::new((2, 2)))
-        .add(Dropout::new(0.25, rng));
-    add_head(net, input, &[128], 0.4, classes, rng)
+        .add(Dropout::new(0.1, rng));
+    add_head(net, input, &[128], 0.25, classes, rng)
 }
