@@ -49,19 +49,19 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Task::EvenOdd)]
     task: Task,
     /// What to freeze.
-    #[arg(long, value_enum, default_value_t = Freeze::Conv)]
+    #[arg(long, value_enum, default_value_t = Freeze::AllButHead)]
     freeze: Freeze,
     /// Use only the first N training images (a small labelled set).
     #[arg(long, default_value_t = 500)]
     limit_train: usize,
     /// Epochs.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 10)]
     epochs: usize,
     /// Batch size.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Learning rate (Adam).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 3e-3)]
     lr: f32,
     /// Seed of the new head, shuffling and dropout.
     #[arg(long, default_value_t = 7)]
