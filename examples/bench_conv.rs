@@ -48,6 +48,9 @@ fn best(v: &[f64]) -> f64 {
 
 fn main() {
     let args = Args::parse();
+    // As in training (`fit` does this): keep freed buffers for reuse instead of
+    // returning them to the OS and page-faulting them back in every step.
+    ferrocnn::alloc::tune_malloc();
     rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build_global()
