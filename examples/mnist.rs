@@ -87,6 +87,9 @@ struct Args {
     /// Checkpoint written after every epoch and on Ctrl-C [default: the --save path with .ckpt].
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// Time the forward pass per layer type and the backward pass per op; print a table.
+    #[arg(long)]
+    profile: bool,
     /// Continue the run saved in this checkpoint (its net, optimizer and plan are used).
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -210,6 +213,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
     options.stop = Some(stop);
 
+    ferrocnn::profile::enable(args.profile);
     let start = Instant::now();
     let save_checkpoint_at =
         |model: &Sequential, optimizer: &dyn Optimizer, history: &[EpochStats], position| {
@@ -259,6 +263,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let total = start.elapsed().as_secs_f64();
 
+    if args.profile {
+        println!(
+            "\nwhere the training time went (test evaluations included):\n{}",
+            ferrocnn::profile::report()
+        );
+        ferrocnn::profile::enable(false);
+    }
     let result = evaluate(&mut model, &test, 1000);
     println!(
         "\nconfusion matrix on the {} test images:\n{}",

@@ -37,6 +37,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 mod param;
+pub mod profile;
 mod tape;
 mod tensor;
 pub mod train;

@@ -123,7 +123,9 @@ impl Tape {
                     backward,
                 } => {
                     let needs: Vec<bool> = inputs.iter().map(Option::is_some).collect();
+                    let timer = crate::profile::start();
                     let input_grads = backward(&grad, &needs);
+                    crate::profile::record(timer, name, crate::profile::Phase::Backward);
                     for (input, g) in inputs.iter().zip(input_grads) {
                         if let (Some(input), Some(g)) = (input, g) {
                             accumulate(&mut pending[*input], g, name);

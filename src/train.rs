@@ -186,7 +186,9 @@ pub fn train_step(
         if let Some(max) = opts.clip_grad_norm {
             grads.clip_global_norm(max);
         }
+        let timer = crate::profile::start();
         optimizer.step(&mut model.parameters_mut(), &grads);
+        crate::profile::record(timer, "optimizer", crate::profile::Phase::Update);
     }
     (value, correct)
 }

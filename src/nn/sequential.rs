@@ -193,7 +193,9 @@ impl Module for Sequential {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
         let mut x = x.clone();
         for (_, layer) in &mut self.layers {
+            let timer = crate::profile::start();
             x = layer.as_module_mut().forward(&x, mode);
+            crate::profile::record(timer, layer.kind(), crate::profile::Phase::Forward);
         }
         x
     }
