@@ -16,7 +16,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-static TIMES: Mutex<Option<HashMap<(&'static str, Phase), (u64, Duration)>>> = Mutex::new(None);
+/// Calls and total time per (name, phase).
+type Table = HashMap<(&'static str, Phase), (u64, Duration)>;
+
+static TIMES: Mutex<Option<Table>> = Mutex::new(None);
 
 /// Which part of a step a time belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
