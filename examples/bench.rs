@@ -546,8 +546,8 @@ fn net_workloads(bench: &mut Bench, net: Net, mnist: &Mnist, train: &Dataset, ba
     }
 }
 
-/// One thread against `--threads`: the R1 epoch, or in `--quick` the R1 training
-/// step. The many-thread figure is reused from the table when it was measured.
+/// One thread against `--threads`: the R1 epoch, or with `--quick` or
+/// `--skip-epochs` the R1 training step. The many-thread figure is reused from the table when it was measured.
 /// Rayon's global pool is built once, so the one-thread run gets a pool of its own.
 fn scaling(bench: &mut Bench, mnist: &Mnist, train: &Dataset) -> Result<Option<Value>, Box<dyn Error>> {
     let name = "scaling_r1_1thread";
@@ -556,13 +556,14 @@ fn scaling(bench: &mut Bench, mnist: &Mnist, train: &Dataset) -> Result<Option<V
     }
     let net = Net::R1;
     let reps = bench.reps;
-    let (workload, images) = if bench.quick {
+    let on_step = bench.quick || bench.skip_epochs;
+    let (workload, images) = if on_step {
         (net.step_name(), net.batch_size())
     } else {
         (net.epoch_name(), train.len())
     };
     let measure = || {
-        if bench.quick {
+        if on_step {
             step_ms(net, &mnist.train, reps)
         } else {
             epoch_ms(net, train)
