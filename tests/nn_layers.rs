@@ -197,3 +197,38 @@ fn same_seed_same_network() {
     assert_eq!(values(&a), values(&b));
     assert_ne!(values(&a), values(&c));
 }
+
+#[test]
+fn relu_then_maxpool_equals_the_reordered_pair_in_values_and_gradients() {
+    // Sequential runs ReLU → MaxPool2d as MaxPool2d → ReLU; check against the
+    // layers applied one by one in the written order.
+    let mut r = rng();
+    let conv = Conv2d::new(2, 3, (3, 3), &mut r);
+    let mut net = Sequential::new()
+        .add(conv.clone())
+        .add(ferrocnn::nn::ReLU)
+        .add(MaxPool2d::new((2, 2)));
+    let x = ferrocnn::gradcheck::random_like(&[2, 2, 9, 9], 8);
+    let mut run = |fused: bool| {
+        let tape = Tape::new();
+        let input = tape.input(x.clone());
+        let mut c = conv.clone();
+        let y = if fused {
+            net.forward(&input, Mode::Train)
+        } else {
+            MaxPool2d::new((2, 2)).forward(&c.forward(&input, Mode::Train).relu(), Mode::Train)
+        };
+        let grads = y.sum().backward();
+        (
+            y.value().clone(),
+            grads.get(&conv.weight).cloned().expect("weight gradient"),
+        )
+    };
+    let (a, b) = (run(true), run(false));
+    assert_eq!(a.0, b.0, "same output");
+    assert_eq!(a.1, b.1, "same weight gradient");
+    assert!(
+        a.0.iter().any(|&v| v == 0.0) && a.0.iter().any(|&v| v > 0.0),
+        "both ReLU branches exercised"
+    );
+}

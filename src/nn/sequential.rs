@@ -73,6 +73,9 @@ layers! {
     Dropout => "dropout",
 }
 
+/// Batch slice for inference on large batches (see `forward`).
+const EVAL_SLICE: usize = 64;
+
 /// Layers applied one after another (PyTorch's `nn.Sequential`, Keras's
 /// `Sequential`). Each layer has a name — `conv1`, `fc2`, … unless given one — which
 /// prefixes its parameters' names (`conv1.weight`), as in a PyTorch `state_dict`.
@@ -191,11 +194,40 @@ impl Sequential {
 
 impl Module for Sequential {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
+        // Inference on a large batch runs in slices of the batch: every activation of
+        // a 1000-image batch is tens to hundreds of MB, which malloc maps fresh from
+        // the OS (and page-faults in) for every layer of every batch. Slices of 64
+        // images reuse the same memory and stay in cache. Only without a tape: in
+        // evaluation each image's output depends on that image alone, so the result
+        // is the same.
+        if mode == Mode::Eval && x.tape().is_none() && x.ndim() >= 1 && x.shape()[0] > EVAL_SLICE {
+            let outputs: Vec<Tensor> = x
+                .value()
+                .axis_chunks_iter(ndarray::Axis(0), EVAL_SLICE)
+                .map(|slice| self.forward(&Tensor::new(slice.to_owned()), mode))
+                .collect();
+            let views: Vec<_> = outputs.iter().map(|t| t.value().view()).collect();
+            let joined = ndarray::concatenate(ndarray::Axis(0), &views).expect("slices share their shape");
+            return Tensor::new(joined);
+        }
         let mut x = x.clone();
-        for (_, layer) in &mut self.layers {
-            let timer = crate::profile::start();
-            x = layer.as_module_mut().forward(&x, mode);
-            crate::profile::record(timer, layer.kind(), crate::profile::Phase::Forward);
+        let mut i = 0;
+        while i < self.layers.len() {
+            // ReLU is monotonic, so it commutes with max-pooling: ReLU → MaxPool2d runs
+            // as MaxPool2d → ReLU, with the ReLU on a quarter of the elements (for 2×2
+            // windows). Outputs and gradients are identical: both route the gradient
+            // to the window's first maximum, and only where it is positive.
+            let order: &[usize] = match (&self.layers[i].1, self.layers.get(i + 1).map(|l| &l.1)) {
+                (Layer::ReLU(_), Some(Layer::MaxPool2d(_))) => &[1, 0],
+                _ => &[0],
+            };
+            for &k in order {
+                let layer = &mut self.layers[i + k].1;
+                let timer = crate::profile::start();
+                x = layer.as_module_mut().forward(&x, mode);
+                crate::profile::record(timer, layer.kind(), crate::profile::Phase::Forward);
+            }
+            i += order.len();
         }
         x
     }
