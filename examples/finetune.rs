@@ -130,6 +130,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             outputs
         );
     }
+    let (c, h, w) = train_set.image_shape();
+    model
+        .check_input(&[c, h, w])
+        .map_err(|e| format!("the model does not fit the data: {e}"))?;
     let before = evaluate(&mut model, &test_set, 1000).accuracy;
 
     let head = model.head_name().unwrap_or_default().to_string();
@@ -140,7 +144,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Freeze::AllButHead => model.set_frozen_where(true, |name, _| name != head),
     }
-    let (c, h, w) = train_set.image_shape();
     let s = model.summary(&[c, h, w]);
     println!(
         "freeze {:?}: {} of {} parameters trainable",

@@ -58,6 +58,9 @@ pub enum TrainError {
         /// That epoch's running (loss sum, correct, seen), to continue its figures.
         totals: (f64, usize, usize),
     },
+    /// The model cannot take the data's images (e.g. a 28×28 model on 32×32 data).
+    #[error("the model does not fit the data: {0}")]
+    Shape(String),
     /// The callback asked to stop with an error (e.g. a checkpoint failed to save).
     #[error("{0}")]
     Callback(String),
@@ -209,8 +212,10 @@ pub fn fit(
         return Err(TrainError::EmptyDataset);
     }
     for data in std::iter::once(train).chain(eval) {
-        let outputs = model_classes(model, data);
-        if outputs < data.num_classes() {
+        let (c, h, w) = data.image_shape();
+        let output = model.check_input(&[c, h, w]).map_err(TrainError::Shape)?;
+        let outputs = output.first().copied().unwrap_or(0);
+        if output.len() != 1 || outputs < data.num_classes() {
             return Err(TrainError::ClassMismatch {
                 outputs,
                 classes: data.num_classes(),

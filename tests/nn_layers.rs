@@ -232,3 +232,24 @@ fn relu_then_maxpool_equals_the_reordered_pair_in_values_and_gradients() {
         "both ReLU branches exercised"
     );
 }
+
+#[test]
+fn shape_inference_matches_the_forward_pass_and_names_the_layer_that_does_not_fit() {
+    for net in [
+        zoo::r1((1, 28, 28), 10, 0),
+        zoo::r2((1, 28, 28), 10, 0),
+        zoo::mnist_default((1, 28, 28), 10, 0),
+    ] {
+        assert_eq!(
+            net.try_output_shapes(&[1, 28, 28]),
+            Ok(net.output_shapes(&[1, 28, 28]))
+        );
+    }
+    let err = zoo::r1((1, 28, 28), 10, 0).check_input(&[1, 32, 32]).unwrap_err();
+    assert!(
+        err.contains("fc1") && err.contains("1600") && err.contains("2304"),
+        "{err}"
+    );
+    let err = zoo::r1((1, 28, 28), 10, 0).check_input(&[3, 28, 28]).unwrap_err();
+    assert!(err.contains("conv1") && err.contains("1 input channels"), "{err}");
+}

@@ -68,3 +68,20 @@ fn divergence_stops_training_with_the_epoch_and_batch() {
         other => panic!("expected divergence, got {other:?}"),
     }
 }
+
+#[test]
+fn data_that_does_not_fit_the_model_is_an_error_not_a_panic() {
+    let mnist = Mnist::load("datasets/mnist").expect("shipped MNIST files");
+    let train = mnist.train.take(64);
+    let mut model = zoo::r1((1, 20, 20), 10, 1); // built for 20×20 images
+    let mut adam = Adam::new(AdamConfig::default());
+    let opts = FitOptions {
+        progress: Progress::Silent,
+        ..Default::default()
+    };
+    let err = fit(&mut model, &mut adam, &train, None, &opts, |_, _, _| Ok(())).unwrap_err();
+    assert!(
+        matches!(err, TrainError::Shape(_)) && err.to_string().contains("fc1"),
+        "{err}"
+    );
+}

@@ -11,6 +11,7 @@ mod module;
 mod pool;
 mod regularizer;
 mod sequential;
+mod shape_check;
 mod summary;
 mod transfer;
 
