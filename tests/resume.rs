@@ -188,3 +188,57 @@ fn resume_from_epoch_checkpoint_equals_uninterrupted_run() {
     );
     assert!(model.num_parameters() > 0);
 }
+
+#[test]
+fn checkpoint_round_trip_is_bit_exact() {
+    let train = data().take(128);
+    let (mut model, mut opt) = fresh();
+    fit(
+        &mut model,
+        opt.as_mut(),
+        &train,
+        None,
+        &FitOptions {
+            epochs: 1,
+            ..options()
+        },
+        |_, _, _| Ok(()),
+    )
+    .expect("train");
+    let ckpt = Checkpoint {
+        model,
+        optimizer: opt.state(),
+        options: FitOptions {
+            start_epoch: 2,
+            start_batch: 1,
+            start_totals: (1.5, 3, 64),
+            ..options()
+        },
+        history: Vec::new(),
+        meta: BTreeMap::from([("net".to_string(), "default".to_string())]),
+    };
+    let back = checkpoint_round_trip(ckpt.clone());
+    assert_eq!(back.model.state_dict(), ckpt.model.state_dict());
+    assert_eq!(back.optimizer, ckpt.optimizer);
+    assert_eq!(back.meta, ckpt.meta);
+    let (a, b) = (&back.options, &ckpt.options);
+    assert_eq!(
+        (a.start_epoch, a.start_batch, a.start_totals, a.seed),
+        (b.start_epoch, b.start_batch, b.start_totals, b.seed)
+    );
+    assert_eq!((a.augment, &a.schedule), (b.augment, &b.schedule));
+    let dropout_calls = |m: &Sequential| {
+        m.layers()
+            .iter()
+            .filter_map(|(_, l)| match l {
+                ferrocnn::nn::Layer::Dropout(d) => Some(d.calls),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dropout_calls(&back.model), dropout_calls(&ckpt.model));
+    assert!(
+        dropout_calls(&ckpt.model).iter().all(|&c| c == 2),
+        "two training batches were drawn"
+    );
+}
