@@ -105,33 +105,25 @@ impl fmt::Display for Summary {
         };
         let w = [width(0), width(1), width(2), width(3)];
         let rule = "─".repeat(w.iter().sum::<usize>() + 9);
-        writeln!(f, "{rule}")?;
-        writeln!(
-            f,
-            "{:<a$}   {:<b$}   {:>c$}   {:<d$}",
-            header[0],
-            header[1],
-            header[2],
-            header[3],
-            a = w[0],
-            b = w[1],
-            c = w[2],
-            d = w[3]
-        )?;
-        writeln!(f, "{rule}")?;
-        for l in &lines {
+        let row = |f: &mut fmt::Formatter<'_>, cells: [&str; 4]| {
             writeln!(
                 f,
                 "{:<a$}   {:<b$}   {:>c$}   {:<d$}",
-                l[0],
-                l[1],
-                l[2],
-                l[3],
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
                 a = w[0],
                 b = w[1],
                 c = w[2],
                 d = w[3]
-            )?;
+            )
+        };
+        writeln!(f, "{rule}")?;
+        row(f, header)?;
+        writeln!(f, "{rule}")?;
+        for l in &lines {
+            row(f, [&l[0], &l[1], &l[2], &l[3]])?;
         }
         writeln!(f, "{rule}")?;
         let (total, trainable) = (self.total_params(), self.trainable_params());

@@ -37,6 +37,21 @@ fn channel_vector<'a>(what: &str, t: &'a Tensor, channels: usize) -> ndarray::Ar
         })
 }
 
+/// The gradients of gamma and beta from the per-channel sums `(Σg, Σg·x̂)`, each
+/// only if wanted.
+fn affine_grads(sums: &[(f64, f64)], needs: &[bool]) -> (Option<ArrayD<f32>>, Option<ArrayD<f32>>) {
+    let column = |pick: fn(&(f64, f64)) -> f64| {
+        sums.iter()
+            .map(|s| pick(s) as f32)
+            .collect::<Array1<f32>>()
+            .into_dyn()
+    };
+    (
+        needs[1].then(|| column(|s| s.1)),
+        needs[2].then(|| column(|s| s.0)),
+    )
+}
+
 impl Tensor {
     /// Normalizes `[N, C, H, W]` with the batch's own statistics, then applies
     /// `gamma` and `beta` (`[C]` each). Returns the output and the statistics.
@@ -124,18 +139,7 @@ impl Tensor {
                     });
                 ArrayD::from_shape_vec(grad.raw_dim(), dx).expect("same element count")
             });
-            let dgamma = needs[1].then(|| {
-                sums.iter()
-                    .map(|s| s.1 as f32)
-                    .collect::<Array1<f32>>()
-                    .into_dyn()
-            });
-            let dbeta = needs[2].then(|| {
-                sums.iter()
-                    .map(|s| s.0 as f32)
-                    .collect::<Array1<f32>>()
-                    .into_dyn()
-            });
+            let (dgamma, dbeta) = affine_grads(&sums, needs);
             vec![dx, dgamma, dbeta]
         });
         (out, batch)
@@ -212,18 +216,7 @@ impl Tensor {
                         .map(|(&g, &x)| f64::from(g) * f64::from((x - m) * inv))
                         .sum::<f64>();
                 }
-                let dgamma = needs[1].then(|| {
-                    sums.iter()
-                        .map(|s| s.1 as f32)
-                        .collect::<Array1<f32>>()
-                        .into_dyn()
-                });
-                let dbeta = needs[2].then(|| {
-                    sums.iter()
-                        .map(|s| s.0 as f32)
-                        .collect::<Array1<f32>>()
-                        .into_dyn()
-                });
+                let (dgamma, dbeta) = affine_grads(&sums, needs);
                 vec![dx, dgamma, dbeta]
             },
         )
