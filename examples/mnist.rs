@@ -210,7 +210,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Ctrl-C stops after the current step and writes a checkpoint to resume from.
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
+    // A second Ctrl-C exits at once (saves are atomic, so no file is left half written).
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })?;
     options.stop = Some(stop);
 
     ferrocnn::profile::enable(args.profile);
