@@ -349,37 +349,9 @@ fn gemm_crate_by_row_blocks(
         .for_each(|(c, a)| gemm_crate_single(a, b, c));
 }
 
-/// `c ← a·b` with the `gemm` crate on the calling thread (as in `ops/conv2d.rs`).
+/// `c ← a·b` with the `gemm` crate on the calling thread, as conv2d calls it.
 fn gemm_crate_single(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
-    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    assert!(b.nrows() == k && c.nrows() == m && c.ncols() == n);
-    let (cs, as_, bs) = (c.strides().to_vec(), a.strides().to_vec(), b.strides().to_vec());
-    // SAFETY: each pointer with its view's strides addresses exactly that view's
-    // elements, the shapes were checked to chain, and `c` is borrowed mutably, so it
-    // overlaps neither `a` nor `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            cs[1],
-            cs[0],
-            false,
-            a.as_ptr(),
-            as_[1],
-            as_[0],
-            b.as_ptr(),
-            bs[1],
-            bs[0],
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    ferrocnn::ops::gemm::gemm_serial(1.0, &a, &b, 0.0, &mut c);
 }
 
 // ---------------------------------------------------------------- nets
