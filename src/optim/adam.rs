@@ -226,76 +226,6 @@ pub struct Adam {
     moments: Vec<Option<AdamMoments>>,
 }
 
-impl Adam {
-    /// An Adam optimizer. Panics if the hyperparameters are invalid (negative lr,
-    /// eps or weight decay, a beta outside [0, 1)), as PyTorch raises.
-    pub fn new(config: AdamConfig) -> Self {
-        let adam = Adam {
-            config,
-            moments: Vec::new(),
-        };
-        if let Err(message) = adam.hyper().validate() {
-            panic!("{message}");
-        }
-        adam
-    }
-
-    /// The hyperparameters.
-    pub fn config(&self) -> &AdamConfig {
-        &self.config
-    }
-
-    fn hyper(&self) -> Hyper {
-        let c = &self.config;
-        Hyper {
-            lr: c.lr,
-            betas: c.betas,
-            eps: c.eps,
-            weight_decay: c.weight_decay,
-            decoupled: false,
-        }
-    }
-}
-
-impl Optimizer for Adam {
-    fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
-        adam_step(self.hyper(), &mut self.moments, params, grads);
-    }
-
-    fn lr(&self) -> f32 {
-        self.config.lr
-    }
-
-    fn set_lr(&mut self, lr: f32) {
-        self.config.lr = lr;
-    }
-
-    fn kind(&self) -> OptimizerKind {
-        OptimizerKind::Adam
-    }
-
-    fn state(&self) -> OptimizerState {
-        OptimizerState::Adam {
-            config: self.config.clone(),
-            moments: self.moments.clone(),
-        }
-    }
-
-    fn load_state(&mut self, state: OptimizerState) -> Result<(), OptimError> {
-        let OptimizerState::Adam { config, moments } = state else {
-            return Err(OptimError::KindMismatch {
-                expected: OptimizerKind::Adam,
-                found: state.kind(),
-            });
-        };
-        let loaded = Adam { config, moments };
-        loaded.hyper().validate().map_err(OptimError::InvalidState)?;
-        validate_moments(&loaded.moments)?;
-        *self = loaded;
-        Ok(())
-    }
-}
-
 /// Adam with decoupled weight decay (PyTorch's `torch.optim.AdamW`,
 /// `amsgrad=False`): the weights shrink by `lr·wd` of themselves before each Adam
 /// update, instead of the decay being added to the gradient.
@@ -305,75 +235,87 @@ pub struct AdamW {
     moments: Vec<Option<AdamMoments>>,
 }
 
-impl AdamW {
-    /// An AdamW optimizer. Panics if the hyperparameters are invalid (negative lr,
-    /// eps or weight decay, a beta outside [0, 1)), as PyTorch raises.
-    pub fn new(config: AdamWConfig) -> Self {
-        let adamw = AdamW {
-            config,
-            moments: Vec::new(),
-        };
-        if let Err(message) = adamw.hyper().validate() {
-            panic!("{message}");
-        }
-        adamw
-    }
+/// `new`, `config` and the `Optimizer` impl: the same for Adam and AdamW but for the
+/// config type, the state variant and whether weight decay is decoupled.
+macro_rules! adam_variant {
+    ($name:ident, $config:ident, decoupled: $decoupled:expr) => {
+        impl $name {
+            /// A new optimizer. Panics if the hyperparameters are invalid (negative
+            /// lr, eps or weight decay, a beta outside [0, 1)), as PyTorch raises.
+            pub fn new(config: $config) -> Self {
+                let optimizer = $name {
+                    config,
+                    moments: Vec::new(),
+                };
+                if let Err(message) = optimizer.hyper().validate() {
+                    panic!("{message}");
+                }
+                optimizer
+            }
 
-    /// The hyperparameters.
-    pub fn config(&self) -> &AdamWConfig {
-        &self.config
-    }
+            /// The hyperparameters.
+            pub fn config(&self) -> &$config {
+                &self.config
+            }
 
-    fn hyper(&self) -> Hyper {
-        let c = &self.config;
-        Hyper {
-            lr: c.lr,
-            betas: c.betas,
-            eps: c.eps,
-            weight_decay: c.weight_decay,
-            decoupled: true,
+            fn hyper(&self) -> Hyper {
+                let c = &self.config;
+                Hyper {
+                    lr: c.lr,
+                    betas: c.betas,
+                    eps: c.eps,
+                    weight_decay: c.weight_decay,
+                    decoupled: $decoupled,
+                }
+            }
         }
-    }
+
+        impl Optimizer for $name {
+            fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
+                adam_step(self.hyper(), &mut self.moments, params, grads);
+            }
+
+            fn lr(&self) -> f32 {
+                self.config.lr
+            }
+
+            fn set_lr(&mut self, lr: f32) {
+                self.config.lr = lr;
+            }
+
+            fn kind(&self) -> OptimizerKind {
+                OptimizerKind::$name
+            }
+
+            fn state(&self) -> OptimizerState {
+                OptimizerState::$name {
+                    config: self.config.clone(),
+                    moments: self.moments.clone(),
+                }
+            }
+
+            fn load_state(&mut self, state: OptimizerState) -> Result<(), OptimError> {
+                let OptimizerState::$name { config, moments } = state else {
+                    return Err(OptimError::KindMismatch {
+                        expected: OptimizerKind::$name,
+                        found: state.kind(),
+                    });
+                };
+                let loaded = $name { config, moments };
+                loaded
+                    .hyper()
+                    .validate()
+                    .map_err(OptimError::InvalidState)?;
+                validate_moments(&loaded.moments)?;
+                *self = loaded;
+                Ok(())
+            }
+        }
+    };
 }
 
-impl Optimizer for AdamW {
-    fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
-        adam_step(self.hyper(), &mut self.moments, params, grads);
-    }
-
-    fn lr(&self) -> f32 {
-        self.config.lr
-    }
-
-    fn set_lr(&mut self, lr: f32) {
-        self.config.lr = lr;
-    }
-
-    fn kind(&self) -> OptimizerKind {
-        OptimizerKind::AdamW
-    }
-
-    fn state(&self) -> OptimizerState {
-        OptimizerState::AdamW {
-            config: self.config.clone(),
-            moments: self.moments.clone(),
-        }
-    }
-
-    fn load_state(&mut self, state: OptimizerState) -> Result<(), OptimError> {
-        let OptimizerState::AdamW { config, moments } = state else {
-            return Err(OptimError::KindMismatch {
-                expected: OptimizerKind::AdamW,
-                found: state.kind(),
-            });
-        };
-        let loaded = AdamW { config, moments };
-        loaded.hyper().validate().map_err(OptimError::InvalidState)?;
-        validate_moments(&loaded.moments)?;
-        *self = loaded;
-        Ok(())
-    }
-}
+adam_variant!(Adam, AdamConfig, decoupled: false);
+adam_variant!(AdamW, AdamWConfig, decoupled: true);
 
 #[cfg(test)]
 mod tests {
