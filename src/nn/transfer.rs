@@ -35,12 +35,7 @@ impl Sequential {
         };
         let rng = &mut StdRng::seed_from_u64(seed);
         if let Some(Layer::Linear(head)) = self.get_mut(&name) {
-            let mut fresh = Linear::new(head.in_features(), classes, rng);
-            fresh.regularizer = head.regularizer;
-            if head.bias.is_none() {
-                fresh = fresh.without_bias();
-            }
-            *head = fresh;
+            *head = fresh_linear(head, classes, rng);
         }
         true
     }
@@ -62,18 +57,22 @@ impl Sequential {
                     }
                     *conv = fresh;
                 }
-                Layer::Linear(fc) => {
-                    let mut fresh = Linear::new(fc.in_features(), fc.out_features(), rng);
-                    fresh.regularizer = fc.regularizer;
-                    if fc.bias.is_none() {
-                        fresh = fresh.without_bias();
-                    }
-                    *fc = fresh;
-                }
+                Layer::Linear(fc) => *fc = fresh_linear(fc, fc.out_features(), rng),
                 Layer::BatchNorm2d(bn) => *bn = super::BatchNorm2d::new(bn.channels()),
                 _ => {}
             }
         }
         net
     }
+}
+
+/// A freshly initialized `Linear` like `like` (inputs, bias or not, regularizer)
+/// with `outputs` outputs.
+fn fresh_linear(like: &Linear, outputs: usize, rng: &mut StdRng) -> Linear {
+    let mut fresh = Linear::new(like.in_features(), outputs, rng);
+    fresh.regularizer = like.regularizer;
+    if like.bias.is_none() {
+        fresh = fresh.without_bias();
+    }
+    fresh
 }
