@@ -235,20 +235,73 @@ fn mat_mut(data: &mut [f32], rows: usize, cols: usize, ld: usize) -> ArrayViewMu
     ArrayViewMut2::from_shape((rows, cols).strides((ld, 1)), data).expect("matrix fits its slice")
 }
 
+/// One image's `O` result planes of `P` pixels inside a group's product matrix
+/// `[O, B·P]` (row stride `ld`, this image's first column at `offset`).
+pub(super) struct Planes<'a> {
+    data: &'a mut [f32],
+    ld: usize,
+    offset: usize,
+    p: usize,
+}
+
+impl Planes<'_> {
+    /// Output channel `oc`'s plane of `P` pixels.
+    pub(super) fn plane(&mut self, oc: usize) -> &mut [f32] {
+        &mut self.data[oc * self.ld + self.offset..][..self.p]
+    }
+}
+
 /// The forward pass on raw slices: `x` `[N, C, H, W]`, `w` `[O, K]`, `bias` `[O]`
 /// → `[N, O, P]`.
 fn forward(g: &ConvGeometry, n: usize, o: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
-    let split = Split::new(n, p);
+    let p = g.p();
     let mut out = vec![0.0f32; n * o * p];
-    if out.is_empty() {
-        return out;
+    forward_with(g, n, o, x, w, &mut out, &mut [], |planes, out, _| {
+        for (oc, out) in out.chunks_exact_mut(p).enumerate() {
+            let b = bias.map_or(0.0, |b| b[oc]);
+            out.iter_mut()
+                .zip(planes.plane(oc).iter())
+                .for_each(|(out, &v)| *out = v + b);
+        }
+    });
+    out
+}
+
+/// The products of the forward pass, group by group, each image's `[O, P]` result
+/// handed to `finish(planes, out, argmax)` with that image's share of `out` and
+/// `argmax` (`out.len() / n` and `argmax.len() / n` elements; `argmax` may be empty).
+/// `finish` turns the raw products (no bias yet) into the op's output: the plain
+/// conv adds the bias, a fused block also pools and applies ReLU (`conv_block`).
+pub(super) fn forward_with<F>(
+    g: &ConvGeometry,
+    n: usize,
+    o: usize,
+    x: &[f32],
+    w: &[f32],
+    out: &mut [f32],
+    argmax: &mut [u32],
+    finish: F,
+) where
+    F: Fn(&mut Planes, &mut [f32], &mut [u32]) + Sync,
+{
+    let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
+    if n * o * p == 0 {
+        return;
     }
+    let split = Split::new(n, p);
+    let (out_len, argmax_len) = (out.len() / n, argmax.len() / n);
+    let tasks = n.div_ceil(split.per_task);
+    let argmax: Vec<&mut [u32]> = if argmax_len == 0 {
+        (0..tasks).map(|_| <&mut [u32]>::default()).collect()
+    } else {
+        argmax.chunks_mut(split.per_task * argmax_len).collect()
+    };
     let w = mat(w, o, k, k, false);
-    out.par_chunks_mut(split.per_task * o * p)
+    out.par_chunks_mut(split.per_task * out_len)
+        .zip(argmax.into_par_iter())
         .zip(x.par_chunks(split.per_task * image))
-        .for_each(|(out, x)| {
-            let images = out.len() / (o * p);
+        .for_each(|((out, argmax), x)| {
+            let images = out.len() / out_len;
             with_scratch(k * split.group * p, o * split.group * p, |col, product| {
                 for first in (0..images).step_by(split.group) {
                     let b = split.group.min(images - first);
@@ -256,37 +309,36 @@ fn forward(g: &ConvGeometry, n: usize, o: usize, x: &[f32], w: &[f32], bias: Opt
                     for i in 0..b {
                         g.im2col(&x[(first + i) * image..], col, ld, i * p);
                     }
-                    let out = &mut out[first * o * p..(first + b) * o * p];
-                    let col = mat(col, k, ld, ld, false);
-                    if b == 1 {
-                        matmul(&w, &col, false, &mut mat_mut(out, o, p, p));
-                    } else {
-                        matmul(&w, &col, false, &mut mat_mut(product, o, ld, ld));
-                        // [O, B·P] → [B, O, P]
-                        for (i, out) in out.chunks_exact_mut(o * p).enumerate() {
-                            for (oc, out) in out.chunks_exact_mut(p).enumerate() {
-                                out.copy_from_slice(&product[oc * ld + i * p..oc * ld + (i + 1) * p]);
-                            }
-                        }
-                    }
-                    if let Some(bias) = bias {
-                        for out in out.chunks_exact_mut(o * p) {
-                            for (out, &b) in out.chunks_exact_mut(p).zip(bias) {
-                                out.iter_mut().for_each(|v| *v += b);
-                            }
-                        }
+                    matmul(
+                        &w,
+                        &mat(col, k, ld, ld, false),
+                        false,
+                        &mut mat_mut(product, o, ld, ld),
+                    );
+                    for i in 0..b {
+                        let mut planes = Planes {
+                            data: &mut product[..],
+                            ld,
+                            offset: i * p,
+                            p,
+                        };
+                        let image = first + i;
+                        finish(
+                            &mut planes,
+                            &mut out[image * out_len..(image + 1) * out_len],
+                            &mut argmax[image * argmax_len..(image + 1) * argmax_len],
+                        );
                     }
                 }
             });
         });
-    out
 }
 
 /// Gradients of one conv2d; `None` where not asked for.
-struct ConvGrads {
-    dx: Option<Vec<f32>>,
-    dw: Option<Vec<f32>>,
-    db: Option<Vec<f32>>,
+pub(super) struct ConvGrads {
+    pub dx: Option<Vec<f32>>,
+    pub dw: Option<Vec<f32>>,
+    pub db: Option<Vec<f32>>,
 }
 
 /// The backward pass on raw slices: `grad` `[N, O, P]` → `dx` `[N, C, H, W]`,
@@ -300,26 +352,43 @@ fn backward(
     grad: &[f32],
     needs: [bool; 3],
 ) -> ConvGrads {
+    let p = g.p();
+    backward_with(g, n, o, x, w, needs, |image, planes| {
+        for (oc, grad) in grad[image * o * p..(image + 1) * o * p]
+            .chunks_exact(p)
+            .enumerate()
+        {
+            planes.plane(oc).copy_from_slice(grad);
+        }
+    })
+}
+
+/// The backward pass given `gradient(image, planes)`, which writes the gradient
+/// with respect to the raw products (the conv output before any fused epilogue) of
+/// image `image` into its `O` planes.
+pub(super) fn backward_with<F>(
+    g: &ConvGeometry,
+    n: usize,
+    o: usize,
+    x: &[f32],
+    w: &[f32],
+    needs: [bool; 3],
+    gradient: F,
+) -> ConvGrads
+where
+    F: Fn(usize, &mut Planes) + Sync,
+{
     let [need_x, need_w, need_b] = needs;
     let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
     let split = Split::new(n, p);
     let wt = mat(w, k, o, k, true);
 
-    // One task: images `x`/`grad` (and `dx` if asked), returning its partial dW, db.
-    let task = |x: &[f32], grad: &[f32], mut dx: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
-        let images = grad.len() / (o * p);
+    // One task: images `first_image..` (`x` and, if asked, `dx` hold exactly its
+    // images), returning its partial dW, db.
+    let task = |first_image: usize, x: &[f32], mut dx: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
+        let images = x.len() / image;
         let mut dw = vec![0.0f32; if need_w { o * k } else { 0 }];
         let mut db = vec![0.0f32; if need_b { o } else { 0 }];
-        if need_b {
-            for grad in grad.chunks_exact(o * p) {
-                for (db, grad) in db.iter_mut().zip(grad.chunks_exact(p)) {
-                    *db += grad.iter().sum::<f32>();
-                }
-            }
-        }
-        if !need_w && !need_x {
-            return (dw, db);
-        }
         if let Some(dx) = dx.as_deref_mut() {
             // Write before col2im reads: fresh pages of a large zeroed allocation are
             // mapped to the shared zero page on a read, and the write after it costs
@@ -331,18 +400,22 @@ fn backward(
             for first in (0..images).step_by(split.group) {
                 let b = split.group.min(images - first);
                 let ld = b * p;
-                let grad = &grad[first * o * p..(first + b) * o * p];
                 // G[O, B·P]: the group's output gradients side by side.
-                let gmat = if b == 1 {
-                    mat(grad, o, p, p, false)
-                } else {
-                    for (i, grad) in grad.chunks_exact(o * p).enumerate() {
-                        for (oc, grad) in grad.chunks_exact(p).enumerate() {
-                            gathered[oc * ld + i * p..oc * ld + (i + 1) * p].copy_from_slice(grad);
-                        }
+                for i in 0..b {
+                    let mut planes = Planes {
+                        data: &mut gathered[..],
+                        ld,
+                        offset: i * p,
+                        p,
+                    };
+                    gradient(first_image + first + i, &mut planes);
+                }
+                let gmat = mat(gathered, o, ld, ld, false);
+                if need_b {
+                    for (db, row) in db.iter_mut().zip(gathered.chunks_exact(ld)) {
+                        *db += sum(row);
                     }
-                    mat(gathered, o, ld, ld, false)
-                };
+                }
                 if need_w {
                     for i in 0..b {
                         g.im2col(&x[(first + i) * image..], col, ld, i * p);
@@ -363,18 +436,18 @@ fn backward(
     };
 
     let mut dx = need_x.then(|| vec![0.0f32; n * image]);
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = if n * o * p == 0 {
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = if n * o * p == 0 || !(need_x || need_w || need_b) {
         Vec::new()
     } else if let Some(dx) = dx.as_mut() {
         dx.par_chunks_mut(split.per_task * image)
             .zip(x.par_chunks(split.per_task * image))
-            .zip(grad.par_chunks(split.per_task * o * p))
-            .map(|((dx, x), grad)| task(x, grad, Some(dx)))
+            .enumerate()
+            .map(|(t, (dx, x))| task(t * split.per_task, x, Some(dx)))
             .collect()
     } else {
         x.par_chunks(split.per_task * image.max(1))
-            .zip(grad.par_chunks(split.per_task * o * p))
-            .map(|(x, grad)| task(x, grad, None))
+            .enumerate()
+            .map(|(t, x)| task(t * split.per_task, x, None))
             .collect()
     };
     // Fixed-order reduction: deterministic for a given thread count.
@@ -389,4 +462,16 @@ fn backward(
         }
     }
     ConvGrads { dx, dw, db }
+}
+
+/// The sum of `xs` in 16 interleaved lanes: a single running sum is one long chain
+/// of dependent additions, which the compiler may not reorder into vector code.
+fn sum(xs: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(l, &v)| *l += v);
+    }
+    lanes.iter().sum::<f32>() + tail
 }

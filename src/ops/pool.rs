@@ -26,7 +26,7 @@ use crate::tensor::Tensor;
 
 /// The geometry of one pooling: input plane, window, stride, padding, output plane.
 #[derive(Clone, Copy, Debug)]
-struct PoolGeometry {
+pub(super) struct PoolGeometry {
     h: usize,
     w: usize,
     kernel: (usize, usize),
@@ -35,9 +35,20 @@ struct PoolGeometry {
 }
 
 impl PoolGeometry {
-    fn new(op: &str, x: &Tensor, kernel: (usize, usize), stride: (usize, usize), padding: Padding) -> Self {
-        let (_, _, h, w) = x.view4(op).dim();
-        let shape = x.shape();
+    /// The geometry for input `shape` `[N, C, H, W]`; panics naming `op` if the
+    /// window does not fit.
+    pub(super) fn new(
+        op: &str,
+        shape: &[usize],
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: Padding,
+    ) -> Self {
+        assert!(
+            shape.len() == 4,
+            "{op}: expects a 4-d NCHW tensor, got shape {shape:?}"
+        );
+        let (h, w) = (shape[2], shape[3]);
         let pad = padding.resolve((h, w), kernel, stride, (1, 1)).unwrap_or_else(|| {
             panic!("{op}: kernel {kernel:?} with stride {stride:?} and padding {padding:?} does not fit input {shape:?}")
         });
@@ -54,7 +65,8 @@ impl PoolGeometry {
         }
     }
 
-    fn out_len(&self) -> usize {
+    /// Pixels of one output plane.
+    pub(super) fn out_len(&self) -> usize {
         self.pad.out_h * self.pad.out_w
     }
 
@@ -73,8 +85,21 @@ impl PoolGeometry {
     }
 
     /// Output shape for input shape `[N, C, H, W]`.
-    fn out_shape(&self, shape: &[usize]) -> [usize; 4] {
+    pub(super) fn out_shape(&self, shape: &[usize]) -> [usize; 4] {
         [shape[0], shape[1], self.pad.out_h, self.pad.out_w]
+    }
+}
+
+/// Max pooling of one `[H, W]` plane `x` into `out`, with the index of each window's
+/// first maximum in `argmax` (a NaN wins, as in PyTorch).
+pub(super) fn max_pool_plane(geometry: &PoolGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]) {
+    let nan = if geometry.is_2x2_stride_2_valid() {
+        max_plane_2x2(geometry.w, x, out, argmax)
+    } else {
+        max_plane(geometry, x, out, argmax)
+    };
+    if nan {
+        max_plane_nan(geometry, x, out, argmax);
     }
 }
 
@@ -179,7 +204,7 @@ impl Tensor {
     /// # Shapes
     /// `[N, C, H, W]` → `[N, C, OH, OW]`, with `OH, OW` from [`Padding::resolve`].
     pub fn max_pool2d(&self, kernel: (usize, usize), stride: (usize, usize), padding: Padding) -> Tensor {
-        let geometry = PoolGeometry::new("max_pool2d", self, kernel, stride, padding);
+        let geometry = PoolGeometry::new("max_pool2d", self.shape(), kernel, stride, padding);
         let x = self.value().as_standard_layout();
         let x = x.as_slice().expect("standard layout");
         let (plane, out_plane) = (geometry.h * geometry.w, geometry.out_len());
@@ -190,16 +215,7 @@ impl Tensor {
             out.par_chunks_mut(out_plane)
                 .zip(argmax.par_chunks_mut(out_plane))
                 .zip(x.par_chunks(plane))
-                .for_each(|((out, argmax), x)| {
-                    let nan = if geometry.is_2x2_stride_2_valid() {
-                        max_plane_2x2(geometry.w, x, out, argmax)
-                    } else {
-                        max_plane(&geometry, x, out, argmax)
-                    };
-                    if nan {
-                        max_plane_nan(&geometry, x, out, argmax);
-                    }
-                });
+                .for_each(|((out, argmax), x)| max_pool_plane(&geometry, x, out, argmax));
         }
         let shape = geometry.out_shape(self.shape());
         let value = ArrayD::from_shape_vec(IxDyn(&shape), out).expect("output size");
@@ -240,7 +256,7 @@ impl Tensor {
         padding: Padding,
         count_include_pad: bool,
     ) -> Tensor {
-        let geometry = PoolGeometry::new("avg_pool2d", self, kernel, stride, padding);
+        let geometry = PoolGeometry::new("avg_pool2d", self.shape(), kernel, stride, padding);
         let divisor = move |rows: &std::ops::Range<usize>, cols: &std::ops::Range<usize>| -> f32 {
             if count_include_pad {
                 (kernel.0 * kernel.1) as f32
