@@ -2,7 +2,7 @@
 //! direct seven-loop convolution.
 
 use ferrocnn::gradcheck::random_like;
-use ferrocnn::{Conv2dOptions, GradCheck, Padding, Param, Tape, Tensor};
+use ferrocnn::{Conv2dOptions, ConvEpilogue, GradCheck, Padding, Param, PoolWindow, Tape, Tensor};
 use ndarray::{Array4, ArrayD, IxDyn};
 
 fn arr4(shape: (usize, usize, usize, usize), values: &[f32]) -> ArrayD<f32> {
@@ -431,4 +431,128 @@ fn maxpool_ties_go_to_the_first_maximum() {
         t.max_pool2d((3, 3), (1, 1), Padding::Valid)
     });
     assert_eq!(dx.as_slice().unwrap()[4], 1.0);
+}
+
+/// Epilogues of the fused conv block: ReLU, 2×2 pooling, overlapping padded pooling.
+fn epilogues() -> Vec<ConvEpilogue> {
+    let window = |kernel, stride, padding| {
+        Some(PoolWindow {
+            kernel,
+            stride,
+            padding,
+        })
+    };
+    let pool2 = window((2, 2), (2, 2), Padding::Valid);
+    let overlapping = window((3, 3), (2, 2), Padding::Explicit(1, 1));
+    vec![
+        ConvEpilogue {
+            relu: true,
+            max_pool: pool2,
+        },
+        ConvEpilogue {
+            relu: true,
+            max_pool: None,
+        },
+        ConvEpilogue {
+            relu: false,
+            max_pool: overlapping,
+        },
+        ConvEpilogue {
+            relu: true,
+            max_pool: overlapping,
+        },
+        ConvEpilogue::default(),
+    ]
+}
+
+/// The separate ops a block stands for: conv2d, then ReLU, then max pooling.
+fn unfused(x: &Tensor, w: &Tensor, b: Option<&Tensor>, o: &Conv2dOptions, e: &ConvEpilogue) -> Tensor {
+    let mut y = x.conv2d(w, b, o);
+    if e.relu {
+        y = y.relu();
+    }
+    if let Some(p) = e.max_pool {
+        y = y.max_pool2d(p.kernel, p.stride, p.padding);
+    }
+    y
+}
+
+#[test]
+fn conv2d_block_gradients_match_finite_differences() {
+    let cases = [
+        ([2, 2, 7, 7], [3, 2, 3, 3], Conv2dOptions::default()),
+        ([1, 3, 8, 9], [2, 3, 2, 3], opts((1, 2), Padding::Same, (1, 1))),
+    ];
+    for (seed, (xs, ws, o)) in cases.into_iter().enumerate() {
+        for (k, e) in epilogues().into_iter().enumerate() {
+            let seed = 40 + 10 * seed as u64 + k as u64;
+            let inputs = vec![
+                random_like(&xs, seed),
+                random_like(&ws, seed + 1),
+                random_like(&ws[..1], seed + 2),
+            ];
+            GradCheck::default()
+                .run(&inputs, |t| t[0].conv2d_block(&t[1], Some(&t[2]), &o, &e))
+                .unwrap_or_else(|err| panic!("input {xs:?} weight {ws:?} {o:?} {e:?}: {err}"));
+        }
+    }
+}
+
+#[test]
+fn conv2d_block_equals_the_separate_ops_bit_for_bit() {
+    // Batches of 1, of several images grouped into one product, and split over tasks.
+    let cases = [
+        ([1, 1, 28, 28], [4, 1, 3, 3], Conv2dOptions::default()),
+        ([9, 3, 13, 13], [5, 3, 3, 3], Conv2dOptions::default()),
+        ([6, 2, 9, 8], [3, 2, 3, 2], opts((2, 1), Padding::Same, (1, 1))),
+    ];
+    for (seed, (xs, ws, o)) in cases.into_iter().enumerate() {
+        for e in epilogues() {
+            let seed = 200 + seed as u64 * 7;
+            let (px, pw, pb) = (
+                Param::new(random_like(&xs, seed)),
+                Param::new(random_like(&ws, seed + 1)),
+                Param::new(random_like(&ws[..1], seed + 2)),
+            );
+            let run = |fused: bool| {
+                let tape = Tape::new();
+                let (x, w, b) = (tape.param(&px), tape.param(&pw), tape.param(&pb));
+                let y = if fused {
+                    x.conv2d_block(&w, Some(&b), &o, &e)
+                } else {
+                    unfused(&x, &w, Some(&b), &o, &e)
+                };
+                let g = random_like(y.shape(), seed + 3);
+                let grads = y.mul(&Tensor::new(g)).sum().backward();
+                let grad = |p: &Param| grads.get(p).cloned().expect("gradient");
+                (y.value().clone(), grad(&px), grad(&pw), grad(&pb))
+            };
+            let (fused, separate) = (run(true), run(false));
+            let what = format!("input {xs:?} weight {ws:?} {o:?} {e:?}");
+            assert_eq!(fused.0, separate.0, "{what}: output");
+            assert_eq!(fused.1, separate.1, "{what}: dx");
+            assert_eq!(fused.2, separate.2, "{what}: dW");
+            assert_eq!(fused.3, separate.3, "{what}: db");
+            if e.relu {
+                assert!(fused.0.iter().any(|&v| v == 0.0) && fused.0.iter().any(|&v| v > 0.0));
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "conv2d_block")]
+fn conv2d_block_names_itself_when_the_pool_does_not_fit() {
+    // A 3×3 pool does not fit the 2×2 conv output.
+    let x = Tensor::new(random_like(&[1, 1, 4, 4], 1));
+    let w = Tensor::new(random_like(&[1, 1, 3, 3], 2));
+    let e = ConvEpilogue {
+        relu: true,
+        max_pool: Some(PoolWindow {
+            kernel: (3, 3),
+            stride: (1, 1),
+            padding: Padding::Valid,
+        }),
+    };
+    x.conv2d_block(&w, None, &Conv2dOptions::default(), &e);
 }

@@ -199,38 +199,47 @@ fn same_seed_same_network() {
 }
 
 #[test]
-fn relu_then_maxpool_equals_the_reordered_pair_in_values_and_gradients() {
-    // Sequential runs ReLU → MaxPool2d as MaxPool2d → ReLU; check against the
-    // layers applied one by one in the written order.
+fn fused_and_reordered_blocks_equal_the_layers_one_by_one() {
+    // Sequential runs Conv2d → ReLU → MaxPool2d as one fused op, and a ReLU → MaxPool2d
+    // after any other layer as MaxPool2d → ReLU; check both against the layers
+    // applied one by one in the written order, values and gradients bit for bit.
     let mut r = rng();
     let conv = Conv2d::new(2, 3, (3, 3), &mut r);
-    let mut net = Sequential::new()
-        .add(conv.clone())
-        .add(ferrocnn::nn::ReLU)
-        .add(MaxPool2d::new((2, 2)));
+    let norm = BatchNorm2d::new(3);
     let x = ferrocnn::gradcheck::random_like(&[2, 2, 9, 9], 8);
-    let mut run = |fused: bool| {
-        let tape = Tape::new();
-        let input = tape.input(x.clone());
-        let mut c = conv.clone();
-        let y = if fused {
-            net.forward(&input, Mode::Train)
-        } else {
-            MaxPool2d::new((2, 2)).forward(&c.forward(&input, Mode::Train).relu(), Mode::Train)
+    for with_norm in [false, true] {
+        let mut net = Sequential::new().add(conv.clone());
+        if with_norm {
+            net.push(norm.clone());
+        }
+        let mut net = net.add(ferrocnn::nn::ReLU).add(MaxPool2d::new((2, 2)));
+        let mut run = |whole: bool| {
+            let tape = Tape::new();
+            let input = tape.input(x.clone());
+            let y = if whole {
+                net.forward(&input, Mode::Train)
+            } else {
+                let mut y = conv.clone().forward(&input, Mode::Train);
+                if with_norm {
+                    y = norm.clone().forward(&y, Mode::Train);
+                }
+                MaxPool2d::new((2, 2)).forward(&y.relu(), Mode::Train)
+            };
+            let g = ferrocnn::gradcheck::random_like(y.shape(), 9);
+            let grads = y.mul(&Tensor::new(g)).sum().backward();
+            (
+                y.value().clone(),
+                grads.get(&conv.weight).cloned().expect("weight gradient"),
+            )
         };
-        let grads = y.sum().backward();
-        (
-            y.value().clone(),
-            grads.get(&conv.weight).cloned().expect("weight gradient"),
-        )
-    };
-    let (a, b) = (run(true), run(false));
-    assert_eq!(a.0, b.0, "same output");
-    assert_eq!(a.1, b.1, "same weight gradient");
-    assert!(
-        a.0.iter().any(|&v| v == 0.0) && a.0.iter().any(|&v| v > 0.0),
-        "both ReLU branches exercised"
-    );
+        let (a, b) = (run(true), run(false));
+        assert_eq!(a.0, b.0, "same output (batch norm: {with_norm})");
+        assert_eq!(a.1, b.1, "same weight gradient (batch norm: {with_norm})");
+        assert!(
+            a.0.iter().any(|&v| v == 0.0) && a.0.iter().any(|&v| v > 0.0),
+            "both ReLU branches exercised"
+        );
+    }
 }
 
 #[test]

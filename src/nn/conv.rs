@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::module::{weight_and_bias, weight_and_bias_mut};
 use super::{Init, Mode, Module, Regularizer};
-use crate::ops::{Conv2dOptions, Padding};
+use crate::ops::{Conv2dOptions, ConvEpilogue, Padding};
 use crate::param::Param;
 use crate::tensor::Tensor;
 
@@ -100,6 +100,14 @@ impl Conv2d {
     pub fn with_regularizer(mut self, regularizer: Regularizer) -> Self {
         self.regularizer = Some(regularizer);
         self
+    }
+
+    /// The forward pass followed by `epilogue` (ReLU, max pooling) in one op; see
+    /// [`Tensor::conv2d_block`].
+    pub fn forward_block(&mut self, x: &Tensor, epilogue: &ConvEpilogue) -> Tensor {
+        let w = self.weight.bind(x);
+        let b = self.bias.as_ref().map(|b| b.bind(x));
+        x.conv2d_block(&w, b.as_ref(), &self.options, epilogue)
     }
 
     /// `(out_channels, in_channels, kh, kw)`.

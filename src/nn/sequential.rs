@@ -11,6 +11,7 @@ use super::{
     AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, LeakyReLU, Linear, MaxPool2d, Mode,
     Module, ReLU, Sigmoid, Tanh,
 };
+use crate::ops::{ConvEpilogue, PoolWindow};
 use crate::param::Param;
 use crate::tensor::Tensor;
 
@@ -192,6 +193,41 @@ impl Sequential {
     }
 }
 
+impl Sequential {
+    /// Whether the layers from `i` on form a block that runs as one fused op
+    /// ([`Tensor::conv2d_block`]): `Conv2d` followed by `ReLU` and/or `MaxPool2d`, in
+    /// either order (ReLU is monotonic, so it commutes with max pooling). Returns the
+    /// epilogue, how many layers it covers and the name the profile shows.
+    fn fusion_at(&self, i: usize) -> Option<(ConvEpilogue, usize, &'static str)> {
+        let Some((_, Layer::Conv2d(_))) = self.layers.get(i) else {
+            return None;
+        };
+        let mut epilogue = ConvEpilogue::default();
+        let mut span = 1;
+        while let Some((_, layer)) = self.layers.get(i + span) {
+            match layer {
+                Layer::ReLU(_) if !epilogue.relu => epilogue.relu = true,
+                Layer::MaxPool2d(pool) if epilogue.max_pool.is_none() => {
+                    epilogue.max_pool = Some(PoolWindow {
+                        kernel: pool.kernel,
+                        stride: pool.stride,
+                        padding: pool.padding,
+                    })
+                }
+                _ => break,
+            }
+            span += 1;
+        }
+        let kind = match (epilogue.relu, epilogue.max_pool.is_some()) {
+            (false, false) => return None,
+            (true, false) => "Conv2d+ReLU",
+            (false, true) => "Conv2d+MaxPool2d",
+            (true, true) => "Conv2d+ReLU+MaxPool2d",
+        };
+        Some((epilogue, span, kind))
+    }
+}
+
 impl Module for Sequential {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
         // Inference on a large batch runs in slices of the batch: every activation of
@@ -213,6 +249,16 @@ impl Module for Sequential {
         let mut x = x.clone();
         let mut i = 0;
         while i < self.layers.len() {
+            if let Some((epilogue, span, kind)) = self.fusion_at(i) {
+                let Layer::Conv2d(conv) = &mut self.layers[i].1 else {
+                    unreachable!("fusion_at starts at a Conv2d")
+                };
+                let timer = crate::profile::start();
+                x = conv.forward_block(&x, &epilogue);
+                crate::profile::record(timer, kind, crate::profile::Phase::Forward);
+                i += span;
+                continue;
+            }
             // ReLU is monotonic, so it commutes with max-pooling: ReLU → MaxPool2d runs
             // as MaxPool2d → ReLU, with the ReLU on a quarter of the elements (for 2×2
             // windows). Outputs and gradients are identical: both route the gradient

@@ -90,44 +90,15 @@ impl Tensor {
     /// assert_eq!(y.value().as_slice().unwrap(), &[30.0, 14.0, 11.0, 4.0]);
     /// ```
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions) -> Tensor {
-        let (xs, ws) = (self.shape(), weight.shape());
-        assert!(
-            xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1],
-            "conv2d: input {xs:?} and weight {ws:?} do not fit (expects input [N, C, H, W] \
-             and weight [O, C, kh, kw] with the same C)"
+        let (geometry, n, o) = conv2d_geometry("conv2d", self, weight, bias, opts);
+        let (channels, h, w, kh, kw) = (
+            geometry.channels,
+            geometry.h,
+            geometry.w,
+            geometry.kh,
+            geometry.kw,
         );
-        let (n, channels, h, w) = (xs[0], xs[1], xs[2], xs[3]);
-        let (o, kh, kw) = (ws[0], ws[2], ws[3]);
-        if let Some(b) = bias {
-            assert!(
-                b.shape() == [o],
-                "conv2d: bias {:?} does not match weight {ws:?} (expects [{o}])",
-                b.shape()
-            );
-        }
-        let pad = opts
-            .padding
-            .resolve((h, w), (kh, kw), opts.stride, opts.dilation)
-            .unwrap_or_else(|| {
-                panic!(
-                    "conv2d: kernel of weight {ws:?} (dilation {:?}) does not fit input {xs:?} \
-                     with padding {:?} and stride {:?}",
-                    opts.dilation, opts.padding, opts.stride
-                )
-            });
-        let geometry = ConvGeometry {
-            channels,
-            h,
-            w,
-            kh,
-            kw,
-            stride: opts.stride,
-            dilation: opts.dilation,
-            top: pad.top,
-            left: pad.left,
-            oh: pad.out_h,
-            ow: pad.out_w,
-        };
+        let pad = (geometry.oh, geometry.ow);
 
         let x_value = self.shared_value();
         let w_value = weight.shared_value();
@@ -144,7 +115,7 @@ impl Tensor {
                 b.as_ref().map(|b| b.as_slice().expect("standard layout")),
             )
         };
-        let value = ArrayD::from_shape_vec(IxDyn(&[n, o, pad.out_h, pad.out_w]), out).expect("output size");
+        let value = ArrayD::from_shape_vec(IxDyn(&[n, o, pad.0, pad.1]), out).expect("output size");
 
         let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
         Tensor::record("conv2d", &inputs, value, move |grad, needs| {
@@ -173,6 +144,56 @@ impl Tensor {
             out
         })
     }
+}
+
+/// Checks the shapes of a conv2d (panicking with a message that names `op` and the
+/// shapes) and returns its geometry, the batch size and the output channels.
+pub(super) fn conv2d_geometry(
+    op: &str,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    opts: &Conv2dOptions,
+) -> (ConvGeometry, usize, usize) {
+    let (xs, ws) = (x.shape(), weight.shape());
+    assert!(
+        xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1],
+        "{op}: input {xs:?} and weight {ws:?} do not fit (expects input [N, C, H, W] \
+         and weight [O, C, kh, kw] with the same C)"
+    );
+    let (n, channels, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+    let (o, kh, kw) = (ws[0], ws[2], ws[3]);
+    if let Some(b) = bias {
+        assert!(
+            b.shape() == [o],
+            "{op}: bias {:?} does not match weight {ws:?} (expects [{o}])",
+            b.shape()
+        );
+    }
+    let pad = opts
+        .padding
+        .resolve((h, w), (kh, kw), opts.stride, opts.dilation)
+        .unwrap_or_else(|| {
+            panic!(
+                "{op}: kernel of weight {ws:?} (dilation {:?}) does not fit input {xs:?} \
+             with padding {:?} and stride {:?}",
+                opts.dilation, opts.padding, opts.stride
+            )
+        });
+    let geometry = ConvGeometry {
+        channels,
+        h,
+        w,
+        kh,
+        kw,
+        stride: opts.stride,
+        dilation: opts.dilation,
+        top: pad.top,
+        left: pad.left,
+        oh: pad.out_h,
+        ow: pad.out_w,
+    };
+    (geometry, n, o)
 }
 
 /// How a batch is cut: images per rayon task, images per product.
@@ -256,7 +277,11 @@ impl Planes<'_> {
 fn forward(g: &ConvGeometry, n: usize, o: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let p = g.p();
     let mut out = vec![0.0f32; n * o * p];
-    forward_with(g, n, o, x, w, &mut out, &mut [], |planes, out, _| {
+    let outputs = Outputs {
+        values: &mut out,
+        argmax: &mut [],
+    };
+    forward_with(g, n, o, x, w, outputs, |planes, out, _| {
         for (oc, out) in out.chunks_exact_mut(p).enumerate() {
             let b = bias.map_or(0.0, |b| b[oc]);
             out.iter_mut()
@@ -267,9 +292,15 @@ fn forward(g: &ConvGeometry, n: usize, o: usize, x: &[f32], w: &[f32], bias: Opt
     out
 }
 
+/// Where a forward pass writes: `values` (the op's output) and `argmax` (what the
+/// backward needs from a fused max pooling; may be empty), each `n` equal shares.
+pub(super) struct Outputs<'a> {
+    pub values: &'a mut [f32],
+    pub argmax: &'a mut [u32],
+}
+
 /// The products of the forward pass, group by group, each image's `[O, P]` result
-/// handed to `finish(planes, out, argmax)` with that image's share of `out` and
-/// `argmax` (`out.len() / n` and `argmax.len() / n` elements; `argmax` may be empty).
+/// handed to `finish(planes, out, argmax)` with that image's share of the outputs.
 /// `finish` turns the raw products (no bias yet) into the op's output: the plain
 /// conv adds the bias, a fused block also pools and applies ReLU (`conv_block`).
 pub(super) fn forward_with<F>(
@@ -278,8 +309,7 @@ pub(super) fn forward_with<F>(
     o: usize,
     x: &[f32],
     w: &[f32],
-    out: &mut [f32],
-    argmax: &mut [u32],
+    outputs: Outputs,
     finish: F,
 ) where
     F: Fn(&mut Planes, &mut [f32], &mut [u32]) + Sync,
@@ -288,6 +318,7 @@ pub(super) fn forward_with<F>(
     if n * o * p == 0 {
         return;
     }
+    let Outputs { values: out, argmax } = outputs;
     let split = Split::new(n, p);
     let (out_len, argmax_len) = (out.len() / n, argmax.len() / n);
     let tasks = n.div_ceil(split.per_task);

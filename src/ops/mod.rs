@@ -5,6 +5,7 @@ mod activation;
 mod arith;
 mod batch_norm;
 mod conv2d;
+mod conv_block;
 mod dropout;
 mod elementwise;
 pub mod gemm;
@@ -19,5 +20,6 @@ mod shape;
 
 pub use batch_norm::BatchStats;
 pub use conv2d::Conv2dOptions;
+pub use conv_block::{ConvEpilogue, PoolWindow};
 pub use loss::{argmax_rows, softmax_rows};
 pub use padding::{Padding, ResolvedPadding};
