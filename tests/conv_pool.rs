@@ -121,6 +121,41 @@ fn assert_close(what: &str, a: &ArrayD<f32>, b: &ArrayD<f32>) {
     }
 }
 
+/// Convolutions that take the Winograd path (3×3, stride 1, ≥ 8 channels each way).
+fn winograd_cases() -> Vec<ConvCase> {
+    let stride1 = |padding| opts((1, 1), padding, (1, 1));
+    vec![
+        ([3, 8, 9, 8], [8, 8, 3, 3], stride1(Padding::Same), true),
+        (
+            [2, 9, 7, 10],
+            [10, 9, 3, 3],
+            stride1(Padding::Explicit(2, 1)),
+            true,
+        ),
+        (
+            [2, 8, 6, 6],
+            [8, 8, 3, 3],
+            stride1(Padding::Explicit(3, 3)),
+            false,
+        ),
+        ([7, 16, 11, 11], [8, 16, 3, 3], Conv2dOptions::default(), true),
+    ]
+}
+
+#[test]
+fn winograd_gradients_match_finite_differences() {
+    for (seed, (xs, ws, o, with_bias)) in winograd_cases().into_iter().take(2).enumerate() {
+        let seed = 70 + seed as u64 * 3;
+        let mut inputs = vec![random_like(&xs, seed), random_like(&ws, seed + 1)];
+        if with_bias {
+            inputs.push(random_like(&ws[..1], seed + 2));
+        }
+        GradCheck::default()
+            .run(&inputs, |t| t[0].conv2d(&t[1], t.get(2), &o))
+            .unwrap_or_else(|e| panic!("input {xs:?} weight {ws:?} {o:?}: {e}"));
+    }
+}
+
 #[test]
 fn conv2d_gradients_match_finite_differences() {
     for (seed, (xs, ws, o, with_bias)) in conv_cases().into_iter().enumerate() {
@@ -147,6 +182,10 @@ fn conv2d_matches_direct_convolution_forward_and_backward() {
         true,
     ));
     cases.push(([5, 8, 13, 13], [16, 8, 3, 3], Conv2dOptions::default(), true));
+    // 3×3 stride-1 kernels with at least 8 channels in and out run as Winograd
+    // F(2×2, 3×3): odd output sizes (tiles over the edge), padding, grouped images,
+    // and padding 3, where the input gradient falls back to im2col.
+    cases.extend(winograd_cases());
     for (seed, (xs, ws, o, with_bias)) in cases.into_iter().enumerate() {
         let seed = 100 + seed as u64 * 5;
         let (x, w, b) = (

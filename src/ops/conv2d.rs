@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 use super::padding::Padding;
+use super::winograd::{PlaneLayout, Winograd};
 use crate::tensor::Tensor;
 
 /// Columns (images × output pixels) a group of images should fill before its
@@ -219,23 +220,27 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on two scratch slices of `a` and `b` floats (uninitialized: stale
-/// values from earlier calls), from the thread's reusable buffer.
-fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+/// Runs `f` on scratch slices of the given lengths (uninitialized: stale values from
+/// earlier calls), from the thread's reusable buffer.
+fn with_scratch<const N: usize, R>(lengths: [usize; N], f: impl FnOnce([&mut [f32]; N]) -> R) -> R {
+    let total = lengths.iter().sum();
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut buffer) => {
-            if buffer.len() < a + b {
-                buffer.resize(a + b, 0.0);
+            if buffer.len() < total {
+                buffer.resize(total, 0.0);
             }
-            let (first, rest) = buffer.split_at_mut(a);
-            f(first, &mut rest[..b])
+            f(split_scratch(&mut buffer, lengths))
         }
         // Re-entered on this thread (a nested conv, which we never issue): fresh memory.
-        Err(_) => {
-            let mut buffer = vec![0.0f32; a + b];
-            let (first, second) = buffer.split_at_mut(a);
-            f(first, second)
-        }
+        Err(_) => f(split_scratch(&mut vec![0.0f32; total], lengths)),
+    })
+}
+
+fn split_scratch<const N: usize>(mut buffer: &mut [f32], lengths: [usize; N]) -> [&mut [f32]; N] {
+    lengths.map(|len| {
+        let (first, rest) = std::mem::take(&mut buffer).split_at_mut(len);
+        buffer = rest;
+        first
     })
 }
 
@@ -327,41 +332,64 @@ pub(super) fn forward_with<F>(
     } else {
         argmax.chunks_mut(split.per_task * argmax_len).collect()
     };
+    let winograd = Winograd::forward(g, o);
+    let u = winograd.map(|wg| wg.transform_kernel(w, false));
+    let (v_len, m_len) = winograd.map_or((0, 0), |wg| wg.scratch_len(split.group));
+    let col_len = if winograd.is_some() {
+        0
+    } else {
+        k * split.group * p
+    };
     let w = mat(w, o, k, k, false);
     out.par_chunks_mut(split.per_task * out_len)
         .zip(argmax.into_par_iter())
         .zip(x.par_chunks(split.per_task * image))
         .for_each(|((out, argmax), x)| {
             let images = out.len() / out_len;
-            with_scratch(k * split.group * p, o * split.group * p, |col, product| {
-                for first in (0..images).step_by(split.group) {
-                    let b = split.group.min(images - first);
-                    let ld = b * p;
-                    for i in 0..b {
-                        g.im2col(&x[(first + i) * image..], col, ld, i * p);
+            with_scratch(
+                [col_len, o * split.group * p, v_len, m_len],
+                |[col, product, v, m]| {
+                    for first in (0..images).step_by(split.group) {
+                        let b = split.group.min(images - first);
+                        let ld = b * p;
+                        if let (Some(wg), Some(u)) = (&winograd, &u) {
+                            let input = PlaneLayout {
+                                image_stride: image,
+                                channel_stride: g.h * g.w,
+                            };
+                            let output = PlaneLayout {
+                                image_stride: p,
+                                channel_stride: ld,
+                            };
+                            wg.run(u, b, &x[first * image..], input, product, output, v, m);
+                        } else {
+                            for i in 0..b {
+                                g.im2col(&x[(first + i) * image..], col, ld, i * p);
+                            }
+                            matmul(
+                                &w,
+                                &mat(col, k, ld, ld, false),
+                                false,
+                                &mut mat_mut(product, o, ld, ld),
+                            );
+                        }
+                        for i in 0..b {
+                            let mut planes = Planes {
+                                data: &mut product[..],
+                                ld,
+                                offset: i * p,
+                                p,
+                            };
+                            let image = first + i;
+                            finish(
+                                &mut planes,
+                                &mut out[image * out_len..(image + 1) * out_len],
+                                &mut argmax[image * argmax_len..(image + 1) * argmax_len],
+                            );
+                        }
                     }
-                    matmul(
-                        &w,
-                        &mat(col, k, ld, ld, false),
-                        false,
-                        &mut mat_mut(product, o, ld, ld),
-                    );
-                    for i in 0..b {
-                        let mut planes = Planes {
-                            data: &mut product[..],
-                            ld,
-                            offset: i * p,
-                            p,
-                        };
-                        let image = first + i;
-                        finish(
-                            &mut planes,
-                            &mut out[image * out_len..(image + 1) * out_len],
-                            &mut argmax[image * argmax_len..(image + 1) * argmax_len],
-                        );
-                    }
-                }
-            });
+                },
+            );
         });
 }
 
@@ -413,6 +441,9 @@ where
     let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
     let split = Split::new(n, p);
     let wt = mat(w, k, o, k, true);
+    let winograd = need_x.then(|| Winograd::input_gradient(g, o)).flatten();
+    let u = winograd.map(|wg| wg.transform_kernel(w, true));
+    let (v_len, m_len) = winograd.map_or((0, 0), |wg| wg.scratch_len(split.group));
 
     // One task: images `first_image..` (`x` and, if asked, `dx` hold exactly its
     // images), returning its partial dW, db.
@@ -427,42 +458,60 @@ where
             // quarter of the backward time).
             dx.fill(0.0);
         }
-        with_scratch(k * split.group * p, o * split.group * p, |col, gathered| {
-            for first in (0..images).step_by(split.group) {
-                let b = split.group.min(images - first);
-                let ld = b * p;
-                // G[O, B·P]: the group's output gradients side by side.
-                for i in 0..b {
-                    let mut planes = Planes {
-                        data: &mut gathered[..],
-                        ld,
-                        offset: i * p,
-                        p,
-                    };
-                    gradient(first_image + first + i, &mut planes);
-                }
-                let gmat = mat(gathered, o, ld, ld, false);
-                if need_b {
-                    for (db, row) in db.iter_mut().zip(gathered.chunks_exact(ld)) {
-                        *db += sum(row);
-                    }
-                }
-                if need_w {
+        let col_len = if need_w || winograd.is_none() {
+            k * split.group * p
+        } else {
+            0
+        };
+        with_scratch(
+            [col_len, o * split.group * p, v_len, m_len],
+            |[col, gathered, v, m]| {
+                for first in (0..images).step_by(split.group) {
+                    let b = split.group.min(images - first);
+                    let ld = b * p;
+                    // G[O, B·P]: the group's output gradients side by side.
                     for i in 0..b {
-                        g.im2col(&x[(first + i) * image..], col, ld, i * p);
+                        let mut planes = Planes {
+                            data: &mut gathered[..],
+                            ld,
+                            offset: i * p,
+                            p,
+                        };
+                        gradient(first_image + first + i, &mut planes);
                     }
-                    let colt = mat(col, ld, k, ld, true);
-                    matmul(&gmat, &colt, true, &mut mat_mut(&mut dw, o, k, k));
-                }
-                if let Some(dx) = dx.as_deref_mut() {
-                    matmul(&wt, &gmat, false, &mut mat_mut(col, k, ld, ld));
-                    for i in 0..b {
-                        let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
-                        g.col2im(col, ld, i * p, dx);
+                    let gmat = mat(gathered, o, ld, ld, false);
+                    if need_b {
+                        for (db, row) in db.iter_mut().zip(gathered.chunks_exact(ld)) {
+                            *db += sum(row);
+                        }
+                    }
+                    if need_w {
+                        for i in 0..b {
+                            g.im2col(&x[(first + i) * image..], col, ld, i * p);
+                        }
+                        let colt = mat(col, ld, k, ld, true);
+                        matmul(&gmat, &colt, true, &mut mat_mut(&mut dw, o, k, k));
+                    }
+                    if let (Some(dx), Some(wg), Some(u)) = (dx.as_deref_mut(), &winograd, &u) {
+                        let input = PlaneLayout {
+                            image_stride: p,
+                            channel_stride: ld,
+                        };
+                        let output = PlaneLayout {
+                            image_stride: image,
+                            channel_stride: g.h * g.w,
+                        };
+                        wg.run(u, b, gathered, input, &mut dx[first * image..], output, v, m);
+                    } else if let Some(dx) = dx.as_deref_mut() {
+                        matmul(&wt, &gmat, false, &mut mat_mut(col, k, ld, ld));
+                        for i in 0..b {
+                            let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
+                            g.col2im(col, ld, i * p, dx);
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         (dw, db)
     };
 

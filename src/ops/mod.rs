@@ -17,6 +17,7 @@ mod penalty;
 mod pool;
 mod reduce;
 mod shape;
+mod winograd;
 
 pub use batch_norm::BatchStats;
 pub use conv2d::Conv2dOptions;

@@ -1,0 +1,352 @@
+//! Winograd's minimal filtering F(2×2, 3×3): a 3×3, stride-1 convolution with 2.25×
+//! fewer multiplications than the direct (im2col) form.
+//!
+//! Each 2×2 block of outputs ("tile") depends on a 4×4 patch `d` of each input
+//! channel. With the transforms of Lavin & Gray, "Fast Algorithms for Convolutional
+//! Neural Networks" (2016):
+//!
+//! - kernel: `U = G·g·Gᵀ` (4×4, once per call),
+//! - input: `V = Bᵀ·d·B` (4×4 per tile and channel),
+//! - then for each of the 16 positions `ξ` a matrix product over channels:
+//!   `M_ξ[O, T] = U_ξ[O, C] · V_ξ[C, T]` (`T` tiles of a group of images),
+//! - output: `Y = Aᵀ·M·A` (2×2 per tile and output channel).
+//!
+//! That is 16 products of `O·C·T` multiply-adds where im2col does `O·9C·4T`. The
+//! transforms are additions only, written as loops over a row of tiles so that the
+//! compiler vectorizes them. The results differ from the direct form by rounding
+//! only (the transforms' coefficients are 0, ±1 and ±½).
+//!
+//! Used for the forward pass and for the input gradient, which is itself a 3×3
+//! stride-1 convolution: of the output gradient with the kernel rotated by 180° and
+//! its channel axes swapped, padded by `2 − padding`. The weight gradient stays with
+//! im2col (see [`conv2d`](super::conv2d)).
+
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+
+use super::gemm::gemm_serial;
+use super::im2col::ConvGeometry;
+
+/// Channels (in or out) below which Winograd does not pay: its 16 products are
+/// `[O, C]·[C, T]`, and with a single input channel (a first layer) or output
+/// channel (that layer's input gradient) the transforms cost more than they save.
+const MIN_CHANNELS: usize = 8;
+
+/// Where the planes of a group of images lie in a buffer: plane `(image, channel)`
+/// starts at `image · image_stride + channel · channel_stride`, rows contiguous.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PlaneLayout {
+    pub image_stride: usize,
+    pub channel_stride: usize,
+}
+
+/// One 3×3, stride-1 convolution computed the Winograd way.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Winograd {
+    channels: usize,
+    out_channels: usize,
+    h: usize,
+    w: usize,
+    top: usize,
+    left: usize,
+    oh: usize,
+    ow: usize,
+    tiles_y: usize,
+    tiles_x: usize,
+}
+
+impl Winograd {
+    /// The forward pass of `g` with `o` output channels, if Winograd applies.
+    pub fn forward(g: &ConvGeometry, o: usize) -> Option<Winograd> {
+        (is_3x3_stride_1(g) && g.channels.min(o) >= MIN_CHANNELS)
+            .then(|| Winograd::new(g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
+    }
+
+    /// The input gradient of `g` (a convolution of the `o` output-gradient planes
+    /// into the `C` input planes), if Winograd applies.
+    pub fn input_gradient(g: &ConvGeometry, o: usize) -> Option<Winograd> {
+        (is_3x3_stride_1(g) && g.channels.min(o) >= MIN_CHANNELS && g.top <= 2 && g.left <= 2)
+            .then(|| Winograd::new(o, g.channels, (g.oh, g.ow), (2 - g.top, 2 - g.left), (g.h, g.w)))
+    }
+
+    fn new(
+        channels: usize,
+        out_channels: usize,
+        (h, w): (usize, usize),
+        (top, left): (usize, usize),
+        (oh, ow): (usize, usize),
+    ) -> Winograd {
+        Winograd {
+            channels,
+            out_channels,
+            h,
+            w,
+            top,
+            left,
+            oh,
+            ow,
+            tiles_y: oh.div_ceil(2),
+            tiles_x: ow.div_ceil(2),
+        }
+    }
+
+    /// Tile slots per image: a row of tiles has one slot more than it has tiles
+    /// (see [`transform_input`](Self::transform_input)); the spare slot is computed
+    /// and never read.
+    pub fn slots(&self) -> usize {
+        self.tiles_y * (self.tiles_x + 1)
+    }
+
+    /// Floats of the transformed inputs and of the products for `images` images.
+    pub fn scratch_len(&self, images: usize) -> (usize, usize) {
+        let t = images * self.slots();
+        (16 * self.channels * t, 16 * self.out_channels * t)
+    }
+
+    /// `U = G·g·Gᵀ` for every kernel, laid out `[16][O][C]`, from `weight`
+    /// `[O, C, 3, 3]`. With `swapped`, `weight` is the forward kernel `[C', O', 3, 3]`
+    /// of the convolution whose input gradient this is: its channel axes are swapped
+    /// and each kernel is rotated by 180°.
+    pub fn transform_kernel(&self, weight: &[f32], swapped: bool) -> Vec<f32> {
+        let (o, c) = (self.out_channels, self.channels);
+        let mut u = vec![0.0f32; 16 * o * c];
+        for oc in 0..o {
+            for ic in 0..c {
+                let k = if swapped {
+                    (ic * o + oc) * 9
+                } else {
+                    (oc * c + ic) * 9
+                };
+                let tap = |i: usize, j: usize| {
+                    if swapped {
+                        weight[k + (2 - i) * 3 + (2 - j)]
+                    } else {
+                        weight[k + i * 3 + j]
+                    }
+                };
+                // G·g column by column, then G·(G·g)ᵀ row by row.
+                let gg: [[f32; 4]; 3] = std::array::from_fn(|j| g_times(tap(0, j), tap(1, j), tap(2, j)));
+                for i in 0..4 {
+                    for (j, v) in g_times(gg[0][i], gg[1][i], gg[2][i]).into_iter().enumerate() {
+                        u[((i * 4 + j) * o + oc) * c + ic] = v;
+                    }
+                }
+            }
+        }
+        u
+    }
+
+    /// The convolution of `images` images: planes of `input` (`h × w`, laid out as
+    /// `input_layout`) into planes of `out` (`oh × ow`, laid out as `out_layout`),
+    /// overwriting them. `u` comes from [`transform_kernel`](Self::transform_kernel);
+    /// `v` and `m` are scratch of the sizes [`scratch_len`](Self::scratch_len) gives.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        u: &[f32],
+        images: usize,
+        input: &[f32],
+        input_layout: PlaneLayout,
+        out: &mut [f32],
+        out_layout: PlaneLayout,
+        v: &mut [f32],
+        m: &mut [f32],
+    ) {
+        let (c, o, slots) = (self.channels, self.out_channels, self.slots());
+        let t = images * slots;
+        let (wp, hp) = (2 * (self.tiles_x + 1), 2 * self.tiles_y + 2);
+        // Scratch of the transforms: the padded plane (plus the two floats the spare
+        // slot of the last row reads), its column transform, the output rows.
+        let mut padded = vec![0.0f32; hp * wp + 2];
+        let mut columns = vec![0.0f32; 4 * (self.tiles_y * wp + 2)];
+        let mut rows = vec![0.0f32; 2 * 2 * slots];
+        for image in 0..images {
+            for ic in 0..c {
+                let at = image * input_layout.image_stride + ic * input_layout.channel_stride;
+                let plane = &input[at..at + self.h * self.w];
+                self.transform_input(plane, v, ic * t + image * slots, c * t, &mut padded, &mut columns);
+            }
+        }
+        for xi in 0..16 {
+            let u = ArrayView2::from_shape((o, c), &u[xi * o * c..(xi + 1) * o * c]).expect("U fits");
+            let v = ArrayView2::from_shape((c, t), &v[xi * c * t..(xi + 1) * c * t]).expect("V fits");
+            let mut m =
+                ArrayViewMut2::from_shape((o, t).strides((t, 1)), &mut m[xi * o * t..(xi + 1) * o * t])
+                    .expect("M fits");
+            gemm_serial(1.0, &u, &v, 0.0, &mut m);
+        }
+        for image in 0..images {
+            for oc in 0..o {
+                let at = image * out_layout.image_stride + oc * out_layout.channel_stride;
+                let plane = &mut out[at..at + self.oh * self.ow];
+                self.transform_output(m, oc * t + image * slots, o * t, plane, &mut rows);
+            }
+        }
+    }
+
+    /// `V = Bᵀ·d·B` for every tile of one plane: `V_ξ` of slot `s` goes to
+    /// `v[ξ · stride + first + s]`.
+    ///
+    /// Why slots: the plane is copied into a zero-padded one of width
+    /// `2·(tiles_x + 1)`, so that tile `(ty, x)` starts at padded column `2·x`, and
+    /// slot `s = ty·(tiles_x + 1) + x` at flat position `2·s` of a row-transformed
+    /// plane. Each pass is then one long loop over the whole plane, which the
+    /// compiler vectorizes; per-tile loops over a row of 6 or 12 tiles were mostly
+    /// loop overhead (measured).
+    fn transform_input(
+        &self,
+        plane: &[f32],
+        v: &mut [f32],
+        first: usize,
+        stride: usize,
+        padded: &mut [f32],
+        columns: &mut [f32],
+    ) {
+        let (ty_count, wp) = (self.tiles_y, 2 * (self.tiles_x + 1));
+        padded.fill(0.0);
+        let cols = self.w.min(wp - self.left.min(wp));
+        for r in 0..self.h {
+            let pr = r + self.top;
+            if pr >= 2 * ty_count + 2 {
+                break;
+            }
+            let at = pr * wp + self.left;
+            padded[at..at + cols].copy_from_slice(&plane[r * self.w..r * self.w + cols]);
+        }
+        // Column transform Bᵀ·d: rows [d0 − d2, d1 + d2, d2 − d1, d1 − d3] of each
+        // tile row's four padded rows.
+        let len = ty_count * wp;
+        let (c0, rest) = columns.split_at_mut(len + 2);
+        let (c1, rest) = rest.split_at_mut(len + 2);
+        let (c2, c3) = rest.split_at_mut(len + 2);
+        for ty in 0..ty_count {
+            let d = |a: usize| &padded[(2 * ty + a) * wp..(2 * ty + a + 1) * wp];
+            let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
+            let span = ty * wp..(ty + 1) * wp;
+            let (c0, c1, c2, c3) = (
+                &mut c0[span.clone()],
+                &mut c1[span.clone()],
+                &mut c2[span.clone()],
+                &mut c3[span],
+            );
+            for x in 0..wp {
+                c0[x] = d0[x] - d2[x];
+                c1[x] = d1[x] + d2[x];
+                c2[x] = d2[x] - d1[x];
+                c3[x] = d1[x] - d3[x];
+            }
+        }
+        // Row transform ·B, the same combination along each row, slot by slot.
+        let slots = self.slots();
+        for (i, ci) in [&*c0, &*c1, &*c2, &*c3].into_iter().enumerate() {
+            let at = |j: usize| (4 * i + j) * stride + first;
+            let (v0, rest) = v[at(0)..].split_at_mut(stride);
+            let (v1, rest) = rest.split_at_mut(stride);
+            let (v2, rest) = rest.split_at_mut(stride);
+            let v3 = &mut rest[..slots];
+            let (v0, v1, v2) = (&mut v0[..slots], &mut v1[..slots], &mut v2[..slots]);
+            let ci = &ci[..2 * slots + 2];
+            for s in 0..slots {
+                let (d0, d1, d2, d3) = (ci[2 * s], ci[2 * s + 1], ci[2 * s + 2], ci[2 * s + 3]);
+                v0[s] = d0 - d2;
+                v1[s] = d1 + d2;
+                v2[s] = d2 - d1;
+                v3[s] = d1 - d3;
+            }
+        }
+    }
+
+    /// `Y = Aᵀ·M·A` for every tile of one output plane, from `M_ξ` of slot `s` at
+    /// `m[ξ · stride + first + s]`. The spare slots, and the outputs of tiles that
+    /// hang over the plane's bottom or right edge, are dropped. `rows` is scratch of
+    /// `4 · slots` floats: the two output rows of each tile row, interleaved.
+    fn transform_output(&self, m: &[f32], first: usize, stride: usize, out: &mut [f32], rows: &mut [f32]) {
+        let slots = self.slots();
+        let ms: [&[f32]; 16] = std::array::from_fn(|xi| &m[xi * stride + first..][..slots]);
+        let (top, bottom) = rows.split_at_mut(2 * slots);
+        let (top, bottom) = (&mut top[..2 * slots], &mut bottom[..2 * slots]);
+        for s in 0..slots {
+            let v = |i: usize, j: usize| ms[i * 4 + j][s];
+            // Aᵀ·M: [m0 + m1 + m2, m1 − m2 − m3] down each column j, then the same
+            // along the two resulting rows.
+            let col = |j: usize| (v(0, j) + v(1, j) + v(2, j), v(1, j) - v(2, j) - v(3, j));
+            let ((a0, b0), (a1, b1), (a2, b2), (a3, b3)) = (col(0), col(1), col(2), col(3));
+            top[2 * s] = a0 + a1 + a2;
+            top[2 * s + 1] = a1 - a2 - a3;
+            bottom[2 * s] = b0 + b1 + b2;
+            bottom[2 * s + 1] = b1 - b2 - b3;
+        }
+        let wp = 2 * (self.tiles_x + 1);
+        for ty in 0..self.tiles_y {
+            for (a, source) in [&*top, &*bottom].into_iter().enumerate() {
+                let oy = 2 * ty + a;
+                if oy < self.oh {
+                    out[oy * self.ow..(oy + 1) * self.ow]
+                        .copy_from_slice(&source[ty * wp..ty * wp + self.ow]);
+                }
+            }
+        }
+    }
+}
+
+/// `G·[a, b, d]ᵀ` with `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`.
+fn g_times(a: f32, b: f32, d: f32) -> [f32; 4] {
+    [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d]
+}
+
+fn is_3x3_stride_1(g: &ConvGeometry) -> bool {
+    (g.kh, g.kw) == (3, 3) && g.stride == (1, 1) && g.dilation == (1, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry(channels: usize, hw: usize, kernel: usize, stride: usize, pad: usize) -> ConvGeometry {
+        let out = (hw + 2 * pad - kernel) / stride + 1;
+        ConvGeometry {
+            channels,
+            h: hw,
+            w: hw,
+            kh: kernel,
+            kw: kernel,
+            stride: (stride, stride),
+            dilation: (1, 1),
+            top: pad,
+            left: pad,
+            oh: out,
+            ow: out,
+        }
+    }
+
+    #[test]
+    fn applies_to_3x3_stride_1_with_enough_channels() {
+        // The shapes tests/conv_pool.rs's Winograd cases rely on.
+        assert!(Winograd::forward(&geometry(8, 9, 3, 1, 1), 8).is_some());
+        assert!(Winograd::input_gradient(&geometry(16, 11, 3, 1, 0), 8).is_some());
+        // Padding 3: the input gradient would need padding −1.
+        assert!(Winograd::forward(&geometry(8, 6, 3, 1, 3), 8).is_some());
+        assert!(Winograd::input_gradient(&geometry(8, 6, 3, 1, 3), 8).is_none());
+        // A first layer, a 5×5 kernel, stride 2.
+        assert!(Winograd::forward(&geometry(1, 28, 3, 1, 0), 32).is_none());
+        assert!(Winograd::input_gradient(&geometry(32, 28, 3, 1, 0), 1).is_none());
+        assert!(Winograd::forward(&geometry(8, 9, 5, 1, 0), 8).is_none());
+        assert!(Winograd::forward(&geometry(8, 9, 3, 2, 0), 8).is_none());
+    }
+
+    #[test]
+    fn kernel_transform_of_a_delta_is_g_column_times_row() {
+        // g = δ at the centre: G·g·Gᵀ = G[:,1]·G[:,1]ᵀ with G[:,1] = [0, ½, −½, 0].
+        let wg = Winograd::new(1, 1, (4, 4), (0, 0), (2, 2));
+        let mut k = [0.0f32; 9];
+        k[4] = 1.0;
+        let u = wg.transform_kernel(&k, false);
+        let col = [0.0, 0.5, -0.5, 0.0];
+        for i in 0..4 {
+            for j in 0..4 {
+                assert_eq!(u[i * 4 + j], col[i] * col[j], "U[{i}][{j}]");
+            }
+        }
+        // Swapped and rotated: the delta stays at the centre.
+        assert_eq!(wg.transform_kernel(&k, true), u);
+    }
+}
