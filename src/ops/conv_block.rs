@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Outputs, Planes};
 use super::padding::Padding;
-use super::pool::{max_pool_plane, PoolGeometry};
+use super::pool::{max_pool_plane, max_pool_plane_backward, PoolGeometry};
 use crate::tensor::Tensor;
 
 /// What a [`Tensor::conv2d_block`] applies after the convolution and its bias.
@@ -146,11 +146,7 @@ impl Tensor {
                     // a branch: whether an output is positive is a coin flip.
                     let masked = |j: usize| g[j] * if !relu || y[j] > 0.0 { 1.0 } else { 0.0 };
                     if pool.is_some() {
-                        plane.fill(0.0);
-                        // Scatter-add: overlapping windows may share a winner.
-                        for (j, &winner) in argmax[at..at + q].iter().enumerate() {
-                            plane[winner as usize] += masked(j);
-                        }
+                        max_pool_plane_backward(&argmax[at..at + q], masked, plane);
                     } else {
                         plane.iter_mut().enumerate().for_each(|(j, v)| *v = masked(j));
                     }

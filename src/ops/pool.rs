@@ -103,6 +103,22 @@ pub(super) fn max_pool_plane(geometry: &PoolGeometry, x: &[f32], out: &mut [f32]
     }
 }
 
+/// The backward pass of [`max_pool_plane`]: `dx` (the input plane's gradient, whose
+/// old contents are ignored) gets `grad(j)` at the winner `argmax[j]` of each window
+/// `j`, summed where overlapping windows share a winner, and zero elsewhere.
+///
+/// (A one-pass form for disjoint 2×2 windows, writing each pixel its window's
+/// gradient or 0 by a select, measured 1.3 ms slower per R1 step than this zeroing
+/// plus scatter.)
+#[inline]
+pub(super) fn max_pool_plane_backward(argmax: &[u32], grad: impl Fn(usize) -> f32, dx: &mut [f32]) {
+    // Write before the scatter-add reads (see the module docs).
+    dx.fill(0.0);
+    for (j, &winner) in argmax.iter().enumerate() {
+        dx[winner as usize] += grad(j);
+    }
+}
+
 /// Max pooling of one plane, any geometry. Returns whether the plane holds a NaN,
 /// which this pass ignores (see [`max_plane_nan`]).
 ///
@@ -233,14 +249,7 @@ impl Tensor {
                 dxs.par_chunks_mut(plane)
                     .zip(g.par_chunks(out_plane))
                     .zip(argmax.par_chunks(out_plane))
-                    .for_each(|((dx, g), argmax)| {
-                        // Write before the scatter-add reads (see the module docs).
-                        dx.fill(0.0);
-                        // Scatter-add: overlapping windows may share a winner.
-                        for (&g, &at) in g.iter().zip(argmax) {
-                            dx[at as usize] += g;
-                        }
-                    });
+                    .for_each(|((dx, g), argmax)| max_pool_plane_backward(argmax, |j| g[j], dx));
             }
             vec![Some(dx)]
         })
