@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::elementwise::{map, map3};
+use super::elementwise::{keep_if, map, map3};
 
 use crate::tensor::Tensor;
 
@@ -26,7 +26,7 @@ impl Tensor {
 
     /// `max(0, x)`. The gradient at exactly 0 is 0, as in PyTorch.
     pub fn relu(&self) -> Tensor {
-        self.unary("relu", |x| x.max(0.0), |x, _| if x > 0.0 { 1.0 } else { 0.0 })
+        self.unary("relu", |x| x.max(0.0), |x, _| keep_if(x > 0.0, 1.0))
     }
 
     /// `x` for `x > 0`, `slope · x` otherwise (PyTorch's default slope is 0.01).

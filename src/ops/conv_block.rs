@@ -20,6 +20,7 @@ use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
 use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Outputs, Planes};
+use super::elementwise::keep_if;
 use super::padding::Padding;
 use super::pool::{max_pool_plane, max_pool_plane_backward, PoolGeometry};
 use crate::tensor::Tensor;
@@ -142,9 +143,8 @@ impl Tensor {
                     let at = (image * o + oc) * q;
                     let (g, y) = (&grad[at..at + q], &y[at..at + q]);
                     let plane = planes.plane(oc);
-                    // ReLU's backward as in `relu` (the gradient times 0 or 1), without
-                    // a branch: whether an output is positive is a coin flip.
-                    let masked = |j: usize| g[j] * if !relu || y[j] > 0.0 { 1.0 } else { 0.0 };
+                    // ReLU's backward as in `relu`: the gradient times 1 or 0.
+                    let masked = |j: usize| g[j] * keep_if(!relu || y[j] > 0.0, 1.0);
                     if pool.is_some() {
                         max_pool_plane_backward(&argmax[at..at + q], masked, plane);
                     } else {

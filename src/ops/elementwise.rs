@@ -7,6 +7,14 @@
 use ndarray::ArrayD;
 use rayon::prelude::*;
 
+/// `v` if `keep`, else +0, by a bit mask. Written as an `if`, the compiler may emit
+/// a branch, mispredicted on about half the elements of a ReLU or dropout mask
+/// (dropout measured 3-7x slower that way).
+#[inline(always)]
+pub(crate) fn keep_if(keep: bool, v: f32) -> f32 {
+    f32::from_bits(v.to_bits() & 0u32.wrapping_sub(keep as u32))
+}
+
 /// Arrays shorter than this are processed on the calling thread.
 const CHUNK: usize = 1 << 15;
 
