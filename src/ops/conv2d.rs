@@ -8,6 +8,18 @@
 //! - weight gradient: `dW[O, K] += G[O, B·P] · colᵀ`
 //! - input gradient: `dcol[K, B·P] = Wᵀ · G`, then col2im adds `dcol` back into `dx`.
 //!
+//! 3×3 stride-1 kernels with at least 8 channels each way compute the forward pass
+//! and the input gradient with Winograd's F(2×2, 3×3) instead (see
+//! [`winograd`](super::winograd)): 2.25× fewer multiplications. The weight gradient
+//! stays with im2col: a Winograd form of it measured no faster here.
+//!
+//! [`forward_with`] and [`backward_with`] run the products group by group and leave
+//! what happens around them to the caller: each image's raw products go to a
+//! `finish` hook (the plain conv adds the bias; the fused block of
+//! [`conv_block`](super::conv_block) also pools and applies ReLU there, while the
+//! products are in cache), and the backward pass asks a `gradient` hook for each
+//! image's output gradient.
+//!
 //! Why this split: the batch is cut into one contiguous run of images per rayon
 //! task; each task runs its products single-threaded (the `gemm` crate's AVX-512
 //! kernels, see [`matmul`]), so the two levels of parallelism never fight, and reuses
