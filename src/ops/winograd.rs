@@ -98,7 +98,7 @@ impl Winograd {
 
     /// Floats of the transformed inputs and of the products for `images` images.
     pub fn scratch_len(&self, images: usize) -> (usize, usize) {
-        let t = images * self.slots();
+        let t = columns(images * self.slots());
         (16 * self.channels * t, 16 * self.out_channels * t)
     }
 
@@ -152,7 +152,13 @@ impl Winograd {
         m: &mut [f32],
     ) {
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
-        let t = images * slots;
+        let t = columns(images * slots);
+        if t > images * slots {
+            // The padding columns: their products are never read, but keep them finite.
+            for row in v[..16 * c * t].chunks_exact_mut(t) {
+                row[images * slots..].fill(0.0);
+            }
+        }
         let (wp, hp) = (2 * (self.tiles_x + 1), 2 * self.tiles_y + 2);
         // Scratch of the transforms: the padded plane (plus the two floats the spare
         // slot of the last row reads), its column transform, the output rows.
@@ -286,6 +292,13 @@ impl Winograd {
             }
         }
     }
+}
+
+/// Columns of the products for `slots` tile slots: rounded up to a multiple of 16,
+/// because the `gemm` crate copies (packs) an operand whose rows are not a multiple
+/// of its vector width on every call, and these products are small and many.
+fn columns(slots: usize) -> usize {
+    slots.next_multiple_of(16)
 }
 
 /// `G·[a, b, d]ᵀ` with `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`.
