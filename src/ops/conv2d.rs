@@ -44,6 +44,7 @@ use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn, ShapeBuilder};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::elementwise::sum;
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 use super::padding::Padding;
@@ -554,16 +555,4 @@ where
         }
     }
     ConvGrads { dx, dw, db }
-}
-
-/// The sum of `xs` in 16 interleaved lanes: a single running sum is one long chain
-/// of dependent additions, which the compiler may not reorder into vector code.
-fn sum(xs: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let chunks = xs.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        lanes.iter_mut().zip(chunk).for_each(|(l, &v)| *l += v);
-    }
-    lanes.iter().sum::<f32>() + tail
 }
