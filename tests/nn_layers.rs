@@ -262,3 +262,38 @@ fn shape_inference_matches_the_forward_pass_and_names_the_layer_that_does_not_fi
     let err = zoo::r1((1, 28, 28), 10, 0).check_input(&[3, 28, 28]).unwrap_err();
     assert!(err.contains("conv1") && err.contains("1 input channels"), "{err}");
 }
+
+#[test]
+fn inference_on_a_large_batch_equals_inference_image_by_image() {
+    // Inference on a large batch runs in slices of images, and from a large Linear
+    // layer on (676 × 400 weights here) in bigger chunks; no image's output may
+    // depend on the others in its batch. 600 images cross both slice sizes.
+    let mut r = rng();
+    let mut net = Sequential::new()
+        .add(Conv2d::new(1, 4, (3, 3), &mut r))
+        .add(ferrocnn::nn::ReLU)
+        .add(MaxPool2d::new((2, 2)))
+        .add(ferrocnn::nn::Flatten)
+        .add(Linear::new(4 * 13 * 13, 400, &mut r))
+        .add(ferrocnn::nn::ReLU)
+        .add(Dropout::new(0.5, &mut r))
+        .add(Linear::new(400, 10, &mut r));
+    let x = ferrocnn::gradcheck::random_like(&[600, 1, 28, 28], 5);
+    let whole = net.forward(&Tensor::new(x.clone()), Mode::Eval);
+    assert_eq!(whole.shape(), [600, 10]);
+    for i in [0, 63, 64, 200, 511, 512, 599] {
+        let one = x.slice_axis(ndarray::Axis(0), (i..i + 1).into()).to_owned();
+        let single = net.forward(&Tensor::new(one), Mode::Eval);
+        for (a, b) in whole
+            .value()
+            .index_axis(ndarray::Axis(0), i)
+            .iter()
+            .zip(single.value().iter())
+        {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "image {i}: {a} in the batch, {b} alone"
+            );
+        }
+    }
+}

@@ -77,6 +77,12 @@ layers! {
 /// Batch slice for inference on large batches (see `forward`).
 const EVAL_SLICE: usize = 64;
 
+/// Batch chunk for the layers from a large `Linear` on, in inference (see `forward`).
+const HEAD_SLICE: usize = 512;
+
+/// Weight elements from which a `Linear` layer counts as large (see `forward`).
+const LARGE_WEIGHT: usize = 1 << 18;
+
 /// Layers applied one after another (PyTorch's `nn.Sequential`, Keras's
 /// `Sequential`). Each layer has a name — `conv1`, `fc2`, … unless given one — which
 /// prefixes its parameters' names (`conv1.weight`), as in a PyTorch `state_dict`.
@@ -198,13 +204,13 @@ impl Sequential {
     /// ([`Tensor::conv2d_block`]): `Conv2d` followed by `ReLU` and/or `MaxPool2d`, in
     /// either order (ReLU is monotonic, so it commutes with max pooling). Returns the
     /// epilogue, how many layers it covers and the name the profile shows.
-    fn fusion_at(&self, i: usize) -> Option<(ConvEpilogue, usize, &'static str)> {
+    fn fusion_at(&self, i: usize, end: usize) -> Option<(ConvEpilogue, usize, &'static str)> {
         let Some((_, Layer::Conv2d(_))) = self.layers.get(i) else {
             return None;
         };
         let mut epilogue = ConvEpilogue::default();
         let mut span = 1;
-        while let Some((_, layer)) = self.layers.get(i + span) {
+        while let Some((_, layer)) = self.layers[..end].get(i + span) {
             match layer {
                 Layer::ReLU(_) if !epilogue.relu => epilogue.relu = true,
                 Layer::MaxPool2d(pool) if epilogue.max_pool.is_none() => {
@@ -228,28 +234,13 @@ impl Sequential {
     }
 }
 
-impl Module for Sequential {
-    fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
-        // Inference on a large batch runs in slices of the batch: every activation of
-        // a 1000-image batch is tens to hundreds of MB, which malloc maps fresh from
-        // the OS (and page-faults in) for every layer of every batch. Slices of 64
-        // images reuse the same memory and stay in cache. Only without a tape: in
-        // evaluation each image's output depends on that image alone, so the result
-        // is the same.
-        if mode == Mode::Eval && x.tape().is_none() && x.ndim() >= 1 && x.shape()[0] > EVAL_SLICE {
-            let outputs: Vec<Tensor> = x
-                .value()
-                .axis_chunks_iter(ndarray::Axis(0), EVAL_SLICE)
-                .map(|slice| self.forward(&Tensor::new(slice.to_owned()), mode))
-                .collect();
-            let views: Vec<_> = outputs.iter().map(|t| t.value().view()).collect();
-            let joined = ndarray::concatenate(ndarray::Axis(0), &views).expect("slices share their shape");
-            return Tensor::new(joined);
-        }
+impl Sequential {
+    /// Layers `range` applied in order (fusing and reordering as the comments say).
+    fn forward_layers(&mut self, x: &Tensor, mode: Mode, range: std::ops::Range<usize>) -> Tensor {
         let mut x = x.clone();
-        let mut i = 0;
-        while i < self.layers.len() {
-            if let Some((epilogue, span, kind)) = self.fusion_at(i) {
+        let mut i = range.start;
+        while i < range.end {
+            if let Some((epilogue, span, kind)) = self.fusion_at(i, range.end) {
                 let Layer::Conv2d(conv) = &mut self.layers[i].1 else {
                     unreachable!("fusion_at starts at a Conv2d")
                 };
@@ -263,7 +254,8 @@ impl Module for Sequential {
             // as MaxPool2d → ReLU, with the ReLU on a quarter of the elements (for 2×2
             // windows). Outputs and gradients are identical: both route the gradient
             // to the window's first maximum, and only where it is positive.
-            let order: &[usize] = match (&self.layers[i].1, self.layers.get(i + 1).map(|l| &l.1)) {
+            let next = (i + 1 < range.end).then(|| &self.layers[i + 1].1);
+            let order: &[usize] = match (&self.layers[i].1, next) {
                 (Layer::ReLU(_), Some(Layer::MaxPool2d(_))) => &[1, 0],
                 _ => &[0],
             };
@@ -276,6 +268,68 @@ impl Module for Sequential {
             i += order.len();
         }
         x
+    }
+
+    /// Where inference switches from slices of [`EVAL_SLICE`] images to chunks of
+    /// [`HEAD_SLICE`]: at the first `Linear` layer whose weight has at least
+    /// [`LARGE_WEIGHT`] elements, if any.
+    fn head_start(&self) -> Option<usize> {
+        self.layers.iter().position(|(_, layer)| match layer {
+            Layer::Linear(linear) => linear.weight.len() >= LARGE_WEIGHT,
+            _ => false,
+        })
+    }
+
+    /// `x` through `range` in slices of `slice` images, the outputs joined.
+    fn forward_sliced(
+        &mut self,
+        x: &ndarray::ArrayViewD<f32>,
+        range: std::ops::Range<usize>,
+        slice: usize,
+    ) -> Tensor {
+        let outputs: Vec<Tensor> = x
+            .axis_chunks_iter(ndarray::Axis(0), slice)
+            .map(|slice| self.forward_layers(&Tensor::new(slice.to_owned()), Mode::Eval, range.clone()))
+            .collect();
+        if outputs.len() == 1 {
+            return outputs.into_iter().next().expect("one slice");
+        }
+        let views: Vec<_> = outputs.iter().map(|t| t.value().view()).collect();
+        Tensor::new(ndarray::concatenate(ndarray::Axis(0), &views).expect("slices share their shape"))
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
+        // Inference on a large batch runs in slices of the batch: every activation of
+        // a 1000-image batch is tens to hundreds of MB, which malloc maps fresh from
+        // the OS (and page-faults in) for every layer of every batch. Slices of 64
+        // images reuse the same memory and stay in cache. Only without a tape: in
+        // evaluation each image's output depends on that image alone, so the result
+        // is the same.
+        //
+        // A large dense layer (R2's 9216 → 128, 4.7 MB of weights) gets bigger chunks:
+        // its product copies ("packs") the weight on every call, which on 64-image
+        // slices cost as much as the product itself.
+        let len = self.layers.len();
+        if mode == Mode::Eval && x.tape().is_none() && x.ndim() >= 1 && x.shape()[0] > EVAL_SLICE {
+            let value = x.value().view();
+            let Some(head) = self.head_start() else {
+                return self.forward_sliced(&value, 0..len, EVAL_SLICE);
+            };
+            let outputs: Vec<Tensor> = value
+                .axis_chunks_iter(ndarray::Axis(0), HEAD_SLICE)
+                .map(|chunk| {
+                    let features = self.forward_sliced(&chunk, 0..head, EVAL_SLICE);
+                    self.forward_layers(&features, Mode::Eval, head..len)
+                })
+                .collect();
+            let views: Vec<_> = outputs.iter().map(|t| t.value().view()).collect();
+            return Tensor::new(
+                ndarray::concatenate(ndarray::Axis(0), &views).expect("chunks share their shape"),
+            );
+        }
+        self.forward_layers(x, mode, 0..len)
     }
 
     fn named_parameters(&self) -> Vec<(String, &Param)> {
