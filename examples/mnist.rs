@@ -75,9 +75,12 @@ struct Args {
     /// Train on only the first N training images.
     #[arg(long)]
     limit_train: Option<usize>,
-    /// Where to save the trained model.
-    #[arg(long, default_value = "models/mnist.bin")]
-    save: PathBuf,
+    /// Where to save the trained model [default: models/mnist.bin for the default net,
+    /// models/mnist-r1.bin and models/mnist-r2.bin for r1 and r2, so that benchmarking
+    /// a reference net does not replace the shipped model; with --resume, the
+    /// checkpoint's path with .bin].
+    #[arg(long)]
+    save: Option<PathBuf>,
     /// Write final figures (accuracy, loss, epoch times, parameters, peak memory) as JSON.
     #[arg(long)]
     metrics_json: Option<PathBuf>,
@@ -171,10 +174,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.data.display()
     );
 
+    // A resumed run saves where the interrupted one would have (its checkpoint is
+    // that path with `.ckpt`).
+    let save = args
+        .save
+        .clone()
+        .unwrap_or_else(|| match (&args.resume, args.net) {
+            (Some(checkpoint), _) => checkpoint.with_extension("bin"),
+            (None, Net::Default) => PathBuf::from("models/mnist.bin"),
+            (None, net) => PathBuf::from(format!("models/mnist-{}.bin", format!("{net:?}").to_lowercase())),
+        });
     let checkpoint_path = args
         .checkpoint
         .clone()
-        .unwrap_or_else(|| args.save.with_extension("ckpt"));
+        .unwrap_or_else(|| save.with_extension("ckpt"));
     let (mut model, mut optimizer, mut options, mut history, meta) = match &args.resume {
         Some(path) => {
             let ckpt = load_checkpoint(path)?;
@@ -287,13 +300,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         result.loss
     );
 
-    io::save_model(&model, &args.save)?;
+    io::save_model(&model, &save)?;
     println!(
         "saved the model to {} (checkpoint: {})",
-        args.save.display(),
+        save.display(),
         checkpoint_path.display()
     );
-    let curves = args.save.with_file_name("training_curves.png");
+    // The shipped model's curves keep their name; other runs get their own file.
+    let curves = match save.file_stem().and_then(|s| s.to_str()) {
+        Some("mnist") | None => save.with_file_name("training_curves.png"),
+        Some(stem) => save.with_file_name(format!("{stem}_training_curves.png")),
+    };
     ferrocnn::viz::save_training_curves(&history, &curves)?;
     println!("training curves: {}", curves.display());
     if let Some(path) = &args.export_safetensors {
