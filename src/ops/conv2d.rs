@@ -365,14 +365,8 @@ pub(super) fn forward_with<F>(
                         let b = split.group.min(images - first);
                         let ld = b * p;
                         if let (Some(wg), Some(u)) = (&winograd, &u) {
-                            let input = PlaneLayout {
-                                image_stride: image,
-                                channel_stride: g.h * g.w,
-                            };
-                            let output = PlaneLayout {
-                                image_stride: p,
-                                channel_stride: ld,
-                            };
+                            let input = PlaneLayout::images(g.channels, g.h * g.w);
+                            let output = PlaneLayout::side_by_side(p, ld);
                             wg.run(u, b, &x[first * image..], input, product, output, v, m);
                         } else {
                             for i in 0..b {
@@ -512,14 +506,8 @@ where
                         }
                     }
                     if let Some(wg) = &winograd_w {
-                        let input = PlaneLayout {
-                            image_stride: image,
-                            channel_stride: g.h * g.w,
-                        };
-                        let grad = PlaneLayout {
-                            image_stride: p,
-                            channel_stride: ld,
-                        };
+                        let input = PlaneLayout::images(g.channels, g.h * g.w);
+                        let grad = PlaneLayout::side_by_side(p, ld);
                         wg.weight_gradient(b, &x[first * image..], input, gathered, grad, &mut uw, v, m);
                     } else if need_w {
                         for i in 0..b {
@@ -529,14 +517,8 @@ where
                         matmul(&gmat, &colt, true, &mut mat_mut(&mut dw, o, k, k));
                     }
                     if let (Some(dx), Some(wg), Some(u)) = (dx.as_deref_mut(), &winograd, &u) {
-                        let input = PlaneLayout {
-                            image_stride: p,
-                            channel_stride: ld,
-                        };
-                        let output = PlaneLayout {
-                            image_stride: image,
-                            channel_stride: g.h * g.w,
-                        };
+                        let input = PlaneLayout::side_by_side(p, ld);
+                        let output = PlaneLayout::images(g.channels, g.h * g.w);
                         wg.run(u, b, gathered, input, &mut dx[first * image..], output, v, m);
                     } else if let Some(dx) = dx.as_deref_mut() {
                         matmul(&wt, &gmat, false, &mut mat_mut(col, k, ld, ld));

@@ -41,6 +41,25 @@ pub(super) struct PlaneLayout {
     pub channel_stride: usize,
 }
 
+impl PlaneLayout {
+    /// Whole images `[C, H, W]` of `plane = H·W` pixels per channel, end to end.
+    pub fn images(channels: usize, plane: usize) -> PlaneLayout {
+        PlaneLayout {
+            image_stride: channels * plane,
+            channel_stride: plane,
+        }
+    }
+
+    /// The images of a group side by side in a product matrix `[C, B·P]` with row
+    /// stride `ld`: image `i`'s plane of channel `c` at `c·ld + i·P`.
+    pub fn side_by_side(p: usize, ld: usize) -> PlaneLayout {
+        PlaneLayout {
+            image_stride: p,
+            channel_stride: ld,
+        }
+    }
+}
+
 /// One 3×3, stride-1 convolution computed the Winograd way.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Winograd {
