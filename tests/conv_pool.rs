@@ -139,6 +139,9 @@ fn winograd_cases() -> Vec<ConvCase> {
             false,
         ),
         ([7, 16, 11, 11], [8, 16, 3, 3], Conv2dOptions::default(), true),
+        // Tiny planes: one output pixel; a 2×3 output.
+        ([2, 8, 3, 3], [8, 8, 3, 3], Conv2dOptions::default(), true),
+        ([1, 8, 4, 5], [9, 8, 3, 3], Conv2dOptions::default(), false),
     ]
 }
 
