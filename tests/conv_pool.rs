@@ -121,10 +121,24 @@ fn assert_close(what: &str, a: &ArrayD<f32>, b: &ArrayD<f32>) {
     }
 }
 
-/// Convolutions that take the Winograd path (3×3, stride 1, ≥ 8 channels each way).
+/// Convolutions that take the Winograd path (3×3, stride 1, ≥ 8 channels each way),
+/// in the backward pass too from 160 output pixels on.
 fn winograd_cases() -> Vec<ConvCase> {
     let stride1 = |padding| opts((1, 1), padding, (1, 1));
     vec![
+        ([2, 8, 14, 14], [8, 8, 3, 3], stride1(Padding::Same), true),
+        (
+            [1, 8, 15, 17],
+            [9, 8, 3, 3],
+            stride1(Padding::Explicit(1, 2)),
+            true,
+        ),
+        (
+            [1, 8, 16, 16],
+            [8, 8, 3, 3],
+            stride1(Padding::Explicit(3, 3)),
+            false,
+        ),
         ([3, 8, 9, 8], [8, 8, 3, 3], stride1(Padding::Same), true),
         (
             [2, 9, 7, 10],

@@ -449,7 +449,7 @@ where
     let wt = mat(w, k, o, k, true);
     let winograd = need_x.then(|| Winograd::input_gradient(g, o)).flatten();
     let u = winograd.map(|wg| wg.transform_kernel(w, true));
-    let winograd_w = need_w.then(|| Winograd::forward(g, o)).flatten();
+    let winograd_w = need_w.then(|| Winograd::for_weight_gradient(g, o)).flatten();
     let (v_len, m_len) = [winograd, winograd_w]
         .iter()
         .flatten()
