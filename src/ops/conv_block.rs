@@ -48,7 +48,7 @@ pub struct PoolWindow {
 impl Tensor {
     /// `conv2d` followed by `epilogue`, in one pass: the same values and gradients as
     /// `x.conv2d(w, b, opts)` then `.relu()` and `.max_pool2d(…)`, without writing
-    /// the full-resolution conv output to memory. [`Sequential`](crate::Sequential)
+    /// the full-resolution conv output to memory. [`Sequential`](crate::nn::Sequential)
     /// uses it by itself for `Conv2d → ReLU → MaxPool2d` and `Conv2d → ReLU`.
     ///
     /// # Shapes
