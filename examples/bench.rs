@@ -81,6 +81,16 @@ struct Row {
 }
 
 impl Row {
+    /// A whole-step row: `images` processed in `ms`, no FLOP count.
+    fn images(name: String, ms: f64, images: usize) -> Row {
+        Row {
+            name,
+            ms,
+            gflops: None,
+            images: Some(images),
+        }
+    }
+
     fn images_per_s(&self) -> Option<f64> {
         self.images.map(|n| n as f64 / (self.ms / 1e3))
     }
@@ -490,31 +500,16 @@ fn infer_batches(bench: &Bench, mnist: &Mnist) -> Vec<Tensor> {
 fn net_workloads(bench: &mut Bench, net: Net, mnist: &Mnist, train: &Dataset, batches: &[Tensor]) {
     if bench.wants(&net.step_name()) {
         let ms = step_ms(net, &mnist.train, bench.reps);
-        bench.record(Row {
-            name: net.step_name(),
-            ms,
-            gflops: None,
-            images: Some(net.batch_size()),
-        });
+        bench.record(Row::images(net.step_name(), ms, net.batch_size()));
     }
     if bench.wants(&net.epoch_name()) {
         let ms = epoch_ms(net, train);
-        bench.record(Row {
-            name: net.epoch_name(),
-            ms,
-            gflops: None,
-            images: Some(train.len()),
-        });
+        bench.record(Row::images(net.epoch_name(), ms, train.len()));
     }
     if bench.wants(&net.infer_name()) {
         let ms = infer_ms(net, &mnist.test, batches);
         let images = batches.iter().map(|b| b.shape()[0]).sum();
-        bench.record(Row {
-            name: net.infer_name(),
-            ms,
-            gflops: None,
-            images: Some(images),
-        });
+        bench.record(Row::images(net.infer_name(), ms, images));
     }
 }
 
@@ -549,12 +544,7 @@ fn scaling(bench: &mut Bench, mnist: &Mnist, train: &Dataset) -> Result<Option<V
         .num_threads(1)
         .build()?
         .install(measure);
-    bench.record(Row {
-        name: name.to_string(),
-        ms: one,
-        gflops: None,
-        images: Some(images),
-    });
+    bench.record(Row::images(name.to_string(), one, images));
     println!(
         "scaling: {workload} {one:.1} ms on 1 thread, {many:.1} ms on {} threads: speedup {:.2}x",
         bench.threads,

@@ -9,7 +9,7 @@ use ferrocnn::data::{Augment, Dataset, Mnist};
 use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint};
 use ferrocnn::nn::{Module, Sequential};
 use ferrocnn::optim::{Adam, AdamConfig, LrSchedule, Optimizer};
-use ferrocnn::train::{fit, FitOptions, Progress, TrainError};
+use ferrocnn::train::{fit, EpochStats, FitOptions, Progress, TrainError};
 use ferrocnn::zoo;
 
 fn data() -> Dataset {
@@ -46,6 +46,30 @@ fn weights(m: &Sequential) -> Vec<ndarray::ArrayD<f32>> {
     m.state_dict().into_iter().map(|(_, v)| v).collect()
 }
 
+/// `fit` with no evaluation set and no per-epoch callback.
+fn train_plain(
+    model: &mut Sequential,
+    opt: &mut dyn Optimizer,
+    train: &Dataset,
+    options: &FitOptions,
+) -> Result<Vec<EpochStats>, TrainError> {
+    fit(model, opt, train, None, options, |_, _, _| Ok(()))
+}
+
+/// The weights of a fresh model after the whole run of `options()`, uninterrupted.
+fn uninterrupted(train: &Dataset) -> Vec<ndarray::ArrayD<f32>> {
+    let (mut model, mut opt) = fresh();
+    train_plain(&mut model, opt.as_mut(), train, &options()).expect("train");
+    weights(&model)
+}
+
+/// The weights after continuing the run saved in `ckpt` to its end.
+fn resumed(ckpt: Checkpoint, train: &Dataset) -> Vec<ndarray::ArrayD<f32>> {
+    let (mut model, mut opt) = (ckpt.model, ckpt.optimizer.into_optimizer().expect("optimizer"));
+    train_plain(&mut model, opt.as_mut(), train, &ckpt.options).expect("resume");
+    weights(&model)
+}
+
 fn checkpoint_round_trip(ckpt: Checkpoint) -> Checkpoint {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("run.ckpt");
@@ -56,16 +80,7 @@ fn checkpoint_round_trip(ckpt: Checkpoint) -> Checkpoint {
 #[test]
 fn resume_after_interruption_equals_uninterrupted_run() {
     let train = data();
-    let (mut reference, mut opt) = fresh();
-    fit(
-        &mut reference,
-        opt.as_mut(),
-        &train,
-        None,
-        &options(),
-        |_, _, _| Ok(()),
-    )
-    .expect("train");
+    let reference = uninterrupted(&train);
 
     // Interrupted: the stop flag is up from the start, so training stops after the
     // first batch of epoch 1, as a Ctrl-C would.
@@ -74,15 +89,7 @@ fn resume_after_interruption_equals_uninterrupted_run() {
         stop: Some(Arc::new(AtomicBool::new(true))),
         ..options()
     };
-    let err = fit(
-        &mut model,
-        opt.as_mut(),
-        &train,
-        None,
-        &stopping,
-        |_, _, _| Ok(()),
-    )
-    .unwrap_err();
+    let err = train_plain(&mut model, opt.as_mut(), &train, &stopping).unwrap_err();
     let TrainError::Interrupted {
         epoch,
         batches_done,
@@ -105,19 +112,9 @@ fn resume_after_interruption_equals_uninterrupted_run() {
         meta: BTreeMap::new(),
     });
 
-    let (mut model, mut opt) = (ckpt.model, ckpt.optimizer.into_optimizer().expect("optimizer"));
-    fit(
-        &mut model,
-        opt.as_mut(),
-        &train,
-        None,
-        &ckpt.options,
-        |_, _, _| Ok(()),
-    )
-    .expect("resume");
     assert_eq!(
-        weights(&model),
-        weights(&reference),
+        resumed(ckpt, &train),
+        reference,
         "bit-exact after resuming mid-epoch"
     );
 }
@@ -125,16 +122,7 @@ fn resume_after_interruption_equals_uninterrupted_run() {
 #[test]
 fn resume_from_epoch_checkpoint_equals_uninterrupted_run() {
     let train = data();
-    let (mut reference, mut opt) = fresh();
-    fit(
-        &mut reference,
-        opt.as_mut(),
-        &train,
-        None,
-        &options(),
-        |_, _, _| Ok(()),
-    )
-    .expect("train");
+    let reference = uninterrupted(&train);
 
     // A run killed during epoch 2 leaves the checkpoint written after epoch 1.
     let (mut model, mut opt) = fresh();
@@ -166,45 +154,28 @@ fn resume_from_epoch_checkpoint_equals_uninterrupted_run() {
     .expect("epoch 1");
     let ckpt = checkpoint_round_trip(saved.expect("callback ran"));
     assert_eq!(ckpt.history.len(), 1);
-    let (mut model, mut opt) = (ckpt.model, ckpt.optimizer.into_optimizer().expect("optimizer"));
-    fit(
-        &mut model,
-        opt.as_mut(),
-        &train,
-        None,
-        &ckpt.options,
-        |_, _, _| Ok(()),
-    )
-    .expect("resume");
+    assert!(ckpt.model.num_parameters() > 0);
+    let resumed = resumed(ckpt, &train);
     assert_eq!(
-        weights(&model),
-        weights(&reference),
+        resumed, reference,
         "bit-exact after resuming at an epoch boundary"
     );
     assert_ne!(
-        weights(&model),
+        resumed,
         weights(&fresh().0),
         "and training did change the weights"
     );
-    assert!(model.num_parameters() > 0);
 }
 
 #[test]
 fn checkpoint_round_trip_is_bit_exact() {
     let train = data().take(128);
     let (mut model, mut opt) = fresh();
-    fit(
-        &mut model,
-        opt.as_mut(),
-        &train,
-        None,
-        &FitOptions {
-            epochs: 1,
-            ..options()
-        },
-        |_, _, _| Ok(()),
-    )
-    .expect("train");
+    let one_epoch = FitOptions {
+        epochs: 1,
+        ..options()
+    };
+    train_plain(&mut model, opt.as_mut(), &train, &one_epoch).expect("train");
     let ckpt = Checkpoint {
         model,
         optimizer: opt.state(),

@@ -1,7 +1,7 @@
 //! State dicts: every parameter and buffer of a network by dotted name, in layer
 //! order — PyTorch's `state_dict()` — and loading one into an architecture.
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 
 use super::format::IoError;
 use crate::nn::{Layer, Sequential};
@@ -73,12 +73,12 @@ impl Sequential {
                 }
             }
             if let Layer::BatchNorm2d(bn) = layer {
-                let vector = |v: &ArrayD<f32>| v.clone().into_shape_with_order(IxDyn(&[v.len()])).ok();
+                let vector = |v: &ArrayD<f32>| v.clone().into_shape_with_order(v.len()).ok();
                 if let Some(v) = find(&format!("{name}.running_mean")).and_then(vector) {
-                    bn.running_mean = v.into_dimensionality().expect("1-d");
+                    bn.running_mean = v;
                 }
                 if let Some(v) = find(&format!("{name}.running_var")).and_then(vector) {
-                    bn.running_var = v.into_dimensionality().expect("1-d");
+                    bn.running_var = v;
                 }
             }
         }

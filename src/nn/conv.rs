@@ -105,9 +105,13 @@ impl Conv2d {
     /// The forward pass followed by `epilogue` (ReLU, max pooling) in one op; see
     /// [`Tensor::conv2d_block`].
     pub fn forward_block(&mut self, x: &Tensor, epilogue: &ConvEpilogue) -> Tensor {
-        let w = self.weight.bind(x);
-        let b = self.bias.as_ref().map(|b| b.bind(x));
+        let (w, b) = self.bind(x);
         x.conv2d_block(&w, b.as_ref(), &self.options, epilogue)
+    }
+
+    /// The weight and bias bound to `x`'s tape.
+    fn bind(&self, x: &Tensor) -> (Tensor, Option<Tensor>) {
+        (self.weight.bind(x), self.bias.as_ref().map(|b| b.bind(x)))
     }
 
     /// `(out_channels, in_channels, kh, kw)`.
@@ -119,8 +123,7 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Tensor {
-        let w = self.weight.bind(x);
-        let b = self.bias.as_ref().map(|b| b.bind(x));
+        let (w, b) = self.bind(x);
         x.conv2d(&w, b.as_ref(), &self.options)
     }
 

@@ -47,7 +47,7 @@ use super::elementwise::sum;
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 use super::padding::Padding;
-use super::winograd::{PlaneLayout, Winograd};
+use super::winograd::{PlaneLayout, Scratch, Winograd};
 use crate::tensor::Tensor;
 
 /// Columns (images × output pixels) a group of images should fill before its
@@ -346,7 +346,7 @@ pub(super) fn forward_with<F>(
     };
     let winograd = Winograd::forward(g, o);
     let u = winograd.map(|wg| wg.transform_kernel(w, false));
-    let (v_len, m_len) = winograd.map_or((0, 0), |wg| wg.scratch_len(split.group));
+    let [v_len, m_len, work_len] = winograd.map_or([0; 3], |wg| wg.scratch_len(split.group));
     let col_len = if winograd.is_some() {
         0
     } else {
@@ -359,15 +359,16 @@ pub(super) fn forward_with<F>(
         .for_each(|((out, argmax), x)| {
             let images = out.len() / out_len;
             with_scratch(
-                [col_len, o * split.group * p, v_len, m_len],
-                |[col, product, v, m]| {
+                [col_len, o * split.group * p, v_len, m_len, work_len],
+                |[col, product, v, m, work]| {
                     for first in (0..images).step_by(split.group) {
                         let b = split.group.min(images - first);
                         let ld = b * p;
                         if let (Some(wg), Some(u)) = (&winograd, &u) {
                             let input = PlaneLayout::images(g.channels, g.h * g.w);
                             let output = PlaneLayout::side_by_side(p, ld);
-                            wg.run(u, b, &x[first * image..], input, product, output, v, m);
+                            let scratch = Scratch { v, m, work };
+                            wg.run(u, b, &x[first * image..], input, product, output, scratch);
                         } else {
                             for i in 0..b {
                                 g.im2col(&x[(first + i) * image..], col, ld, i * p);
@@ -450,11 +451,11 @@ where
     let winograd = need_x.then(|| Winograd::input_gradient(g, o)).flatten();
     let u = winograd.map(|wg| wg.transform_kernel(w, true));
     let winograd_w = need_w.then(|| Winograd::for_weight_gradient(g, o)).flatten();
-    let (v_len, m_len) = [winograd, winograd_w]
+    let [v_len, m_len, work_len] = [winograd, winograd_w]
         .iter()
         .flatten()
         .map(|wg| wg.scratch_len(split.group))
-        .fold((0, 0), |(v, m), (a, b)| (v.max(a), m.max(b)));
+        .fold([0; 3], |most, lens| std::array::from_fn(|i| most[i].max(lens[i])));
 
     // One task: images `first_image..` (`x` and, if asked, `dx` hold exactly its
     // images), returning its partial dW, db.
@@ -484,8 +485,8 @@ where
             0
         };
         with_scratch(
-            [col_len, o * split.group * p, v_len, m_len],
-            |[col, gathered, v, m]| {
+            [col_len, o * split.group * p, v_len, m_len, work_len],
+            |[col, gathered, v, m, work]| {
                 for first in (0..images).step_by(split.group) {
                     let b = split.group.min(images - first);
                     let ld = b * p;
@@ -508,7 +509,12 @@ where
                     if let Some(wg) = &winograd_w {
                         let input = PlaneLayout::images(g.channels, g.h * g.w);
                         let grad = PlaneLayout::side_by_side(p, ld);
-                        wg.weight_gradient(b, &x[first * image..], input, gathered, grad, &mut uw, v, m);
+                        let scratch = Scratch {
+                            v: &mut *v,
+                            m: &mut *m,
+                            work: &mut *work,
+                        };
+                        wg.weight_gradient(b, &x[first * image..], input, gathered, grad, &mut uw, scratch);
                     } else if need_w {
                         for i in 0..b {
                             g.im2col(&x[(first + i) * image..], col, ld, i * p);
@@ -519,7 +525,12 @@ where
                     if let (Some(dx), Some(wg), Some(u)) = (dx.as_deref_mut(), &winograd, &u) {
                         let input = PlaneLayout::side_by_side(p, ld);
                         let output = PlaneLayout::images(g.channels, g.h * g.w);
-                        wg.run(u, b, gathered, input, &mut dx[first * image..], output, v, m);
+                        let scratch = Scratch {
+                            v: &mut *v,
+                            m: &mut *m,
+                            work: &mut *work,
+                        };
+                        wg.run(u, b, gathered, input, &mut dx[first * image..], output, scratch);
                     } else if let Some(dx) = dx.as_deref_mut() {
                         matmul(&wt, &gmat, false, &mut mat_mut(col, k, ld, ld));
                         for i in 0..b {

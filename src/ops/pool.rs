@@ -16,8 +16,6 @@
 //! counts as −∞, and every window holds at least one real pixel because the padding
 //! on each side is required to be smaller than the kernel.
 
-use std::sync::Arc;
-
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
@@ -323,22 +321,8 @@ impl Tensor {
                 .zip(x.par_chunks(plane))
                 .for_each(|((out, argmax), x)| max_pool_plane(&geometry, x, out, argmax));
         }
-        let shape = geometry.out_shape(self.shape());
-        let value = ArrayD::from_shape_vec(IxDyn(&shape), out).expect("output size");
-        let input_shape = self.shape().to_vec();
-        let argmax = Arc::new(argmax);
-        Tensor::record("max_pool2d", &[self], value, move |g, _| {
-            let g = g.as_standard_layout();
-            let g = g.as_slice().expect("standard layout");
-            let mut dx = ArrayD::zeros(IxDyn(&input_shape));
-            if !g.is_empty() {
-                let dxs = dx.as_slice_mut().expect("standard layout");
-                dxs.par_chunks_mut(plane)
-                    .zip(g.par_chunks(out_plane))
-                    .zip(argmax.par_chunks(out_plane))
-                    .for_each(|((dx, g), argmax)| max_pool_plane_backward(argmax, |j| g[j], dx));
-            }
-            vec![Some(dx)]
+        self.record_pool("max_pool2d", &geometry, out, move |p, g, dx| {
+            max_pool_plane_backward(&argmax[p * out_plane..(p + 1) * out_plane], |j| g[j], dx)
         })
     }
 
@@ -390,34 +374,50 @@ impl Tensor {
                     }
                 });
         }
+        self.record_pool("avg_pool2d", &geometry, out, move |_, g, dx| {
+            // Write before the scatter-add reads (see the module docs).
+            dx.fill(0.0);
+            let mut i = 0;
+            for oy in 0..geometry.pad.out_h {
+                for ox in 0..geometry.pad.out_w {
+                    let (rows, cols) = geometry.window(oy, ox);
+                    let share = g[i] / divisor(&rows, &cols);
+                    for r in rows {
+                        dx[r * geometry.w + cols.start..r * geometry.w + cols.end]
+                            .iter_mut()
+                            .for_each(|v| *v += share);
+                    }
+                    i += 1;
+                }
+            }
+        })
+    }
+
+    /// Records a pooling of `self` whose output planes are `out`. Its backward pass
+    /// runs `plane_backward(p, g, dx)` on all planes `p` in parallel: `g` is the
+    /// plane's output gradient, `dx` its input gradient (old contents to be ignored).
+    fn record_pool(
+        &self,
+        op: &'static str,
+        geometry: &PoolGeometry,
+        out: Vec<f32>,
+        plane_backward: impl Fn(usize, &[f32], &mut [f32]) + Sync + 'static,
+    ) -> Tensor {
+        let (plane, out_plane) = (geometry.h * geometry.w, geometry.out_len());
         let shape = geometry.out_shape(self.shape());
         let value = ArrayD::from_shape_vec(IxDyn(&shape), out).expect("output size");
         let input_shape = self.shape().to_vec();
-        Tensor::record("avg_pool2d", &[self], value, move |g, _| {
+        Tensor::record(op, &[self], value, move |g, _| {
             let g = g.as_standard_layout();
             let g = g.as_slice().expect("standard layout");
             let mut dx = ArrayD::zeros(IxDyn(&input_shape));
             if !g.is_empty() {
-                let dxs = dx.as_slice_mut().expect("standard layout");
-                dxs.par_chunks_mut(plane)
+                dx.as_slice_mut()
+                    .expect("standard layout")
+                    .par_chunks_mut(plane)
                     .zip(g.par_chunks(out_plane))
-                    .for_each(|(dx, g)| {
-                        // Write before the scatter-add reads (see the module docs).
-                        dx.fill(0.0);
-                        let mut i = 0;
-                        for oy in 0..geometry.pad.out_h {
-                            for ox in 0..geometry.pad.out_w {
-                                let (rows, cols) = geometry.window(oy, ox);
-                                let share = g[i] / divisor(&rows, &cols);
-                                for r in rows {
-                                    dx[r * geometry.w + cols.start..r * geometry.w + cols.end]
-                                        .iter_mut()
-                                        .for_each(|v| *v += share);
-                                }
-                                i += 1;
-                            }
-                        }
-                    });
+                    .enumerate()
+                    .for_each(|(p, (dx, g))| plane_backward(p, g, dx));
             }
             vec![Some(dx)]
         })

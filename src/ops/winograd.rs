@@ -41,6 +41,14 @@ const MIN_CHANNELS: usize = 8;
 /// Winograd on all sizes: it measured faster even on 11×11.
 const MIN_BACKWARD_PIXELS: usize = 160;
 
+/// The scratch of one Winograd call (see [`Winograd::scratch_len`]), taken from the
+/// conv's per-thread buffer so that no call allocates.
+pub(super) struct Scratch<'a> {
+    pub v: &'a mut [f32],
+    pub m: &'a mut [f32],
+    pub work: &'a mut [f32],
+}
+
 /// Where the planes of a group of images lie in a buffer: plane `(image, channel)`
 /// starts at `image · image_stride + channel · channel_stride`, rows contiguous.
 #[derive(Clone, Copy, Debug)]
@@ -132,10 +140,36 @@ impl Winograd {
         self.tiles_y * (self.tiles_x + 1)
     }
 
-    /// Floats of the transformed inputs and of the products for `images` images.
-    pub fn scratch_len(&self, images: usize) -> (usize, usize) {
+    /// Floats of the three parts of [`Scratch`] for `images` images: the transformed
+    /// inputs, the products, and the transforms' work space.
+    pub fn scratch_len(&self, images: usize) -> [usize; 3] {
         let t = columns(images * self.slots());
-        (16 * self.channels * t, 16 * self.out_channels * t)
+        let [padded, columns, rows] = self.work_lens();
+        [
+            16 * self.channels * t,
+            16 * self.out_channels * t,
+            padded + columns + rows,
+        ]
+    }
+
+    /// The work space of the transforms: a zero-padded plane, its column transform
+    /// (four rows of tiles, each with the two floats the last spare slot reads), and
+    /// two interleaved output rows per tile row.
+    fn work_lens(&self) -> [usize; 3] {
+        let wp = 2 * (self.tiles_x + 1);
+        [
+            (2 * self.tiles_y + 2) * wp,
+            4 * (self.tiles_y * wp + 2),
+            4 * self.slots(),
+        ]
+    }
+
+    /// `work` cut into the parts [`work_lens`](Self::work_lens) describes.
+    fn split_work<'a>(&self, work: &'a mut [f32]) -> [&'a mut [f32]; 3] {
+        let [padded, columns, _] = self.work_lens();
+        let (first, rest) = work.split_at_mut(padded);
+        let (second, third) = rest.split_at_mut(columns);
+        [first, second, third]
     }
 
     /// `U = G·g·Gᵀ` for every kernel, laid out `[16][O][C]`, from `weight`
@@ -174,7 +208,7 @@ impl Winograd {
     /// The convolution of `images` images: planes of `input` (`h × w`, laid out as
     /// `input_layout`) into planes of `out` (`oh × ow`, laid out as `out_layout`),
     /// overwriting them. `u` comes from [`transform_kernel`](Self::transform_kernel);
-    /// `v` and `m` are scratch of the sizes [`scratch_len`](Self::scratch_len) gives.
+    /// `scratch` has the sizes [`scratch_len`](Self::scratch_len) gives.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
@@ -184,9 +218,10 @@ impl Winograd {
         input_layout: PlaneLayout,
         out: &mut [f32],
         out_layout: PlaneLayout,
-        v: &mut [f32],
-        m: &mut [f32],
+        scratch: Scratch,
     ) {
+        let Scratch { v, m, work } = scratch;
+        let [padded, column_work, rows] = self.split_work(work);
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
         let t = columns(images * slots);
         if t > images * slots {
@@ -195,17 +230,11 @@ impl Winograd {
                 row[images * slots..].fill(0.0);
             }
         }
-        let (wp, hp) = (2 * (self.tiles_x + 1), 2 * self.tiles_y + 2);
-        // Scratch of the transforms: the padded plane (plus the two floats the spare
-        // slot of the last row reads), its column transform, the output rows.
-        let mut padded = vec![0.0f32; hp * wp + 2];
-        let mut columns = vec![0.0f32; 4 * (self.tiles_y * wp + 2)];
-        let mut rows = vec![0.0f32; 2 * 2 * slots];
         for image in 0..images {
             for ic in 0..c {
                 let at = image * input_layout.image_stride + ic * input_layout.channel_stride;
                 let plane = &input[at..at + self.h * self.w];
-                self.transform_input(plane, v, ic * t + image * slots, c * t, &mut padded, &mut columns);
+                self.transform_input(plane, v, ic * t + image * slots, c * t, padded, column_work);
             }
         }
         for xi in 0..16 {
@@ -220,7 +249,7 @@ impl Winograd {
             for oc in 0..o {
                 let at = image * out_layout.image_stride + oc * out_layout.channel_stride;
                 let plane = &mut out[at..at + self.oh * self.ow];
-                self.transform_output(m, oc * t + image * slots, o * t, plane, &mut rows);
+                self.transform_output(m, oc * t + image * slots, o * t, plane, rows);
             }
         }
     }
@@ -243,14 +272,12 @@ impl Winograd {
         grad: &[f32],
         grad_layout: PlaneLayout,
         uw: &mut [f32],
-        v: &mut [f32],
-        m: &mut [f32],
+        scratch: Scratch,
     ) {
+        let Scratch { v, m, work } = scratch;
+        let [padded, column_work, _] = self.split_work(work);
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
         let t = columns(images * slots);
-        let wp = 2 * (self.tiles_x + 1);
-        let mut padded = vec![0.0f32; (2 * self.tiles_y + 2) * wp + 2];
-        let mut scratch = vec![0.0f32; 4 * (self.tiles_y * wp + 2)];
         // Padding columns: zero in both operands, so they add nothing.
         for row in v[..16 * c * t]
             .chunks_exact_mut(t)
@@ -262,12 +289,12 @@ impl Winograd {
             for ic in 0..c {
                 let at = image * input_layout.image_stride + ic * input_layout.channel_stride;
                 let plane = &input[at..at + self.h * self.w];
-                self.transform_input(plane, v, ic * t + image * slots, c * t, &mut padded, &mut scratch);
+                self.transform_input(plane, v, ic * t + image * slots, c * t, padded, column_work);
             }
             for oc in 0..o {
                 let at = image * grad_layout.image_stride + oc * grad_layout.channel_stride;
                 let plane = &grad[at..at + self.oh * self.ow];
-                self.transform_grad(plane, m, oc * t + image * slots, o * t, &mut padded, &mut scratch);
+                self.transform_grad(plane, m, oc * t + image * slots, o * t, padded, column_work);
             }
         }
         for xi in 0..16 {
@@ -386,6 +413,11 @@ impl Winograd {
         let (c0, rest) = columns.split_at_mut(len + 2);
         let (c1, rest) = rest.split_at_mut(len + 2);
         let (c2, c3) = rest.split_at_mut(len + 2);
+        // The two floats past each transformed plane, read by the last spare slot:
+        // finite, because the weight gradient multiplies spare slots by zero.
+        for tail in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
+            tail[len..len + 2].fill(0.0);
+        }
         for ty in 0..ty_count {
             let d = |a: usize| &padded[(2 * ty + a) * wp..(2 * ty + a + 1) * wp];
             let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
