@@ -489,6 +489,123 @@ fn maxpool_ties_go_to_the_first_maximum() {
     assert_eq!(dx.as_slice().unwrap()[4], 1.0);
 }
 
+/// Max pooling by its definition: each window's maximum and the position of its
+/// first maximum in reading order (a NaN wins at once), padding never winning.
+fn naive_max_pool(
+    x: &ArrayD<f32>,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+) -> (ArrayD<f32>, Vec<usize>) {
+    let s = x.shape();
+    let (oh, ow) = ((s[2] - kernel.0) / stride.0 + 1, (s[3] - kernel.1) / stride.1 + 1);
+    let x = x.as_slice().unwrap();
+    let (mut out, mut winners) = (Vec::new(), Vec::new());
+    for plane in 0..s[0] * s[1] {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best: Option<(f32, usize)> = None;
+                for r in oy * stride.0..oy * stride.0 + kernel.0 {
+                    for c in ox * stride.1..ox * stride.1 + kernel.1 {
+                        let at = (plane * s[2] + r) * s[3] + c;
+                        let v = x[at];
+                        match best {
+                            Some((b, _)) if b.is_nan() || !(v > b || v.is_nan()) => {}
+                            _ => best = Some((v, at)),
+                        }
+                    }
+                }
+                let (v, at) = best.unwrap();
+                out.push(v);
+                winners.push(at);
+            }
+        }
+    }
+    (
+        ArrayD::from_shape_vec(IxDyn(&[s[0], s[1], oh, ow]), out).unwrap(),
+        winners,
+    )
+}
+
+/// Equal, with a NaN equal to a NaN (and, as `==` has it, −0 to +0: which zero a
+/// window of both returns is not specified).
+fn same_values(a: &ArrayD<f32>, b: &ArrayD<f32>) -> bool {
+    a.shape() == b.shape() && a.iter().zip(b.iter()).all(|(x, y)| x == y || x.is_nan() && y.is_nan())
+}
+
+#[test]
+fn maxpool_matches_its_definition_with_and_without_a_tape() {
+    // Widths whose rows of 2×2 windows end in a partial block of four (13, 5, 7
+    // outputs), fewer than four windows, an odd leftover column and row, and a
+    // general window; values in a few levels (many ties) and with NaNs, one of them
+    // in the last window of a row.
+    let cases = [
+        ([2, 3, 26, 26], (2, 2), (2, 2)),
+        ([1, 2, 11, 11], (2, 2), (2, 2)),
+        ([1, 1, 9, 15], (2, 2), (2, 2)),
+        ([1, 2, 6, 6], (2, 2), (2, 2)),
+        ([1, 2, 16, 16], (2, 2), (2, 2)),
+        ([1, 2, 9, 12], (3, 3), (2, 2)),
+    ];
+    for (seed, (shape, kernel, stride)) in cases.into_iter().enumerate() {
+        for with_nan in [false, true] {
+            let mut x = random_like(&shape, 300 + seed as u64).mapv(|v| (v * 2.0).round());
+            if with_nan {
+                let w = shape[3];
+                let last = x.len() - 1;
+                let xs = x.as_slice_mut().unwrap();
+                xs[w + 2 * (w / 2) - 1] = f32::NAN;
+                xs[last / 3] = f32::NAN;
+            }
+            let (want, winners) = naive_max_pool(&x, kernel, stride);
+            let what = format!("{shape:?} k{kernel:?} nan {with_nan}");
+            let inference = Tensor::new(x.clone()).max_pool2d(kernel, stride, Padding::Valid);
+            assert!(
+                same_values(&inference.value(), &want),
+                "{what}: values without a tape"
+            );
+            let g = random_like(want.shape(), 9);
+            let p = Param::new(x.clone());
+            let tape = Tape::new();
+            let y = tape.param(&p).max_pool2d(kernel, stride, Padding::Valid);
+            assert!(same_values(&y.value(), &want), "{what}: values on a tape");
+            let dx = y.mul(&Tensor::new(g.clone())).sum().backward()[&p].clone();
+            let mut want_dx = vec![0.0f32; x.len()];
+            for (&at, &g) in winners.iter().zip(g.iter()) {
+                want_dx[at] += g;
+            }
+            assert_eq!(dx.as_slice().unwrap(), &want_dx[..], "{what}: gradient routing");
+        }
+    }
+}
+
+#[test]
+fn conv2d_block_without_a_tape_gives_the_taped_values() {
+    // Inference pools before adding the bias and keeps no winners; the values must
+    // not change. Biases large enough to round the products' differences away.
+    for (seed, e) in epilogues().into_iter().enumerate() {
+        let seed = 400 + seed as u64;
+        let x = random_like(&[3, 4, 14, 14], seed);
+        let w = random_like(&[8, 4, 3, 3], seed + 1);
+        let b = random_like(&[8], seed + 2).mapv(|v| v * 1e3);
+        let free = Tensor::new(x.clone()).conv2d_block(
+            &Tensor::new(w.clone()),
+            Some(&Tensor::new(b.clone())),
+            &Conv2dOptions::default(),
+            &e,
+        );
+        let (px, pw, pb) = (Param::new(x), Param::new(w), Param::new(b));
+        let tape = Tape::new();
+        let taped = tape.param(&px).conv2d_block(
+            &tape.param(&pw),
+            Some(&tape.param(&pb)),
+            &Conv2dOptions::default(),
+            &e,
+        );
+        assert!(taped.requires_grad());
+        assert_eq!(*free.value(), *taped.value(), "{e:?}");
+    }
+}
+
 /// Epilogues of the fused conv block: ReLU, 2×2 pooling, overlapping padded pooling.
 fn epilogues() -> Vec<ConvEpilogue> {
     let window = |kernel, stride, padding| {

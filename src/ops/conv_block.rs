@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Outputs, Planes};
 use super::elementwise::keep_if;
+use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward, max_pool_plane_values};
 use super::padding::Padding;
-use super::pool::{max_pool_plane, max_pool_plane_backward, PoolGeometry};
+use super::pool::PoolGeometry;
 use crate::tensor::Tensor;
 
 /// What a [`Tensor::conv2d_block`] applies after the convolution and its bias.
@@ -86,8 +87,13 @@ impl Tensor {
 
         let x_value = self.shared_value();
         let w_value = weight.shared_value();
+        // Without a backward to feed, the pooling keeps no winners, and the bias goes
+        // on the pooled values: max(x + b) = max(x) + b exactly, as rounding is
+        // monotonic. With one, the bias comes first, so that the winners are those of
+        // the separate ops (two values may round to a tie once the bias is added).
+        let records = [self, weight].into_iter().chain(bias).any(Tensor::requires_grad);
         let mut out = vec![0.0f32; n * o * q];
-        let mut argmax = vec![0u32; if pool.is_some() { n * o * q } else { 0 }];
+        let mut argmax = vec![0u32; if pool.is_some() && records { n * o * q } else { 0 }];
         {
             let x = x_value.as_standard_layout();
             let wv = w_value.as_standard_layout();
@@ -108,13 +114,25 @@ impl Tensor {
                 |planes, out, argmax| {
                     for oc in 0..o {
                         let plane = planes.plane(oc);
-                        if let Some(b) = b {
-                            plane.iter_mut().for_each(|v| *v += b[oc]);
-                        }
                         let out = &mut out[oc * q..(oc + 1) * q];
+                        let add_bias = |values: &mut [f32]| {
+                            if let Some(b) = b {
+                                values.iter_mut().for_each(|v| *v += b[oc]);
+                            }
+                        };
                         match &pool {
-                            Some(pool) => max_pool_plane(pool, plane, out, &mut argmax[oc * q..(oc + 1) * q]),
-                            None => out.copy_from_slice(plane),
+                            Some(pool) if records => {
+                                add_bias(plane);
+                                max_pool_plane(pool, plane, out, &mut argmax[oc * q..(oc + 1) * q]);
+                            }
+                            Some(pool) => {
+                                max_pool_plane_values(pool, plane, out);
+                                add_bias(out);
+                            }
+                            None => {
+                                out.copy_from_slice(plane);
+                                add_bias(out);
+                            }
                         }
                         if relu {
                             out.iter_mut().for_each(|v| *v = v.max(0.0));

@@ -12,6 +12,7 @@ pub mod gemm;
 mod im2col;
 mod loss;
 mod matmul;
+mod max_pool_plane;
 mod padding;
 mod penalty;
 mod pool;
