@@ -529,7 +529,10 @@ fn naive_max_pool(
 /// Equal, with a NaN equal to a NaN (and, as `==` has it, −0 to +0: which zero a
 /// window of both returns is not specified).
 fn same_values(a: &ArrayD<f32>, b: &ArrayD<f32>) -> bool {
-    a.shape() == b.shape() && a.iter().zip(b.iter()).all(|(x, y)| x == y || x.is_nan() && y.is_nan())
+    a.shape() == b.shape()
+        && a.iter()
+            .zip(b.iter())
+            .all(|(x, y)| x == y || x.is_nan() && y.is_nan())
 }
 
 #[test]
@@ -560,14 +563,14 @@ fn maxpool_matches_its_definition_with_and_without_a_tape() {
             let what = format!("{shape:?} k{kernel:?} nan {with_nan}");
             let inference = Tensor::new(x.clone()).max_pool2d(kernel, stride, Padding::Valid);
             assert!(
-                same_values(&inference.value(), &want),
+                same_values(inference.value(), &want),
                 "{what}: values without a tape"
             );
             let g = random_like(want.shape(), 9);
             let p = Param::new(x.clone());
             let tape = Tape::new();
             let y = tape.param(&p).max_pool2d(kernel, stride, Padding::Valid);
-            assert!(same_values(&y.value(), &want), "{what}: values on a tape");
+            assert!(same_values(y.value(), &want), "{what}: values on a tape");
             let dx = y.mul(&Tensor::new(g.clone())).sum().backward()[&p].clone();
             let mut want_dx = vec![0.0f32; x.len()];
             for (&at, &g) in winners.iter().zip(g.iter()) {
