@@ -179,24 +179,36 @@ impl Winograd {
     pub fn transform_kernel(&self, weight: &[f32], swapped: bool) -> Vec<f32> {
         let (o, c) = (self.out_channels, self.channels);
         let mut u = vec![0.0f32; 16 * o * c];
+        // One output channel at a time, its kernels gathered tap-major (`[9][C]`),
+        // so that each step is a loop over input channels that the compiler
+        // vectorizes and each row of `U` is written whole. Kernel by kernel, with 16
+        // scattered writes each, this ran single-threaded for 2–4% of R1's
+        // inference (profiled). Each value is computed as before, bit for bit.
+        let (mut taps, mut gg) = (vec![0.0f32; 9 * c], vec![0.0f32; 12 * c]);
         for oc in 0..o {
             for ic in 0..c {
-                let k = if swapped {
-                    (ic * o + oc) * 9
-                } else {
-                    (oc * c + ic) * 9
-                };
-                let tap = |i: usize, j: usize| {
-                    if swapped {
-                        weight[k + (2 - i) * 3 + (2 - j)]
+                for t in 0..9 {
+                    taps[t * c + ic] = if swapped {
+                        weight[(ic * o + oc) * 9 + 8 - t]
                     } else {
-                        weight[k + i * 3 + j]
+                        weight[(oc * c + ic) * 9 + t]
+                    };
+                }
+            }
+            // G·g column by column into `gg` `[4][3][C]`, then G·(G·g)ᵀ row by row.
+            for j in 0..3 {
+                for ic in 0..c {
+                    let column = g_times(taps[j * c + ic], taps[(3 + j) * c + ic], taps[(6 + j) * c + ic]);
+                    for (i, v) in column.into_iter().enumerate() {
+                        gg[(i * 3 + j) * c + ic] = v;
                     }
-                };
-                // G·g column by column, then G·(G·g)ᵀ row by row.
-                let gg: [[f32; 4]; 3] = std::array::from_fn(|j| g_times(tap(0, j), tap(1, j), tap(2, j)));
-                for i in 0..4 {
-                    for (j, v) in g_times(gg[0][i], gg[1][i], gg[2][i]).into_iter().enumerate() {
+                }
+            }
+            for i in 0..4 {
+                let row = |j: usize| &gg[(i * 3 + j) * c..(i * 3 + j + 1) * c];
+                let (a, b, d) = (row(0), row(1), row(2));
+                for ic in 0..c {
+                    for (j, v) in g_times(a[ic], b[ic], d[ic]).into_iter().enumerate() {
                         u[((i * 4 + j) * o + oc) * c + ic] = v;
                     }
                 }
@@ -566,5 +578,48 @@ mod tests {
         }
         // Swapped and rotated: the delta stays at the centre.
         assert_eq!(wg.transform_kernel(&k, true), u);
+    }
+
+    #[test]
+    fn kernel_transform_is_g_g_gt_per_kernel_in_its_slot() {
+        // U_ξ[oc][ic] = (G·g·Gᵀ)[ξ] with matrices, for every kernel; swapped, g is
+        // the forward kernel [ic][oc] rotated by 180°.
+        let (o, c) = (3, 5);
+        let wg = Winograd::new(c, o, (4, 4), (0, 0), (2, 2));
+        let weight: Vec<f32> = (0..o * c * 9)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let g = [
+            [1.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+            [0.5, -0.5, 0.5],
+            [0.0, 0.0, 1.0],
+        ];
+        for swapped in [false, true] {
+            let u = wg.transform_kernel(&weight, swapped);
+            for oc in 0..o {
+                for ic in 0..c {
+                    let tap = |i: usize, j: usize| {
+                        if swapped {
+                            weight[(ic * o + oc) * 9 + (2 - i) * 3 + (2 - j)]
+                        } else {
+                            weight[(oc * c + ic) * 9 + i * 3 + j]
+                        }
+                    };
+                    for xi in 0..16 {
+                        let (i, j) = (xi / 4, xi % 4);
+                        let want: f32 = (0..3)
+                            .flat_map(|a| (0..3).map(move |b| (a, b)))
+                            .map(|(a, b)| g[i][a] * tap(a, b) * g[j][b])
+                            .sum();
+                        let got = u[(xi * o + oc) * c + ic];
+                        assert!(
+                            (got - want).abs() < 1e-5,
+                            "swapped {swapped} U[{xi}][{oc}][{ic}] = {got}, want {want}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
