@@ -18,12 +18,13 @@
 //! computed in f64 and rounded once to f32, as PyTorch computes them in Python
 //! floats; the elementwise work is f32.
 
-use ndarray::{ArrayD, Zip};
+use ndarray::ArrayD;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    assert_state_shape, flat, flat_mut, for_each_updatable, slot, zip_update, OptimError, Optimizer,
-    OptimizerKind, OptimizerState,
+    assert_state_shape, flat, for_each_updatable, slot, OptimError, Optimizer, OptimizerKind, OptimizerState,
+    PARALLEL_MIN_LEN,
 };
 use crate::param::Param;
 use crate::tape::Gradients;
@@ -147,8 +148,13 @@ fn adam_step(h: Hyper, moments: &mut Vec<Option<AdamMoments>>, params: &mut [&mu
     let eps = h.eps as f32;
     let coupled_decay = !h.decoupled && h.weight_decay != 0.0;
     let wd = h.weight_decay as f32;
-    let decoupled_decay = h.decoupled && h.weight_decay != 0.0;
-    let shrink = (1.0 - lr * h.weight_decay) as f32;
+    // AdamW's shrink factor; 1 (an exact no-op) otherwise, so that the loop below
+    // has no store under a condition, which kept it from being vectorized.
+    let shrink = if h.decoupled && h.weight_decay != 0.0 {
+        (1.0 - lr * h.weight_decay) as f32
+    } else {
+        1.0
+    };
 
     for_each_updatable(kind, params, grads, |position, value, grad| {
         let state = slot(moments, position).get_or_insert_with(|| AdamMoments {
@@ -164,34 +170,89 @@ fn adam_step(h: Hyper, moments: &mut Vec<Option<AdamMoments>>, params: &mut [&mu
         let neg_step_size = (-(lr / bias_correction1)) as f32;
 
         let grad = flat(grad);
-
-        zip_update!(
-            Zip::from(flat_mut(value))
-                .and(&grad)
-                .and(flat_mut(&mut state.exp_avg))
-                .and(flat_mut(&mut state.exp_avg_sq)),
-            |p: &mut f32, &g: &f32, m: &mut f32, v: &mut f32| {
-                if decoupled_decay {
-                    *p *= shrink;
-                }
-                let g = if coupled_decay { g + wd * *p } else { g };
-                *m = lerp(*m, g, one_minus_beta1);
-                *v = *v * beta2_f32 + one_minus_beta2 * g * g;
-                let denom = v.sqrt() / bias_correction2_sqrt + eps;
-                *p += neg_step_size * *m / denom;
-            }
+        let grad = grad.as_slice().expect("1-d view of a standard-layout array");
+        let (p, m, v) = (
+            slice_mut(value),
+            slice_mut(&mut state.exp_avg),
+            slice_mut(&mut state.exp_avg_sq),
         );
+        let k = Elementwise {
+            shrink,
+            wd,
+            one_minus_beta1,
+            beta2: beta2_f32,
+            one_minus_beta2,
+            bias_correction2_sqrt,
+            eps,
+            neg_step_size,
+        };
+        // The loop-invariant choices as type parameters: one branch-free loop each.
+        let update = match (coupled_decay, one_minus_beta1.abs() < 0.5) {
+            (false, true) => update::<false, true>,
+            (false, false) => update::<false, false>,
+            (true, true) => update::<true, true>,
+            (true, false) => update::<true, false>,
+        };
+        let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| update(&k, p, g, m, v);
+        // Plain loops over slices, which the compiler vectorizes (square roots and
+        // divisions four at a time). Through ndarray's `Zip` the update ran one
+        // element at a time: 8.5% of an R2 training step (profiled).
+        if p.len() >= PARALLEL_MIN_LEN {
+            p.par_chunks_mut(CHUNK)
+                .zip(grad.par_chunks(CHUNK))
+                .zip(m.par_chunks_mut(CHUNK))
+                .zip(v.par_chunks_mut(CHUNK))
+                .for_each(|(((p, g), m), v)| update(p, g, m, v));
+        } else {
+            update(p, grad, m, v);
+        }
     });
 }
 
-/// PyTorch's `lerp`: `start + weight·(end − start)`, computed from the nearer end
-/// for accuracy.
-#[inline]
-fn lerp(start: f32, end: f32, weight: f32) -> f32 {
-    if weight.abs() < 0.5 {
-        start + weight * (end - start)
-    } else {
-        end - (end - start) * (1.0 - weight)
+/// An array the optimizer owns, as a slice (always standard layout).
+fn slice_mut(a: &mut ArrayD<f32>) -> &mut [f32] {
+    a.as_slice_mut().expect("optimizer arrays are in standard layout")
+}
+
+/// Elements per parallel task of a large parameter's update.
+const CHUNK: usize = 1 << 14;
+
+/// The f32 scalars of one parameter's update.
+struct Elementwise {
+    shrink: f32,
+    wd: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    bias_correction2_sqrt: f32,
+    eps: f32,
+    neg_step_size: f32,
+}
+
+/// The elementwise update (see the module docs) of one run of elements. `COUPLED`:
+/// Adam's weight decay is added to the gradient. `NEAR_START`: PyTorch's `lerp`
+/// weight `1 − β1` is below ½, so it computes `m + w·(g − m)`, otherwise
+/// `g − (g − m)·(1 − w)`, for accuracy. With these as run-time conditions inside
+/// the loop, it was not vectorized.
+fn update<const COUPLED: bool, const NEAR_START: bool>(
+    k: &Elementwise,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    let w = k.one_minus_beta1;
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *p *= k.shrink;
+        let g = if COUPLED { g + k.wd * *p } else { g };
+        *m = if NEAR_START {
+            *m + w * (g - *m)
+        } else {
+            g - (g - *m) * (1.0 - w)
+        };
+        *v = *v * k.beta2 + k.one_minus_beta2 * g * g;
+        let denom = v.sqrt() / k.bias_correction2_sqrt + k.eps;
+        *p += k.neg_step_size * *m / denom;
     }
 }
 
@@ -321,12 +382,35 @@ adam_variant!(AdamW, AdamWConfig, decoupled: true);
 mod tests {
     use super::*;
 
+    /// The first moment after one update of `m` with gradient `g` and weight `w`
+    /// (`1 − β1`), through the loop `adam_step` picks for `w`.
+    fn first_moment(m: f32, g: f32, w: f32) -> f32 {
+        let k = Elementwise {
+            shrink: 1.0,
+            wd: 0.0,
+            one_minus_beta1: w,
+            beta2: 0.0,
+            one_minus_beta2: 0.0,
+            bias_correction2_sqrt: 1.0,
+            eps: 1.0,
+            neg_step_size: 0.0,
+        };
+        let (mut p, mut m, mut v) = ([0.0], [m], [0.0]);
+        let update = if w.abs() < 0.5 {
+            update::<false, true>
+        } else {
+            update::<false, false>
+        };
+        update(&k, &mut p, &[g], &mut m, &mut v);
+        m[0]
+    }
+
     #[test]
-    fn lerp_matches_the_weighted_average_from_both_ends() {
-        assert_eq!(lerp(1.0, 3.0, 0.25), 1.5);
-        assert_eq!(lerp(1.0, 3.0, 0.75), 2.5);
-        assert_eq!(lerp(2.0, 4.0, 0.0), 2.0);
-        assert_eq!(lerp(2.0, 4.0, 1.0), 4.0);
+    fn first_moment_is_the_weighted_average_from_both_ends() {
+        assert_eq!(first_moment(1.0, 3.0, 0.25), 1.5);
+        assert_eq!(first_moment(1.0, 3.0, 0.75), 2.5);
+        assert_eq!(first_moment(2.0, 4.0, 0.0), 2.0);
+        assert_eq!(first_moment(2.0, 4.0, 1.0), 4.0);
     }
 
     #[test]
