@@ -144,7 +144,7 @@ impl Winograd {
     /// inputs, the products, and the transforms' work space.
     pub fn scratch_len(&self, images: usize) -> [usize; 3] {
         let t = columns(images * self.slots());
-        let [padded, columns, rows] = self.work_lens();
+        let [padded, columns, rows] = self.work_lens(images);
         [
             16 * self.channels * t,
             16 * self.out_channels * t,
@@ -152,21 +152,22 @@ impl Winograd {
         ]
     }
 
-    /// The work space of the transforms: a zero-padded plane, its column transform
-    /// (four rows of tiles, each with the two floats the last spare slot reads), and
-    /// two interleaved output rows per tile row.
-    fn work_lens(&self) -> [usize; 3] {
+    /// The work space of the transforms of `images` images: a zero-padded plane,
+    /// the column transforms of one channel of every image (four rows of tiles
+    /// each, then the two floats the last spare slot reads), and two interleaved
+    /// output rows per tile row of every image.
+    fn work_lens(&self, images: usize) -> [usize; 3] {
         let wp = 2 * (self.tiles_x + 1);
         [
             (2 * self.tiles_y + 2) * wp,
-            4 * (self.tiles_y * wp + 2),
-            4 * self.slots(),
+            4 * (images * self.tiles_y * wp + 2),
+            4 * images * self.slots(),
         ]
     }
 
     /// `work` cut into the parts [`work_lens`](Self::work_lens) describes.
-    fn split_work<'a>(&self, work: &'a mut [f32]) -> [&'a mut [f32]; 3] {
-        let [padded, columns, _] = self.work_lens();
+    fn split_work<'a>(&self, images: usize, work: &'a mut [f32]) -> [&'a mut [f32]; 3] {
+        let [padded, columns, _] = self.work_lens(images);
         let (first, rest) = work.split_at_mut(padded);
         let (second, third) = rest.split_at_mut(columns);
         [first, second, third]
@@ -233,7 +234,7 @@ impl Winograd {
         scratch: Scratch,
     ) {
         let Scratch { v, m, work } = scratch;
-        let [padded, column_work, rows] = self.split_work(work);
+        let [padded, column_work, rows] = self.split_work(images, work);
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
         let t = columns(images * slots);
         if t > images * slots {
@@ -242,12 +243,9 @@ impl Winograd {
                 row[images * slots..].fill(0.0);
             }
         }
-        for image in 0..images {
-            for ic in 0..c {
-                let at = image * input_layout.image_stride + ic * input_layout.channel_stride;
-                let plane = &input[at..at + self.h * self.w];
-                self.transform_input(plane, v, ic * t + image * slots, c * t, padded, column_work);
-            }
+        for ic in 0..c {
+            let target = (&mut *v, ic * t, c * t);
+            self.transform_input(input, input_layout, ic, images, target, padded, column_work);
         }
         for xi in 0..16 {
             let u = ArrayView2::from_shape((o, c), &u[xi * o * c..(xi + 1) * o * c]).expect("U fits");
@@ -257,11 +255,15 @@ impl Winograd {
                     .expect("M fits");
             gemm_serial(1.0, &u, &v, 0.0, &mut m);
         }
-        for image in 0..images {
-            for oc in 0..o {
+        for oc in 0..o {
+            self.transform_output(m, images, oc * t, o * t, rows);
+            for image in 0..images {
                 let at = image * out_layout.image_stride + oc * out_layout.channel_stride;
-                let plane = &mut out[at..at + self.oh * self.ow];
-                self.transform_output(m, oc * t + image * slots, o * t, plane, rows);
+                self.copy_output(
+                    &rows[..4 * images * slots],
+                    image,
+                    &mut out[at..at + self.oh * self.ow],
+                );
             }
         }
     }
@@ -287,7 +289,7 @@ impl Winograd {
         scratch: Scratch,
     ) {
         let Scratch { v, m, work } = scratch;
-        let [padded, column_work, _] = self.split_work(work);
+        let [padded, column_work, _] = self.split_work(images, work);
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
         let t = columns(images * slots);
         // Padding columns: zero in both operands, so they add nothing.
@@ -297,12 +299,11 @@ impl Winograd {
         {
             row[images * slots..].fill(0.0);
         }
+        for ic in 0..c {
+            let target = (&mut *v, ic * t, c * t);
+            self.transform_input(input, input_layout, ic, images, target, padded, column_work);
+        }
         for image in 0..images {
-            for ic in 0..c {
-                let at = image * input_layout.image_stride + ic * input_layout.channel_stride;
-                let plane = &input[at..at + self.h * self.w];
-                self.transform_input(plane, v, ic * t + image * slots, c * t, padded, column_work);
-            }
             for oc in 0..o {
                 let at = image * grad_layout.image_stride + oc * grad_layout.channel_stride;
                 let plane = &grad[at..at + self.oh * self.ow];
@@ -390,65 +391,77 @@ impl Winograd {
         }
     }
 
-    /// `V = Bᵀ·d·B` for every tile of one plane: `V_ξ` of slot `s` goes to
+    /// `V = Bᵀ·d·B` for every tile of channel `channel` of `images` images (planes of
+    /// `input` laid out as `layout`): with `(v, first, stride)` as `target`, `V_ξ` of
+    /// slot `s` (counting on from one image to the next) goes to
     /// `v[ξ · stride + first + s]`.
     ///
-    /// Why slots: the plane is copied into a zero-padded one of width
+    /// Why slots: each plane is copied into a zero-padded one of width
     /// `2·(tiles_x + 1)`, so that tile `(ty, x)` starts at padded column `2·x`, and
     /// slot `s = ty·(tiles_x + 1) + x` at flat position `2·s` of a row-transformed
-    /// plane. Each pass is then one long loop over the whole plane, which the
-    /// compiler vectorizes; per-tile loops over a row of 6 or 12 tiles were mostly
-    /// loop overhead (measured).
+    /// plane. The column transforms of all images lie end to end, so the row
+    /// transform is one long loop over the slots of every image, which the compiler
+    /// vectorizes; per-tile loops over a row of 6 or 12 tiles were mostly loop
+    /// overhead, and a loop per plane (42 slots on R1's second conv) was slower than
+    /// one per group of images (measured).
+    #[allow(clippy::too_many_arguments)]
     fn transform_input(
         &self,
-        plane: &[f32],
-        v: &mut [f32],
-        first: usize,
-        stride: usize,
+        input: &[f32],
+        layout: PlaneLayout,
+        channel: usize,
+        images: usize,
+        (v, first, stride): (&mut [f32], usize, usize),
         padded: &mut [f32],
         columns: &mut [f32],
     ) {
         let (ty_count, wp) = (self.tiles_y, 2 * (self.tiles_x + 1));
-        padded.fill(0.0);
-        let cols = self.w.min(wp - self.left.min(wp));
-        for r in 0..self.h {
-            let pr = r + self.top;
-            if pr >= 2 * ty_count + 2 {
-                break;
-            }
-            let at = pr * wp + self.left;
-            padded[at..at + cols].copy_from_slice(&plane[r * self.w..r * self.w + cols]);
-        }
-        // Column transform Bᵀ·d: rows [d0 − d2, d1 + d2, d2 − d1, d1 − d3] of each
-        // tile row's four padded rows.
         let len = ty_count * wp;
-        let (c0, rest) = columns.split_at_mut(len + 2);
-        let (c1, rest) = rest.split_at_mut(len + 2);
-        let (c2, c3) = rest.split_at_mut(len + 2);
-        // The two floats past each transformed plane, read by the last spare slot:
-        // finite, because the weight gradient multiplies spare slots by zero.
+        let total = images * len;
+        let (c0, rest) = columns.split_at_mut(total + 2);
+        let (c1, rest) = rest.split_at_mut(total + 2);
+        let (c2, c3) = rest.split_at_mut(total + 2);
+        // The two floats past the last transformed plane, read by its last spare
+        // slot: finite, because the weight gradient multiplies spare slots by zero.
+        // (The spare slot of an earlier image reads the next image's first two.)
         for tail in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
-            tail[len..len + 2].fill(0.0);
+            tail[total..total + 2].fill(0.0);
         }
-        for ty in 0..ty_count {
-            let d = |a: usize| &padded[(2 * ty + a) * wp..(2 * ty + a + 1) * wp];
-            let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
-            let span = ty * wp..(ty + 1) * wp;
-            let (c0, c1, c2, c3) = (
-                &mut c0[span.clone()],
-                &mut c1[span.clone()],
-                &mut c2[span.clone()],
-                &mut c3[span],
-            );
-            for x in 0..wp {
-                c0[x] = d0[x] - d2[x];
-                c1[x] = d1[x] + d2[x];
-                c2[x] = d2[x] - d1[x];
-                c3[x] = d1[x] - d3[x];
+        let cols = self.w.min(wp - self.left.min(wp));
+        for image in 0..images {
+            let at = image * layout.image_stride + channel * layout.channel_stride;
+            let plane = &input[at..at + self.h * self.w];
+            padded.fill(0.0);
+            for r in 0..self.h {
+                let pr = r + self.top;
+                if pr >= 2 * ty_count + 2 {
+                    break;
+                }
+                let at = pr * wp + self.left;
+                padded[at..at + cols].copy_from_slice(&plane[r * self.w..r * self.w + cols]);
+            }
+            // Column transform Bᵀ·d: rows [d0 − d2, d1 + d2, d2 − d1, d1 − d3] of each
+            // tile row's four padded rows.
+            for ty in 0..ty_count {
+                let d = |a: usize| &padded[(2 * ty + a) * wp..(2 * ty + a + 1) * wp];
+                let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
+                let span = image * len + ty * wp..image * len + (ty + 1) * wp;
+                let (c0, c1, c2, c3) = (
+                    &mut c0[span.clone()],
+                    &mut c1[span.clone()],
+                    &mut c2[span.clone()],
+                    &mut c3[span],
+                );
+                for x in 0..wp {
+                    c0[x] = d0[x] - d2[x];
+                    c1[x] = d1[x] + d2[x];
+                    c2[x] = d2[x] - d1[x];
+                    c3[x] = d1[x] - d3[x];
+                }
             }
         }
         // Row transform ·B, the same combination along each row, slot by slot.
-        let slots = self.slots();
+        let slots = images * self.slots();
         for (i, ci) in [&*c0, &*c1, &*c2, &*c3].into_iter().enumerate() {
             let at = |j: usize| (4 * i + j) * stride + first;
             let (v0, rest) = v[at(0)..].split_at_mut(stride);
@@ -467,12 +480,17 @@ impl Winograd {
         }
     }
 
-    /// `Y = Aᵀ·M·A` for every tile of one output plane, from `M_ξ` of slot `s` at
-    /// `m[ξ · stride + first + s]`. The spare slots, and the outputs of tiles that
-    /// hang over the plane's bottom or right edge, are dropped. `rows` is scratch of
-    /// `4 · slots` floats: the two output rows of each tile row, interleaved.
-    fn transform_output(&self, m: &[f32], first: usize, stride: usize, out: &mut [f32], rows: &mut [f32]) {
-        let slots = self.slots();
+    /// `Y = Aᵀ·M·A` for every tile of one output channel of `images` images, from
+    /// `M_ξ` of slot `s` at `m[ξ · stride + first + s]`, into `rows`
+    /// (`4 · images · slots` floats): the two output rows of each tile row,
+    /// interleaved, of every image; [`copy_output`](Self::copy_output) takes an
+    /// image's plane from there. One loop over the slots of all images, as in
+    /// [`transform_input`](Self::transform_input). Kept out of line: inlined into
+    /// [`run`](Self::run), this loop was left scalar by the compiler, and R2's conv
+    /// forward took 40% longer (measured).
+    #[inline(never)]
+    fn transform_output(&self, m: &[f32], images: usize, first: usize, stride: usize, rows: &mut [f32]) {
+        let slots = images * self.slots();
         let ms: [&[f32]; 16] = std::array::from_fn(|xi| &m[xi * stride + first..][..slots]);
         let (top, bottom) = rows.split_at_mut(2 * slots);
         let (top, bottom) = (&mut top[..2 * slots], &mut bottom[..2 * slots]);
@@ -487,13 +505,21 @@ impl Winograd {
             bottom[2 * s] = b0 + b1 + b2;
             bottom[2 * s + 1] = b1 - b2 - b3;
         }
+    }
+
+    /// Image `image`'s output plane `out` (`oh × ow`) from the `rows` that
+    /// [`transform_output`](Self::transform_output) wrote, dropping the spare slots
+    /// and the outputs of tiles that hang over the plane's bottom or right edge.
+    fn copy_output(&self, rows: &[f32], image: usize, out: &mut [f32]) {
+        let (top, bottom) = rows.split_at(rows.len() / 2);
         let wp = 2 * (self.tiles_x + 1);
+        let base = image * self.tiles_y * wp;
         for ty in 0..self.tiles_y {
-            for (a, source) in [&*top, &*bottom].into_iter().enumerate() {
+            for (a, source) in [top, bottom].into_iter().enumerate() {
                 let oy = 2 * ty + a;
                 if oy < self.oh {
-                    out[oy * self.ow..(oy + 1) * self.ow]
-                        .copy_from_slice(&source[ty * wp..ty * wp + self.ow]);
+                    let at = base + ty * wp;
+                    out[oy * self.ow..(oy + 1) * self.ow].copy_from_slice(&source[at..at + self.ow]);
                 }
             }
         }
