@@ -223,6 +223,12 @@ impl Split {
         let group = TARGET_COLUMNS.div_ceil(p.max(1)).clamp(1, per_task);
         Split { per_task, group }
     }
+
+    /// The split for a Winograd product, which may want larger groups.
+    fn for_winograd(self, winograd: Option<&Winograd>) -> Split {
+        let group = winograd.map_or(self.group, |wg| wg.group(self.group).min(self.per_task));
+        Split { group, ..self }
+    }
 }
 
 thread_local! {
@@ -345,6 +351,7 @@ pub(super) fn forward_with<F>(
         argmax.chunks_mut(split.per_task * argmax_len).collect()
     };
     let winograd = Winograd::forward(g, o);
+    let split = split.for_winograd(winograd.as_ref());
     let u = winograd.map(|wg| wg.transform_kernel(w, false));
     let [v_len, m_len, work_len] = winograd.map_or([0; 3], |wg| wg.scratch_len(split.group));
     let col_len = if winograd.is_some() {
@@ -449,6 +456,7 @@ where
     let split = Split::new(n, p);
     let wt = mat(w, k, o, k, true);
     let winograd = need_x.then(|| Winograd::input_gradient(g, o)).flatten();
+    let split = split.for_winograd(winograd.as_ref());
     let u = winograd.map(|wg| wg.transform_kernel(w, true));
     let winograd_w = need_w.then(|| Winograd::for_weight_gradient(g, o)).flatten();
     let [v_len, m_len, work_len] = [winograd, winograd_w]

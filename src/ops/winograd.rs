@@ -1,32 +1,35 @@
-//! Winograd's minimal filtering F(2×2, 3×3): a 3×3, stride-1 convolution with 2.25×
-//! fewer multiplications than the direct (im2col) form.
+//! Winograd's minimal filtering algorithms for 3×3, stride-1 convolutions, with
+//! the transforms of Lavin & Gray, "Fast Algorithms for Convolutional Neural
+//! Networks" (2016). Each block of `m × m` outputs ("tile") depends on an
+//! `n × n` patch `d` (`n = m + 2`) of each input channel:
 //!
-//! Each 2×2 block of outputs ("tile") depends on a 4×4 patch `d` of each input
-//! channel. With the transforms of Lavin & Gray, "Fast Algorithms for Convolutional
-//! Neural Networks" (2016):
-//!
-//! - kernel: `U = G·g·Gᵀ` (4×4, once per call),
-//! - input: `V = Bᵀ·d·B` (4×4 per tile and channel),
-//! - then for each of the 16 positions `ξ` a matrix product over channels:
+//! - kernel: `U = G·g·Gᵀ` (`n × n`, once per call),
+//! - input: `V = Bᵀ·d·B` (`n × n` per tile and channel),
+//! - then for each of the `n²` positions `ξ` a matrix product over channels:
 //!   `M_ξ[O, T] = U_ξ[O, C] · V_ξ[C, T]` (`T` tiles of a group of images),
-//! - output: `Y = Aᵀ·M·A` (2×2 per tile and output channel).
+//! - output: `Y = Aᵀ·M·A` (`m × m` per tile and output channel).
 //!
-//! That is 16 products of `O·C·T` multiply-adds where im2col does `O·9C·4T`. The
-//! transforms are additions only, written as loops over a row of tiles so that the
-//! compiler vectorizes them. The results differ from the direct form by rounding
-//! only (the transforms' coefficients are 0, ±1 and ±½).
+//! The forward pass and the input gradient (itself a 3×3 stride-1 convolution: of
+//! the output gradient with the kernel rotated by 180° and its channel axes
+//! swapped, padded by `2 − padding`) use F(4×4, 3×3) ([`f4`]): 36 products of
+//! `O·C·T` multiply-adds per 16 outputs, where im2col does `O·9C·16T`, 4x fewer.
+//! Against F(2×2, 3×3) that took R2's second conv forward from 2.6 to 2.2 ms.
 //!
-//! Used for the forward pass; for the input gradient, which is itself a 3×3
-//! stride-1 convolution: of the output gradient with the kernel rotated by 180° and
-//! its channel axes swapped, padded by `2 − padding`; and for the weight gradient,
-//! summed over tiles in the transformed domain (see
-//! [`weight_gradient`](Winograd::weight_gradient)). On R2's second conv the
-//! Winograd weight gradient made forward + backward 17% faster than im2col's.
+//! The weight gradient uses F(2×2, 3×3), summed over tiles in the transformed
+//! domain (see [`weight_gradient`](Winograd::weight_gradient)); on R2's second conv
+//! it made forward + backward 17% faster than im2col's. Its transforms have
+//! coefficients 0, ±1 and ±½, so it rounds like the direct form.
+//!
+//! The transforms are additions (and, for F(4×4), multiplications by small
+//! constants) over long rows of tile "slots" of all the images of a group, which the
+//! compiler vectorizes, with AVX2 when the CPU has it (see `multiversioned!`).
 
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
+
+mod f4;
 
 /// Channels (in or out) below which Winograd does not pay: its 16 products are
 /// `[O, C]·[C, T]`, and with a single input channel (a first layer) or output
@@ -87,6 +90,8 @@ pub(super) struct Winograd {
     left: usize,
     oh: usize,
     ow: usize,
+    /// Outputs per tile side: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3).
+    tile: usize,
     tiles_y: usize,
     tiles_x: usize,
 }
@@ -95,24 +100,35 @@ impl Winograd {
     /// The forward pass of `g` with `o` output channels, if Winograd applies.
     pub fn forward(g: &ConvGeometry, o: usize) -> Option<Winograd> {
         (is_3x3_stride_1(g) && g.channels.min(o) >= MIN_CHANNELS)
-            .then(|| Winograd::new(g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
+            .then(|| Winograd::new(4, g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
     }
 
     /// The input gradient of `g` (a convolution of the `o` output-gradient planes
     /// into the `C` input planes), if Winograd applies.
     pub fn input_gradient(g: &ConvGeometry, o: usize) -> Option<Winograd> {
         let fits = g.top <= 2 && g.left <= 2 && g.oh * g.ow >= MIN_BACKWARD_PIXELS;
-        (is_3x3_stride_1(g) && g.channels.min(o) >= MIN_CHANNELS && fits)
-            .then(|| Winograd::new(o, g.channels, (g.oh, g.ow), (2 - g.top, 2 - g.left), (g.h, g.w)))
+        (is_3x3_stride_1(g) && g.channels.min(o) >= MIN_CHANNELS && fits).then(|| {
+            Winograd::new(
+                4,
+                o,
+                g.channels,
+                (g.oh, g.ow),
+                (2 - g.top, 2 - g.left),
+                (g.h, g.w),
+            )
+        })
     }
 
     /// The weight gradient of `g` with `o` output channels, if Winograd applies
     /// (the forward pass's tiles; see [`weight_gradient`](Self::weight_gradient)).
     pub fn for_weight_gradient(g: &ConvGeometry, o: usize) -> Option<Winograd> {
-        Winograd::forward(g, o).filter(|_| g.oh * g.ow >= MIN_BACKWARD_PIXELS)
+        let fits = g.channels.min(o) >= MIN_CHANNELS && g.oh * g.ow >= MIN_BACKWARD_PIXELS;
+        (is_3x3_stride_1(g) && fits)
+            .then(|| Winograd::new(2, g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
     }
 
     fn new(
+        tile: usize,
         channels: usize,
         out_channels: usize,
         (h, w): (usize, usize),
@@ -128,8 +144,9 @@ impl Winograd {
             left,
             oh,
             ow,
-            tiles_y: oh.div_ceil(2),
-            tiles_x: ow.div_ceil(2),
+            tile,
+            tiles_y: oh.div_ceil(tile),
+            tiles_x: ow.div_ceil(tile),
         }
     }
 
@@ -140,14 +157,26 @@ impl Winograd {
         self.tiles_y * (self.tiles_x + 1)
     }
 
+    /// Positions `ξ` of a transformed tile: `(tile + 2)²`.
+    fn positions(&self) -> usize {
+        (self.tile + 2) * (self.tile + 2)
+    }
+
+    /// Images per product group: at least `group`, and enough for 160 slots, since
+    /// 4×4 tiles make few slots per image (12 on an 11×11 output), and the products
+    /// of fewer columns ran at a fraction of the GEMM's speed (measured).
+    pub fn group(&self, group: usize) -> usize {
+        group.max(160usize.div_ceil(self.slots()))
+    }
+
     /// Floats of the three parts of [`Scratch`] for `images` images: the transformed
     /// inputs, the products, and the transforms' work space.
     pub fn scratch_len(&self, images: usize) -> [usize; 3] {
         let t = columns(images * self.slots());
         let [padded, columns, rows] = self.work_lens(images);
         [
-            16 * self.channels * t,
-            16 * self.out_channels * t,
+            self.positions() * self.channels * t,
+            self.positions() * self.out_channels * t,
             padded + columns + rows,
         ]
     }
@@ -157,12 +186,25 @@ impl Winograd {
     /// each, then the two floats the last spare slot reads), and two interleaved
     /// output rows per tile row of every image.
     fn work_lens(&self, images: usize) -> [usize; 3] {
-        let wp = 2 * (self.tiles_x + 1);
+        let (m, wp, slots) = (self.tile, self.padded_width(), images * self.slots());
+        // With 4×4 tiles: also the input transform's four column phases and the
+        // output transform's 24 rows of its first pass.
+        let (phases, first_pass) = if m == 4 {
+            (4 * (slots + 1), 24 * slots)
+        } else {
+            (0, 0)
+        };
         [
-            (2 * self.tiles_y + 2) * wp,
-            4 * (images * self.tiles_y * wp + 2),
-            4 * images * self.slots(),
+            (m * self.tiles_y + 2) * wp,
+            (m + 2) * (images * self.tiles_y * wp + 2) + phases,
+            m * m * slots + first_pass,
         ]
+    }
+
+    /// Width of the zero-padded plane the transforms work on: `tile` columns per
+    /// slot, so that tile `(ty, x)` starts at padded column `tile·x`.
+    fn padded_width(&self) -> usize {
+        self.tile * (self.tiles_x + 1)
     }
 
     /// `work` cut into the parts [`work_lens`](Self::work_lens) describes.
@@ -173,19 +215,33 @@ impl Winograd {
         [first, second, third]
     }
 
-    /// `U = G·g·Gᵀ` for every kernel, laid out `[16][O][C]`, from `weight`
+    /// `U = G·g·Gᵀ` for every kernel, laid out `[ξ][O][C]`, from `weight`
     /// `[O, C, 3, 3]`. With `swapped`, `weight` is the forward kernel `[C', O', 3, 3]`
     /// of the convolution whose input gradient this is: its channel axes are swapped
     /// and each kernel is rotated by 180°.
     pub fn transform_kernel(&self, weight: &[f32], swapped: bool) -> Vec<f32> {
+        assert_eq!(
+            self.tile, 4,
+            "winograd: the kernel transform is written for F(4×4, 3×3)"
+        );
+        self.transform_kernel_with(weight, swapped, f4::g_times)
+    }
+
+    /// [`transform_kernel`](Self::transform_kernel) with `G·[a, b, d]ᵀ` given.
+    fn transform_kernel_with<const N: usize>(
+        &self,
+        weight: &[f32],
+        swapped: bool,
+        g_times: impl Fn(f32, f32, f32) -> [f32; N],
+    ) -> Vec<f32> {
         let (o, c) = (self.out_channels, self.channels);
-        let mut u = vec![0.0f32; 16 * o * c];
+        let mut u = vec![0.0f32; N * N * o * c];
         // One output channel at a time, its kernels gathered tap-major (`[9][C]`),
         // so that each step is a loop over input channels that the compiler
         // vectorizes and each row of `U` is written whole. Kernel by kernel, with 16
         // scattered writes each, this ran single-threaded for 2–4% of R1's
         // inference (profiled). Each value is computed as before, bit for bit.
-        let (mut taps, mut gg) = (vec![0.0f32; 9 * c], vec![0.0f32; 12 * c]);
+        let (mut taps, mut gg) = (vec![0.0f32; 9 * c], vec![0.0f32; 3 * N * c]);
         for oc in 0..o {
             for ic in 0..c {
                 for t in 0..9 {
@@ -196,7 +252,7 @@ impl Winograd {
                     };
                 }
             }
-            // G·g column by column into `gg` `[4][3][C]`, then G·(G·g)ᵀ row by row.
+            // G·g column by column into `gg` `[N][3][C]`, then G·(G·g)ᵀ row by row.
             for j in 0..3 {
                 for ic in 0..c {
                     let column = g_times(taps[j * c + ic], taps[(3 + j) * c + ic], taps[(6 + j) * c + ic]);
@@ -205,12 +261,12 @@ impl Winograd {
                     }
                 }
             }
-            for i in 0..4 {
+            for i in 0..N {
                 let row = |j: usize| &gg[(i * 3 + j) * c..(i * 3 + j + 1) * c];
                 let (a, b, d) = (row(0), row(1), row(2));
                 for ic in 0..c {
                     for (j, v) in g_times(a[ic], b[ic], d[ic]).into_iter().enumerate() {
-                        u[((i * 4 + j) * o + oc) * c + ic] = v;
+                        u[((i * N + j) * o + oc) * c + ic] = v;
                     }
                 }
             }
@@ -233,13 +289,17 @@ impl Winograd {
         out_layout: PlaneLayout,
         scratch: Scratch,
     ) {
+        assert_eq!(
+            self.tile, 4,
+            "winograd: the forward pass is written for F(4×4, 3×3)"
+        );
         let Scratch { v, m, work } = scratch;
         let [padded, column_work, rows] = self.split_work(images, work);
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
         let t = columns(images * slots);
         if t > images * slots {
             // The padding columns: their products are never read, but keep them finite.
-            for row in v[..16 * c * t].chunks_exact_mut(t) {
+            for row in v[..self.positions() * c * t].chunks_exact_mut(t) {
                 row[images * slots..].fill(0.0);
             }
         }
@@ -247,7 +307,7 @@ impl Winograd {
             let target = (&mut *v, ic * t, c * t);
             self.transform_input(input, input_layout, ic, images, target, padded, column_work);
         }
-        for xi in 0..16 {
+        for xi in 0..self.positions() {
             let u = ArrayView2::from_shape((o, c), &u[xi * o * c..(xi + 1) * o * c]).expect("U fits");
             let v = ArrayView2::from_shape((c, t), &v[xi * c * t..(xi + 1) * c * t]).expect("V fits");
             let mut m =
@@ -260,7 +320,7 @@ impl Winograd {
             for image in 0..images {
                 let at = image * out_layout.image_stride + oc * out_layout.channel_stride;
                 self.copy_output(
-                    &rows[..4 * images * slots],
+                    &rows[..self.tile * self.tile * images * slots],
                     image,
                     &mut out[at..at + self.oh * self.ow],
                 );
@@ -288,6 +348,10 @@ impl Winograd {
         uw: &mut [f32],
         scratch: Scratch,
     ) {
+        assert_eq!(
+            self.tile, 2,
+            "winograd: the weight gradient is written for F(2×2, 3×3)"
+        );
         let Scratch { v, m, work } = scratch;
         let [padded, column_work, _] = self.split_work(images, work);
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
@@ -342,7 +406,8 @@ impl Winograd {
     /// `Ĝ = A·dY·Aᵀ` for every tile of one output-gradient plane (zero beyond its
     /// edges and in the spare slots), into `m` as [`transform_input`](Self::transform_input)
     /// writes `v`.
-    fn transform_grad(
+    #[inline(always)]
+    fn transform_grad_body(
         &self,
         plane: &[f32],
         m: &mut [f32],
@@ -405,7 +470,8 @@ impl Winograd {
     /// overhead, and a loop per plane (42 slots on R1's second conv) was slower than
     /// one per group of images (measured).
     #[allow(clippy::too_many_arguments)]
-    fn transform_input(
+    #[inline(always)]
+    fn transform_input_body(
         &self,
         input: &[f32],
         layout: PlaneLayout,
@@ -415,6 +481,17 @@ impl Winograd {
         padded: &mut [f32],
         columns: &mut [f32],
     ) {
+        if self.tile == 4 {
+            return self.transform_input4(
+                input,
+                layout,
+                channel,
+                images,
+                (v, first, stride),
+                padded,
+                columns,
+            );
+        }
         let (ty_count, wp) = (self.tiles_y, 2 * (self.tiles_x + 1));
         let len = ty_count * wp;
         let total = images * len;
@@ -491,43 +568,16 @@ impl Winograd {
         }
     }
 
-    /// `Y = Aᵀ·M·A` for every tile of one output channel of `images` images, from
-    /// `M_ξ` of slot `s` at `m[ξ · stride + first + s]`, into `rows`
-    /// (`4 · images · slots` floats): the two output rows of each tile row,
-    /// interleaved, of every image; [`copy_output`](Self::copy_output) takes an
-    /// image's plane from there. One loop over the slots of all images, as in
-    /// [`transform_input`](Self::transform_input). Kept out of line: inlined into
-    /// [`run`](Self::run), this loop was left scalar by the compiler, and R2's conv
-    /// forward took 40% longer (measured).
-    #[inline(never)]
-    fn transform_output(&self, m: &[f32], images: usize, first: usize, stride: usize, rows: &mut [f32]) {
-        let slots = images * self.slots();
-        let ms: [&[f32]; 16] = std::array::from_fn(|xi| &m[xi * stride + first..][..slots]);
-        let (top, bottom) = rows.split_at_mut(2 * slots);
-        let (top, bottom) = (&mut top[..2 * slots], &mut bottom[..2 * slots]);
-        for s in 0..slots {
-            let v = |i: usize, j: usize| ms[i * 4 + j][s];
-            // Aᵀ·M: [m0 + m1 + m2, m1 − m2 − m3] down each column j, then the same
-            // along the two resulting rows.
-            let col = |j: usize| (v(0, j) + v(1, j) + v(2, j), v(1, j) - v(2, j) - v(3, j));
-            let ((a0, b0), (a1, b1), (a2, b2), (a3, b3)) = (col(0), col(1), col(2), col(3));
-            top[2 * s] = a0 + a1 + a2;
-            top[2 * s + 1] = a1 - a2 - a3;
-            bottom[2 * s] = b0 + b1 + b2;
-            bottom[2 * s + 1] = b1 - b2 - b3;
-        }
-    }
-
     /// Image `image`'s output plane `out` (`oh × ow`) from the `rows` that
     /// [`transform_output`](Self::transform_output) wrote, dropping the spare slots
     /// and the outputs of tiles that hang over the plane's bottom or right edge.
     fn copy_output(&self, rows: &[f32], image: usize, out: &mut [f32]) {
-        let (top, bottom) = rows.split_at(rows.len() / 2);
-        let wp = 2 * (self.tiles_x + 1);
+        let m = self.tile;
+        let wp = self.padded_width();
         let base = image * self.tiles_y * wp;
         for ty in 0..self.tiles_y {
-            for (a, source) in [top, bottom].into_iter().enumerate() {
-                let oy = 2 * ty + a;
+            for (a, source) in rows.chunks_exact(rows.len() / m).enumerate() {
+                let oy = m * ty + a;
                 if oy < self.oh {
                     let at = base + ty * wp;
                     out[oy * self.ow..(oy + 1) * self.ow].copy_from_slice(&source[at..at + self.ow]);
@@ -537,16 +587,84 @@ impl Winograd {
     }
 }
 
+/// Defines method `$name` to run `$body` (an `#[inline(always)]` transform)
+/// compiled for AVX2 when the CPU has it (detected once): the transforms are
+/// additions over long rows, which then run 8 floats at a time instead of SSE2's
+/// 4. The same operations in the same order, so the same results, bit for bit.
+/// Each version is a function of its own: inlined into its caller, the compiler
+/// left the output transform's loop scalar (measured).
+macro_rules! multiversioned {
+    ($(#[$doc:meta])* fn $name:ident(&self, $($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name(&self, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2(this: &Winograd, $($arg: $ty),*) {
+                    this.$body($($arg),*)
+                }
+                if has_avx2() {
+                    // SAFETY: the CPU has AVX2.
+                    return unsafe { avx2(self, $($arg),*) };
+                }
+            }
+            #[inline(never)]
+            #[allow(clippy::too_many_arguments)]
+            fn baseline(this: &Winograd, $($arg: $ty),*) {
+                this.$body($($arg),*)
+            }
+            baseline(self, $($arg),*)
+        }
+    };
+}
+
+/// Whether the CPU has AVX2 (detected once).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
+}
+
+impl Winograd {
+    multiversioned!(
+        /// See [`transform_input_body`](Self::transform_input_body).
+        fn transform_input(
+            &self,
+            input: &[f32],
+            layout: PlaneLayout,
+            channel: usize,
+            images: usize,
+            target: (&mut [f32], usize, usize),
+            padded: &mut [f32],
+            columns: &mut [f32],
+        ) => transform_input_body
+    );
+    multiversioned!(
+        /// See [`transform_output4`](Self::transform_output4).
+        fn transform_output(&self, m: &[f32], images: usize, first: usize, stride: usize, rows: &mut [f32])
+            => transform_output4
+    );
+    multiversioned!(
+        /// See [`transform_grad_body`](Self::transform_grad_body).
+        fn transform_grad(
+            &self,
+            plane: &[f32],
+            m: &mut [f32],
+            first: usize,
+            stride: usize,
+            padded: &mut [f32],
+            rows: &mut [f32],
+        ) => transform_grad_body
+    );
+}
+
 /// Columns of the products for `slots` tile slots: rounded up to a multiple of 16,
 /// because the `gemm` crate copies (packs) an operand whose rows are not a multiple
 /// of its vector width on every call, and these products are small and many.
 fn columns(slots: usize) -> usize {
     slots.next_multiple_of(16)
-}
-
-/// `G·[a, b, d]ᵀ` with `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`.
-fn g_times(a: f32, b: f32, d: f32) -> [f32; 4] {
-    [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d]
 }
 
 /// `Gᵀ·[a, b, c, d]ᵀ` with `Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]]`.
@@ -602,15 +720,20 @@ mod tests {
 
     #[test]
     fn kernel_transform_of_a_delta_is_g_column_times_row() {
-        // g = δ at the centre: G·g·Gᵀ = G[:,1]·G[:,1]ᵀ with G[:,1] = [0, ½, −½, 0].
-        let wg = Winograd::new(1, 1, (4, 4), (0, 0), (2, 2));
+        // g = δ at the centre: G·g·Gᵀ = G[:,1]·G[:,1]ᵀ with G[:,1] = [0, −⅙, ⅙, 1/12, −1/12, 0].
+        let wg = Winograd::new(4, 1, 1, (6, 6), (0, 0), (4, 4));
         let mut k = [0.0f32; 9];
         k[4] = 1.0;
         let u = wg.transform_kernel(&k, false);
-        let col = [0.0, 0.5, -0.5, 0.0];
-        for i in 0..4 {
-            for j in 0..4 {
-                assert_eq!(u[i * 4 + j], col[i] * col[j], "U[{i}][{j}]");
+        let col = [0.0, -1.0 / 6.0, 1.0 / 6.0, 1.0 / 12.0, -1.0 / 12.0, 0.0];
+        for i in 0..6 {
+            for j in 0..6 {
+                let want: f32 = col[i] * col[j];
+                assert!(
+                    (u[i * 6 + j] - want).abs() < 1e-7,
+                    "U[{i}][{j}] = {}, want {want}",
+                    u[i * 6 + j]
+                );
             }
         }
         // Swapped and rotated: the delta stays at the centre.
@@ -622,18 +745,21 @@ mod tests {
         // U_ξ[oc][ic] = (G·g·Gᵀ)[ξ] with matrices, for every kernel; swapped, g is
         // the forward kernel [ic][oc] rotated by 180°.
         let (o, c) = (3, 5);
-        let wg = Winograd::new(c, o, (4, 4), (0, 0), (2, 2));
         let weight: Vec<f32> = (0..o * c * 9)
             .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
             .collect();
-        let g = [
-            [1.0, 0.0, 0.0],
-            [0.5, 0.5, 0.5],
-            [0.5, -0.5, 0.5],
+        let g: [[f32; 3]; 6] = [
+            [0.25, 0.0, 0.0],
+            [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+            [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+            [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+            [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
             [0.0, 0.0, 1.0],
         ];
+        let wg = Winograd::new(4, c, o, (6, 6), (0, 0), (4, 4));
         for swapped in [false, true] {
             let u = wg.transform_kernel(&weight, swapped);
+            assert_eq!(u.len(), 36 * o * c);
             for oc in 0..o {
                 for ic in 0..c {
                     let tap = |i: usize, j: usize| {
@@ -643,8 +769,8 @@ mod tests {
                             weight[(oc * c + ic) * 9 + i * 3 + j]
                         }
                     };
-                    for xi in 0..16 {
-                        let (i, j) = (xi / 4, xi % 4);
+                    for xi in 0..36 {
+                        let (i, j) = (xi / 6, xi % 6);
                         let want: f32 = (0..3)
                             .flat_map(|a| (0..3).map(move |b| (a, b)))
                             .map(|(a, b)| g[i][a] * tap(a, b) * g[j][b])

@@ -1,0 +1,219 @@
+//! The transforms of F(4×4, 3×3): each tile is a 4×4 block of outputs computed from
+//! a 6×6 patch, with 36 products per tile where F(2×2, 3×3) needs 64 for the same
+//! 16 outputs (2.25 multiplications per output instead of 4, against 9 for the
+//! direct form). The matrices are Lavin & Gray's, from the interpolation points
+//! 0, ±1, ±2 and ∞:
+//!
+//! ```text
+//! Bᵀ = [4  0 −5  0  1  0]    G = [ 1/4     0     0]    Aᵀ = [1  1  1  1  1  0]
+//!      [0 −4 −4  1  1  0]        [−1/6  −1/6  −1/6]         [0  1 −1  2 −2  0]
+//!      [0  4 −4 −1  1  0]        [−1/6   1/6  −1/6]         [0  1  1  4  4  0]
+//!      [0 −2 −1  2  1  0]        [1/24  1/12   1/6]         [0  1 −1  8 −8  1]
+//!      [0  2 −1 −2  1  0]        [1/24 −1/12   1/6]
+//!      [0  4  0 −5  0  1]        [   0     0     1]
+//! ```
+//!
+//! The larger coefficients cost some rounding: the results differ from the direct
+//! form by a few units in the 6th significant digit on unit-scale data (the conv
+//! tests hold them to 1e-4 of the largest output). The layout is the parent
+//! module's (slots with a spare one per tile row, passes over the slots of all the
+//! images of a group), with a step of 4 columns instead of 2.
+
+use super::{PlaneLayout, Winograd};
+
+impl Winograd {
+    /// [`transform_input`](Winograd::transform_input) for 4×4 tiles: `V = Bᵀ·d·B`
+    /// of every 6×6 patch of channel `channel` of `images` images.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn transform_input4(
+        &self,
+        input: &[f32],
+        layout: PlaneLayout,
+        channel: usize,
+        images: usize,
+        (v, first, stride): (&mut [f32], usize, usize),
+        padded: &mut [f32],
+        columns: &mut [f32],
+    ) {
+        let (ty_count, wp) = (self.tiles_y, self.padded_width());
+        let len = ty_count * wp;
+        let total = images * len;
+        let slots = images * self.slots();
+        let (planes, phases) = columns.split_at_mut(6 * (total + 2));
+        let mut parts = planes.chunks_exact_mut(total + 2);
+        let mut c: [&mut [f32]; 6] = std::array::from_fn(|_| parts.next().expect("six column planes"));
+        // The two floats past the last plane, read by its last spare slot.
+        for ci in c.iter_mut() {
+            ci[total..].fill(0.0);
+        }
+        // The padded plane is read in place, as in `transform_input`.
+        let x_lo = self.left.min(wp);
+        let cols = self.w.min(wp - x_lo);
+        let zeros = &mut padded[..cols];
+        zeros.fill(0.0);
+        let zeros = &*zeros;
+        for image in 0..images {
+            let at = image * layout.image_stride + channel * layout.channel_stride;
+            let plane = &input[at..at + self.h * self.w];
+            let row = |pr: usize| match pr.checked_sub(self.top) {
+                Some(r) if r < self.h => &plane[r * self.w..r * self.w + cols],
+                _ => zeros,
+            };
+            // Column transform Bᵀ·d of each tile row's six padded rows.
+            for ty in 0..ty_count {
+                let d: [&[f32]; 6] = std::array::from_fn(|a| row(4 * ty + a));
+                let start = image * len + ty * wp;
+                let [c0, c1, c2, c3, c4, c5] = &mut c;
+                let mut rows: [&mut [f32]; 6] = [
+                    &mut c0[start..start + wp],
+                    &mut c1[start..start + wp],
+                    &mut c2[start..start + wp],
+                    &mut c3[start..start + wp],
+                    &mut c4[start..start + wp],
+                    &mut c5[start..start + wp],
+                ];
+                if x_lo > 0 || x_lo + cols < wp {
+                    for r in rows.iter_mut() {
+                        r[..x_lo].fill(0.0);
+                        r[x_lo + cols..].fill(0.0);
+                    }
+                }
+                let [r0, r1, r2, r3, r4, r5] = &mut rows;
+                let (r0, r1, r2) = (
+                    &mut r0[x_lo..x_lo + cols],
+                    &mut r1[x_lo..x_lo + cols],
+                    &mut r2[x_lo..x_lo + cols],
+                );
+                let (r3, r4, r5) = (
+                    &mut r3[x_lo..x_lo + cols],
+                    &mut r4[x_lo..x_lo + cols],
+                    &mut r5[x_lo..x_lo + cols],
+                );
+                for x in 0..cols {
+                    let b = bt_times([d[0][x], d[1][x], d[2][x], d[3][x], d[4][x], d[5][x]]);
+                    (r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]) = (b[0], b[1], b[2], b[3], b[4], b[5]);
+                }
+            }
+        }
+        // Row transform ·B along each plane, slot by slot (a step of 4 columns).
+        // Slot `s` reads columns 4s .. 4s + 6: each plane is first split into its
+        // four phases (`e_k[s]` = column 4s + k), so that the transform reads six
+        // contiguous rows (`e_0..e_3` at `s`, `e_0, e_1` at `s + 1`) and is
+        // vectorized; reading the six columns directly it ran one slot at a time.
+        let (e0, rest) = phases.split_at_mut(slots + 1);
+        let (e1, rest) = rest.split_at_mut(slots + 1);
+        let (e2, rest) = rest.split_at_mut(slots + 1);
+        let e3 = &mut rest[..slots + 1];
+        for (i, ci) in c.iter().enumerate() {
+            for (s, phase) in ci[..4 * slots].chunks_exact(4).enumerate() {
+                (e0[s], e1[s], e2[s], e3[s]) = (phase[0], phase[1], phase[2], phase[3]);
+            }
+            (e0[slots], e1[slots]) = (ci[4 * slots], ci[4 * slots + 1]);
+            let [v0, v1, v2, v3, v4, v5] = rows_mut(&mut v[6 * i * stride + first..], stride, slots);
+            for s in 0..slots {
+                let b = bt_times([e0[s], e1[s], e2[s], e3[s], e0[s + 1], e1[s + 1]]);
+                (v0[s], v1[s], v2[s], v3[s], v4[s], v5[s]) = (b[0], b[1], b[2], b[3], b[4], b[5]);
+            }
+        }
+    }
+
+    /// [`transform_output`](Winograd::transform_output) for 4×4 tiles:
+    /// `Y = Aᵀ·M·A` of every slot's 36 products into `rows`: the four output rows
+    /// of each tile row, interleaved, of every image (`16 · images · slots`
+    /// floats), then the 24 rows of the first pass.
+    ///
+    /// Two passes, each a loop over the slots the compiler vectorizes: a single pass
+    /// reading all 36 products of a slot at once was not vectorized (measured).
+    #[inline(always)]
+    pub(super) fn transform_output4(
+        &self,
+        m: &[f32],
+        images: usize,
+        first: usize,
+        stride: usize,
+        rows: &mut [f32],
+    ) {
+        let slots = images * self.slots();
+        let (out_rows, columns) = rows.split_at_mut(16 * slots);
+        // Aᵀ·M down each column j: six products in, four rows out.
+        for j in 0..6 {
+            let ms: [&[f32]; 6] = std::array::from_fn(|i| &m[(i * 6 + j) * stride + first..][..slots]);
+            let [t0, t1, t2, t3] = rows_mut(&mut columns[4 * j * slots..], slots, slots);
+            for s in 0..slots {
+                let y = at_times([ms[0][s], ms[1][s], ms[2][s], ms[3][s], ms[4][s], ms[5][s]]);
+                (t0[s], t1[s], t2[s], t3[s]) = (y[0], y[1], y[2], y[3]);
+            }
+        }
+        // The same along each of the four rows, four outputs per slot.
+        for (r, row) in out_rows.chunks_exact_mut(4 * slots).enumerate() {
+            let t: [&[f32]; 6] = std::array::from_fn(|j| &columns[(4 * j + r) * slots..][..slots]);
+            for (s, y) in row.chunks_exact_mut(4).enumerate() {
+                y.copy_from_slice(&at_times([t[0][s], t[1][s], t[2][s], t[3][s], t[4][s], t[5][s]]));
+            }
+        }
+    }
+}
+
+/// `N` rows of `len` floats, `stride` apart, from the start of `buffer`.
+fn rows_mut<const N: usize>(mut buffer: &mut [f32], stride: usize, len: usize) -> [&mut [f32]; N] {
+    std::array::from_fn(|_| {
+        let rest = std::mem::take(&mut buffer);
+        let (row, rest) = rest.split_at_mut(stride.min(rest.len()));
+        buffer = rest;
+        &mut row[..len]
+    })
+}
+
+/// `Bᵀ·d` for six values along a column or row of a patch.
+#[inline(always)]
+fn bt_times(d: [f32; 6]) -> [f32; 6] {
+    let (a, b) = (d[4] - d[2], 2.0 * (d[3] - d[1]));
+    [
+        4.0 * d[0] - 5.0 * d[2] + d[4],
+        (d[3] + d[4]) - 4.0 * (d[1] + d[2]),
+        (d[4] - d[3]) + 4.0 * (d[1] - d[2]),
+        a + b,
+        a - b,
+        4.0 * d[1] - 5.0 * d[3] + d[5],
+    ]
+}
+
+/// `Aᵀ·m` for six products along a column or row of a tile.
+#[inline(always)]
+fn at_times(m: [f32; 6]) -> [f32; 4] {
+    let (a, b) = (m[1] + m[2], m[1] - m[2]);
+    let (c, d) = (m[3] + m[4], m[3] - m[4]);
+    [m[0] + a + c, b + 2.0 * d, a + 4.0 * c, b + 8.0 * d + m[5]]
+}
+
+/// `G·[a, b, d]ᵀ` for the kernel transform.
+pub(super) fn g_times(a: f32, b: f32, d: f32) -> [f32; 6] {
+    let s = a + d;
+    [
+        0.25 * a,
+        -(s + b) / 6.0,
+        -(s - b) / 6.0,
+        (0.25 * a + 0.5 * b + d) / 6.0,
+        (0.25 * a - 0.5 * b + d) / 6.0,
+        d,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_dimensional_f4_3_is_a_correlation() {
+        // y = Aᵀ·[(G·g) ⊙ (Bᵀ·d)]: four outputs of the 3-tap correlation of six inputs.
+        let d = [0.5f32, -1.25, 2.0, 0.75, -0.5, 1.5];
+        let g = [0.3f32, -0.7, 1.1];
+        let (u, v) = (g_times(g[0], g[1], g[2]), bt_times(d));
+        let y = at_times(std::array::from_fn(|i| u[i] * v[i]));
+        for (i, y) in y.into_iter().enumerate() {
+            let want: f32 = (0..3).map(|k| d[i + k] * g[k]).sum();
+            assert!((y - want).abs() < 1e-5, "y[{i}] = {y}, want {want}");
+        }
+    }
+}
