@@ -31,7 +31,7 @@ use super::im2col::ConvGeometry;
 
 mod f4;
 
-/// Channels (in or out) below which Winograd does not pay: its 16 products are
+/// Channels (in or out) below which Winograd does not pay: its products are
 /// `[O, C]·[C, T]`, and with a single input channel (a first layer) or output
 /// channel (that layer's input gradient) the transforms cost more than they save.
 const MIN_CHANNELS: usize = 8;
@@ -461,7 +461,10 @@ impl Winograd {
     /// slot `s` (counting on from one image to the next) goes to
     /// `v[ξ · stride + first + s]`.
     ///
-    /// Why slots: each plane is copied into a zero-padded one of width
+    /// Written here for 2×2 tiles; 4×4 tiles go to
+    /// [`transform_input4`](Self::transform_input4), the same with a step of 4.
+    ///
+    /// Why slots: each plane is read as a zero-padded one of width
     /// `2·(tiles_x + 1)`, so that tile `(ty, x)` starts at padded column `2·x`, and
     /// slot `s = ty·(tiles_x + 1) + x` at flat position `2·s` of a row-transformed
     /// plane. The column transforms of all images lie end to end, so the row
