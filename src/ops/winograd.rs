@@ -406,8 +406,9 @@ impl Winograd {
     /// `Ĝ = A·dY·Aᵀ` for every tile of one output-gradient plane (zero beyond its
     /// edges and in the spare slots), into `m` as [`transform_input`](Self::transform_input)
     /// writes `v`.
-    #[inline(always)]
-    fn transform_grad_body(
+    /// (Not multiversioned: its column pass runs over rows of 13 tiles on R2, which
+    /// AVX2 left mostly to scalar remainders; R2's conv backward was 5% slower.)
+    fn transform_grad(
         &self,
         plane: &[f32],
         m: &mut [f32],
@@ -648,18 +649,6 @@ impl Winograd {
         /// See [`transform_output4`](Self::transform_output4).
         fn transform_output(&self, m: &[f32], images: usize, first: usize, stride: usize, rows: &mut [f32])
             => transform_output4
-    );
-    multiversioned!(
-        /// See [`transform_grad_body`](Self::transform_grad_body).
-        fn transform_grad(
-            &self,
-            plane: &[f32],
-            m: &mut [f32],
-            first: usize,
-            stride: usize,
-            padded: &mut [f32],
-            rows: &mut [f32],
-        ) => transform_grad_body
     );
 }
 
