@@ -456,9 +456,11 @@ where
     let split = Split::new(n, p);
     let wt = mat(w, k, o, k, true);
     let winograd = need_x.then(|| Winograd::input_gradient(g, o)).flatten();
-    let split = split.for_winograd(winograd.as_ref());
-    let u = winograd.map(|wg| wg.transform_kernel(w, true));
     let winograd_w = need_w.then(|| Winograd::for_weight_gradient(g, o)).flatten();
+    let split = split
+        .for_winograd(winograd.as_ref())
+        .for_winograd(winograd_w.as_ref());
+    let u = winograd.map(|wg| wg.transform_kernel(w, true));
     let [v_len, m_len, work_len] = [winograd, winograd_w]
         .iter()
         .flatten()
@@ -470,15 +472,8 @@ where
     let task = |first_image: usize, x: &[f32], mut dx: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
         let images = x.len() / image;
         let mut dw = vec![0.0f32; if need_w { o * k } else { 0 }];
-        // The weight gradient in Winograd's domain, `[16][O][C]`, summed over the task.
-        let mut uw = vec![
-            0.0f32;
-            if winograd_w.is_some() {
-                16 * o * g.channels
-            } else {
-                0
-            }
-        ];
+        // The weight gradient in Winograd's domain, `[ξ][O][C]`, summed over the task.
+        let mut uw = vec![0.0f32; winograd_w.map_or(0, |wg| wg.positions() * o * g.channels)];
         let mut db = vec![0.0f32; if need_b { o } else { 0 }];
         if let Some(dx) = dx.as_deref_mut() {
             // Write before col2im reads: fresh pages of a large zeroed allocation are

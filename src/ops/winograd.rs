@@ -124,7 +124,7 @@ impl Winograd {
     pub fn for_weight_gradient(g: &ConvGeometry, o: usize) -> Option<Winograd> {
         let fits = g.channels.min(o) >= MIN_CHANNELS && g.oh * g.ow >= MIN_BACKWARD_PIXELS;
         (is_3x3_stride_1(g) && fits)
-            .then(|| Winograd::new(2, g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
+            .then(|| Winograd::new(4, g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
     }
 
     fn new(
@@ -158,7 +158,7 @@ impl Winograd {
     }
 
     /// Positions `ξ` of a transformed tile: `(tile + 2)²`.
-    fn positions(&self) -> usize {
+    pub fn positions(&self) -> usize {
         (self.tile + 2) * (self.tile + 2)
     }
 
@@ -348,18 +348,15 @@ impl Winograd {
         uw: &mut [f32],
         scratch: Scratch,
     ) {
-        assert_eq!(
-            self.tile, 2,
-            "winograd: the weight gradient is written for F(2×2, 3×3)"
-        );
         let Scratch { v, m, work } = scratch;
         let [padded, column_work, _] = self.split_work(images, work);
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
         let t = columns(images * slots);
         // Padding columns: zero in both operands, so they add nothing.
-        for row in v[..16 * c * t]
+        let positions = self.positions();
+        for row in v[..positions * c * t]
             .chunks_exact_mut(t)
-            .chain(m[..16 * o * t].chunks_exact_mut(t))
+            .chain(m[..positions * o * t].chunks_exact_mut(t))
         {
             row[images * slots..].fill(0.0);
         }
@@ -367,14 +364,21 @@ impl Winograd {
             let target = (&mut *v, ic * t, c * t);
             self.transform_input(input, input_layout, ic, images, target, padded, column_work);
         }
-        for image in 0..images {
+        if self.tile == 4 {
             for oc in 0..o {
-                let at = image * grad_layout.image_stride + oc * grad_layout.channel_stride;
-                let plane = &grad[at..at + self.oh * self.ow];
-                self.transform_grad(plane, m, oc * t + image * slots, o * t, padded, column_work);
+                let target = (&mut *m, oc * t, o * t);
+                self.transform_grad4v(grad, grad_layout, oc, images, target, padded, column_work);
+            }
+        } else {
+            for image in 0..images {
+                for oc in 0..o {
+                    let at = image * grad_layout.image_stride + oc * grad_layout.channel_stride;
+                    let plane = &grad[at..at + self.oh * self.ow];
+                    self.transform_grad(plane, m, oc * t + image * slots, o * t, padded, column_work);
+                }
             }
         }
-        for xi in 0..16 {
+        for xi in 0..positions {
             let g = ArrayView2::from_shape((o, t), &m[xi * o * t..(xi + 1) * o * t]).expect("Ĝ fits");
             let vt = ArrayView2::from_shape((t, c).strides((1, t)), &v[xi * c * t..(xi + 1) * c * t])
                 .expect("V fits");
@@ -387,6 +391,9 @@ impl Winograd {
     /// `Gᵀ·Û·G` for every kernel: the `[O, C, 3, 3]` weight gradient from the sum
     /// [`weight_gradient`](Self::weight_gradient) accumulated in `uw`.
     pub fn weight_from_transformed(&self, uw: &[f32]) -> Vec<f32> {
+        if self.tile == 4 {
+            return self.weight_from_transformed4(uw);
+        }
         let (o, c) = (self.out_channels, self.channels);
         let mut dw = vec![0.0f32; o * c * 9];
         for oc in 0..o {
@@ -644,6 +651,19 @@ impl Winograd {
             padded: &mut [f32],
             columns: &mut [f32],
         ) => transform_input_body
+    );
+    multiversioned!(
+        /// See [`transform_grad4`](Self::transform_grad4).
+        fn transform_grad4v(
+            &self,
+            grad: &[f32],
+            layout: PlaneLayout,
+            channel: usize,
+            images: usize,
+            target: (&mut [f32], usize, usize),
+            padded: &mut [f32],
+            columns: &mut [f32],
+        ) => transform_grad4
     );
     multiversioned!(
         /// See [`transform_output4`](Self::transform_output4).

@@ -155,6 +155,131 @@ impl Winograd {
     }
 }
 
+impl Winograd {
+    /// `Ĝ = A·dY·Aᵀ` (6×6) of every 4×4 tile of output channel `channel` of `images`
+    /// output-gradient planes (`grad`, laid out as `layout`), zero beyond the
+    /// planes' edges and in the spare slots: with `(m, first, stride)` as `target`,
+    /// `Ĝ_ξ` of slot `s` goes to `m[ξ · stride + first + s]`, as
+    /// [`transform_input4`](Self::transform_input4) writes `V`.
+    ///
+    /// As there, a column pass over whole rows of every image, then a row pass over
+    /// the four column phases of all their slots: both loops are long and
+    /// vectorized, where a row pass over each row's quadruples and a column pass
+    /// per tile row (7 slots on R2) ran one element at a time (profiled).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn transform_grad4(
+        &self,
+        grad: &[f32],
+        layout: PlaneLayout,
+        channel: usize,
+        images: usize,
+        (m, first, stride): (&mut [f32], usize, usize),
+        padded: &mut [f32],
+        columns: &mut [f32],
+    ) {
+        let (ty_count, wp) = (self.tiles_y, self.padded_width());
+        let len = ty_count * wp;
+        let slots = images * self.slots();
+        let (planes, phases) = columns.split_at_mut(6 * images * len);
+        let mut parts = planes.chunks_exact_mut(images * len);
+        let mut c: [&mut [f32]; 6] = std::array::from_fn(|_| parts.next().expect("six column planes"));
+        let cols = self.ow.min(wp);
+        let zeros = &mut padded[..cols];
+        zeros.fill(0.0);
+        let zeros = &*zeros;
+        for image in 0..images {
+            let at = image * layout.image_stride + channel * layout.channel_stride;
+            let plane = &grad[at..at + self.oh * self.ow];
+            let row = |r: usize| {
+                if r < self.oh {
+                    &plane[r * self.ow..r * self.ow + cols]
+                } else {
+                    zeros
+                }
+            };
+            // Column transform A·dY of each tile row's four rows.
+            for ty in 0..ty_count {
+                let d: [&[f32]; 4] = std::array::from_fn(|a| row(4 * ty + a));
+                let start = image * len + ty * wp;
+                let [c0, c1, c2, c3, c4, c5] = &mut c;
+                let mut rows: [&mut [f32]; 6] = [
+                    &mut c0[start..start + wp],
+                    &mut c1[start..start + wp],
+                    &mut c2[start..start + wp],
+                    &mut c3[start..start + wp],
+                    &mut c4[start..start + wp],
+                    &mut c5[start..start + wp],
+                ];
+                for r in rows.iter_mut() {
+                    r[cols..].fill(0.0);
+                }
+                let [r0, r1, r2, r3, r4, r5] = &mut rows;
+                let (r0, r1, r2) = (&mut r0[..cols], &mut r1[..cols], &mut r2[..cols]);
+                let (r3, r4, r5) = (&mut r3[..cols], &mut r4[..cols], &mut r5[..cols]);
+                for x in 0..cols {
+                    let g = a_times([d[0][x], d[1][x], d[2][x], d[3][x]]);
+                    (r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]) = (g[0], g[1], g[2], g[3], g[4], g[5]);
+                }
+            }
+        }
+        // Row transform ·Aᵀ along each plane, slot by slot, from its four phases.
+        let (e0, rest) = phases.split_at_mut(slots);
+        let (e1, rest) = rest.split_at_mut(slots);
+        let (e2, rest) = rest.split_at_mut(slots);
+        let e3 = &mut rest[..slots];
+        for (i, ci) in c.iter().enumerate() {
+            for (s, phase) in ci[..4 * slots].chunks_exact(4).enumerate() {
+                (e0[s], e1[s], e2[s], e3[s]) = (phase[0], phase[1], phase[2], phase[3]);
+            }
+            let [m0, m1, m2, m3, m4, m5] = rows_mut(&mut m[6 * i * stride + first..], stride, slots);
+            for s in 0..slots {
+                let g = a_times([e0[s], e1[s], e2[s], e3[s]]);
+                (m0[s], m1[s], m2[s], m3[s], m4[s], m5[s]) = (g[0], g[1], g[2], g[3], g[4], g[5]);
+            }
+        }
+    }
+
+    /// [`weight_from_transformed`](Winograd::weight_from_transformed) for 4×4
+    /// tiles: `Gᵀ·Û·G` (6×6 → 3×3) for every kernel.
+    pub(super) fn weight_from_transformed4(&self, uw: &[f32]) -> Vec<f32> {
+        let (o, c) = (self.out_channels, self.channels);
+        let mut dw = vec![0.0f32; o * c * 9];
+        for oc in 0..o {
+            for ic in 0..c {
+                let u = |i: usize, j: usize| uw[((i * 6 + j) * o + oc) * c + ic];
+                // Gᵀ·Û column by column, then (Gᵀ·Û)·G row by row.
+                let gu: [[f32; 3]; 6] = std::array::from_fn(|j| gt_times(std::array::from_fn(|i| u(i, j))));
+                let kernel = &mut dw[(oc * c + ic) * 9..(oc * c + ic + 1) * 9];
+                for (i, row) in kernel.chunks_exact_mut(3).enumerate() {
+                    row.copy_from_slice(&gt_times(std::array::from_fn(|j| gu[j][i])));
+                }
+            }
+        }
+        dw
+    }
+}
+
+/// `A·[a, b, c, d]ᵀ` (`A = (Aᵀ)ᵀ`, 6×4) for the output-gradient transform.
+#[inline(always)]
+fn a_times(q: [f32; 4]) -> [f32; 6] {
+    let (even, odd) = (q[0] + q[2], q[1] + q[3]);
+    let (even4, odd2) = (q[0] + 4.0 * q[2], 2.0 * q[1] + 8.0 * q[3]);
+    [q[0], even + odd, even - odd, even4 + odd2, even4 - odd2, q[3]]
+}
+
+/// `Gᵀ·x` (3×6) for the weight gradient's way back from the transformed domain.
+#[inline(always)]
+fn gt_times(x: [f32; 6]) -> [f32; 3] {
+    let (s12, d12) = (x[1] + x[2], x[1] - x[2]);
+    let (s34, d34) = (x[3] + x[4], x[3] - x[4]);
+    [
+        0.25 * x[0] - s12 / 6.0 + s34 / 24.0,
+        -d12 / 6.0 + d34 / 12.0,
+        (s34 - s12) / 6.0 + x[5],
+    ]
+}
+
 /// `N` rows of `len` floats, `stride` apart, from the start of `buffer`.
 fn rows_mut<const N: usize>(mut buffer: &mut [f32], stride: usize, len: usize) -> [&mut [f32]; N] {
     std::array::from_fn(|_| {
@@ -203,6 +328,19 @@ pub(super) fn g_times(a: f32, b: f32, d: f32) -> [f32; 6] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gradient_transforms_are_the_transposes() {
+        // <A·q, y> = <q, Aᵀ·y> and <Gᵀ·x, g> = <x, G·g>.
+        let (q, y) = ([0.5f32, -1.0, 2.0, 0.25], [1.0f32, -0.5, 0.75, 2.0, -1.5, 0.3]);
+        let lhs: f32 = a_times(q).iter().zip(&y).map(|(a, b)| a * b).sum();
+        let rhs: f32 = q.iter().zip(&at_times(y)).map(|(a, b)| a * b).sum();
+        assert!((lhs - rhs).abs() < 1e-5, "{lhs} vs {rhs}");
+        let (x, g) = ([0.4f32, -1.2, 0.7, 1.9, -0.3, 0.8], [1.5f32, -0.25, 0.6]);
+        let lhs: f32 = gt_times(x).iter().zip(&g).map(|(a, b)| a * b).sum();
+        let rhs: f32 = x.iter().zip(&g_times(g[0], g[1], g[2])).map(|(a, b)| a * b).sum();
+        assert!((lhs - rhs).abs() < 1e-5, "{lhs} vs {rhs}");
+    }
 
     #[test]
     fn one_dimensional_f4_3_is_a_correlation() {
