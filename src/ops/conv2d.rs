@@ -9,7 +9,7 @@
 //! - input gradient: `dcol[K, B·P] = Wᵀ · G`, then col2im adds `dcol` back into `dx`.
 //!
 //! 3×3 stride-1 kernels with at least 8 channels each way compute all three with
-//! Winograd's F(2×2, 3×3) instead (see [`winograd`](super::winograd)): 2.25× fewer
+//! Winograd's F(4×4, 3×3) instead (see [`winograd`](super::winograd)): 4× fewer
 //! multiplications.
 //!
 //! [`forward_with`] and [`backward_with`] run the products group by group and leave

@@ -1,35 +1,39 @@
-//! Winograd's minimal filtering algorithms for 3×3, stride-1 convolutions, with
+//! Winograd's minimal filtering F(4×4, 3×3) for 3×3, stride-1 convolutions, with
 //! the transforms of Lavin & Gray, "Fast Algorithms for Convolutional Neural
-//! Networks" (2016). Each block of `m × m` outputs ("tile") depends on an
-//! `n × n` patch `d` (`n = m + 2`) of each input channel:
+//! Networks" (2016) (see [`transforms`]). Each 4×4 block of outputs ("tile")
+//! depends on a 6×6 patch `d` of each input channel:
 //!
-//! - kernel: `U = G·g·Gᵀ` (`n × n`, once per call),
-//! - input: `V = Bᵀ·d·B` (`n × n` per tile and channel),
-//! - then for each of the `n²` positions `ξ` a matrix product over channels:
+//! - kernel: `U = G·g·Gᵀ` (6×6, once per call),
+//! - input: `V = Bᵀ·d·B` (6×6 per tile and channel),
+//! - then for each of the 36 positions `ξ` a matrix product over channels:
 //!   `M_ξ[O, T] = U_ξ[O, C] · V_ξ[C, T]` (`T` tiles of a group of images),
-//! - output: `Y = Aᵀ·M·A` (`m × m` per tile and output channel).
+//! - output: `Y = Aᵀ·M·A` (4×4 per tile and output channel).
 //!
-//! The forward pass and the input gradient (itself a 3×3 stride-1 convolution: of
-//! the output gradient with the kernel rotated by 180° and its channel axes
-//! swapped, padded by `2 − padding`) use F(4×4, 3×3) ([`f4`]): 36 products of
-//! `O·C·T` multiply-adds per 16 outputs, where im2col does `O·9C·16T`, 4x fewer.
-//! Against F(2×2, 3×3) that took R2's second conv forward from 2.6 to 2.2 ms.
+//! That is 36 products of `O·C·T` multiply-adds per 16 outputs, where im2col does
+//! `O·9C·16T`: 4x fewer multiplications (F(2×2, 3×3), which this replaced, saves
+//! 2.25x).
 //!
-//! The weight gradient uses F(2×2, 3×3), summed over tiles in the transformed
-//! domain (see [`weight_gradient`](Winograd::weight_gradient)); on R2's second conv
-//! it made forward + backward 17% faster than im2col's. Its transforms have
-//! coefficients 0, ±1 and ±½, so it rounds like the direct form.
+//! Used for the forward pass; for the input gradient, which is itself a 3×3
+//! stride-1 convolution: of the output gradient with the kernel rotated by 180° and
+//! its channel axes swapped, padded by `2 − padding`; and for the weight gradient,
+//! summed over tiles in the transformed domain (see
+//! [`weight_gradient`](Winograd::weight_gradient)). On R2's second conv, forward
+//! and backward took 9.6 ms against 10.6 ms with F(2×2, 3×3) and 13.9 ms with
+//! im2col (measured).
 //!
-//! The transforms are additions (and, for F(4×4), multiplications by small
-//! constants) over long rows of tile "slots" of all the images of a group, which the
-//! compiler vectorizes, with AVX2 when the CPU has it (see `multiversioned!`).
+//! The transforms are additions and multiplications by small constants over long
+//! rows of tile "slots" of all the images of a group, which the compiler
+//! vectorizes, with AVX2 when the CPU has it (see `multiversioned!`).
 
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 
-mod f4;
+mod transforms;
+
+/// Outputs per tile side: F(4×4, 3×3).
+const TILE: usize = 4;
 
 /// Channels (in or out) below which Winograd does not pay: its products are
 /// `[O, C]·[C, T]`, and with a single input channel (a first layer) or output
@@ -39,8 +43,9 @@ const MIN_CHANNELS: usize = 8;
 /// Output pixels per plane below which the backward pass stays with im2col. The
 /// backward's extra transforms (of the output gradient, and of the input again for
 /// the weight gradient) weigh more on small planes: on R1's 11×11 outputs im2col made
-/// a training step 10% faster (9.0 → 8.1 ms), on the default net's 14×14 the two
-/// measured equal, on R2's 24×24 Winograd was 17% faster. The forward pass uses
+/// a training step faster (6.95 against 7.7 ms with F(4×4, 3×3); 8.1 against 9.0 ms
+/// with F(2×2, 3×3)), on the default net's 14×14 the two measured equal (with
+/// F(2×2, 3×3)), on R2's 24×24 Winograd was 17% faster. The forward pass uses
 /// Winograd on all sizes: it measured faster even on 11×11.
 const MIN_BACKWARD_PIXELS: usize = 160;
 
@@ -90,8 +95,6 @@ pub(super) struct Winograd {
     left: usize,
     oh: usize,
     ow: usize,
-    /// Outputs per tile side: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3).
-    tile: usize,
     tiles_y: usize,
     tiles_x: usize,
 }
@@ -100,23 +103,15 @@ impl Winograd {
     /// The forward pass of `g` with `o` output channels, if Winograd applies.
     pub fn forward(g: &ConvGeometry, o: usize) -> Option<Winograd> {
         (is_3x3_stride_1(g) && g.channels.min(o) >= MIN_CHANNELS)
-            .then(|| Winograd::new(4, g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
+            .then(|| Winograd::new(g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
     }
 
     /// The input gradient of `g` (a convolution of the `o` output-gradient planes
     /// into the `C` input planes), if Winograd applies.
     pub fn input_gradient(g: &ConvGeometry, o: usize) -> Option<Winograd> {
         let fits = g.top <= 2 && g.left <= 2 && g.oh * g.ow >= MIN_BACKWARD_PIXELS;
-        (is_3x3_stride_1(g) && g.channels.min(o) >= MIN_CHANNELS && fits).then(|| {
-            Winograd::new(
-                4,
-                o,
-                g.channels,
-                (g.oh, g.ow),
-                (2 - g.top, 2 - g.left),
-                (g.h, g.w),
-            )
-        })
+        (is_3x3_stride_1(g) && g.channels.min(o) >= MIN_CHANNELS && fits)
+            .then(|| Winograd::new(o, g.channels, (g.oh, g.ow), (2 - g.top, 2 - g.left), (g.h, g.w)))
     }
 
     /// The weight gradient of `g` with `o` output channels, if Winograd applies
@@ -124,11 +119,10 @@ impl Winograd {
     pub fn for_weight_gradient(g: &ConvGeometry, o: usize) -> Option<Winograd> {
         let fits = g.channels.min(o) >= MIN_CHANNELS && g.oh * g.ow >= MIN_BACKWARD_PIXELS;
         (is_3x3_stride_1(g) && fits)
-            .then(|| Winograd::new(4, g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
+            .then(|| Winograd::new(g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
     }
 
     fn new(
-        tile: usize,
         channels: usize,
         out_channels: usize,
         (h, w): (usize, usize),
@@ -144,9 +138,8 @@ impl Winograd {
             left,
             oh,
             ow,
-            tile,
-            tiles_y: oh.div_ceil(tile),
-            tiles_x: ow.div_ceil(tile),
+            tiles_y: oh.div_ceil(TILE),
+            tiles_x: ow.div_ceil(TILE),
         }
     }
 
@@ -159,7 +152,7 @@ impl Winograd {
 
     /// Positions `ξ` of a transformed tile: `(tile + 2)²`.
     pub fn positions(&self) -> usize {
-        (self.tile + 2) * (self.tile + 2)
+        (TILE + 2) * (TILE + 2)
     }
 
     /// Images per product group: at least `group`, and enough for 160 slots, since
@@ -173,44 +166,38 @@ impl Winograd {
     /// inputs, the products, and the transforms' work space.
     pub fn scratch_len(&self, images: usize) -> [usize; 3] {
         let t = columns(images * self.slots());
-        let [padded, columns, rows] = self.work_lens(images);
+        let [zero_row, columns, rows] = self.work_lens(images);
         [
             self.positions() * self.channels * t,
             self.positions() * self.out_channels * t,
-            padded + columns + rows,
+            zero_row + columns + rows,
         ]
     }
 
-    /// The work space of the transforms of `images` images: a zero-padded plane,
-    /// the column transforms of one channel of every image (four rows of tiles
-    /// each, then the two floats the last spare slot reads), and two interleaved
-    /// output rows per tile row of every image.
+    /// The work space of the transforms of `images` images: a row of zeros (the
+    /// padding's rows), the column transforms of one channel of every image (six
+    /// rows of tiles each, then the two floats the last spare slot reads) with
+    /// their four column phases, and the output transform's rows: the four output
+    /// rows of every tile row, then the 24 rows of its first pass.
     fn work_lens(&self, images: usize) -> [usize; 3] {
-        let (m, wp, slots) = (self.tile, self.padded_width(), images * self.slots());
-        // With 4×4 tiles: also the input transform's four column phases and the
-        // output transform's 24 rows of its first pass.
-        let (phases, first_pass) = if m == 4 {
-            (4 * (slots + 1), 24 * slots)
-        } else {
-            (0, 0)
-        };
+        let (wp, slots) = (self.padded_width(), images * self.slots());
         [
-            (m * self.tiles_y + 2) * wp,
-            (m + 2) * (images * self.tiles_y * wp + 2) + phases,
-            m * m * slots + first_pass,
+            wp,
+            6 * (images * self.tiles_y * wp + 2) + 4 * (slots + 1),
+            (16 + 24) * slots,
         ]
     }
 
-    /// Width of the zero-padded plane the transforms work on: `tile` columns per
-    /// slot, so that tile `(ty, x)` starts at padded column `tile·x`.
+    /// Width of the zero-padded plane the transforms read: 4 columns per slot, so
+    /// that tile `(ty, x)` starts at padded column `4·x`.
     fn padded_width(&self) -> usize {
-        self.tile * (self.tiles_x + 1)
+        TILE * (self.tiles_x + 1)
     }
 
     /// `work` cut into the parts [`work_lens`](Self::work_lens) describes.
     fn split_work<'a>(&self, images: usize, work: &'a mut [f32]) -> [&'a mut [f32]; 3] {
-        let [padded, columns, _] = self.work_lens(images);
-        let (first, rest) = work.split_at_mut(padded);
+        let [zero_row, columns, _] = self.work_lens(images);
+        let (first, rest) = work.split_at_mut(zero_row);
         let (second, third) = rest.split_at_mut(columns);
         [first, second, third]
     }
@@ -220,11 +207,7 @@ impl Winograd {
     /// of the convolution whose input gradient this is: its channel axes are swapped
     /// and each kernel is rotated by 180°.
     pub fn transform_kernel(&self, weight: &[f32], swapped: bool) -> Vec<f32> {
-        assert_eq!(
-            self.tile, 4,
-            "winograd: the kernel transform is written for F(4×4, 3×3)"
-        );
-        self.transform_kernel_with(weight, swapped, f4::g_times)
+        self.transform_kernel_with(weight, swapped, transforms::g_times)
     }
 
     /// [`transform_kernel`](Self::transform_kernel) with `G·[a, b, d]ᵀ` given.
@@ -289,12 +272,8 @@ impl Winograd {
         out_layout: PlaneLayout,
         scratch: Scratch,
     ) {
-        assert_eq!(
-            self.tile, 4,
-            "winograd: the forward pass is written for F(4×4, 3×3)"
-        );
         let Scratch { v, m, work } = scratch;
-        let [padded, column_work, rows] = self.split_work(images, work);
+        let [zero_row, column_work, rows] = self.split_work(images, work);
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
         let t = columns(images * slots);
         if t > images * slots {
@@ -305,7 +284,7 @@ impl Winograd {
         }
         for ic in 0..c {
             let target = (&mut *v, ic * t, c * t);
-            self.transform_input(input, input_layout, ic, images, target, padded, column_work);
+            self.transform_input(input, input_layout, ic, images, target, zero_row, column_work);
         }
         for xi in 0..self.positions() {
             let u = ArrayView2::from_shape((o, c), &u[xi * o * c..(xi + 1) * o * c]).expect("U fits");
@@ -320,7 +299,7 @@ impl Winograd {
             for image in 0..images {
                 let at = image * out_layout.image_stride + oc * out_layout.channel_stride;
                 self.copy_output(
-                    &rows[..self.tile * self.tile * images * slots],
+                    &rows[..TILE * TILE * images * slots],
                     image,
                     &mut out[at..at + self.oh * self.ow],
                 );
@@ -328,14 +307,14 @@ impl Winograd {
         }
     }
 
-    /// Adds to `uw` (`[16][O][C]`, the weight gradient in the transformed domain)
+    /// Adds to `uw` (`[36][O][C]`, the weight gradient in the transformed domain)
     /// the contribution of `images` images: their input planes (`input`, as in
     /// [`run`](Self::run)) and output-gradient planes (`grad`, `oh × ow`, laid out as
     /// `grad_layout`). [`weight_from_transformed`](Self::weight_from_transformed)
     /// turns the sum into the `[O, C, 3, 3]` gradient.
     ///
     /// The forward pass is `Y = Aᵀ·[(G·g·Gᵀ) ⊙ V]·A` per tile, so the gradient of the
-    /// kernel is `Gᵀ·[(A·dY·Aᵀ) ⊙ V]·G` summed over tiles: the 16 positions `ξ` give
+    /// kernel is `Gᵀ·[(A·dY·Aᵀ) ⊙ V]·G` summed over tiles: the 36 positions `ξ` give
     /// products `Û_ξ[O, C] += Ĝ_ξ[O, T] · V_ξ[C, T]ᵀ` with `Ĝ = A·dY·Aᵀ`.
     #[allow(clippy::too_many_arguments)]
     pub fn weight_gradient(
@@ -349,7 +328,7 @@ impl Winograd {
         scratch: Scratch,
     ) {
         let Scratch { v, m, work } = scratch;
-        let [padded, column_work, _] = self.split_work(images, work);
+        let [zero_row, column_work, _] = self.split_work(images, work);
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
         let t = columns(images * slots);
         // Padding columns: zero in both operands, so they add nothing.
@@ -362,21 +341,11 @@ impl Winograd {
         }
         for ic in 0..c {
             let target = (&mut *v, ic * t, c * t);
-            self.transform_input(input, input_layout, ic, images, target, padded, column_work);
+            self.transform_input(input, input_layout, ic, images, target, zero_row, column_work);
         }
-        if self.tile == 4 {
-            for oc in 0..o {
-                let target = (&mut *m, oc * t, o * t);
-                self.transform_grad4v(grad, grad_layout, oc, images, target, padded, column_work);
-            }
-        } else {
-            for image in 0..images {
-                for oc in 0..o {
-                    let at = image * grad_layout.image_stride + oc * grad_layout.channel_stride;
-                    let plane = &grad[at..at + self.oh * self.ow];
-                    self.transform_grad(plane, m, oc * t + image * slots, o * t, padded, column_work);
-                }
-            }
+        for oc in 0..o {
+            let target = (&mut *m, oc * t, o * t);
+            self.transform_grad(grad, grad_layout, oc, images, target, zero_row, column_work);
         }
         for xi in 0..positions {
             let g = ArrayView2::from_shape((o, t), &m[xi * o * t..(xi + 1) * o * t]).expect("Ĝ fits");
@@ -391,199 +360,14 @@ impl Winograd {
     /// `Gᵀ·Û·G` for every kernel: the `[O, C, 3, 3]` weight gradient from the sum
     /// [`weight_gradient`](Self::weight_gradient) accumulated in `uw`.
     pub fn weight_from_transformed(&self, uw: &[f32]) -> Vec<f32> {
-        if self.tile == 4 {
-            return self.weight_from_transformed4(uw);
-        }
-        let (o, c) = (self.out_channels, self.channels);
-        let mut dw = vec![0.0f32; o * c * 9];
-        for oc in 0..o {
-            for ic in 0..c {
-                let u = |i: usize, j: usize| uw[((i * 4 + j) * o + oc) * c + ic];
-                // Gᵀ·Û column by column, then (Gᵀ·Û)·G row by row.
-                let gu: [[f32; 3]; 4] = std::array::from_fn(|j| gt_times(u(0, j), u(1, j), u(2, j), u(3, j)));
-                let kernel = &mut dw[(oc * c + ic) * 9..(oc * c + ic + 1) * 9];
-                for (i, row) in kernel.chunks_exact_mut(3).enumerate() {
-                    row.copy_from_slice(&gt_times(gu[0][i], gu[1][i], gu[2][i], gu[3][i]));
-                }
-            }
-        }
-        dw
-    }
-
-    /// `Ĝ = A·dY·Aᵀ` for every tile of one output-gradient plane (zero beyond its
-    /// edges and in the spare slots), into `m` as [`transform_input`](Self::transform_input)
-    /// writes `v`.
-    /// (Not multiversioned: its column pass runs over rows of 13 tiles on R2, which
-    /// AVX2 left mostly to scalar remainders; R2's conv backward was 5% slower.)
-    fn transform_grad(
-        &self,
-        plane: &[f32],
-        m: &mut [f32],
-        first: usize,
-        stride: usize,
-        padded: &mut [f32],
-        rows: &mut [f32],
-    ) {
-        let (ty_count, l) = (self.tiles_y, self.tiles_x + 1);
-        let wp = 2 * l;
-        padded[..2 * ty_count * wp].fill(0.0);
-        for r in 0..self.oh {
-            padded[r * wp..r * wp + self.ow].copy_from_slice(&plane[r * self.ow..(r + 1) * self.ow]);
-        }
-        // Row transform dY·Aᵀ: [p, p + q, p − q, −q] of each tile's pair of columns.
-        let len = 2 * ty_count * l;
-        let (r0, rest) = rows.split_at_mut(len);
-        let (r1, rest) = rest.split_at_mut(len);
-        let (r2, rest) = rest.split_at_mut(len);
-        let r3 = &mut rest[..len];
-        let pairs = &padded[..2 * len];
-        for f in 0..len {
-            let (p, q) = (pairs[2 * f], pairs[2 * f + 1]);
-            r0[f] = p;
-            r1[f] = p + q;
-            r2[f] = p - q;
-            r3[f] = -q;
-        }
-        // Column transform A·(dY·Aᵀ): the same on each tile's pair of rows.
-        for (j, rj) in [&*r0, &*r1, &*r2, &*r3].into_iter().enumerate() {
-            for ty in 0..ty_count {
-                let p = &rj[2 * ty * l..(2 * ty + 1) * l];
-                let q = &rj[(2 * ty + 1) * l..(2 * ty + 2) * l];
-                let at = |i: usize| (4 * i + j) * stride + first + ty * l;
-                m[at(0)..at(0) + l].copy_from_slice(p);
-                for (x, d) in m[at(1)..at(1) + l].iter_mut().enumerate() {
-                    *d = p[x] + q[x];
-                }
-                for (x, d) in m[at(2)..at(2) + l].iter_mut().enumerate() {
-                    *d = p[x] - q[x];
-                }
-                for (x, d) in m[at(3)..at(3) + l].iter_mut().enumerate() {
-                    *d = -q[x];
-                }
-            }
-        }
-    }
-
-    /// `V = Bᵀ·d·B` for every tile of channel `channel` of `images` images (planes of
-    /// `input` laid out as `layout`): with `(v, first, stride)` as `target`, `V_ξ` of
-    /// slot `s` (counting on from one image to the next) goes to
-    /// `v[ξ · stride + first + s]`.
-    ///
-    /// Written here for 2×2 tiles; 4×4 tiles go to
-    /// [`transform_input4`](Self::transform_input4), the same with a step of 4.
-    ///
-    /// Why slots: each plane is read as a zero-padded one of width
-    /// `2·(tiles_x + 1)`, so that tile `(ty, x)` starts at padded column `2·x`, and
-    /// slot `s = ty·(tiles_x + 1) + x` at flat position `2·s` of a row-transformed
-    /// plane. The column transforms of all images lie end to end, so the row
-    /// transform is one long loop over the slots of every image, which the compiler
-    /// vectorizes; per-tile loops over a row of 6 or 12 tiles were mostly loop
-    /// overhead, and a loop per plane (42 slots on R1's second conv) was slower than
-    /// one per group of images (measured).
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn transform_input_body(
-        &self,
-        input: &[f32],
-        layout: PlaneLayout,
-        channel: usize,
-        images: usize,
-        (v, first, stride): (&mut [f32], usize, usize),
-        padded: &mut [f32],
-        columns: &mut [f32],
-    ) {
-        if self.tile == 4 {
-            return self.transform_input4(
-                input,
-                layout,
-                channel,
-                images,
-                (v, first, stride),
-                padded,
-                columns,
-            );
-        }
-        let (ty_count, wp) = (self.tiles_y, 2 * (self.tiles_x + 1));
-        let len = ty_count * wp;
-        let total = images * len;
-        let (c0, rest) = columns.split_at_mut(total + 2);
-        let (c1, rest) = rest.split_at_mut(total + 2);
-        let (c2, c3) = rest.split_at_mut(total + 2);
-        // The two floats past the last transformed plane, read by its last spare
-        // slot: finite, because the weight gradient multiplies spare slots by zero.
-        // (The spare slot of an earlier image reads the next image's first two.)
-        for tail in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
-            tail[total..total + 2].fill(0.0);
-        }
-        // The padded plane is read in place: its columns left .. left + cols hold the
-        // input row's first `cols` pixels, its rows beyond the input are zeros (from
-        // `padded`, zeroed), and so are its other columns. Copying each row into a
-        // padded plane first cost a `memcpy` call per row: 5% of R2's conv forward
-        // and backward (profiled).
-        let x_lo = self.left.min(wp);
-        let cols = self.w.min(wp - x_lo);
-        let zeros = &mut padded[..cols];
-        zeros.fill(0.0);
-        let zeros = &*zeros;
-        for image in 0..images {
-            let at = image * layout.image_stride + channel * layout.channel_stride;
-            let plane = &input[at..at + self.h * self.w];
-            let row = |pr: usize| match pr.checked_sub(self.top) {
-                Some(r) if r < self.h => &plane[r * self.w..r * self.w + cols],
-                _ => zeros,
-            };
-            // Column transform Bᵀ·d: rows [d0 − d2, d1 + d2, d2 − d1, d1 − d3] of each
-            // tile row's four padded rows.
-            for ty in 0..ty_count {
-                let (d0, d1, d2, d3) = (row(2 * ty), row(2 * ty + 1), row(2 * ty + 2), row(2 * ty + 3));
-                let span = image * len + ty * wp..image * len + (ty + 1) * wp;
-                let (c0, c1, c2, c3) = (
-                    &mut c0[span.clone()],
-                    &mut c1[span.clone()],
-                    &mut c2[span.clone()],
-                    &mut c3[span],
-                );
-                if x_lo > 0 || x_lo + cols < wp {
-                    for c in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
-                        c[..x_lo].fill(0.0);
-                        c[x_lo + cols..].fill(0.0);
-                    }
-                }
-                let (c0, c1) = (&mut c0[x_lo..x_lo + cols], &mut c1[x_lo..x_lo + cols]);
-                let (c2, c3) = (&mut c2[x_lo..x_lo + cols], &mut c3[x_lo..x_lo + cols]);
-                for x in 0..cols {
-                    c0[x] = d0[x] - d2[x];
-                    c1[x] = d1[x] + d2[x];
-                    c2[x] = d2[x] - d1[x];
-                    c3[x] = d1[x] - d3[x];
-                }
-            }
-        }
-        // Row transform ·B, the same combination along each row, slot by slot.
-        let slots = images * self.slots();
-        for (i, ci) in [&*c0, &*c1, &*c2, &*c3].into_iter().enumerate() {
-            let at = |j: usize| (4 * i + j) * stride + first;
-            let (v0, rest) = v[at(0)..].split_at_mut(stride);
-            let (v1, rest) = rest.split_at_mut(stride);
-            let (v2, rest) = rest.split_at_mut(stride);
-            let v3 = &mut rest[..slots];
-            let (v0, v1, v2) = (&mut v0[..slots], &mut v1[..slots], &mut v2[..slots]);
-            let ci = &ci[..2 * slots + 2];
-            for s in 0..slots {
-                let (d0, d1, d2, d3) = (ci[2 * s], ci[2 * s + 1], ci[2 * s + 2], ci[2 * s + 3]);
-                v0[s] = d0 - d2;
-                v1[s] = d1 + d2;
-                v2[s] = d2 - d1;
-                v3[s] = d1 - d3;
-            }
-        }
+        self.weight_from_transformed_body(uw)
     }
 
     /// Image `image`'s output plane `out` (`oh × ow`) from the `rows` that
     /// [`transform_output`](Self::transform_output) wrote, dropping the spare slots
     /// and the outputs of tiles that hang over the plane's bottom or right edge.
     fn copy_output(&self, rows: &[f32], image: usize, out: &mut [f32]) {
-        let m = self.tile;
+        let m = TILE;
         let wp = self.padded_width();
         let base = image * self.tiles_y * wp;
         for ty in 0..self.tiles_y {
@@ -640,7 +424,7 @@ fn has_avx2() -> bool {
 
 impl Winograd {
     multiversioned!(
-        /// See [`transform_input_body`](Self::transform_input_body).
+        /// See [`input_transform`](Self::input_transform).
         fn transform_input(
             &self,
             input: &[f32],
@@ -648,27 +432,27 @@ impl Winograd {
             channel: usize,
             images: usize,
             target: (&mut [f32], usize, usize),
-            padded: &mut [f32],
+            zero_row: &mut [f32],
             columns: &mut [f32],
-        ) => transform_input_body
+        ) => input_transform
     );
     multiversioned!(
-        /// See [`transform_grad4`](Self::transform_grad4).
-        fn transform_grad4v(
+        /// See [`grad_transform`](Self::grad_transform).
+        fn transform_grad(
             &self,
             grad: &[f32],
             layout: PlaneLayout,
             channel: usize,
             images: usize,
             target: (&mut [f32], usize, usize),
-            padded: &mut [f32],
+            zero_row: &mut [f32],
             columns: &mut [f32],
-        ) => transform_grad4
+        ) => grad_transform
     );
     multiversioned!(
-        /// See [`transform_output4`](Self::transform_output4).
+        /// See [`output_transform`](Self::output_transform).
         fn transform_output(&self, m: &[f32], images: usize, first: usize, stride: usize, rows: &mut [f32])
-            => transform_output4
+            => output_transform
     );
 }
 
@@ -677,11 +461,6 @@ impl Winograd {
 /// of its vector width on every call, and these products are small and many.
 fn columns(slots: usize) -> usize {
     slots.next_multiple_of(16)
-}
-
-/// `Gᵀ·[a, b, c, d]ᵀ` with `Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]]`.
-fn gt_times(a: f32, b: f32, c: f32, d: f32) -> [f32; 3] {
-    [a + 0.5 * (b + c), 0.5 * (b - c), 0.5 * (b + c) + d]
 }
 
 fn is_3x3_stride_1(g: &ConvGeometry) -> bool {
@@ -733,7 +512,7 @@ mod tests {
     #[test]
     fn kernel_transform_of_a_delta_is_g_column_times_row() {
         // g = δ at the centre: G·g·Gᵀ = G[:,1]·G[:,1]ᵀ with G[:,1] = [0, −⅙, ⅙, 1/12, −1/12, 0].
-        let wg = Winograd::new(4, 1, 1, (6, 6), (0, 0), (4, 4));
+        let wg = Winograd::new(1, 1, (6, 6), (0, 0), (4, 4));
         let mut k = [0.0f32; 9];
         k[4] = 1.0;
         let u = wg.transform_kernel(&k, false);
@@ -768,7 +547,7 @@ mod tests {
             [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
             [0.0, 0.0, 1.0],
         ];
-        let wg = Winograd::new(4, c, o, (6, 6), (0, 0), (4, 4));
+        let wg = Winograd::new(c, o, (6, 6), (0, 0), (4, 4));
         for swapped in [false, true] {
             let u = wg.transform_kernel(&weight, swapped);
             assert_eq!(u.len(), 36 * o * c);

@@ -1,4 +1,4 @@
-//! The transforms of F(4×4, 3×3): each tile is a 4×4 block of outputs computed from
+//! The transforms of Winograd's F(4×4, 3×3): each tile is a 4×4 block of outputs computed from
 //! a 6×6 patch, with 36 products per tile where F(2×2, 3×3) needs 64 for the same
 //! 16 outputs (2.25 multiplications per output instead of 4, against 9 for the
 //! direct form). The matrices are Lavin & Gray's, from the interpolation points
@@ -15,25 +15,37 @@
 //!
 //! The larger coefficients cost some rounding: the results differ from the direct
 //! form by a few units in the 6th significant digit on unit-scale data (the conv
-//! tests hold them to 1e-4 of the largest output). The layout is the parent
-//! module's (slots with a spare one per tile row, passes over the slots of all the
-//! images of a group), with a step of 4 columns instead of 2.
+//! tests hold them to 1e-4 of the largest output).
+//!
+//! The weight gradient's transforms are the transposes: `Ĝ = A·dY·Aᵀ` of the output
+//! gradient and `Gᵀ·Û·G` on the way back.
 
 use super::{PlaneLayout, Winograd};
 
 impl Winograd {
-    /// [`transform_input`](Winograd::transform_input) for 4×4 tiles: `V = Bᵀ·d·B`
-    /// of every 6×6 patch of channel `channel` of `images` images.
+    /// `V = Bᵀ·d·B` of every 6×6 patch of channel `channel` of `images` images
+    /// (planes of `input` laid out as `layout`): with `(v, first, stride)` as
+    /// `target`, `V_ξ` of slot `s` (counting on from one image to the next) goes to
+    /// `v[ξ · stride + first + s]`.
+    ///
+    /// Why slots: each plane is read as a zero-padded one of width
+    /// `4·(tiles_x + 1)`, so that tile `(ty, x)` starts at padded column `4·x`, and
+    /// slot `s = ty·(tiles_x + 1) + x` at flat position `4·s` of a column-transformed
+    /// plane (the spare slot per tile row is computed and never read). The
+    /// column-transformed planes of all images lie end to end, so each pass is one
+    /// long loop over the whole group, which the compiler vectorizes; per-tile loops
+    /// over a row of 6 or 12 tiles were mostly loop overhead, and a loop per plane
+    /// was slower than one per group of images (measured).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub(super) fn transform_input4(
+    pub(super) fn input_transform(
         &self,
         input: &[f32],
         layout: PlaneLayout,
         channel: usize,
         images: usize,
         (v, first, stride): (&mut [f32], usize, usize),
-        padded: &mut [f32],
+        zero_row: &mut [f32],
         columns: &mut [f32],
     ) {
         let (ty_count, wp) = (self.tiles_y, self.padded_width());
@@ -47,10 +59,14 @@ impl Winograd {
         for ci in c.iter_mut() {
             ci[total..].fill(0.0);
         }
-        // The padded plane is read in place, as in `transform_input`.
+        // The padded plane is read in place: its columns left .. left + cols hold the
+        // input row's first `cols` pixels, its rows beyond the input are zeros (from
+        // `zero_row`), and so are its other columns. Copying each row into a padded
+        // plane first cost a `memcpy` call per row: 5% of R2's conv forward and
+        // backward (profiled).
         let x_lo = self.left.min(wp);
         let cols = self.w.min(wp - x_lo);
-        let zeros = &mut padded[..cols];
+        let zeros = &mut zero_row[..cols];
         zeros.fill(0.0);
         let zeros = &*zeros;
         for image in 0..images {
@@ -118,15 +134,16 @@ impl Winograd {
         }
     }
 
-    /// [`transform_output`](Winograd::transform_output) for 4×4 tiles:
-    /// `Y = Aᵀ·M·A` of every slot's 36 products into `rows`: the four output rows
-    /// of each tile row, interleaved, of every image (`16 · images · slots`
+    /// `Y = Aᵀ·M·A` of every slot's 36 products `M_ξ` (at `m[ξ · stride + first +
+    /// s]`) of one output channel of `images` images, into `rows`: the four output
+    /// rows of each tile row, interleaved, of every image (`16 · images · slots`
     /// floats), then the 24 rows of the first pass.
+    /// [`copy_output`](Self::copy_output) takes an image's plane from there.
     ///
     /// Two passes, each a loop over the slots the compiler vectorizes: a single pass
     /// reading all 36 products of a slot at once was not vectorized (measured).
     #[inline(always)]
-    pub(super) fn transform_output4(
+    pub(super) fn output_transform(
         &self,
         m: &[f32],
         images: usize,
@@ -160,7 +177,7 @@ impl Winograd {
     /// output-gradient planes (`grad`, laid out as `layout`), zero beyond the
     /// planes' edges and in the spare slots: with `(m, first, stride)` as `target`,
     /// `Ĝ_ξ` of slot `s` goes to `m[ξ · stride + first + s]`, as
-    /// [`transform_input4`](Self::transform_input4) writes `V`.
+    /// [`input_transform`](Self::input_transform) writes `V`.
     ///
     /// As there, a column pass over whole rows of every image, then a row pass over
     /// the four column phases of all their slots: both loops are long and
@@ -168,14 +185,14 @@ impl Winograd {
     /// per tile row (7 slots on R2) ran one element at a time (profiled).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub(super) fn transform_grad4(
+    pub(super) fn grad_transform(
         &self,
         grad: &[f32],
         layout: PlaneLayout,
         channel: usize,
         images: usize,
         (m, first, stride): (&mut [f32], usize, usize),
-        padded: &mut [f32],
+        zero_row: &mut [f32],
         columns: &mut [f32],
     ) {
         let (ty_count, wp) = (self.tiles_y, self.padded_width());
@@ -185,7 +202,7 @@ impl Winograd {
         let mut parts = planes.chunks_exact_mut(images * len);
         let mut c: [&mut [f32]; 6] = std::array::from_fn(|_| parts.next().expect("six column planes"));
         let cols = self.ow.min(wp);
-        let zeros = &mut padded[..cols];
+        let zeros = &mut zero_row[..cols];
         zeros.fill(0.0);
         let zeros = &*zeros;
         for image in 0..images {
@@ -240,9 +257,9 @@ impl Winograd {
         }
     }
 
-    /// [`weight_from_transformed`](Winograd::weight_from_transformed) for 4×4
-    /// tiles: `Gᵀ·Û·G` (6×6 → 3×3) for every kernel.
-    pub(super) fn weight_from_transformed4(&self, uw: &[f32]) -> Vec<f32> {
+    /// `Gᵀ·Û·G` (6×6 → 3×3) for every kernel: the `[O, C, 3, 3]` weight gradient
+    /// from its sum in the transformed domain, `uw` `[36][O][C]`.
+    pub(super) fn weight_from_transformed_body(&self, uw: &[f32]) -> Vec<f32> {
         let (o, c) = (self.out_channels, self.channels);
         let mut dw = vec![0.0f32; o * c * 9];
         for oc in 0..o {
