@@ -26,6 +26,7 @@
 //! vectorizes, with AVX2 when the CPU has it (see `multiversioned!`).
 
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+use rayon::prelude::*;
 
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
@@ -202,7 +203,7 @@ impl Winograd {
         [first, second, third]
     }
 
-    /// `U = G·g·Gᵀ` for every kernel, laid out `[ξ][O][C]`, from `weight`
+    /// `U = G·g·Gᵀ` for every kernel, laid out `[O][ξ][C]`, from `weight`
     /// `[O, C, 3, 3]`. With `swapped`, `weight` is the forward kernel `[C', O', 3, 3]`
     /// of the convolution whose input gradient this is: its channel axes are swapped
     /// and each kernel is rotated by 180°.
@@ -215,17 +216,16 @@ impl Winograd {
         &self,
         weight: &[f32],
         swapped: bool,
-        g_times: impl Fn(f32, f32, f32) -> [f32; N],
+        g_times: impl Fn(f32, f32, f32) -> [f32; N] + Sync,
     ) -> Vec<f32> {
         let (o, c) = (self.out_channels, self.channels);
         let mut u = vec![0.0f32; N * N * o * c];
-        // One output channel at a time, its kernels gathered tap-major (`[9][C]`),
-        // so that each step is a loop over input channels that the compiler
-        // vectorizes and each row of `U` is written whole. Kernel by kernel, with 16
-        // scattered writes each, this ran single-threaded for 2–4% of R1's
-        // inference (profiled). Each value is computed as before, bit for bit.
-        let (mut taps, mut gg) = (vec![0.0f32; 9 * c], vec![0.0f32; 3 * N * c]);
-        for oc in 0..o {
+        // One output channel per task, on all threads (it ran on one while the other
+        // waited: 2% of R1's inference, profiled), its kernels gathered tap-major
+        // (`[9][C]`) so that each step is a loop over input channels that the
+        // compiler vectorizes and each row of its `[ξ][C]` block is written whole.
+        u.par_chunks_mut(N * N * c).enumerate().for_each(|(oc, block)| {
+            let (mut taps, mut gg) = (vec![0.0f32; 9 * c], vec![0.0f32; 3 * N * c]);
             for ic in 0..c {
                 for t in 0..9 {
                     taps[t * c + ic] = if swapped {
@@ -249,11 +249,11 @@ impl Winograd {
                 let (a, b, d) = (row(0), row(1), row(2));
                 for ic in 0..c {
                     for (j, v) in g_times(a[ic], b[ic], d[ic]).into_iter().enumerate() {
-                        u[((i * N + j) * o + oc) * c + ic] = v;
+                        block[(i * N + j) * c + ic] = v;
                     }
                 }
             }
-        }
+        });
         u
     }
 
@@ -287,7 +287,8 @@ impl Winograd {
             self.transform_input(input, input_layout, ic, images, target, zero_row, column_work);
         }
         for xi in 0..self.positions() {
-            let u = ArrayView2::from_shape((o, c), &u[xi * o * c..(xi + 1) * o * c]).expect("U fits");
+            let u = ArrayView2::from_shape((o, c).strides((self.positions() * c, 1)), &u[xi * c..])
+                .expect("U fits");
             let v = ArrayView2::from_shape((c, t), &v[xi * c * t..(xi + 1) * c * t]).expect("V fits");
             let mut m =
                 ArrayViewMut2::from_shape((o, t).strides((t, 1)), &mut m[xi * o * t..(xi + 1) * o * t])
@@ -566,7 +567,7 @@ mod tests {
                             .flat_map(|a| (0..3).map(move |b| (a, b)))
                             .map(|(a, b)| g[i][a] * tap(a, b) * g[j][b])
                             .sum();
-                        let got = u[(xi * o + oc) * c + ic];
+                        let got = u[(oc * 36 + xi) * c + ic];
                         assert!(
                             (got - want).abs() < 1e-5,
                             "swapped {swapped} U[{xi}][{oc}][{ic}] = {got}, want {want}"
