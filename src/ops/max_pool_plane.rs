@@ -106,6 +106,11 @@ fn max_plane_2x2<const WINNERS: bool>(
 ) -> bool {
     let (w, oh, ow) = (geometry.w, geometry.pad.out_h, geometry.pad.out_w);
     #[cfg(target_arch = "x86_64")]
+    if !WINNERS && ow >= 8 && avx2::available() {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { avx2::max_values_2x2(w, (oh, ow), x, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if ow >= 4 {
         return sse::max_plane_2x2::<WINNERS>(w, (oh, ow), x, out, argmax);
     }
@@ -237,6 +242,83 @@ mod sse {
     unsafe fn select(mask: __m128, a: __m128, b: __m128) -> __m128 {
         // SAFETY: SSE2 is part of x86-64.
         unsafe { _mm_or_ps(_mm_and_ps(mask, a), _mm_andnot_ps(mask, b)) }
+    }
+}
+
+/// The 2×2 maxima of a plane without the winners, eight outputs at a time with
+/// AVX2 (detected at run time): half the instructions of the SSE2 kernel, on what
+/// was 7% of R1's inference (profiled). The same maxima.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// Whether the CPU has AVX2 (detected once).
+    pub(super) fn available() -> bool {
+        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
+    }
+
+    /// As `sse::max_plane_2x2::<false>`, in blocks of eight outputs, the last block
+    /// of a row overlapping the one before.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_values_2x2(
+        w: usize,
+        (oh, ow): (usize, usize),
+        x: &[f32],
+        out: &mut [f32],
+    ) -> bool {
+        assert!(
+            ow >= 8
+                && 2 * ow <= w
+                && (oh == 0 || x.len() >= (2 * oh - 1) * w + 2 * ow)
+                && out.len() >= oh * ow,
+            "max_pool2d: 2x2 plane kernel on {oh}x{ow} outputs from width {w} with {} inputs",
+            x.len()
+        );
+        // SAFETY: the block at output `(oy, ox)`, with `ox + 8 ≤ ow`, reads rows
+        // `2·oy` and `2·oy + 1` at columns `2·ox .. 2·ox + 16` (within the first
+        // `2·ow ≤ w` columns, the rows within `x` as asserted) and writes `out` at
+        // `oy·ow + ox .. + 8`, within `oh·ow`.
+        unsafe {
+            let (x, out) = (x.as_ptr(), out.as_mut_ptr());
+            let mut nan = _mm256_setzero_ps();
+            for oy in 0..oh {
+                let (t, u) = (2 * oy * w, (2 * oy + 1) * w);
+                let mut ox = 0;
+                loop {
+                    let (ta, tb) = (
+                        _mm256_loadu_ps(x.add(t + 2 * ox)),
+                        _mm256_loadu_ps(x.add(t + 2 * ox + 8)),
+                    );
+                    let (ba, bb) = (
+                        _mm256_loadu_ps(x.add(u + 2 * ox)),
+                        _mm256_loadu_ps(x.add(u + 2 * ox + 8)),
+                    );
+                    let unordered = _mm256_or_ps(
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(ta, ba),
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(tb, bb),
+                    );
+                    nan = _mm256_or_ps(nan, unordered);
+                    let (ma, mb) = (_mm256_max_ps(ta, ba), _mm256_max_ps(tb, bb));
+                    // Even and odd columns, in lane order [0 2 8 10 | 4 6 12 14], then
+                    // the 64-bit quarters put back in order.
+                    let pairs = _mm256_max_ps(
+                        _mm256_shuffle_ps::<0b10_00_10_00>(ma, mb),
+                        _mm256_shuffle_ps::<0b11_01_11_01>(ma, mb),
+                    );
+                    let ordered = _mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(pairs));
+                    _mm256_storeu_ps(out.add(oy * ow + ox), _mm256_castpd_ps(ordered));
+                    if ox + 8 == ow {
+                        break;
+                    }
+                    ox = (ox + 8).min(ow - 8);
+                }
+            }
+            _mm256_movemask_ps(nan) != 0
+        }
     }
 }
 
