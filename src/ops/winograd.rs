@@ -282,6 +282,7 @@ impl Winograd {
                 row[images * slots..].fill(0.0);
             }
         }
+        self.prepare_columns(column_work, images, self.input_columns());
         for ic in 0..c {
             let target = (&mut *v, ic * t, c * t);
             self.transform_input(input, input_layout, ic, images, target, zero_row, column_work);
@@ -340,10 +341,12 @@ impl Winograd {
         {
             row[images * slots..].fill(0.0);
         }
+        self.prepare_columns(column_work, images, self.input_columns());
         for ic in 0..c {
             let target = (&mut *v, ic * t, c * t);
             self.transform_input(input, input_layout, ic, images, target, zero_row, column_work);
         }
+        self.prepare_columns(column_work, images, self.grad_columns());
         for oc in 0..o {
             let target = (&mut *m, oc * t, o * t);
             self.transform_grad(grad, grad_layout, oc, images, target, zero_row, column_work);

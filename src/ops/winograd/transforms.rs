@@ -23,6 +23,39 @@
 use super::{PlaneLayout, Winograd};
 
 impl Winograd {
+    /// Zeroes what the column passes of [`input_transform`](Self::input_transform)
+    /// (with `span` from [`input_columns`](Self::input_columns)) or
+    /// [`grad_transform`](Self::grad_transform) (with
+    /// [`grad_columns`](Self::grad_columns)) do not write in `columns` for `images`
+    /// images: the padding columns outside `span` of every tile row, and the two
+    /// floats after each plane that the last spare slot reads. The transforms write
+    /// the rest, so this runs once before a loop over channels instead of once per
+    /// row: as small fills in the transforms, they were a `memset` call each (5% of
+    /// R2's conv backward, profiled).
+    pub(super) fn prepare_columns(&self, columns: &mut [f32], images: usize, (x_lo, cols): (usize, usize)) {
+        let (ty_count, wp) = (self.tiles_y, self.padded_width());
+        let total = images * ty_count * wp;
+        for plane in columns[..6 * (total + 2)].chunks_exact_mut(total + 2) {
+            for row in plane[..total].chunks_exact_mut(wp) {
+                row[..x_lo].fill(0.0);
+                row[x_lo + cols..].fill(0.0);
+            }
+            plane[total..].fill(0.0);
+        }
+    }
+
+    /// The columns of a padded input row that hold pixels: `(first, count)`.
+    pub(super) fn input_columns(&self) -> (usize, usize) {
+        let wp = self.padded_width();
+        let x_lo = self.left.min(wp);
+        (x_lo, self.w.min(wp - x_lo))
+    }
+
+    /// The columns of a padded output-gradient row that hold pixels.
+    pub(super) fn grad_columns(&self) -> (usize, usize) {
+        (0, self.ow.min(self.padded_width()))
+    }
+
     /// `V = Bᵀ·d·B` of every 6×6 patch of channel `channel` of `images` images
     /// (planes of `input` laid out as `layout`): with `(v, first, stride)` as
     /// `target`, `V_ξ` of slot `s` (counting on from one image to the next) goes to
@@ -55,17 +88,12 @@ impl Winograd {
         let (planes, phases) = columns.split_at_mut(6 * (total + 2));
         let mut parts = planes.chunks_exact_mut(total + 2);
         let mut c: [&mut [f32]; 6] = std::array::from_fn(|_| parts.next().expect("six column planes"));
-        // The two floats past the last plane, read by its last spare slot.
-        for ci in c.iter_mut() {
-            ci[total..].fill(0.0);
-        }
         // The padded plane is read in place: its columns left .. left + cols hold the
         // input row's first `cols` pixels, its rows beyond the input are zeros (from
         // `zero_row`), and so are its other columns. Copying each row into a padded
         // plane first cost a `memcpy` call per row: 5% of R2's conv forward and
         // backward (profiled).
-        let x_lo = self.left.min(wp);
-        let cols = self.w.min(wp - x_lo);
+        let (x_lo, cols) = self.input_columns();
         let zeros = &mut zero_row[..cols];
         zeros.fill(0.0);
         let zeros = &*zeros;
@@ -89,12 +117,6 @@ impl Winograd {
                     &mut c4[start..start + wp],
                     &mut c5[start..start + wp],
                 ];
-                if x_lo > 0 || x_lo + cols < wp {
-                    for r in rows.iter_mut() {
-                        r[..x_lo].fill(0.0);
-                        r[x_lo + cols..].fill(0.0);
-                    }
-                }
                 let [r0, r1, r2, r3, r4, r5] = &mut rows;
                 let (r0, r1, r2) = (
                     &mut r0[x_lo..x_lo + cols],
@@ -198,10 +220,10 @@ impl Winograd {
         let (ty_count, wp) = (self.tiles_y, self.padded_width());
         let len = ty_count * wp;
         let slots = images * self.slots();
-        let (planes, phases) = columns.split_at_mut(6 * images * len);
-        let mut parts = planes.chunks_exact_mut(images * len);
+        let (planes, phases) = columns.split_at_mut(6 * (images * len + 2));
+        let mut parts = planes.chunks_exact_mut(images * len + 2);
         let mut c: [&mut [f32]; 6] = std::array::from_fn(|_| parts.next().expect("six column planes"));
-        let cols = self.ow.min(wp);
+        let (_, cols) = self.grad_columns();
         let zeros = &mut zero_row[..cols];
         zeros.fill(0.0);
         let zeros = &*zeros;
@@ -228,9 +250,6 @@ impl Winograd {
                     &mut c4[start..start + wp],
                     &mut c5[start..start + wp],
                 ];
-                for r in rows.iter_mut() {
-                    r[cols..].fill(0.0);
-                }
                 let [r0, r1, r2, r3, r4, r5] = &mut rows;
                 let (r0, r1, r2) = (&mut r0[..cols], &mut r1[..cols], &mut r2[..cols]);
                 let (r3, r4, r5) = (&mut r3[..cols], &mut r4[..cols], &mut r5[..cols]);
