@@ -24,10 +24,10 @@ use super::{PlaneLayout, Winograd};
 
 impl Winograd {
     /// Zeroes what the column passes of [`input_transform`](Self::input_transform)
-    /// (with `span` from [`input_columns`](Self::input_columns)) or
+    /// (with `(x_lo, cols)` from [`input_columns`](Self::input_columns)) or
     /// [`grad_transform`](Self::grad_transform) (with
     /// [`grad_columns`](Self::grad_columns)) do not write in `columns` for `images`
-    /// images: the padding columns outside `span` of every tile row, and the two
+    /// images: the padding columns outside `x_lo .. x_lo + cols` of every tile row, and the two
     /// floats after each plane that the last spare slot reads. The transforms write
     /// the rest, so this runs once before a loop over channels instead of once per
     /// row: as small fills in the transforms, they were a `memset` call each (5% of
@@ -107,37 +107,15 @@ impl Winograd {
             // Column transform Bᵀ·d of each tile row's six padded rows.
             for ty in 0..ty_count {
                 let d: [&[f32]; 6] = std::array::from_fn(|a| row(4 * ty + a));
-                let start = image * len + ty * wp;
+                let span = image * len + ty * wp + x_lo..image * len + ty * wp + x_lo + cols;
                 let [c0, c1, c2, c3, c4, c5] = &mut c;
-                let mut rows: [&mut [f32]; 6] = [
-                    &mut c0[start..start + wp],
-                    &mut c1[start..start + wp],
-                    &mut c2[start..start + wp],
-                    &mut c3[start..start + wp],
-                    &mut c4[start..start + wp],
-                    &mut c5[start..start + wp],
-                ];
-                let [r0, r1, r2, r3, r4, r5] = &mut rows;
-                let (r0, r1, r2) = (
-                    &mut r0[x_lo..x_lo + cols],
-                    &mut r1[x_lo..x_lo + cols],
-                    &mut r2[x_lo..x_lo + cols],
+                let (c0, c1, c2) = (
+                    &mut c0[span.clone()],
+                    &mut c1[span.clone()],
+                    &mut c2[span.clone()],
                 );
-                let (r3, r4, r5) = (
-                    &mut r3[x_lo..x_lo + cols],
-                    &mut r4[x_lo..x_lo + cols],
-                    &mut r5[x_lo..x_lo + cols],
-                );
-                map6x6(
-                    [d[0], d[1], d[2], d[3], d[4], d[5]],
-                    r0,
-                    r1,
-                    r2,
-                    r3,
-                    r4,
-                    r5,
-                    bt_times,
-                );
+                let (c3, c4, c5) = (&mut c3[span.clone()], &mut c4[span.clone()], &mut c5[span]);
+                map6x6(d, c0, c1, c2, c3, c4, c5, bt_times);
             }
         }
         // Row transform ·B along each plane, slot by slot (a step of 4 columns).
@@ -244,20 +222,15 @@ impl Winograd {
             // Column transform A·dY of each tile row's four rows.
             for ty in 0..ty_count {
                 let d: [&[f32]; 4] = std::array::from_fn(|a| row(4 * ty + a));
-                let start = image * len + ty * wp;
+                let span = image * len + ty * wp..image * len + ty * wp + cols;
                 let [c0, c1, c2, c3, c4, c5] = &mut c;
-                let mut rows: [&mut [f32]; 6] = [
-                    &mut c0[start..start + wp],
-                    &mut c1[start..start + wp],
-                    &mut c2[start..start + wp],
-                    &mut c3[start..start + wp],
-                    &mut c4[start..start + wp],
-                    &mut c5[start..start + wp],
-                ];
-                let [r0, r1, r2, r3, r4, r5] = &mut rows;
-                let (r0, r1, r2) = (&mut r0[..cols], &mut r1[..cols], &mut r2[..cols]);
-                let (r3, r4, r5) = (&mut r3[..cols], &mut r4[..cols], &mut r5[..cols]);
-                map4x6([d[0], d[1], d[2], d[3]], r0, r1, r2, r3, r4, r5, a_times);
+                let (c0, c1, c2) = (
+                    &mut c0[span.clone()],
+                    &mut c1[span.clone()],
+                    &mut c2[span.clone()],
+                );
+                let (c3, c4, c5) = (&mut c3[span.clone()], &mut c4[span.clone()], &mut c5[span]);
+                map4x6(d, c0, c1, c2, c3, c4, c5, a_times);
             }
         }
         // Row transform ·Aᵀ along each plane, slot by slot, from its four phases.
