@@ -115,7 +115,7 @@ impl Winograd {
                     &mut c2[span.clone()],
                 );
                 let (c3, c4, c5) = (&mut c3[span.clone()], &mut c4[span.clone()], &mut c5[span]);
-                map6x6(d, c0, c1, c2, c3, c4, c5, bt_times);
+                map_to_6(d, c0, c1, c2, c3, c4, c5, bt_times);
             }
         }
         // Row transform ·B along each plane, slot by slot (a step of 4 columns).
@@ -139,7 +139,7 @@ impl Winograd {
                 &e0[1..],
                 &e1[1..],
             ];
-            map6x6(d, v0, v1, v2, v3, v4, v5, bt_times);
+            map_to_6(d, v0, v1, v2, v3, v4, v5, bt_times);
         }
     }
 
@@ -230,7 +230,7 @@ impl Winograd {
                     &mut c2[span.clone()],
                 );
                 let (c3, c4, c5) = (&mut c3[span.clone()], &mut c4[span.clone()], &mut c5[span]);
-                map4x6(d, c0, c1, c2, c3, c4, c5, a_times);
+                map_to_6(d, c0, c1, c2, c3, c4, c5, a_times);
             }
         }
         // Row transform ·Aᵀ along each plane, slot by slot, from its four phases.
@@ -241,7 +241,7 @@ impl Winograd {
         for (i, ci) in c.iter().enumerate() {
             phases4(&ci[..4 * slots], e0, e1, e2, e3);
             let [m0, m1, m2, m3, m4, m5] = rows_mut(&mut m[6 * i * stride + first..], stride, slots);
-            map4x6([&*e0, &*e1, &*e2, &*e3], m0, m1, m2, m3, m4, m5, a_times);
+            map_to_6([&*e0, &*e1, &*e2, &*e3], m0, m1, m2, m3, m4, m5, a_times);
         }
     }
 
@@ -290,18 +290,18 @@ fn gt_times(x: [f32; 6]) -> [f32; 3] {
 // run-time overlap checks between every pair of rows (15% of the input transform,
 // profiled). Each row is as long as the shortest one given.
 
-/// `r_j[x] = f(d_0[x], …, d_5[x])_j` for six output rows.
+/// `r_j[x] = f(d_0[x], …, d_{N−1}[x])_j` for six output rows.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn map6x6(
-    d: [&[f32]; 6],
+fn map_to_6<const N: usize>(
+    d: [&[f32]; N],
     r0: &mut [f32],
     r1: &mut [f32],
     r2: &mut [f32],
     r3: &mut [f32],
     r4: &mut [f32],
     r5: &mut [f32],
-    f: impl Fn([f32; 6]) -> [f32; 6],
+    f: impl Fn([f32; N]) -> [f32; 6],
 ) {
     let n = r0.len();
     let (r1, r2, r3, r4, r5) = (
@@ -311,37 +311,9 @@ fn map6x6(
         &mut r4[..n],
         &mut r5[..n],
     );
-    let d: [&[f32]; 6] = std::array::from_fn(|k| &d[k][..n]);
+    let d: [&[f32]; N] = std::array::from_fn(|k| &d[k][..n]);
     for x in 0..n {
-        let y = f([d[0][x], d[1][x], d[2][x], d[3][x], d[4][x], d[5][x]]);
-        (r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]) = (y[0], y[1], y[2], y[3], y[4], y[5]);
-    }
-}
-
-/// `r_j[x] = f(d_0[x], …, d_3[x])_j` for six output rows.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn map4x6(
-    d: [&[f32]; 4],
-    r0: &mut [f32],
-    r1: &mut [f32],
-    r2: &mut [f32],
-    r3: &mut [f32],
-    r4: &mut [f32],
-    r5: &mut [f32],
-    f: impl Fn([f32; 4]) -> [f32; 6],
-) {
-    let n = r0.len();
-    let (r1, r2, r3, r4, r5) = (
-        &mut r1[..n],
-        &mut r2[..n],
-        &mut r3[..n],
-        &mut r4[..n],
-        &mut r5[..n],
-    );
-    let d: [&[f32]; 4] = std::array::from_fn(|k| &d[k][..n]);
-    for x in 0..n {
-        let y = f([d[0][x], d[1][x], d[2][x], d[3][x]]);
+        let y = f(std::array::from_fn(|k| d[k][x]));
         (r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]) = (y[0], y[1], y[2], y[3], y[4], y[5]);
     }
 }
