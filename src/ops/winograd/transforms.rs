@@ -85,39 +85,18 @@ impl Winograd {
         let len = ty_count * wp;
         let total = images * len;
         let slots = images * self.slots();
-        let (planes, phases) = columns.split_at_mut(6 * (total + 2));
-        let mut parts = planes.chunks_exact_mut(total + 2);
-        let mut c: [&mut [f32]; 6] = std::array::from_fn(|_| parts.next().expect("six column planes"));
-        // The padded plane is read in place: its columns left .. left + cols hold the
-        // input row's first `cols` pixels, its rows beyond the input are zeros (from
-        // `zero_row`), and so are its other columns. Copying each row into a padded
-        // plane first cost a `memcpy` call per row: 5% of R2's conv forward and
-        // backward (profiled).
-        let (x_lo, cols) = self.input_columns();
-        let zeros = &mut zero_row[..cols];
-        zeros.fill(0.0);
-        let zeros = &*zeros;
-        for image in 0..images {
-            let at = image * layout.image_stride + channel * layout.channel_stride;
-            let plane = &input[at..at + self.h * self.w];
-            let row = |pr: usize| match pr.checked_sub(self.top) {
-                Some(r) if r < self.h => &plane[r * self.w..r * self.w + cols],
-                _ => zeros,
-            };
-            // Column transform Bᵀ·d of each tile row's six padded rows.
-            for ty in 0..ty_count {
-                let d: [&[f32]; 6] = std::array::from_fn(|a| row(4 * ty + a));
-                let span = image * len + ty * wp + x_lo..image * len + ty * wp + x_lo + cols;
-                let [c0, c1, c2, c3, c4, c5] = &mut c;
-                let (c0, c1, c2) = (
-                    &mut c0[span.clone()],
-                    &mut c1[span.clone()],
-                    &mut c2[span.clone()],
-                );
-                let (c3, c4, c5) = (&mut c3[span.clone()], &mut c4[span.clone()], &mut c5[span]);
-                map_to_6(d, c0, c1, c2, c3, c4, c5, bt_times);
-            }
-        }
+        let (mut c, phases) = column_planes(columns, total);
+        // Column transform Bᵀ·d of each tile row's six padded rows.
+        let source = (input, layout, channel);
+        self.column_pass(
+            source,
+            (self.h, self.w, self.top),
+            self.input_columns(),
+            images,
+            zero_row,
+            &mut c,
+            bt_times,
+        );
         // Row transform ·B along each plane, slot by slot (a step of 4 columns).
         // Slot `s` reads columns 4s .. 4s + 6: each plane is first split into its
         // four phases (`e_k[s]` = column 4s + k), so that the transform reads six
@@ -202,37 +181,18 @@ impl Winograd {
         let (ty_count, wp) = (self.tiles_y, self.padded_width());
         let len = ty_count * wp;
         let slots = images * self.slots();
-        let (planes, phases) = columns.split_at_mut(6 * (images * len + 2));
-        let mut parts = planes.chunks_exact_mut(images * len + 2);
-        let mut c: [&mut [f32]; 6] = std::array::from_fn(|_| parts.next().expect("six column planes"));
-        let (_, cols) = self.grad_columns();
-        let zeros = &mut zero_row[..cols];
-        zeros.fill(0.0);
-        let zeros = &*zeros;
-        for image in 0..images {
-            let at = image * layout.image_stride + channel * layout.channel_stride;
-            let plane = &grad[at..at + self.oh * self.ow];
-            let row = |r: usize| {
-                if r < self.oh {
-                    &plane[r * self.ow..r * self.ow + cols]
-                } else {
-                    zeros
-                }
-            };
-            // Column transform A·dY of each tile row's four rows.
-            for ty in 0..ty_count {
-                let d: [&[f32]; 4] = std::array::from_fn(|a| row(4 * ty + a));
-                let span = image * len + ty * wp..image * len + ty * wp + cols;
-                let [c0, c1, c2, c3, c4, c5] = &mut c;
-                let (c0, c1, c2) = (
-                    &mut c0[span.clone()],
-                    &mut c1[span.clone()],
-                    &mut c2[span.clone()],
-                );
-                let (c3, c4, c5) = (&mut c3[span.clone()], &mut c4[span.clone()], &mut c5[span]);
-                map_to_6(d, c0, c1, c2, c3, c4, c5, a_times);
-            }
-        }
+        let (mut c, phases) = column_planes(columns, images * len);
+        // Column transform A·dY of each tile row's four rows.
+        let source = (grad, layout, channel);
+        self.column_pass(
+            source,
+            (self.oh, self.ow, 0),
+            self.grad_columns(),
+            images,
+            zero_row,
+            &mut c,
+            a_times,
+        );
         // Row transform ·Aᵀ along each plane, slot by slot, from its four phases.
         let (e0, rest) = phases.split_at_mut(slots);
         let (e1, rest) = rest.split_at_mut(slots);
@@ -242,6 +202,54 @@ impl Winograd {
             phases4(&ci[..4 * slots], e0, e1, e2, e3);
             let [m0, m1, m2, m3, m4, m5] = rows_mut(&mut m[6 * i * stride + first..], stride, slots);
             map_to_6([&*e0, &*e1, &*e2, &*e3], m0, m1, m2, m3, m4, m5, a_times);
+        }
+    }
+
+    /// The column pass of the input and output-gradient transforms: `f` of the `N`
+    /// rows under each tile row of every image's plane `channel` of `source` (planes
+    /// of `h × w` with `top` rows of padding above, zeros beyond), into the column
+    /// planes `c`, at the columns `(x_lo, cols)` of the padded row that hold pixels
+    /// (the others were zeroed by [`prepare_columns`](Self::prepare_columns)).
+    ///
+    /// The padded plane is read in place: copying each row into a padded plane first
+    /// cost a `memcpy` call per row, 5% of R2's conv forward and backward (profiled).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn column_pass<const N: usize>(
+        &self,
+        (source, layout, channel): (&[f32], PlaneLayout, usize),
+        (h, w, top): (usize, usize, usize),
+        (x_lo, cols): (usize, usize),
+        images: usize,
+        zero_row: &mut [f32],
+        c: &mut [&mut [f32]; 6],
+        f: impl Fn([f32; N]) -> [f32; 6],
+    ) {
+        let (ty_count, wp) = (self.tiles_y, self.padded_width());
+        let len = ty_count * wp;
+        let zeros = &mut zero_row[..cols];
+        zeros.fill(0.0);
+        let zeros = &*zeros;
+        for image in 0..images {
+            let at = image * layout.image_stride + channel * layout.channel_stride;
+            let plane = &source[at..at + h * w];
+            let row = |pr: usize| match pr.checked_sub(top) {
+                Some(r) if r < h => &plane[r * w..r * w + cols],
+                _ => zeros,
+            };
+            for ty in 0..ty_count {
+                let d: [&[f32]; N] = std::array::from_fn(|a| row(4 * ty + a));
+                let start = image * len + ty * wp + x_lo;
+                let span = start..start + cols;
+                let [c0, c1, c2, c3, c4, c5] = c;
+                let (c0, c1, c2) = (
+                    &mut c0[span.clone()],
+                    &mut c1[span.clone()],
+                    &mut c2[span.clone()],
+                );
+                let (c3, c4, c5) = (&mut c3[span.clone()], &mut c4[span.clone()], &mut c5[span]);
+                map_to_6(d, c0, c1, c2, c3, c4, c5, &f);
+            }
         }
     }
 
@@ -355,6 +363,17 @@ fn phases4(c: &[f32], e0: &mut [f32], e1: &mut [f32], e2: &mut [f32], e3: &mut [
     for (s, q) in c.chunks_exact(4).enumerate() {
         (e0[s], e1[s], e2[s], e3[s]) = (q[0], q[1], q[2], q[3]);
     }
+}
+
+/// The six column planes (`len` floats each, then the two the last spare slot reads)
+/// at the start of `columns`, and the rest of it (for the four column phases).
+fn column_planes(columns: &mut [f32], len: usize) -> ([&mut [f32]; 6], &mut [f32]) {
+    let (planes, phases) = columns.split_at_mut(6 * (len + 2));
+    let mut parts = planes.chunks_exact_mut(len + 2);
+    (
+        std::array::from_fn(|_| parts.next().expect("six column planes")),
+        phases,
+    )
 }
 
 /// `N` rows of `len` floats, `stride` apart, from the start of `buffer`.
