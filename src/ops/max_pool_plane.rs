@@ -106,7 +106,7 @@ fn max_plane_2x2<const WINNERS: bool>(
 ) -> bool {
     let (w, oh, ow) = (geometry.w, geometry.pad.out_h, geometry.pad.out_w);
     #[cfg(target_arch = "x86_64")]
-    if !WINNERS && ow >= 8 && avx2::available() {
+    if !WINNERS && ow >= 8 && super::cpu::avx2() {
         // SAFETY: the CPU has AVX2.
         return unsafe { avx2::max_values_2x2(w, (oh, ow), x, out) };
     }
@@ -246,17 +246,11 @@ mod sse {
 }
 
 /// The 2×2 maxima of a plane without the winners, eight outputs at a time with
-/// AVX2 (detected at run time): half the instructions of the SSE2 kernel, on what
-/// was 7% of R1's inference (profiled). The same maxima.
+/// AVX2 (when [`cpu::avx2`](super::cpu::avx2) allows it): half the instructions of
+/// the SSE2 kernel, on what was 7% of R1's inference (profiled). The same maxima.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
-
-    /// Whether the CPU has AVX2 (detected once).
-    pub(super) fn available() -> bool {
-        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
-    }
 
     /// As `sse::max_plane_2x2::<false>`, in blocks of eight outputs, the last block
     /// of a row overlapping the one before.

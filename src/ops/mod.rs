@@ -6,6 +6,7 @@ mod arith;
 mod batch_norm;
 mod conv2d;
 mod conv_block;
+mod cpu;
 mod dropout;
 mod elementwise;
 pub mod gemm;

@@ -387,9 +387,10 @@ impl Winograd {
 }
 
 /// Defines method `$name` to run `$body` (an `#[inline(always)]` transform)
-/// compiled for AVX2 when the CPU has it (detected once): the transforms are
-/// additions over long rows, which then run 8 floats at a time instead of SSE2's
-/// 4. The same operations in the same order, so the same results, bit for bit.
+/// compiled for AVX2 when the CPU has it (see [`cpu`](super::cpu)): the transforms
+/// are additions over long rows, which then run 8 floats at a time instead of
+/// SSE2's 4. The same operations in the same order, so the same results, bit for
+/// bit.
 /// Each version is a function of its own: inlined into its caller, the compiler
 /// left the output transform's loop scalar (measured).
 macro_rules! multiversioned {
@@ -404,7 +405,7 @@ macro_rules! multiversioned {
                 unsafe fn avx2(this: &Winograd, $($arg: $ty),*) {
                     this.$body($($arg),*)
                 }
-                if has_avx2() {
+                if super::cpu::avx2() {
                     // SAFETY: the CPU has AVX2.
                     return unsafe { avx2(self, $($arg),*) };
                 }
@@ -417,13 +418,6 @@ macro_rules! multiversioned {
             baseline(self, $($arg),*)
         }
     };
-}
-
-/// Whether the CPU has AVX2 (detected once).
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
 }
 
 impl Winograd {
