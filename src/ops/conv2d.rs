@@ -473,7 +473,7 @@ where
         let images = x.len() / image;
         let mut dw = vec![0.0f32; if need_w { o * k } else { 0 }];
         // The weight gradient in Winograd's domain, `[ξ][O][C]`, summed over the task.
-        let mut uw = vec![0.0f32; winograd_w.map_or(0, |wg| wg.positions() * o * g.channels)];
+        let mut uw = vec![0.0f32; winograd_w.map_or(0, |_| Winograd::POSITIONS * o * g.channels)];
         let mut db = vec![0.0f32; if need_b { o } else { 0 }];
         if let Some(dx) = dx.as_deref_mut() {
             // Write before col2im reads: fresh pages of a large zeroed allocation are

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Outputs, Planes};
 use super::elementwise::keep_if;
-use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward, max_pool_plane_values};
+use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
 use super::padding::Padding;
 use super::pool::PoolGeometry;
 use crate::tensor::Tensor;
@@ -126,7 +126,7 @@ impl Tensor {
                                 max_pool_plane(pool, plane, out, &mut argmax[oc * q..(oc + 1) * q]);
                             }
                             Some(pool) => {
-                                max_pool_plane_values(pool, plane, out);
+                                max_pool_plane(pool, plane, out, &mut []);
                                 add_bias(out);
                             }
                             None => {

@@ -12,28 +12,16 @@
 use super::pool::PoolGeometry;
 
 /// Max pooling of one `[H, W]` plane `x` into `out`, with the index of each window's
-/// first maximum in `argmax` (a NaN wins, as in PyTorch).
+/// first maximum in `argmax` (a NaN wins, as in PyTorch). An empty `argmax` asks for
+/// the maxima alone, as a forward pass that records no backward does.
 pub(super) fn max_pool_plane(geometry: &PoolGeometry, x: &[f32], out: &mut [f32], argmax: &mut [u32]) {
-    let nan = if geometry.is_2x2_stride_2_valid() {
-        max_plane_2x2::<true>(geometry, x, out, argmax)
-    } else {
-        max_plane(geometry, x, out, argmax)
+    let nan = match (geometry.is_2x2_stride_2_valid(), argmax.is_empty()) {
+        (true, false) => max_plane_2x2::<true>(geometry, x, out, argmax),
+        (true, true) => max_plane_2x2::<false>(geometry, x, out, argmax),
+        (false, _) => max_plane(geometry, x, out, argmax),
     };
     if nan {
         max_plane_nan(geometry, x, out, argmax);
-    }
-}
-
-/// Max pooling of one plane without the winners: the same `out` as
-/// [`max_pool_plane`], for a forward pass that records no backward.
-pub(super) fn max_pool_plane_values(geometry: &PoolGeometry, x: &[f32], out: &mut [f32]) {
-    let nan = if geometry.is_2x2_stride_2_valid() {
-        max_plane_2x2::<false>(geometry, x, out, &mut [])
-    } else {
-        max_plane(geometry, x, out, &mut [])
-    };
-    if nan {
-        max_plane_nan(geometry, x, out, &mut []);
     }
 }
 

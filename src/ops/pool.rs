@@ -19,7 +19,7 @@
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
-use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward, max_pool_plane_values};
+use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
 use super::padding::{Padding, ResolvedPadding};
 use crate::tensor::Tensor;
 
@@ -106,7 +106,7 @@ impl Tensor {
             // Nothing will be recorded: the maxima alone.
             out.par_chunks_mut(out_plane.max(1))
                 .zip(x.par_chunks(plane.max(1)))
-                .for_each(|(out, x)| max_pool_plane_values(&geometry, x, out));
+                .for_each(|(out, x)| max_pool_plane(&geometry, x, out, &mut []));
             return self.record_pool("max_pool2d", &geometry, out, |_, _, _| {});
         }
         let mut argmax = vec![0u32; planes * out_plane];

@@ -33,6 +33,8 @@ use super::im2col::ConvGeometry;
 
 mod transforms;
 
+use transforms::g_times;
+
 /// Outputs per tile side: F(4×4, 3×3).
 const TILE: usize = 4;
 
@@ -151,10 +153,8 @@ impl Winograd {
         self.tiles_y * (self.tiles_x + 1)
     }
 
-    /// Positions `ξ` of a transformed tile: `(tile + 2)²`.
-    pub fn positions(&self) -> usize {
-        (TILE + 2) * (TILE + 2)
-    }
+    /// Positions `ξ` of a transformed tile: `(TILE + 2)²`.
+    pub const POSITIONS: usize = (TILE + 2) * (TILE + 2);
 
     /// Images per product group: at least `group`, and enough for 160 slots, since
     /// 4×4 tiles make few slots per image (12 on an 11×11 output), and the products
@@ -169,8 +169,8 @@ impl Winograd {
         let t = columns(images * self.slots());
         let [zero_row, columns, rows] = self.work_lens(images);
         [
-            self.positions() * self.channels * t,
-            self.positions() * self.out_channels * t,
+            Self::POSITIONS * self.channels * t,
+            Self::POSITIONS * self.out_channels * t,
             zero_row + columns + rows,
         ]
     }
@@ -208,52 +208,48 @@ impl Winograd {
     /// of the convolution whose input gradient this is: its channel axes are swapped
     /// and each kernel is rotated by 180°.
     pub fn transform_kernel(&self, weight: &[f32], swapped: bool) -> Vec<f32> {
-        self.transform_kernel_with(weight, swapped, transforms::g_times)
-    }
-
-    /// [`transform_kernel`](Self::transform_kernel) with `G·[a, b, d]ᵀ` given.
-    fn transform_kernel_with<const N: usize>(
-        &self,
-        weight: &[f32],
-        swapped: bool,
-        g_times: impl Fn(f32, f32, f32) -> [f32; N] + Sync,
-    ) -> Vec<f32> {
+        const N: usize = TILE + 2;
         let (o, c) = (self.out_channels, self.channels);
-        let mut u = vec![0.0f32; N * N * o * c];
+        let mut u = vec![0.0f32; Self::POSITIONS * o * c];
         // One output channel per task, on all threads (it ran on one while the other
         // waited: 2% of R1's inference, profiled), its kernels gathered tap-major
         // (`[9][C]`) so that each step is a loop over input channels that the
         // compiler vectorizes and each row of its `[ξ][C]` block is written whole.
-        u.par_chunks_mut(N * N * c).enumerate().for_each(|(oc, block)| {
-            let (mut taps, mut gg) = (vec![0.0f32; 9 * c], vec![0.0f32; 3 * N * c]);
-            for ic in 0..c {
-                for t in 0..9 {
-                    taps[t * c + ic] = if swapped {
-                        weight[(ic * o + oc) * 9 + 8 - t]
-                    } else {
-                        weight[(oc * c + ic) * 9 + t]
-                    };
-                }
-            }
-            // G·g column by column into `gg` `[N][3][C]`, then G·(G·g)ᵀ row by row.
-            for j in 0..3 {
+        // The gathered taps and `G·g` are per-thread buffers, not one per channel.
+        let buffers = || (vec![0.0f32; 9 * c], vec![0.0f32; 3 * N * c]);
+        u.par_chunks_mut(Self::POSITIONS * c).enumerate().for_each_init(
+            buffers,
+            |(taps, gg), (oc, block)| {
                 for ic in 0..c {
-                    let column = g_times(taps[j * c + ic], taps[(3 + j) * c + ic], taps[(6 + j) * c + ic]);
-                    for (i, v) in column.into_iter().enumerate() {
-                        gg[(i * 3 + j) * c + ic] = v;
+                    for t in 0..9 {
+                        taps[t * c + ic] = if swapped {
+                            weight[(ic * o + oc) * 9 + 8 - t]
+                        } else {
+                            weight[(oc * c + ic) * 9 + t]
+                        };
                     }
                 }
-            }
-            for i in 0..N {
-                let row = |j: usize| &gg[(i * 3 + j) * c..(i * 3 + j + 1) * c];
-                let (a, b, d) = (row(0), row(1), row(2));
-                for ic in 0..c {
-                    for (j, v) in g_times(a[ic], b[ic], d[ic]).into_iter().enumerate() {
-                        block[(i * N + j) * c + ic] = v;
+                // G·g column by column into `gg` `[N][3][C]`, then G·(G·g)ᵀ row by row.
+                for j in 0..3 {
+                    for ic in 0..c {
+                        let column =
+                            g_times(taps[j * c + ic], taps[(3 + j) * c + ic], taps[(6 + j) * c + ic]);
+                        for (i, v) in column.into_iter().enumerate() {
+                            gg[(i * 3 + j) * c + ic] = v;
+                        }
                     }
                 }
-            }
-        });
+                for i in 0..N {
+                    let row = |j: usize| &gg[(i * 3 + j) * c..(i * 3 + j + 1) * c];
+                    let (a, b, d) = (row(0), row(1), row(2));
+                    for ic in 0..c {
+                        for (j, v) in g_times(a[ic], b[ic], d[ic]).into_iter().enumerate() {
+                            block[(i * N + j) * c + ic] = v;
+                        }
+                    }
+                }
+            },
+        );
         u
     }
 
@@ -278,17 +274,17 @@ impl Winograd {
         let t = columns(images * slots);
         if t > images * slots {
             // The padding columns: their products are never read, but keep them finite.
-            for row in v[..self.positions() * c * t].chunks_exact_mut(t) {
+            for row in v[..Self::POSITIONS * c * t].chunks_exact_mut(t) {
                 row[images * slots..].fill(0.0);
             }
         }
-        self.prepare_columns(column_work, images, self.input_columns());
+        self.prepare_columns(column_work, zero_row, images, self.input_columns());
         for ic in 0..c {
             let target = (&mut *v, ic * t, c * t);
             self.transform_input(input, input_layout, ic, images, target, zero_row, column_work);
         }
-        for xi in 0..self.positions() {
-            let u = ArrayView2::from_shape((o, c).strides((self.positions() * c, 1)), &u[xi * c..])
+        for xi in 0..Self::POSITIONS {
+            let u = ArrayView2::from_shape((o, c).strides((Self::POSITIONS * c, 1)), &u[xi * c..])
                 .expect("U fits");
             let v = ArrayView2::from_shape((c, t), &v[xi * c * t..(xi + 1) * c * t]).expect("V fits");
             let mut m =
@@ -334,19 +330,19 @@ impl Winograd {
         let (c, o, slots) = (self.channels, self.out_channels, self.slots());
         let t = columns(images * slots);
         // Padding columns: zero in both operands, so they add nothing.
-        let positions = self.positions();
+        let positions = Self::POSITIONS;
         for row in v[..positions * c * t]
             .chunks_exact_mut(t)
             .chain(m[..positions * o * t].chunks_exact_mut(t))
         {
             row[images * slots..].fill(0.0);
         }
-        self.prepare_columns(column_work, images, self.input_columns());
+        self.prepare_columns(column_work, zero_row, images, self.input_columns());
         for ic in 0..c {
             let target = (&mut *v, ic * t, c * t);
             self.transform_input(input, input_layout, ic, images, target, zero_row, column_work);
         }
-        self.prepare_columns(column_work, images, self.grad_columns());
+        self.prepare_columns(column_work, zero_row, images, self.grad_columns());
         for oc in 0..o {
             let target = (&mut *m, oc * t, o * t);
             self.transform_grad(grad, grad_layout, oc, images, target, zero_row, column_work);
@@ -361,22 +357,15 @@ impl Winograd {
         }
     }
 
-    /// `Gᵀ·Û·G` for every kernel: the `[O, C, 3, 3]` weight gradient from the sum
-    /// [`weight_gradient`](Self::weight_gradient) accumulated in `uw`.
-    pub fn weight_from_transformed(&self, uw: &[f32]) -> Vec<f32> {
-        self.weight_from_transformed_body(uw)
-    }
-
     /// Image `image`'s output plane `out` (`oh × ow`) from the `rows` that
     /// [`transform_output`](Self::transform_output) wrote, dropping the spare slots
     /// and the outputs of tiles that hang over the plane's bottom or right edge.
     fn copy_output(&self, rows: &[f32], image: usize, out: &mut [f32]) {
-        let m = TILE;
         let wp = self.padded_width();
         let base = image * self.tiles_y * wp;
         for ty in 0..self.tiles_y {
-            for (a, source) in rows.chunks_exact(rows.len() / m).enumerate() {
-                let oy = m * ty + a;
+            for (a, source) in rows.chunks_exact(rows.len() / TILE).enumerate() {
+                let oy = TILE * ty + a;
                 if oy < self.oh {
                     let at = base + ty * wp;
                     out[oy * self.ow..(oy + 1) * self.ow].copy_from_slice(&source[at..at + self.ow]);
@@ -430,7 +419,7 @@ impl Winograd {
             channel: usize,
             images: usize,
             target: (&mut [f32], usize, usize),
-            zero_row: &mut [f32],
+            zero_row: &[f32],
             columns: &mut [f32],
         ) => input_transform
     );
@@ -443,7 +432,7 @@ impl Winograd {
             channel: usize,
             images: usize,
             target: (&mut [f32], usize, usize),
-            zero_row: &mut [f32],
+            zero_row: &[f32],
             columns: &mut [f32],
         ) => grad_transform
     );

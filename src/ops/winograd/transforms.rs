@@ -27,12 +27,20 @@ impl Winograd {
     /// (with `(x_lo, cols)` from [`input_columns`](Self::input_columns)) or
     /// [`grad_transform`](Self::grad_transform) (with
     /// [`grad_columns`](Self::grad_columns)) do not write in `columns` for `images`
-    /// images: the padding columns outside `x_lo .. x_lo + cols` of every tile row, and the two
-    /// floats after each plane that the last spare slot reads. The transforms write
-    /// the rest, so this runs once before a loop over channels instead of once per
-    /// row: as small fills in the transforms, they were a `memset` call each (5% of
-    /// R2's conv backward, profiled).
-    pub(super) fn prepare_columns(&self, columns: &mut [f32], images: usize, (x_lo, cols): (usize, usize)) {
+    /// images: the padding columns outside `x_lo .. x_lo + cols` of every tile row,
+    /// and the two floats after each plane that the last spare slot reads; and
+    /// `zero_row`, the padding rows the column passes read. The transforms write the
+    /// rest, so this runs once before a loop over channels instead of once per row:
+    /// as small fills in the transforms, they were a `memset` call each (5% of R2's
+    /// conv backward, profiled).
+    pub(super) fn prepare_columns(
+        &self,
+        columns: &mut [f32],
+        zero_row: &mut [f32],
+        images: usize,
+        (x_lo, cols): (usize, usize),
+    ) {
+        zero_row[..cols].fill(0.0);
         let (ty_count, wp) = (self.tiles_y, self.padded_width());
         let total = images * ty_count * wp;
         for plane in columns[..6 * (total + 2)].chunks_exact_mut(total + 2) {
@@ -78,7 +86,7 @@ impl Winograd {
         channel: usize,
         images: usize,
         (v, first, stride): (&mut [f32], usize, usize),
-        zero_row: &mut [f32],
+        zero_row: &[f32],
         columns: &mut [f32],
     ) {
         let (ty_count, wp) = (self.tiles_y, self.padded_width());
@@ -175,7 +183,7 @@ impl Winograd {
         channel: usize,
         images: usize,
         (m, first, stride): (&mut [f32], usize, usize),
-        zero_row: &mut [f32],
+        zero_row: &[f32],
         columns: &mut [f32],
     ) {
         let (ty_count, wp) = (self.tiles_y, self.padded_width());
@@ -221,15 +229,13 @@ impl Winograd {
         (h, w, top): (usize, usize, usize),
         (x_lo, cols): (usize, usize),
         images: usize,
-        zero_row: &mut [f32],
+        zero_row: &[f32],
         c: &mut [&mut [f32]; 6],
         f: impl Fn([f32; N]) -> [f32; 6],
     ) {
         let (ty_count, wp) = (self.tiles_y, self.padded_width());
         let len = ty_count * wp;
-        let zeros = &mut zero_row[..cols];
-        zeros.fill(0.0);
-        let zeros = &*zeros;
+        let zeros = &zero_row[..cols];
         for image in 0..images {
             let at = image * layout.image_stride + channel * layout.channel_stride;
             let plane = &source[at..at + h * w];
@@ -254,8 +260,9 @@ impl Winograd {
     }
 
     /// `Gᵀ·Û·G` (6×6 → 3×3) for every kernel: the `[O, C, 3, 3]` weight gradient
-    /// from its sum in the transformed domain, `uw` `[36][O][C]`.
-    pub(super) fn weight_from_transformed_body(&self, uw: &[f32]) -> Vec<f32> {
+    /// from its sum in the transformed domain, `uw` `[36][O][C]`, as
+    /// [`weight_gradient`](Self::weight_gradient) accumulated it.
+    pub(in crate::ops) fn weight_from_transformed(&self, uw: &[f32]) -> Vec<f32> {
         let (o, c) = (self.out_channels, self.channels);
         let mut dw = vec![0.0f32; o * c * 9];
         for oc in 0..o {
