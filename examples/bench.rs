@@ -25,9 +25,9 @@ use clap::Parser;
 use ferrocnn::data::{Dataset, Mnist};
 use ferrocnn::gradcheck::random_like;
 use ferrocnn::metrics::peak_resident_mib;
-use ferrocnn::nn::{Mode, Module, Sequential};
+use ferrocnn::nn::Sequential;
 use ferrocnn::optim::{Adam, AdamConfig};
-use ferrocnn::train::{fit, train_step, FitOptions, Progress};
+use ferrocnn::train::{fit, predict, train_step, FitOptions, Progress};
 use ferrocnn::{zoo, Conv2dOptions, Padding, Param, Tape, Tensor};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -371,6 +371,7 @@ fn gemm_crate_single(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut
 enum Net {
     R1,
     R2,
+    R3,
 }
 
 impl Net {
@@ -378,6 +379,7 @@ impl Net {
         match self {
             Net::R1 => "r1",
             Net::R2 => "r2",
+            Net::R3 => "r3",
         }
     }
 
@@ -385,6 +387,7 @@ impl Net {
         match self {
             Net::R1 => 128,
             Net::R2 => 64,
+            Net::R3 => 128,
         }
     }
 
@@ -393,6 +396,7 @@ impl Net {
         match self {
             Net::R1 => zoo::r1(input, classes, 0),
             Net::R2 => zoo::r2(input, classes, 0),
+            Net::R3 => zoo::r3(input, classes, 0),
         }
     }
 
@@ -449,8 +453,9 @@ fn epoch_ms(net: Net, train: &Dataset) -> f64 {
     stats[0].seconds * 1e3
 }
 
-/// Median ms of one pass of eval-mode inference (no tape) over `batches`, after a
-/// warm-up pass: the same protocol as the reference scripts (median of 3).
+/// Median ms of one pass of eval-mode inference (`predict`: no tape, in slices)
+/// over `batches`, after a warm-up pass: the same protocol as the reference scripts
+/// (median of 3).
 fn infer_ms(net: Net, data: &Dataset, batches: &[Tensor]) -> f64 {
     let mut model = net.build(data);
     let reps = Reps { warmup: 1, timed: 3 };
@@ -459,7 +464,7 @@ fn infer_ms(net: Net, data: &Dataset, batches: &[Tensor]) -> f64 {
         || (),
         |()| {
             for x in batches {
-                drop(model.forward(x, Mode::Eval));
+                drop(predict(&mut model, x.value().view()));
             }
         },
     )
@@ -561,7 +566,7 @@ fn scaling(bench: &mut Bench, mnist: &Mnist, train: &Dataset) -> Result<Option<V
 
 /// Whether any workload that needs MNIST is wanted (loading it takes a moment).
 fn wants_data(bench: &Bench) -> bool {
-    let nets = [Net::R1, Net::R2];
+    let nets = [Net::R1, Net::R2, Net::R3];
     let names = nets
         .iter()
         .flat_map(|n| [n.step_name(), n.epoch_name(), n.infer_name()])
@@ -645,7 +650,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let mnist = Mnist::load(&args.data)?;
         let train = epoch_data(&bench, &mnist);
         let batches = infer_batches(&bench, &mnist);
-        for net in [Net::R1, Net::R2] {
+        for net in [Net::R1, Net::R2, Net::R3] {
             net_workloads(&mut bench, net, &mnist, &train, &batches);
         }
         scaling_json = scaling(&mut bench, &mnist, &train)?;

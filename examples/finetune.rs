@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use ferrocnn::data::{Dataset, Mnist};
 use ferrocnn::io::{load_model, save_model};
-use ferrocnn::nn::{Layer, Sequential};
+use ferrocnn::nn::{BatchNorm2d, Conv2d, Conv2dBlock, Linear, Module};
 use ferrocnn::optim::{Adam, AdamConfig};
 use ferrocnn::train::{evaluate, fit, FitOptions, Progress};
 
@@ -82,7 +82,7 @@ fn relabel(task: Task, data: &Dataset) -> Result<Dataset, Box<dyn std::error::Er
     })
 }
 
-fn train(model: &mut Sequential, train: &Dataset, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+fn train(model: &mut dyn Module, train: &Dataset, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut adam = Adam::new(AdamConfig {
         lr: args.lr,
         ..Default::default()
@@ -117,32 +117,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // A new class count needs a new head; the old one's outputs mean other things.
-    let outputs = model.head_name().and_then(|n| match model.get(n) {
-        Some(Layer::Linear(fc)) => Some(fc.out_features()),
-        _ => None,
-    });
+    let head = model
+        .head_name()
+        .ok_or("the model has no Linear layer to use as its head")?;
+    let outputs = model
+        .named_modules()
+        .into_iter()
+        .find(|(n, _)| *n == head)
+        .and_then(|(_, m)| m.downcast_ref::<Linear>().map(Linear::out_features));
     if outputs != Some(classes) {
-        if !model.replace_head(classes, args.seed) {
-            return Err("the model has no Linear layer to replace".into());
-        }
-        println!(
-            "replaced the head: {:?} → {classes} outputs (freshly initialized)",
-            outputs
-        );
+        let old = model.replace_head(classes, args.seed)?;
+        println!("replaced the head {head}: {old} → {classes} outputs (freshly initialized)");
     }
     let (c, h, w) = train_set.image_shape();
     model
-        .check_input(&[c, h, w])
+        .output_shape(&[c, h, w])
         .map_err(|e| format!("the model does not fit the data: {e}"))?;
-    let before = evaluate(&mut model, &test_set, 1000).accuracy;
+    let before = evaluate(model.as_mut(), &test_set, 1000).accuracy;
 
-    let head = model.head_name().unwrap_or_default().to_string();
     match args.freeze {
         Freeze::None => {}
-        Freeze::Conv => {
-            model.set_frozen_where(true, |_, l| matches!(l, Layer::Conv2d(_) | Layer::BatchNorm2d(_)))
+        Freeze::Conv => model.set_frozen_where(true, &|_, m| {
+            m.is::<Conv2d>() || m.is::<Conv2dBlock>() || m.is::<BatchNorm2d>()
+        }),
+        Freeze::AllButHead => {
+            model.freeze("");
+            model.unfreeze(&head);
         }
-        Freeze::AllButHead => model.set_frozen_where(true, |name, _| name != head),
     }
     let s = model.summary(&[c, h, w]);
     println!(
@@ -152,9 +153,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.total_params()
     );
 
-    let scratch = args.compare_scratch.then(|| model.reinitialized(args.seed));
-    train(&mut model, &train_set, &args)?;
-    let after = evaluate(&mut model, &test_set, 1000).accuracy;
+    let scratch = args.compare_scratch.then(|| {
+        let mut fresh = model.clone();
+        fresh.reinitialize(args.seed);
+        fresh
+    });
+    train(model.as_mut(), &train_set, &args)?;
+    let after = evaluate(model.as_mut(), &test_set, 1000).accuracy;
     println!(
         "fine-tuned:   test accuracy {:.2}% before, {:.2}% after",
         100.0 * before,
@@ -162,14 +167,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     if let Some(mut scratch) = scratch {
-        train(&mut scratch, &train_set, &args)?;
-        let acc = evaluate(&mut scratch, &test_set, 1000).accuracy;
+        train(scratch.as_mut(), &train_set, &args)?;
+        let acc = evaluate(scratch.as_mut(), &test_set, 1000).accuracy;
         println!(
             "from scratch: test accuracy {:.2}% (same architecture, subset and epochs)",
             100.0 * acc
         );
     }
-    save_model(&model, &args.save)?;
+    save_model(model.as_ref(), &args.save)?;
     println!("saved {}", args.save.display());
     Ok(())
 }

@@ -3,8 +3,9 @@
 //! Prints the layer table, then writes PNG pictures to `--out` (default
 //! `models/inspect`):
 //!
-//! - `filters_<conv>.png` — every convolution's kernels (first layer: one tile per
-//!   filter; deeper layers: one row per filter, one tile per input channel);
+//! - `filters_<conv>.png` — every convolution's kernels, at any depth, named by
+//!   its dotted name (first layer: one tile per filter; deeper layers: one row per
+//!   filter, one tile per input channel);
 //! - `features_<conv>.png` — what each convolution outputs for test image `--image`;
 //! - `input.png` — that test image, captioned with its label;
 //! - `misclassified.png` — up to 64 test images the model gets wrong, captioned
@@ -20,13 +21,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ferrocnn::data::{Mnist, Normalize};
-use ferrocnn::nn::{Layer, Mode, Module, Sequential};
+use ferrocnn::io;
+use ferrocnn::nn::{conv_of, Module};
 use ferrocnn::ops::softmax_rows;
-use ferrocnn::train::evaluate;
+use ferrocnn::train::{evaluate, predict};
 use ferrocnn::viz::{
     read_grayscale_png, resize_gray, save_conv_filters, save_feature_maps, save_image_grid, Filter,
 };
-use ferrocnn::{io, Tensor};
 use ndarray::Array4;
 
 /// Print a model's summary and write its filters, feature maps and mistakes as PNGs.
@@ -80,11 +81,11 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
             return Err(format!("--image {}: the test set has {n} images (0..{n})", args.image).into());
         }
     }
-    println!("{}", model.summary(&[c, h, w]));
+    println!("{}", model.try_summary(&[c, h, w])?);
 
     let mut written = Vec::new();
-    for (name, layer) in model.layers() {
-        if let Layer::Conv2d(conv) = layer {
+    for (name, module) in model.named_modules() {
+        if let Some(conv) = conv_of(module) {
             let (_, in_channels, kh, kw) = conv.kernel_shape();
             // First-layer kernels are few: show them large. Deeper ones are many.
             let target = if in_channels == 1 { 48 } else { 18 };
@@ -97,13 +98,13 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     if let Some(Mnist { test, .. }) = &data {
         let n = args.image;
         let x = test.to_array(n..n + 1);
-        written.extend(save_feature_maps(&model, &x, &args.out)?);
+        written.extend(save_feature_maps(model.as_ref(), &x, &args.out)?);
         let label = test.label(n).to_string();
         let input_path = args.out.join("input.png");
         save_image_grid(&[(&test.image(n)[..h * w], &label)], (h, w), 1, 4, &input_path)?;
         written.push(input_path);
 
-        let evaluation = evaluate(&mut model.clone(), test, 256);
+        let evaluation = evaluate(model.clone().as_mut(), test, 256);
         let wrong: Vec<usize> = (0..test.len())
             .filter(|&i| evaluation.predictions[i] != test.label(i))
             .collect();
@@ -137,14 +138,14 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
 
     if let (Some(path), Some(image)) = (&args.predict, user_image) {
         let normalize = data.as_ref().map_or(Normalize::MNIST, |d| d.test.normalization());
-        predict(&model, path, image, (c, h, w), normalize)?;
+        classify(model.as_ref(), path, image, (c, h, w), normalize)?;
     }
     Ok(())
 }
 
 /// Classifies one gray image and prints the probabilities, most likely first.
-fn predict(
-    model: &Sequential,
+fn classify(
+    model: &dyn Module,
     path: &Path,
     (pixels, height, width): (Vec<u8>, usize, usize),
     (c, h, w): (usize, usize, usize),
@@ -165,8 +166,8 @@ fn predict(
     let x = Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| {
         normalize.apply(pixels[y * w + x] as f32)
     });
-    let logits = model.clone().forward(&Tensor::new(x.into_dyn()), Mode::Eval);
-    let probs = softmax_rows(logits.value());
+    let logits = predict(model.clone_module().as_mut(), x.view().into_dyn());
+    let probs = softmax_rows(&logits);
     let mut ranked: Vec<(usize, f32)> = probs.row(0).iter().copied().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     println!("class  probability");

@@ -13,10 +13,11 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use ferrocnn::data::{Augment, Mnist};
-use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint};
+use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint, ModelRecord};
 use ferrocnn::metrics::peak_resident_mib;
-use ferrocnn::nn::{Module, Sequential};
+use ferrocnn::nn::{Module, Registry};
 use ferrocnn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, Optimizer, SGDConfig, SGD};
+use ferrocnn::profile::Profiler;
 use ferrocnn::train::{evaluate, fit, EpochStats, FitOptions, Progress, TrainError};
 use ferrocnn::{io, zoo};
 
@@ -28,6 +29,8 @@ enum Net {
     R1,
     /// The net of PyTorch's examples/mnist.
     R2,
+    /// A small ResNet: six basic blocks with batch norm, 16 to 64 channels.
+    R3,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -47,13 +50,13 @@ struct Args {
     /// Which network to train.
     #[arg(long, value_enum, default_value_t = Net::Default)]
     net: Net,
-    /// Number of epochs [default: 6 for the default net, 3 for r1, 1 for r2].
+    /// Number of epochs [default: 6 for the default net, 3 for r1, 1 for r2 and r3].
     #[arg(long)]
     epochs: Option<usize>,
     /// Batch size [default: 128, 64 for r2].
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Learning rate [default: 3e-3 with a one-cycle schedule for the default net, 1e-3 constant for r1/r2].
+    /// Learning rate [default: 3e-3 with a one-cycle schedule for the default net, 1e-3 constant for r1/r2/r3].
     #[arg(long)]
     lr: Option<f32>,
     /// Optimizer.
@@ -66,7 +69,7 @@ struct Args {
     #[arg(long)]
     threads: Option<usize>,
     /// Augment training images with random shifts (±2 px) and rotations (±10°)
-    /// [default: on for the default net, off for r1/r2].
+    /// [default: on for the default net, off for r1/r2/r3].
     #[arg(long, overrides_with = "no_augment")]
     augment: bool,
     /// Do not augment training images.
@@ -76,7 +79,7 @@ struct Args {
     #[arg(long)]
     limit_train: Option<usize>,
     /// Where to save the trained model [default: models/mnist.bin for the default net,
-    /// models/mnist-r1.bin and models/mnist-r2.bin for r1 and r2, so that benchmarking
+    /// models/mnist-r1.bin etc. for the reference nets, so that benchmarking
     /// a reference net does not replace the shipped model; with --resume, the
     /// checkpoint's path with .bin].
     #[arg(long)]
@@ -104,17 +107,13 @@ fn new_run(
     (c, h, w): (usize, usize, usize),
     classes: usize,
     train_len: usize,
-) -> (Sequential, FitOptions, Box<dyn Optimizer>) {
+) -> (Box<dyn Module>, FitOptions, Box<dyn Optimizer>) {
+    let input = (c, h, w);
     let (model, epochs, batch_size, lr, one_cycle) = match args.net {
-        Net::Default => (
-            zoo::mnist_default((c, h, w), classes, args.seed),
-            6,
-            128,
-            3e-3,
-            true,
-        ),
-        Net::R1 => (zoo::r1((c, h, w), classes, args.seed), 3, 128, 1e-3, false),
-        Net::R2 => (zoo::r2((c, h, w), classes, args.seed), 1, 64, 1e-3, false),
+        Net::Default => (zoo::mnist_default(input, classes, args.seed), 6, 128, 3e-3, true),
+        Net::R1 => (zoo::r1(input, classes, args.seed), 3, 128, 1e-3, false),
+        Net::R2 => (zoo::r2(input, classes, args.seed), 1, 64, 1e-3, false),
+        Net::R3 => (zoo::r3(input, classes, args.seed), 1, 128, 1e-3, false),
     };
     let augment = !args.no_augment && (args.augment || matches!(args.net, Net::Default));
     let epochs = args.epochs.unwrap_or(epochs);
@@ -149,11 +148,13 @@ fn new_run(
         progress: Progress::Auto,
         ..Default::default()
     };
-    (model, options, optimizer)
+    (Box::new(model), options, optimizer)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    // Process-wide allocator and GEMM tuning: a binary's choice, not the library's.
+    ferrocnn::alloc::tune_malloc();
     if let Some(threads) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -202,7 +203,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 train = train.take(n.min(train.len()));
             }
             (
-                ckpt.model,
+                ckpt.model.build(&Registry::new())?,
                 ckpt.optimizer.into_optimizer()?,
                 ckpt.options,
                 ckpt.history,
@@ -231,20 +232,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     options.stop = Some(stop);
 
-    ferrocnn::profile::enable(args.profile);
+    let profiler = args.profile.then(Profiler::new);
+    options.profiler = profiler.clone();
     let start = Instant::now();
     let save_checkpoint_at =
-        |model: &Sequential, optimizer: &dyn Optimizer, history: &[EpochStats], position| {
+        |model: &dyn Module, optimizer: &dyn Optimizer, history: &[EpochStats], position| {
             let (start_epoch, start_batch, start_totals) = position;
             let options = FitOptions {
                 start_epoch,
                 start_batch,
                 start_totals,
                 stop: None,
+                profiler: None,
                 ..options.clone()
             };
             let ckpt = Checkpoint {
-                model: model.clone(),
+                model: ModelRecord::of(model),
                 optimizer: optimizer.state(),
                 options,
                 history: history.to_vec(),
@@ -254,7 +257,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
     let mut done = history.clone();
     let result = fit(
-        &mut model,
+        model.as_mut(),
         optimizer.as_mut(),
         &train,
         Some(&test),
@@ -272,7 +275,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             batches_done,
             totals,
         }) => {
-            save_checkpoint_at(&model, optimizer.as_ref(), &done, (epoch, batches_done, totals))?;
+            save_checkpoint_at(
+                model.as_ref(),
+                optimizer.as_ref(),
+                &done,
+                (epoch, batches_done, totals),
+            )?;
             let path = checkpoint_path.display();
             println!("\ninterrupted: saved {path}; continue with --resume {path}");
             std::process::exit(130);
@@ -281,14 +289,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let total = start.elapsed().as_secs_f64();
 
-    if args.profile {
-        println!(
-            "\nwhere the training time went (test evaluations included):\n{}",
-            ferrocnn::profile::report()
-        );
-        ferrocnn::profile::enable(false);
+    if let Some(profiler) = &profiler {
+        println!("\nwhere the training time went:\n{}", profiler.report());
     }
-    let result = evaluate(&mut model, &test, 1000);
+    let result = evaluate(model.as_mut(), &test, 1000);
     println!(
         "\nconfusion matrix on the {} test images:\n{}",
         test.len(),
@@ -300,7 +304,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         result.loss
     );
 
-    io::save_model(&model, &save)?;
+    io::save_model(model.as_ref(), &save)?;
     println!(
         "saved the model to {} (checkpoint: {})",
         save.display(),
@@ -314,7 +318,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ferrocnn::viz::save_training_curves(&history, &curves)?;
     println!("training curves: {}", curves.display());
     if let Some(path) = &args.export_safetensors {
-        io::export_safetensors(&model, path)?;
+        io::export_safetensors(model.as_ref(), path)?;
         println!("exported the weights to {}", path.display());
     }
 

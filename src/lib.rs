@@ -34,6 +34,7 @@ pub mod gradcheck;
 pub mod io;
 pub mod metrics;
 pub mod nn;
+mod observe;
 pub mod ops;
 pub mod optim;
 mod param;
@@ -52,6 +53,9 @@ pub use optim::{
 pub use param::{Param, ParamId};
 pub use tape::{Gradients, Tape};
 pub use tensor::Tensor;
+
+#[doc(hidden)]
+pub use serde_json;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

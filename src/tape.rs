@@ -15,8 +15,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ndarray::ArrayD;
+
+use crate::observe::{Observer, Trace};
+use crate::profile::{Phase, Profiler};
 
 use crate::param::{Param, ParamId};
 use crate::tensor::Tensor;
@@ -56,12 +60,50 @@ pub(crate) enum NodeKind {
 #[derive(Clone, Default)]
 pub struct Tape {
     nodes: Rc<RefCell<Vec<NodeKind>>>,
+    observer: Option<Rc<Observer>>,
 }
 
 impl Tape {
     /// A new, empty tape. Use one per forward/backward pass.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A new tape whose forward pass (per layer type) and backward pass (per op)
+    /// are timed into `profiler`.
+    pub fn with_profiler(profiler: &Profiler) -> Self {
+        Self::observed(Observer {
+            profiler: Some(profiler.clone()),
+            trace: None,
+        })
+    }
+
+    /// A new tape that keeps every module's output of the pass (see `observe`).
+    pub(crate) fn traced() -> Self {
+        Self::observed(Observer {
+            profiler: None,
+            trace: Some(RefCell::new(Trace::default())),
+        })
+    }
+
+    fn observed(observer: Observer) -> Self {
+        Tape {
+            nodes: Rc::default(),
+            observer: Some(Rc::new(observer)),
+        }
+    }
+
+    pub(crate) fn observer(&self) -> Option<Rc<Observer>> {
+        self.observer.clone()
+    }
+
+    /// The outputs a traced tape kept.
+    pub(crate) fn take_trace(&self) -> Trace {
+        self.observer
+            .as_ref()
+            .and_then(|o| o.trace.as_ref())
+            .map(|t| t.take())
+            .unwrap_or_default()
     }
 
     /// Puts data on the tape as an input: no gradient is computed for it, but the ops
@@ -110,6 +152,7 @@ impl Tape {
         let mut pending: Vec<Option<ArrayD<f32>>> = vec![None; root + 1];
         pending[root] = Some(seed);
         let mut grads = Gradients::default();
+        let profiler = self.observer.as_ref().and_then(|o| o.profiler.as_ref());
         for id in (0..=root).rev() {
             // Taking the gradient frees it as soon as it has been propagated.
             let Some(grad) = pending[id].take() else {
@@ -123,9 +166,11 @@ impl Tape {
                     backward,
                 } => {
                     let needs: Vec<bool> = inputs.iter().map(Option::is_some).collect();
-                    let timer = crate::profile::start();
+                    let started = profiler.map(|_| Instant::now());
                     let input_grads = backward(&grad, &needs);
-                    crate::profile::record(timer, name, crate::profile::Phase::Backward);
+                    if let (Some(profiler), Some(started)) = (profiler, started) {
+                        profiler.record(started, name, Phase::Backward);
+                    }
                     for (input, g) in inputs.iter().zip(input_grads) {
                         if let (Some(input), Some(g)) = (input, g) {
                             accumulate(&mut pending[*input], g, name);

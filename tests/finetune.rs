@@ -2,7 +2,7 @@
 //! by a single bit; the head is replaced for a new class count and trains.
 
 use ferrocnn::data::Mnist;
-use ferrocnn::nn::{Layer, Module};
+use ferrocnn::nn::{BatchNorm2d, Conv2d, Module};
 use ferrocnn::optim::{Adam, AdamConfig};
 use ferrocnn::train::{fit, FitOptions, Progress};
 use ferrocnn::zoo;
@@ -17,8 +17,8 @@ fn frozen_layers_do_not_change_by_a_single_bit() {
         .with_num_classes(2)
         .expect("two classes");
     let mut model = zoo::mnist_default((1, 28, 28), 10, 1);
-    assert!(model.replace_head(2, 3));
-    model.set_frozen_where(true, |_, l| matches!(l, Layer::Conv2d(_) | Layer::BatchNorm2d(_)));
+    assert_eq!(model.replace_head(2, 3), Ok(10));
+    model.set_frozen_where(true, &|_, m| m.is::<Conv2d>() || m.is::<BatchNorm2d>());
     let before = model.state_dict();
 
     let mut adam = Adam::new(AdamConfig {

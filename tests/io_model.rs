@@ -18,13 +18,13 @@ fn model_round_trip_is_bit_exact_and_needs_no_code() {
     let path = dir.path().join("m.bin");
     save_model(&model, &path).expect("save");
     let mut loaded = load_model(&path).expect("load");
-    let names = |m: &ferrocnn::nn::Sequential| {
+    let names = |m: &dyn Module| {
         m.named_parameters()
             .into_iter()
             .map(|(n, p)| (n, p.value().clone()))
             .collect::<Vec<_>>()
     };
-    assert_eq!(names(&model), names(&loaded));
+    assert_eq!(names(&model), names(loaded.as_ref()));
     let x = Tensor::new(ferrocnn::gradcheck::random_like(&[2, 1, 28, 28], 1));
     assert_eq!(
         model.forward(&x, Mode::Eval).value(),
@@ -182,5 +182,203 @@ fn atomic_save_survives_being_killed() {
         child.wait().expect("reap");
         let model = load_model(&path).expect("the file is always a whole model, old or new");
         assert_eq!(model.num_parameters(), 1_199_882);
+    }
+}
+
+/// The golden file: a model of every layer kind of format 1, written by ferrocnn's
+/// first release (tests/golden/all_layers_v1.bin), with batch-norm statistics,
+/// a dropout counter and a frozen weight moved off their defaults.
+const GOLDEN_V1: &str = "tests/golden/all_layers_v1.bin";
+
+fn golden_input() -> Tensor {
+    let x = ndarray::Array4::from_shape_fn((2, 1, 8, 8), |(n, _, y, x)| {
+        ((n * 5 + y * 2 + x) % 9) as f32 / 4.0 - 1.0
+    });
+    Tensor::new(x.into_dyn())
+}
+
+#[test]
+fn format_1_files_still_load_bit_exactly() {
+    let mut model = load_model(GOLDEN_V1).expect("a format-1 file loads");
+    let names: Vec<String> = model.state_dict().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "conv1.weight",
+            "conv1.bias",
+            "bn1.weight",
+            "bn1.bias",
+            "bn1.running_mean",
+            "bn1.running_var",
+            "conv2.weight",
+            "fc1.weight",
+            "fc1.bias",
+            "fc2.weight",
+        ]
+    );
+    let kinds: Vec<String> = model
+        .children()
+        .iter()
+        .map(|(_, m)| m.kind().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Conv2d",
+            "BatchNorm2d",
+            "ReLU",
+            "MaxPool2d",
+            "Conv2d",
+            "LeakyReLU",
+            "AvgPool2d",
+            "Tanh",
+            "Dropout",
+            "Flatten",
+            "Linear",
+            "Sigmoid",
+            "Linear",
+        ]
+    );
+    // What ferrocnn 0.1 computed for this input, bit for bit.
+    let expected: [u32; 6] = [
+        1000769408, 1068079692, 3206428960, 3168412848, 1067701620, 3205803170,
+    ];
+    let y = model.forward(&golden_input(), Mode::Eval);
+    assert_eq!(
+        y.value().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        expected
+    );
+    // State beyond the weights survives: the frozen flag, the counters.
+    let frozen: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .filter(|(_, p)| p.is_frozen())
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(frozen, ["fc2.weight"]);
+    let dropout = model.named_modules().into_iter().find_map(|(_, m)| {
+        m.downcast_ref::<ferrocnn::nn::Dropout>()
+            .map(|d| (d.seed, d.calls))
+    });
+    assert_eq!(dropout, Some((12447319193965048217, 3)));
+    let bn = model.children()[1]
+        .1
+        .downcast_ref::<ferrocnn::nn::BatchNorm2d>()
+        .unwrap()
+        .num_batches_tracked;
+    assert_eq!(bn, 3);
+
+    // Saved again, it is a format-2 file that loads to the same model.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("v2.bin");
+    save_model(model.as_ref(), &path).expect("save");
+    assert_eq!(std::fs::read(&path).unwrap()[8..12], 2u32.to_le_bytes());
+    let mut again = load_model(&path).expect("load");
+    assert_eq!(again.forward(&golden_input(), Mode::Eval).value(), y.value());
+    assert_eq!(
+        ferrocnn::io::read_model_record(&path).unwrap(),
+        ferrocnn::io::ModelRecord::of(model.as_ref())
+    );
+}
+
+#[test]
+fn the_shipped_model_loads_bit_exactly() {
+    let mut model = load_model("models/mnist.bin").expect("the shipped model");
+    let mnist = ferrocnn::data::Mnist::load("datasets/mnist").expect("shipped MNIST");
+    let y = model.forward(&Tensor::new(mnist.test.to_array(0..1).into_dyn()), Mode::Eval);
+    // The first test image's logits as ferrocnn 0.1 computed them (the file is format 1).
+    let expected: [u32; 10] = [
+        3236811581, 1080205280, 1081720439, 1081024082, 3229445318, 3227226431, 3249079944, 1101356139,
+        3221836727, 1078063629,
+    ];
+    assert_eq!(
+        y.value().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        expected
+    );
+}
+
+#[test]
+fn the_architecture_is_stored_by_name_as_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("r3.bin");
+    save_model(&zoo::r3((1, 28, 28), 10, 0), &path).expect("save");
+    let record = ferrocnn::io::read_model_record(&path).expect("read");
+    let json: serde_json::Value = serde_json::from_str(&record.architecture).expect("JSON");
+    assert_eq!(json["format"], 1);
+    assert_eq!(json["model"]["kind"], "Sequential");
+    assert_eq!(json["model"]["children"][0][0], "conv1");
+    assert_eq!(json["model"]["children"][0][1]["kind"], "Conv2d");
+    assert_eq!(json["model"]["children"][0][1]["config"]["out_channels"], 16);
+    assert_eq!(
+        json["model"]["children"][3][1]["children"][2][1]["kind"],
+        "Residual"
+    );
+    assert!(record
+        .tensors
+        .iter()
+        .any(|(n, _)| n == "blocks.2.shortcut.conv1.weight"));
+}
+
+/// Writes a format-2 model file holding `record` (the header is the public format).
+fn write_record(path: &std::path::Path, record: &ferrocnn::io::ModelRecord) {
+    let payload = bincode::serde::encode_to_vec(record, bincode::config::standard()).unwrap();
+    let mut bytes = b"FERROCNN".to_vec();
+    bytes.extend_from_slice(&2u32.to_le_bytes());
+    bytes.push(1);
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_file_whose_content_does_not_hold_together_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = ferrocnn::io::ModelRecord::of(&zoo::r1((1, 28, 28), 10, 0));
+    type Damage = Box<dyn Fn(&mut ferrocnn::io::ModelRecord)>;
+    let cases: Vec<(&str, Damage, &str)> = vec![
+        (
+            "unknown kind",
+            Box::new(|r| r.architecture = r.architecture.replacen("\"Linear\"", "\"Dense\"", 1)),
+            "unknown module kind \"Dense\"",
+        ),
+        (
+            "stride 0",
+            Box::new(|r| r.architecture = r.architecture.replacen("\"stride\":[1,1]", "\"stride\":[0,1]", 1)),
+            "at least 1",
+        ),
+        (
+            "a weight stored 2-d",
+            Box::new(|r| r.tensors[0].1 = ndarray::ArrayD::zeros(ndarray::IxDyn(&[32, 9]))),
+            "conv1.weight",
+        ),
+        (
+            "a missing weight",
+            Box::new(|r| {
+                r.tensors.remove(1);
+            }),
+            "conv1.bias",
+        ),
+        (
+            "not JSON",
+            Box::new(|r| r.architecture = "{".into()),
+            "architecture",
+        ),
+        (
+            "a frozen name that does not exist",
+            Box::new(|r| r.frozen.push("conv9.weight".into())),
+            "conv9.weight",
+        ),
+    ];
+    for (what, damage, says) in cases {
+        let mut record = good.clone();
+        damage(&mut record);
+        let path = dir.path().join("bad.bin");
+        write_record(&path, &record);
+        let err = load_model(&path)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: loaded"));
+        let text = err.to_string();
+        assert!(text.contains("bad.bin") && text.contains(says), "{what}: {text}");
     }
 }

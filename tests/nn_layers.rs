@@ -2,8 +2,8 @@
 //! regularization, summary.
 
 use ferrocnn::nn::{
-    AvgPool2d, BatchNorm2d, Conv2d, Dropout, GlobalAvgPool, Linear, MaxPool2d, Mode, Module, Regularizer,
-    Sequential,
+    AvgPool2d, BatchNorm2d, Conv2d, Conv2dBlock, Dropout, GlobalAvgPool, Linear, MaxPool2d, Mode, Module,
+    Regularizer, Sequential,
 };
 use ferrocnn::{zoo, GradCheck, Padding, Tape, Tensor};
 use ndarray::{ArrayD, IxDyn};
@@ -171,14 +171,20 @@ fn regularizer_adds_penalty_and_its_gradient() {
 #[test]
 fn summary_lists_layers_shapes_and_counts() {
     let mut net = zoo::r1((1, 28, 28), 10, 0);
-    net.layers_mut()[0].1.as_module_mut().set_frozen(true);
+    assert_eq!(net.freeze("conv1"), 2);
     let s = net.summary(&[1, 28, 28]);
-    assert_eq!(s.rows[0].output_shape, vec![32, 26, 26]);
-    assert_eq!(s.rows.last().map(|r| r.output_shape.clone()), Some(vec![10]));
+    // conv1 is a fused Conv2d → ReLU → MaxPool2d block: its output is pooled.
+    assert_eq!(s.rows[0].output_shape, Some(vec![32, 13, 13]));
+    assert_eq!(
+        s.rows.last().map(|r| r.output_shape.clone()),
+        Some(Some(vec![10]))
+    );
     assert_eq!((s.total_params(), s.trainable_params()), (34_826, 34_826 - 320));
     let text = s.to_string();
     assert!(
-        text.contains("conv1 (Conv2d)") && text.contains("frozen") && text.contains("Total params: 34826"),
+        text.contains("conv1 (Conv2dBlock)")
+            && text.contains("frozen")
+            && text.contains("Total params: 34826"),
         "{text}"
     );
 }
@@ -199,32 +205,27 @@ fn same_seed_same_network() {
 }
 
 #[test]
-fn fused_and_reordered_blocks_equal_the_layers_one_by_one() {
-    // Sequential runs Conv2d → ReLU → MaxPool2d as one fused op, and a ReLU → MaxPool2d
-    // after any other layer as MaxPool2d → ReLU; check both against the layers
-    // applied one by one in the written order, values and gradients bit for bit.
+fn conv2d_block_equals_the_layers_one_by_one() {
+    // A Conv2dBlock (Conv2d → ReLU → MaxPool2d as one fused op) computes what the
+    // separate layers compute, values and gradients bit for bit; likewise without the
+    // pool, and without the ReLU.
     let mut r = rng();
     let conv = Conv2d::new(2, 3, (3, 3), &mut r);
-    let norm = BatchNorm2d::new(3);
     let x = ferrocnn::gradcheck::random_like(&[2, 2, 9, 9], 8);
-    for with_norm in [false, true] {
-        let mut net = Sequential::new().add(conv.clone());
-        if with_norm {
-            net.push(norm.clone());
+    for (relu, pool) in [(true, true), (true, false), (false, true)] {
+        let mut block = Conv2dBlock::new(conv.clone());
+        let mut layers = Sequential::new().add(conv.clone());
+        if relu {
+            block = block.with_relu();
+            layers.push(ferrocnn::nn::ReLU);
         }
-        let mut net = net.add(ferrocnn::nn::ReLU).add(MaxPool2d::new((2, 2)));
-        let mut run = |whole: bool| {
+        if pool {
+            block = block.with_max_pool(MaxPool2d::new((2, 2)));
+            layers.push(MaxPool2d::new((2, 2)));
+        }
+        let run = |net: &mut dyn Module| {
             let tape = Tape::new();
-            let input = tape.input(x.clone());
-            let y = if whole {
-                net.forward(&input, Mode::Train)
-            } else {
-                let mut y = conv.clone().forward(&input, Mode::Train);
-                if with_norm {
-                    y = norm.clone().forward(&y, Mode::Train);
-                }
-                MaxPool2d::new((2, 2)).forward(&y.relu(), Mode::Train)
-            };
+            let y = net.forward(&tape.input(x.clone()), Mode::Train);
             let g = ferrocnn::gradcheck::random_like(y.shape(), 9);
             let grads = y.mul(&Tensor::new(g)).sum().backward();
             (
@@ -232,13 +233,11 @@ fn fused_and_reordered_blocks_equal_the_layers_one_by_one() {
                 grads.get(&conv.weight).cloned().expect("weight gradient"),
             )
         };
-        let (a, b) = (run(true), run(false));
-        assert_eq!(a.0, b.0, "same output (batch norm: {with_norm})");
-        assert_eq!(a.1, b.1, "same weight gradient (batch norm: {with_norm})");
-        assert!(
-            a.0.iter().any(|&v| v == 0.0) && a.0.iter().any(|&v| v > 0.0),
-            "both ReLU branches exercised"
-        );
+        let (a, b) = (run(&mut block), run(&mut layers));
+        assert_eq!(a.0, b.0, "same output (relu {relu}, pool {pool})");
+        assert_eq!(a.1, b.1, "same weight gradient (relu {relu}, pool {pool})");
+        assert_eq!(block.named_parameters()[0].0, "weight");
+        assert_eq!(block.output_shape(&[2, 9, 9]).unwrap(), b.0.shape()[1..].to_vec());
     }
 }
 
@@ -254,20 +253,23 @@ fn shape_inference_matches_the_forward_pass_and_names_the_layer_that_does_not_fi
             Ok(net.output_shapes(&[1, 28, 28]))
         );
     }
-    let err = zoo::r1((1, 28, 28), 10, 0).check_input(&[1, 32, 32]).unwrap_err();
+    let err = zoo::r1((1, 28, 28), 10, 0)
+        .output_shape(&[1, 32, 32])
+        .unwrap_err();
     assert!(
         err.contains("fc1") && err.contains("1600") && err.contains("2304"),
         "{err}"
     );
-    let err = zoo::r1((1, 28, 28), 10, 0).check_input(&[3, 28, 28]).unwrap_err();
+    let err = zoo::r1((1, 28, 28), 10, 0)
+        .output_shape(&[3, 28, 28])
+        .unwrap_err();
     assert!(err.contains("conv1") && err.contains("1 input channels"), "{err}");
 }
 
 #[test]
 fn inference_on_a_large_batch_equals_inference_image_by_image() {
-    // Inference on a large batch runs in slices of images, and from a large Linear
-    // layer on (676 × 400 weights here) in bigger chunks; no image's output may
-    // depend on the others in its batch. 600 images cross both slice sizes.
+    // `predict` runs a large batch in slices of images; no image's output may depend
+    // on the others in its batch. 600 images cross several slices.
     let mut r = rng();
     let mut net = Sequential::new()
         .add(Conv2d::new(1, 4, (3, 3), &mut r))
@@ -279,7 +281,7 @@ fn inference_on_a_large_batch_equals_inference_image_by_image() {
         .add(Dropout::new(0.5, &mut r))
         .add(Linear::new(400, 10, &mut r));
     let x = ferrocnn::gradcheck::random_like(&[600, 1, 28, 28], 5);
-    let whole = net.forward(&Tensor::new(x.clone()), Mode::Eval);
+    let whole = Tensor::new(ferrocnn::train::predict(&mut net, x.view()));
     assert_eq!(whole.shape(), [600, 10]);
     for i in [0, 63, 64, 200, 511, 512, 599] {
         let one = x.slice_axis(ndarray::Axis(0), (i..i + 1).into()).to_owned();

@@ -1,6 +1,7 @@
 //! The pictures of `ferrocnn::viz`: grid layout, per-tile normalization, PNG round
 //! trips and error handling, training curves, feature maps.
 
+use ferrocnn::nn::Module;
 use ferrocnn::train::EpochStats;
 use ferrocnn::viz::{
     normalize_tile, read_grayscale_png, resize_gray, save_conv_filters, save_feature_maps, save_image_grid,
@@ -240,7 +241,7 @@ fn training_curves_are_a_png_of_the_documented_size() {
 
 #[test]
 fn feature_maps_one_file_per_conv_layer() {
-    let model = ferrocnn::zoo::r1((1, 28, 28), 10, 0);
+    let model = ferrocnn::zoo::mnist_default((1, 28, 28), 10, 0);
     let dir = tempfile::tempdir().unwrap();
     let input = Array4::from_shape_fn((1, 1, 28, 28), |(_, _, y, x)| ((x + y) % 7) as f32 / 7.0);
     let written = save_feature_maps(&model, &input, dir.path()).unwrap();
@@ -249,10 +250,10 @@ fn feature_maps_one_file_per_conv_layer() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["features_conv1.png", "features_conv2.png"]);
-    // conv1: 32 maps of 26×26, 8 per row, enlarged 2×, 1 px borders.
+    // conv1: 32 maps of 28×28 (same padding), 8 per row, enlarged 2×, 1 px borders.
     assert_eq!(
         png_size(&written[0]),
-        Grid::new(8).with_scale(2).size(32, (26, 26))
+        Grid::new(8).with_scale(2).size(32, (28, 28))
     );
     let two = Array4::<f32>::zeros((2, 1, 28, 28));
     assert!(matches!(
@@ -270,12 +271,9 @@ fn feature_maps_one_file_per_conv_layer() {
 fn conv_filters_layout_first_and_deeper_layers() {
     let model = ferrocnn::zoo::r1((1, 28, 28), 10, 0);
     let convs: Vec<_> = model
-        .layers()
-        .iter()
-        .filter_map(|(_, l)| match l {
-            ferrocnn::nn::Layer::Conv2d(c) => Some(c),
-            _ => None,
-        })
+        .named_modules()
+        .into_iter()
+        .filter_map(|(_, m)| ferrocnn::nn::conv_of(m))
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("f1.png");

@@ -21,8 +21,10 @@ use serde::Serialize;
 
 /// First bytes of every ferrocnn file.
 pub const MAGIC: &[u8; 8] = b"FERROCNN";
-/// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes and the newest it reads. Version 1 (up to
+/// ferrocnn 0.1's first release) stored a `Sequential` of a closed set of layers;
+/// version 2 stores the architecture by name (see `io::model`). Both are read.
+pub const FORMAT_VERSION: u32 = 2;
 /// Largest payload we decode (1 GiB): far above any small CNN, far below harm.
 pub const MAX_PAYLOAD: u64 = 1 << 30;
 const HEADER_LEN: usize = 8 + 4 + 1 + 8 + 4;
@@ -106,6 +108,15 @@ pub enum IoError {
     /// A parameter is missing from the file or from the model (strict loading).
     #[error("{0}")]
     KeyMismatch(String),
+    /// The file decodes, but what it describes cannot be built or does not hold
+    /// together (an unknown layer kind, a weight that does not fit its layer).
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Encoding failed (should not happen for our types).
     #[error("encoding failed: {0}")]
     Encode(String),
@@ -132,8 +143,9 @@ pub(crate) fn encode<T: Serialize>(value: &T, kind: FileKind) -> Result<Vec<u8>,
     Ok(bytes)
 }
 
-/// Checks the header and decodes the payload of `bytes` (read from `path`).
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], kind: FileKind, path: &Path) -> Result<T, IoError> {
+/// Checks the header of `bytes` (read from `path`) and returns the format version
+/// and the payload.
+pub(crate) fn open<'a>(bytes: &'a [u8], kind: FileKind, path: &Path) -> Result<(u32, &'a [u8]), IoError> {
     let path_buf = || path.to_path_buf();
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(IoError::NotFerrocnn { path: path_buf() });
@@ -207,6 +219,12 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], kind: FileKind, path: &P
             reason: "checksum mismatch (the file was damaged)".into(),
         });
     }
+    Ok((version, payload))
+}
+
+/// Decodes a payload (of the file at `path`) as a `T`, all of it.
+pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8], path: &Path) -> Result<T, IoError> {
+    let path_buf = || path.to_path_buf();
     let config = bincode::config::standard().with_limit::<{ MAX_PAYLOAD as usize }>();
     let (value, used) = bincode::serde::decode_from_slice(payload, config).map_err(|e| IoError::Corrupt {
         path: path_buf(),

@@ -1,32 +1,194 @@
-//! Whole-model files, and loading a file's weights into an existing architecture.
+//! Whole-model files: the architecture by name and the weights by name, so a model
+//! loads without code that rebuilds it — and a model of your own loads too, either
+//! through a [`Registry`] that knows its kind or into an instance built in code.
+//!
+//! A [`ModelRecord`] is what a model file (format 2) holds:
+//! - `architecture`: JSON, `{"format": 1, "model": {"kind": "Sequential",
+//!   "children": [["conv1", {"kind": "Conv2d", "config": {…}}], …]}}` — each module
+//!   by its kind name and settings, never by the position of an enum variant;
+//! - `tensors`: the state dict (`conv1.weight`, `bn1.running_mean`, …);
+//! - `frozen`: the names of frozen parameters;
+//! - `extra_state`: per module, the counters that are neither parameter nor
+//!   buffer (dropout's mask stream, batch norm's batch count), as JSON.
+//!
+//! Loading checks what the file decodes to, not just its checksum: the architecture
+//! must build, and its parameters and buffers must match the stored tensors name for
+//! name and shape for shape, before anything is returned.
 
 use std::path::Path;
 
-use super::format::{decode, encode, read_limited, write_atomic, FileKind, IoError};
-use super::state_dict::LoadReport;
-use crate::nn::Sequential;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::format::{decode_payload, encode, open, read_limited, write_atomic, FileKind, IoError};
+use super::legacy;
+use super::state_dict::{LoadReport, StateDict};
+use crate::nn::{ConfigError, Module, ModuleConfig, Registry, CONFIG_VERSION};
+
+/// A model as stored: architecture, weights, frozen flags and extra state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// The architecture as JSON (see the module docs).
+    pub architecture: String,
+    /// Every parameter and buffer by dotted name.
+    pub tensors: StateDict,
+    /// Dotted names of the frozen parameters.
+    pub frozen: Vec<String>,
+    /// `(module name, JSON)` for each module with extra state.
+    pub extra_state: Vec<(String, String)>,
+}
+
+/// The `architecture` JSON: the config layout's version and the module tree.
+#[derive(Serialize, Deserialize)]
+struct Architecture {
+    format: u32,
+    model: ModuleConfig,
+}
+
+impl ModelRecord {
+    /// Records `model` as it is now.
+    pub fn of(model: &dyn Module) -> ModelRecord {
+        let architecture = Architecture {
+            format: CONFIG_VERSION,
+            model: ModuleConfig::of(model),
+        };
+        ModelRecord {
+            architecture: serde_json::to_string(&architecture).expect("a config is plain data"),
+            tensors: model.state_dict(),
+            frozen: model
+                .named_parameters()
+                .into_iter()
+                .filter(|(_, p)| p.is_frozen())
+                .map(|(n, _)| n)
+                .collect(),
+            extra_state: model
+                .named_modules()
+                .into_iter()
+                .filter_map(|(n, m)| m.extra_state().map(|s| (n, s.to_string())))
+                .collect(),
+        }
+    }
+
+    /// The stored architecture.
+    pub fn config(&self) -> Result<ModuleConfig, ConfigError> {
+        let invalid = |reason: String| ConfigError::invalid("model file", reason);
+        let architecture: Architecture =
+            serde_json::from_str(&self.architecture).map_err(|e| invalid(format!("architecture: {e}")))?;
+        if architecture.format == 0 || architecture.format > CONFIG_VERSION {
+            return Err(invalid(format!(
+                "architecture format {} is not one this build reads (1 to {CONFIG_VERSION})",
+                architecture.format
+            )));
+        }
+        Ok(architecture.model)
+    }
+
+    /// Builds the stored model with `registry`'s constructors and loads its state.
+    pub fn build(&self, registry: &Registry) -> Result<Box<dyn Module>, String> {
+        let config = self.config().map_err(|e| e.to_string())?;
+        let mut model = registry.build(&config).map_err(|e| e.to_string())?;
+        self.load_into(model.as_mut()).map_err(|e| e.to_string())?;
+        Ok(model)
+    }
+
+    /// Loads the stored state (weights, buffers, frozen flags, extra state) into
+    /// `model`, which must have exactly the stored parameters and buffers (PyTorch's
+    /// strict `load_state_dict`). Nothing changes if an error is returned.
+    pub fn load_into(&self, model: &mut dyn Module) -> Result<(), IoError> {
+        // Everything is checked on a copy, so that a failure leaves `model` as it was.
+        let mut staged = model.clone_module();
+        staged.load_state_dict(&self.tensors, true)?;
+        let names: Vec<String> = staged.named_parameters().into_iter().map(|(n, _)| n).collect();
+        if let Some(name) = self.frozen.iter().find(|n| !names.contains(n)) {
+            return Err(IoError::KeyMismatch(format!(
+                "frozen parameter {name:?} is not in the model"
+            )));
+        }
+        let modules: Vec<String> = staged.named_modules().into_iter().map(|(n, _)| n).collect();
+        let mut extra = Vec::new();
+        for (name, json) in &self.extra_state {
+            if !modules.contains(name) {
+                return Err(IoError::KeyMismatch(format!(
+                    "extra state for {name:?}, which is not in the model"
+                )));
+            }
+            let value: Value = serde_json::from_str(json)
+                .map_err(|e| IoError::KeyMismatch(format!("extra state of {name:?}: {e}")))?;
+            extra.push((name.as_str(), value));
+        }
+        let mut failed = None;
+        staged.visit_mut(&mut |name, m| {
+            if let Some((_, value)) = extra.iter().find(|(n, _)| *n == name) {
+                if let Err(e) = m.set_extra_state(value.clone()) {
+                    failed.get_or_insert(format!("extra state of {name:?}: {e}"));
+                }
+            }
+        });
+        if let Some(reason) = failed {
+            return Err(IoError::KeyMismatch(reason));
+        }
+        // Checked: now the same changes on `model` itself, which cannot fail.
+        model.load_state_dict(&self.tensors, true)?;
+        model.visit_mut(&mut |name, m| {
+            if let Some((_, value)) = extra.iter().find(|(n, _)| *n == name) {
+                let _ = m.set_extra_state(value.clone());
+            }
+        });
+        for (name, param) in model.named_parameters_mut() {
+            param.set_frozen(self.frozen.contains(&name));
+        }
+        Ok(())
+    }
+}
 
 /// Saves a whole model — architecture and weights — atomically.
-pub fn save_model(model: &Sequential, path: impl AsRef<Path>) -> Result<(), IoError> {
-    write_atomic(path.as_ref(), &encode(model, FileKind::Model)?)
+pub fn save_model(model: &dyn Module, path: impl AsRef<Path>) -> Result<(), IoError> {
+    write_atomic(path.as_ref(), &encode(&ModelRecord::of(model), FileKind::Model)?)
 }
 
-/// Loads a model saved by [`save_model`]; no code that rebuilds the net is needed.
-pub fn load_model(path: impl AsRef<Path>) -> Result<Sequential, IoError> {
+/// Reads the record of a model file (format 2, or format 1 converted).
+pub fn read_model_record(path: impl AsRef<Path>) -> Result<ModelRecord, IoError> {
     let path = path.as_ref();
     let bytes = read_limited(path)?;
-    decode(&bytes, FileKind::Model, path)
+    let (version, payload) = open(&bytes, FileKind::Model, path)?;
+    match version {
+        1 => Ok(ModelRecord::of(&legacy::decode_model(payload, path)?)),
+        _ => decode_payload(payload, path),
+    }
 }
 
-/// Loads the weights of the model file at `path` into `model`, matching by name
-/// (`conv1.weight`). With `strict`, every name must match both ways; without, names
-/// present on one side only are skipped and reported. A shape mismatch is always an
-/// error naming the first parameter that differs and both shapes.
+/// Loads a model saved by [`save_model`] (or by ferrocnn's first release); no code
+/// that rebuilds the net is needed for the built-in layers and containers.
+pub fn load_model(path: impl AsRef<Path>) -> Result<Box<dyn Module>, IoError> {
+    load_model_with(path, &Registry::new())
+}
+
+/// Loads a model whose architecture includes modules of your own, built by the
+/// constructors `registry` knows (Keras's `custom_objects`).
+pub fn load_model_with(path: impl AsRef<Path>, registry: &Registry) -> Result<Box<dyn Module>, IoError> {
+    let path = path.as_ref();
+    read_model_record(path)?
+        .build(registry)
+        .map_err(|reason| IoError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        })
+}
+
+/// Loads the weights of the model file at `path` into `model` — built in code, the
+/// PyTorch way — matching by name (`conv1.weight`). With `strict`, every name must
+/// match both ways; without, names present on one side only are skipped and
+/// reported. A shape mismatch is always an error naming the first parameter that
+/// differs and both shapes. Nothing changes if an error is returned.
 pub fn load_weights(
-    model: &mut Sequential,
+    model: &mut dyn Module,
     path: impl AsRef<Path>,
     strict: bool,
 ) -> Result<LoadReport, IoError> {
-    let source = load_model(path)?;
-    model.load_state_dict(&source.state_dict(), strict)
+    let record = read_model_record(path)?;
+    if strict {
+        record.load_into(model)?;
+        return Ok(LoadReport::default());
+    }
+    model.load_state_dict(&record.tensors, false)
 }

@@ -13,10 +13,10 @@ use safetensors::SafeTensors;
 
 use super::format::{io_err, write_atomic, IoError};
 use super::state_dict::StateDict;
-use crate::nn::Sequential;
+use crate::nn::Module;
 
 /// Writes every parameter and buffer of `model` to a `.safetensors` file.
-pub fn export_safetensors(model: &Sequential, path: impl AsRef<Path>) -> Result<(), IoError> {
+pub fn export_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<(), IoError> {
     let path = path.as_ref();
     let state = model.state_dict();
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = state

@@ -1,12 +1,25 @@
 //! `BatchNorm2d`: per-channel normalization with batch statistics in training and
 //! running statistics in evaluation (PyTorch's semantics and defaults).
 
-use ndarray::Array1;
+use ndarray::{Array1, ArrayD};
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{Mode, Module};
+use super::registry::to_config;
+use super::shape::expect_channels;
+use super::{ConfigError, FromConfig, Mode, Module, ModuleConfig, Registry};
+use crate::observe::Probe;
 use crate::param::Param;
 use crate::tensor::Tensor;
+
+/// What a model file stores of a `BatchNorm2d` besides its weights and statistics.
+#[derive(Serialize, Deserialize)]
+struct BatchNormConfig {
+    channels: usize,
+    momentum: f32,
+    eps: f32,
+}
 
 /// Batch normalization over the channels of an NCHW tensor.
 ///
@@ -19,7 +32,7 @@ use crate::tensor::Tensor;
 ///
 /// When γ and β are frozen the layer behaves as in evaluation even in training mode
 /// (Keras's rule for `trainable=False`): its statistics stop moving too.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct BatchNorm2d {
     /// Scale γ `[C]`.
     pub weight: Param,
@@ -59,6 +72,110 @@ impl BatchNorm2d {
 
 impl Module for BatchNorm2d {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
+        let probe = Probe::start(x);
+        let y = self.normalize(x, mode);
+        probe.finish(self, &y);
+        y
+    }
+
+    fn kind(&self) -> &str {
+        Self::KIND
+    }
+
+    fn name_prefix(&self) -> String {
+        "bn".into()
+    }
+
+    fn config(&self) -> Value {
+        to_config(&BatchNormConfig {
+            channels: self.channels(),
+            momentum: self.momentum,
+            eps: self.eps,
+        })
+    }
+
+    fn own_parameters(&self) -> Vec<(String, &Param)> {
+        vec![
+            ("weight".to_string(), &self.weight),
+            ("bias".to_string(), &self.bias),
+        ]
+    }
+
+    fn own_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
+        vec![
+            ("weight".to_string(), &mut self.weight),
+            ("bias".to_string(), &mut self.bias),
+        ]
+    }
+
+    fn own_buffers(&self) -> Vec<(String, ArrayD<f32>)> {
+        vec![
+            ("running_mean".to_string(), self.running_mean.clone().into_dyn()),
+            ("running_var".to_string(), self.running_var.clone().into_dyn()),
+        ]
+    }
+
+    fn set_own_buffer(&mut self, name: &str, value: ArrayD<f32>) -> Result<(), String> {
+        let vector = value
+            .into_dimensionality::<ndarray::Ix1>()
+            .ok()
+            .filter(|v| v.len() == self.channels())
+            .ok_or_else(|| format!("{name} must be a vector of {} values", self.channels()))?;
+        match name {
+            "running_mean" => self.running_mean = vector,
+            "running_var" => self.running_var = vector,
+            _ => return Err(format!("BatchNorm2d has no buffer {name:?}")),
+        }
+        Ok(())
+    }
+
+    fn extra_state(&self) -> Option<Value> {
+        Some(Value::from(self.num_batches_tracked))
+    }
+
+    fn set_extra_state(&mut self, state: Value) -> Result<(), String> {
+        self.num_batches_tracked = state
+            .as_u64()
+            .ok_or_else(|| format!("num_batches_tracked must be a count, got {state}"))?;
+        Ok(())
+    }
+
+    fn reset_own_parameters(&mut self, _: &mut StdRng) {
+        *self = BatchNorm2d {
+            momentum: self.momentum,
+            eps: self.eps,
+            ..BatchNorm2d::new(self.channels())
+        };
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        expect_channels(input, self.channels())?;
+        Ok(input.to_vec())
+    }
+}
+
+impl FromConfig for BatchNorm2d {
+    const KIND: &'static str = "BatchNorm2d";
+
+    fn from_config(config: &ModuleConfig, _: &Registry) -> Result<Self, ConfigError> {
+        let c: BatchNormConfig = config.settings()?;
+        if c.channels == 0 || !(c.eps > 0.0 && c.eps.is_finite()) || !(0.0..=1.0).contains(&c.momentum) {
+            return Err(ConfigError::invalid(
+                Self::KIND,
+                format!("channels {} must be ≥ 1, eps {} > 0, momentum {} in [0, 1]", c.channels, c.eps, c.momentum),
+            ));
+        }
+        Ok(BatchNorm2d {
+            momentum: c.momentum,
+            eps: c.eps,
+            ..BatchNorm2d::new(c.channels)
+        })
+    }
+}
+
+impl BatchNorm2d {
+    /// The normalization itself (`forward` without the probe).
+    fn normalize(&mut self, x: &Tensor, mode: Mode) -> Tensor {
         let (gamma, beta) = (self.weight.bind(x), self.bias.bind(x));
         // As Keras: a frozen batch norm runs in inference mode even in training, so
         // fine-tuning with a frozen feature extractor leaves it bit for bit unchanged.
@@ -81,19 +198,5 @@ impl Module for BatchNorm2d {
             }
             Mode::Eval => x.batch_norm2d_eval(&gamma, &beta, &self.running_mean, &self.running_var, self.eps),
         }
-    }
-
-    fn named_parameters(&self) -> Vec<(String, &Param)> {
-        vec![
-            ("weight".to_string(), &self.weight),
-            ("bias".to_string(), &self.bias),
-        ]
-    }
-
-    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
-        vec![
-            ("weight".to_string(), &mut self.weight),
-            ("bias".to_string(), &mut self.bias),
-        ]
     }
 }

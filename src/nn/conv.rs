@@ -2,9 +2,13 @@
 
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::module::{weight_and_bias, weight_and_bias_mut};
-use super::{Init, Mode, Module, Regularizer};
+use super::registry::to_config;
+use super::shape::{expect_channels, spatial};
+use super::{ConfigError, FromConfig, Init, Mode, Module, ModuleConfig, Regularizer, Registry};
+use crate::observe::Probe;
 use crate::ops::{Conv2dOptions, ConvEpilogue, Padding};
 use crate::param::Param;
 use crate::tensor::Tensor;
@@ -18,7 +22,8 @@ use crate::tensor::Tensor;
 ///
 /// # Defaults
 /// stride 1, `Padding::Valid`, dilation 1, bias on, weights Kaiming-uniform (He, for
-/// ReLU), bias U(±1/√fan_in) as PyTorch, no regularizer.
+/// ReLU), bias U(±1/√fan_in) as PyTorch, no regularizer, the convolution algorithm
+/// chosen by the op.
 ///
 /// ```
 /// use ferrocnn::nn::{Conv2d, Mode, Module};
@@ -31,7 +36,7 @@ use crate::tensor::Tensor;
 /// let y = conv.forward(&Tensor::new(Array4::<f32>::zeros((2, 1, 28, 28)).into_dyn()), Mode::Eval);
 /// assert_eq!(y.shape(), &[2, 8, 28, 28]);
 /// ```
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Conv2d {
     /// Kernel `[out, in, kh, kw]`.
     pub weight: Param,
@@ -41,6 +46,22 @@ pub struct Conv2d {
     pub options: Conv2dOptions,
     /// Penalty on the kernel added to the loss, if any.
     pub regularizer: Option<Regularizer>,
+    /// How the kernel is filled when (re)initialized.
+    pub init: Init,
+}
+
+/// What a model file stores of a `Conv2d` besides its weights.
+#[derive(Serialize, Deserialize)]
+struct Conv2dConfig {
+    in_channels: usize,
+    out_channels: usize,
+    kernel_size: (usize, usize),
+    options: Conv2dOptions,
+    bias: bool,
+    #[serde(default)]
+    regularizer: Option<Regularizer>,
+    #[serde(default = "Init::kaiming_uniform")]
+    init: Init,
 }
 
 impl Conv2d {
@@ -61,15 +82,15 @@ impl Conv2d {
             in_channels > 0 && out_channels > 0 && kh > 0 && kw > 0,
             "Conv2d: sizes must be positive"
         );
-        let (fan_in, fan_out) = (in_channels * kh * kw, out_channels * kh * kw);
-        let weight = init.tensor(&[out_channels, in_channels, kh, kw], fan_in, fan_out, rng);
-        let bias = Init::PyTorchDefault.tensor(&[out_channels], fan_in, fan_out, rng);
-        Conv2d {
-            weight: Param::new(weight),
-            bias: Some(Param::new(bias)),
+        let mut conv = Conv2d {
+            weight: Param::new(ndarray::ArrayD::zeros(ndarray::IxDyn(&[out_channels, in_channels, kh, kw]))),
+            bias: Some(Param::new(ndarray::ArrayD::zeros(ndarray::IxDyn(&[out_channels])))),
             options: Conv2dOptions::default(),
             regularizer: None,
-        }
+            init,
+        };
+        conv.reset_own_parameters(rng);
+        conv
     }
 
     /// Sets the stride `(sh, sw)`.
@@ -103,8 +124,8 @@ impl Conv2d {
     }
 
     /// The forward pass followed by `epilogue` (ReLU, max pooling) in one op; see
-    /// [`Tensor::conv2d_block`].
-    pub fn forward_block(&mut self, x: &Tensor, epilogue: &ConvEpilogue) -> Tensor {
+    /// [`Tensor::conv2d_block`] and [`Conv2dBlock`](super::Conv2dBlock).
+    pub fn forward_block(&self, x: &Tensor, epilogue: &ConvEpilogue) -> Tensor {
         let (w, b) = self.bind(x);
         x.conv2d_block(&w, b.as_ref(), &self.options, epilogue)
     }
@@ -123,19 +144,84 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Tensor {
+        let probe = Probe::start(x);
         let (w, b) = self.bind(x);
-        x.conv2d(&w, b.as_ref(), &self.options)
+        let y = x.conv2d(&w, b.as_ref(), &self.options);
+        probe.finish(self, &y);
+        y
     }
 
-    fn named_parameters(&self) -> Vec<(String, &Param)> {
+    fn kind(&self) -> &str {
+        Self::KIND
+    }
+
+    fn name_prefix(&self) -> String {
+        "conv".into()
+    }
+
+    fn config(&self) -> Value {
+        let (out_channels, in_channels, kh, kw) = self.kernel_shape();
+        to_config(&Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel_size: (kh, kw),
+            options: self.options,
+            bias: self.bias.is_some(),
+            regularizer: self.regularizer,
+            init: self.init,
+        })
+    }
+
+    fn own_parameters(&self) -> Vec<(String, &Param)> {
         weight_and_bias(&self.weight, &self.bias)
     }
 
-    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
+    fn own_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
         weight_and_bias_mut(&mut self.weight, &mut self.bias)
     }
 
-    fn regularization(&self, like: &Tensor) -> Option<Tensor> {
+    fn own_penalty(&self, like: &Tensor) -> Option<Tensor> {
         self.regularizer.map(|r| r.penalty(&self.weight.bind(like)))
+    }
+
+    fn reset_own_parameters(&mut self, rng: &mut StdRng) {
+        let (out, inp, kh, kw) = self.kernel_shape();
+        let (fan_in, fan_out) = (inp * kh * kw, out * kh * kw);
+        self.weight = Param::new(self.init.tensor(&[out, inp, kh, kw], fan_in, fan_out, rng));
+        if self.bias.is_some() {
+            self.bias = Some(Param::new(Init::PyTorchDefault.tensor(&[out], fan_in, fan_out, rng)));
+        }
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let (out, inp, kh, kw) = self.kernel_shape();
+        expect_channels(input, inp)?;
+        let o = self.options;
+        let (h, w) = spatial(input, (kh, kw), o.stride, o.padding, o.dilation)?;
+        Ok(vec![out, h, w])
+    }
+}
+
+impl FromConfig for Conv2d {
+    const KIND: &'static str = "Conv2d";
+
+    fn from_config(config: &ModuleConfig, _: &Registry) -> Result<Self, ConfigError> {
+        let c: Conv2dConfig = config.settings()?;
+        let (kh, kw) = c.kernel_size;
+        let o = c.options;
+        if [c.in_channels, c.out_channels, kh, kw, o.stride.0, o.stride.1, o.dilation.0, o.dilation.1].contains(&0) {
+            return Err(ConfigError::invalid(
+                Self::KIND,
+                "channels, kernel size, stride and dilation must all be at least 1",
+            ));
+        }
+        let zeros = |shape: &[usize]| Param::new(ndarray::ArrayD::zeros(ndarray::IxDyn(shape)));
+        Ok(Conv2d {
+            weight: zeros(&[c.out_channels, c.in_channels, kh, kw]),
+            bias: c.bias.then(|| zeros(&[c.out_channels])),
+            options: c.options,
+            regularizer: c.regularizer,
+            init: c.init,
+        })
     }
 }

@@ -31,6 +31,11 @@ pub enum Init {
 }
 
 impl Init {
+    /// `Init::KaimingUniform` (a function, for serde defaults).
+    pub(crate) fn kaiming_uniform() -> Init {
+        Init::KaimingUniform
+    }
+
     /// A tensor of `shape` filled by this rule.
     pub fn tensor(self, shape: &[usize], fan_in: usize, fan_out: usize, rng: &mut StdRng) -> ArrayD<f32> {
         let (fi, fo) = (fan_in.max(1) as f32, fan_out.max(1) as f32);

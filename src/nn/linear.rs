@@ -2,9 +2,12 @@
 
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::module::{weight_and_bias, weight_and_bias_mut};
-use super::{Init, Mode, Module, Regularizer};
+use super::registry::to_config;
+use super::{ConfigError, FromConfig, Init, Mode, Module, ModuleConfig, Regularizer, Registry};
+use crate::observe::Probe;
 use crate::param::Param;
 use crate::tensor::Tensor;
 
@@ -16,7 +19,7 @@ use crate::tensor::Tensor;
 ///
 /// # Defaults
 /// bias on, weight Kaiming-uniform (He), bias U(±1/√in) as PyTorch, no regularizer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Linear {
     /// Weight `[out, in]`.
     pub weight: Param,
@@ -24,6 +27,20 @@ pub struct Linear {
     pub bias: Option<Param>,
     /// Penalty on the weight added to the loss, if any.
     pub regularizer: Option<Regularizer>,
+    /// How the weight is filled when (re)initialized.
+    pub init: Init,
+}
+
+/// What a model file stores of a `Linear` besides its weights.
+#[derive(Serialize, Deserialize)]
+struct LinearConfig {
+    in_features: usize,
+    out_features: usize,
+    bias: bool,
+    #[serde(default)]
+    regularizer: Option<Regularizer>,
+    #[serde(default = "Init::kaiming_uniform")]
+    init: Init,
 }
 
 impl Linear {
@@ -38,12 +55,19 @@ impl Linear {
             in_features > 0 && out_features > 0,
             "Linear: sizes must be positive"
         );
-        let weight = init.tensor(&[out_features, in_features], in_features, out_features, rng);
-        let bias = Init::PyTorchDefault.tensor(&[out_features], in_features, out_features, rng);
+        let mut linear = Linear::zeros(in_features, out_features, true, init);
+        linear.reset_own_parameters(rng);
+        linear
+    }
+
+    /// All-zero weights (and bias), to be filled by a state dict.
+    fn zeros(in_features: usize, out_features: usize, bias: bool, init: Init) -> Self {
+        let zeros = |shape: &[usize]| Param::new(ndarray::ArrayD::zeros(ndarray::IxDyn(shape)));
         Linear {
-            weight: Param::new(weight),
-            bias: Some(Param::new(bias)),
+            weight: zeros(&[out_features, in_features]),
+            bias: bias.then(|| zeros(&[out_features])),
             regularizer: None,
+            init,
         }
     }
 
@@ -68,24 +92,86 @@ impl Linear {
     pub fn out_features(&self) -> usize {
         self.weight.shape()[0]
     }
+
+    /// A freshly initialized layer like this one (inputs, bias or not, initializer,
+    /// regularizer) with `outputs` outputs: a new classifier head.
+    pub fn fresh_with_outputs(&self, outputs: usize, rng: &mut StdRng) -> Linear {
+        let mut fresh = Linear::zeros(self.in_features(), outputs, self.bias.is_some(), self.init);
+        fresh.regularizer = self.regularizer;
+        fresh.reset_own_parameters(rng);
+        fresh
+    }
 }
 
 impl Module for Linear {
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Tensor {
+        let probe = Probe::start(x);
         let w = self.weight.bind(x);
         let b = self.bias.as_ref().map(|b| b.bind(x));
-        x.linear(&w, b.as_ref())
+        let y = x.linear(&w, b.as_ref());
+        probe.finish(self, &y);
+        y
     }
 
-    fn named_parameters(&self) -> Vec<(String, &Param)> {
+    fn kind(&self) -> &str {
+        Self::KIND
+    }
+
+    fn name_prefix(&self) -> String {
+        "fc".into()
+    }
+
+    fn config(&self) -> Value {
+        to_config(&LinearConfig {
+            in_features: self.in_features(),
+            out_features: self.out_features(),
+            bias: self.bias.is_some(),
+            regularizer: self.regularizer,
+            init: self.init,
+        })
+    }
+
+    fn own_parameters(&self) -> Vec<(String, &Param)> {
         weight_and_bias(&self.weight, &self.bias)
     }
 
-    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
+    fn own_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
         weight_and_bias_mut(&mut self.weight, &mut self.bias)
     }
 
-    fn regularization(&self, like: &Tensor) -> Option<Tensor> {
+    fn own_penalty(&self, like: &Tensor) -> Option<Tensor> {
         self.regularizer.map(|r| r.penalty(&self.weight.bind(like)))
+    }
+
+    fn reset_own_parameters(&mut self, rng: &mut StdRng) {
+        let (out, inp) = (self.out_features(), self.in_features());
+        self.weight = Param::new(self.init.tensor(&[out, inp], inp, out, rng));
+        if self.bias.is_some() {
+            self.bias = Some(Param::new(Init::PyTorchDefault.tensor(&[out], inp, out, rng)));
+        }
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        match input {
+            [n] if *n == self.in_features() => Ok(vec![self.out_features()]),
+            _ => Err(format!(
+                "expects [{}] inputs, got shape {input:?}",
+                self.in_features()
+            )),
+        }
+    }
+}
+
+impl FromConfig for Linear {
+    const KIND: &'static str = "Linear";
+
+    fn from_config(config: &ModuleConfig, _: &Registry) -> Result<Self, ConfigError> {
+        let c: LinearConfig = config.settings()?;
+        if c.in_features == 0 || c.out_features == 0 {
+            return Err(ConfigError::invalid(Self::KIND, "in_features and out_features must be at least 1"));
+        }
+        let mut linear = Linear::zeros(c.in_features, c.out_features, c.bias, c.init);
+        linear.regularizer = c.regularizer;
+        Ok(linear)
     }
 }

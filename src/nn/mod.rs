@@ -1,29 +1,56 @@
-//! Layers and networks: the [`Module`] trait, [`Sequential`], the built-in layers,
-//! initializers and regularizers.
+//! Layers and networks: the [`Module`] trait, the containers ([`Sequential`],
+//! [`Residual`]), the built-in layers, initializers, regularizers, and the
+//! [`Registry`] that rebuilds stored architectures.
+//!
+//! # Adding a layer
+//!
+//! Write `nn/my_layer.rs` with the struct, its `impl Module` (`forward`, `kind`,
+//! `config`, its own parameters, `output_shape`) and its `impl FromConfig`, then
+//! list it in the `layers!` block below: that one line declares the file, exports
+//! the type and registers it, so model files can name it.
 
-mod activation;
-mod batch_norm;
-mod conv;
-mod dropout;
 mod init;
-mod linear;
 mod module;
-mod pool;
+mod registry;
 mod regularizer;
-mod sequential;
-mod shape_check;
+mod shape;
 mod summary;
 mod transfer;
 
+pub(crate) use summary::trace;
+
 pub use crate::param::{Param, ParamId};
-pub use activation::{Flatten, LeakyReLU, ReLU, Sigmoid, Tanh};
-pub use batch_norm::BatchNorm2d;
-pub use conv::Conv2d;
-pub use dropout::Dropout;
+pub use conv_block::conv_of;
 pub use init::Init;
-pub use linear::Linear;
-pub use module::{Mode, Module};
-pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d};
+pub use module::{Mode, Module, ModuleBase};
+pub use registry::{Builder, ConfigError, FromConfig, ModuleConfig, Registry, CONFIG_VERSION};
 pub use regularizer::Regularizer;
-pub use sequential::{Layer, Sequential};
 pub use summary::{Summary, SummaryRow};
+
+/// The built-in modules: each line names a file's types, exports them and registers
+/// them with every [`Registry::new`].
+macro_rules! layers {
+    ($($file:ident :: {$($layer:ident),+}),+ $(,)?) => {
+        $(
+            mod $file;
+            pub use $file::{$($layer),+};
+        )+
+
+        /// Registers every built-in module (called by [`Registry::new`]).
+        pub(crate) fn register_builtins(registry: &mut Registry) {
+            $($(registry.register::<$layer>();)+)+
+        }
+    };
+}
+
+layers! {
+    activation::{ReLU, LeakyReLU, Sigmoid, Tanh, Flatten},
+    batch_norm::{BatchNorm2d},
+    conv::{Conv2d},
+    conv_block::{Conv2dBlock},
+    dropout::{Dropout},
+    linear::{Linear},
+    pool::{MaxPool2d, AvgPool2d, GlobalAvgPool},
+    residual::{Residual},
+    sequential::{Sequential},
+}

@@ -1,4 +1,48 @@
-//! The `Module` trait every layer and model implements, and `Mode`.
+//! The `Module` trait: the unit that everything in ferrocnn accepts — `fit`,
+//! `evaluate`, `predict`, model files, state dicts, fine-tuning, `summary`, the
+//! inspect pictures and `GradCheck` — whether it is a built-in layer, a container,
+//! or a user's own struct.
+//!
+//! A module is a tree. Each node says what it owns directly (its parameters,
+//! buffers and extra state) and which named children it has; every recursive view
+//! (`named_parameters`, `state_dict`, freezing by prefix, …) is derived from those
+//! two, so a user's module writes `forward` and lists its children, nothing more:
+//!
+//! ```
+//! use ferrocnn::nn::{Conv2d, Mode, Module, ReLU};
+//! use ferrocnn::Tensor;
+//! use rand::SeedableRng;
+//!
+//! /// Two convolutions with a ReLU between, and the input added back.
+//! #[derive(Clone)]
+//! struct TwoConvs {
+//!     conv1: Conv2d,
+//!     conv2: Conv2d,
+//! }
+//!
+//! impl Module for TwoConvs {
+//!     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
+//!         let h = self.conv1.forward(x, mode).relu();
+//!         &self.conv2.forward(&h, mode) + x
+//!     }
+//!     ferrocnn::module_children!(conv1, conv2);
+//! }
+//!
+//! let rng = &mut rand::rngs::StdRng::seed_from_u64(0);
+//! let same = ferrocnn::Padding::Same;
+//! let block = TwoConvs {
+//!     conv1: Conv2d::new(4, 4, (3, 3), rng).with_padding(same),
+//!     conv2: Conv2d::new(4, 4, (3, 3), rng).with_padding(same),
+//! };
+//! let names: Vec<String> = block.named_parameters().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names, ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"]);
+//! ```
+
+use std::any::Any;
+
+use ndarray::ArrayD;
+use rand::rngs::StdRng;
+use serde_json::Value;
 
 use crate::param::Param;
 use crate::tensor::Tensor;
@@ -13,35 +57,182 @@ pub enum Mode {
     Eval,
 }
 
-/// A layer or a network of layers.
+/// A layer, a container of layers, or a whole network.
+///
+/// Implement [`forward`](Module::forward) and, for a module made of others,
+/// [`children`](Module::children)/[`children_mut`](Module::children_mut) (the
+/// [`module_children!`](crate::module_children) macro writes both). A module that
+/// owns parameters directly reports them in [`own_parameters`](Module::own_parameters).
+/// The rest has working defaults.
+///
+/// Names nest as in a PyTorch `state_dict`: a parameter `weight` of child `conv1` of
+/// child `blocks.2` is `blocks.2.conv1.weight`. Parameters are listed in a fixed
+/// order (own first, then each child's in order), which optimizers rely on.
 ///
 /// `forward` takes `&mut self` because training-mode passes update state (batch
-/// norm's running statistics, dropout's mask counter). Parameters are reported with
-/// PyTorch-style dotted names (`conv1.weight`) in a fixed order, which optimizers
-/// and model files rely on.
-pub trait Module {
-    /// Runs the layer. If `x` is on a tape, the parameters are bound to it.
+/// norm's running statistics, dropout's mask counter).
+///
+/// To be saved with its architecture and loaded without code, a module also gives its
+/// settings in [`config`](Module::config) and is registered with a
+/// [`Registry`](super::Registry); without that, its weights still save and load
+/// into a module built in code ([`io::load_weights`](crate::io::load_weights)).
+pub trait Module: Any + Send + ModuleBase {
+    /// Runs the module. If `x` is on a tape, the parameters are bound to it.
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor;
 
-    /// The parameters with their names, in a fixed order. Layers without parameters
-    /// (activations, pooling) keep the default: none.
-    fn named_parameters(&self) -> Vec<(String, &Param)> {
+    /// The type's name, as shown in summaries and stored in model files
+    /// (`"Conv2d"`). Defaults to the Rust type's name without its path.
+    fn kind(&self) -> &str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+
+    /// The prefix of the names [`Sequential`](super::Sequential) gives automatically
+    /// (`conv` → `conv1`, `conv2`). Defaults to the kind in lower case.
+    fn name_prefix(&self) -> String {
+        self.kind().to_lowercase()
+    }
+
+    /// The settings that rebuild this module (without its children and weights),
+    /// as stored in a model file; `Null` when there are none.
+    fn config(&self) -> Value {
+        Value::Null
+    }
+
+    /// The direct children with their names, in order.
+    fn children(&self) -> Vec<(String, &dyn Module)> {
         Vec::new()
     }
 
-    /// Mutable access to the parameters, in the same order as `named_parameters`.
-    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
+    /// Mutable access to the direct children, in the same order as `children`.
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
         Vec::new()
     }
 
-    /// The regularization penalty (Keras's `kernel_regularizer`), bound to the tape
-    /// `like` is on, to add to the loss. `None` if the module has no regularizer.
-    fn regularization(&self, like: &Tensor) -> Option<Tensor> {
+    /// The parameters this module owns itself (not its children's), with names.
+    fn own_parameters(&self) -> Vec<(String, &Param)> {
+        Vec::new()
+    }
+
+    /// Mutable form of `own_parameters`, in the same order.
+    fn own_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
+        Vec::new()
+    }
+
+    /// `own_parameters_mut` and `children_mut` at once, as two disjoint borrows. The
+    /// default serves modules that have one or the other (nearly all: layers own
+    /// parameters, containers own children); a module with both must override it,
+    /// e.g. `(vec![("scale".into(), &mut self.scale)], vec![("conv".into(), &mut self.conv)])`.
+    #[allow(clippy::type_complexity)]
+    fn own_parameters_and_children_mut(
+        &mut self,
+    ) -> (Vec<(String, &mut Param)>, Vec<(String, &mut dyn Module)>) {
+        if self.own_parameters().is_empty() {
+            return (Vec::new(), self.children_mut());
+        }
+        assert!(
+            self.children().is_empty(),
+            "{}: a module with both its own parameters and children must implement \
+             own_parameters_and_children_mut",
+            self.kind()
+        );
+        (self.own_parameters_mut(), Vec::new())
+    }
+
+    /// Tensors this module owns that are state but not trained (batch norm's running
+    /// statistics): saved in state dicts and model files beside the parameters.
+    fn own_buffers(&self) -> Vec<(String, ArrayD<f32>)> {
+        Vec::new()
+    }
+
+    /// Replaces the buffer `name` (one of `own_buffers`, with the same shape).
+    fn set_own_buffer(&mut self, name: &str, value: ArrayD<f32>) -> Result<(), String> {
+        let _ = value;
+        Err(format!("{} has no buffer {name:?}", self.kind()))
+    }
+
+    /// Other state that is neither parameter nor buffer and must survive a save, such
+    /// as counters (PyTorch's `get_extra_state`): dropout's mask seed and call count,
+    /// batch norm's count of batches.
+    fn extra_state(&self) -> Option<Value> {
+        None
+    }
+
+    /// Restores what `extra_state` returned.
+    fn set_extra_state(&mut self, state: Value) -> Result<(), String> {
+        let _ = state;
+        Err(format!("{} keeps no extra state", self.kind()))
+    }
+
+    /// The regularization penalty on this module's own parameters (Keras's
+    /// `kernel_regularizer`), bound to the tape `like` is on. See
+    /// [`regularization`](Module::regularization) for the whole tree's.
+    fn own_penalty(&self, like: &Tensor) -> Option<Tensor> {
         let _ = like;
         None
     }
 
-    /// The parameters, in the same order as `named_parameters`.
+    /// Fills this module's own parameters afresh (its default initialization) and
+    /// resets its buffers; see [`reinitialize`](Module::reinitialize).
+    fn reset_own_parameters(&mut self, rng: &mut StdRng) {
+        let _ = rng;
+    }
+
+    /// The output shape (without the batch axis) for an input of `input`, or why the
+    /// input does not fit. Built-in layers compute it without running anything; the
+    /// default runs `forward` in evaluation on one zero image of a copy.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        super::shape::run_for_shape(self.as_dyn(), input)
+    }
+
+    // ---- Derived from the above; there is rarely a reason to override these. ----
+
+    /// Every module in the tree with its dotted name, this one first (named `""`),
+    /// then depth first in order.
+    fn named_modules(&self) -> Vec<(String, &dyn Module)> {
+        let mut out = vec![(String::new(), self.as_dyn())];
+        for (name, child) in self.children() {
+            for (sub, m) in child.named_modules() {
+                out.push((join(&name, &sub), m));
+            }
+        }
+        out
+    }
+
+    /// Calls `f` on every module of the tree with its dotted name, parents before
+    /// their children: the mutable counterpart of `named_modules`.
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        fn walk(prefix: &str, m: &mut dyn Module, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+            f(prefix, m);
+            for (name, child) in m.children_mut() {
+                walk(&join(prefix, &name), child, f);
+            }
+        }
+        walk("", self.as_dyn_mut(), f);
+    }
+
+    /// Every parameter of the tree with its dotted name (`conv1.weight`), in order.
+    fn named_parameters(&self) -> Vec<(String, &Param)> {
+        let mut out = self.own_parameters();
+        for (name, child) in self.children() {
+            for (p, param) in child.named_parameters() {
+                out.push((join(&name, &p), param));
+            }
+        }
+        out
+    }
+
+    /// Mutable form of `named_parameters`, in the same order.
+    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
+        let (mut out, children) = self.own_parameters_and_children_mut();
+        for (name, child) in children {
+            for (p, param) in child.named_parameters_mut() {
+                out.push((join(&name, &p), param));
+            }
+        }
+        out
+    }
+
+    /// The parameters, in the order of `named_parameters`.
     fn parameters(&self) -> Vec<&Param> {
         self.named_parameters().into_iter().map(|(_, p)| p).collect()
     }
@@ -56,11 +247,222 @@ pub trait Module {
         self.parameters().iter().map(|p| p.len()).sum()
     }
 
+    /// Every buffer of the tree with its dotted name (`bn1.running_mean`).
+    fn named_buffers(&self) -> Vec<(String, ArrayD<f32>)> {
+        let mut out = self.own_buffers();
+        for (name, child) in self.children() {
+            for (b, value) in child.named_buffers() {
+                out.push((join(&name, &b), value));
+            }
+        }
+        out
+    }
+
+    /// Every parameter and buffer by dotted name, module by module (PyTorch's
+    /// `state_dict()`; batch norm's `num_batches_tracked` is extra state, not here).
+    fn state_dict(&self) -> crate::io::StateDict {
+        crate::io::state_dict::state_dict(self.as_dyn())
+    }
+
+    /// Loads tensors by name (PyTorch's `load_state_dict`). Shapes must match
+    /// exactly; with `strict`, so must the set of names. Nothing is changed if an
+    /// error is returned.
+    fn load_state_dict(
+        &mut self,
+        state: &crate::io::StateDict,
+        strict: bool,
+    ) -> Result<crate::io::LoadReport, crate::io::IoError> {
+        crate::io::state_dict::load_state_dict(self.as_dyn_mut(), state, strict)
+    }
+
+    /// The sum of every module's regularization penalty, bound to the tape `like` is
+    /// on, to add to the loss; `None` if no module has a regularizer.
+    fn regularization(&self, like: &Tensor) -> Option<Tensor> {
+        let children = self.children();
+        let parts = self
+            .own_penalty(like)
+            .into_iter()
+            .chain(children.iter().filter_map(|(_, c)| c.regularization(like)));
+        parts.reduce(|a, b| &a + &b)
+    }
+
     /// Freezes (or unfreezes) every parameter: no gradients, no updates.
     fn set_frozen(&mut self, frozen: bool) {
         for p in self.parameters_mut() {
             p.set_frozen(frozen);
         }
+    }
+
+    /// Freezes every parameter whose dotted name is `prefix` or lies under it
+    /// (`"conv1"` freezes `conv1.weight` and `conv1.bias`, not `conv10.weight`;
+    /// `"blocks.0"` a whole block). Returns how many parameters matched.
+    fn freeze(&mut self, prefix: &str) -> usize {
+        super::transfer::set_frozen_under(self.as_dyn_mut(), prefix, true)
+    }
+
+    /// Unfreezes as [`freeze`](Module::freeze) freezes.
+    fn unfreeze(&mut self, prefix: &str) -> usize {
+        super::transfer::set_frozen_under(self.as_dyn_mut(), prefix, false)
+    }
+
+    /// Freezes (`true`) or unfreezes the parameters of every module for which
+    /// `select(name, module)` holds, with everything under it; e.g. every
+    /// convolution: `|_, m| m.is::<Conv2d>()`.
+    fn set_frozen_where(&mut self, frozen: bool, select: &dyn Fn(&str, &dyn Module) -> bool) {
+        super::transfer::set_frozen_where(self.as_dyn_mut(), frozen, select)
+    }
+
+    /// The dotted name of the classifier head: the last `Linear` module.
+    fn head_name(&self) -> Option<String> {
+        super::transfer::head_name(self.as_dyn())
+    }
+
+    /// Replaces the head (the last `Linear`) by a freshly initialized one with
+    /// `classes` outputs and the same inputs, for fine-tuning on another task.
+    /// Returns the old head's output count, or an error if there is no `Linear`.
+    fn replace_head(&mut self, classes: usize, seed: u64) -> Result<usize, String> {
+        super::transfer::replace_head(self.as_dyn_mut(), classes, seed)
+    }
+
+    /// A summary table for inputs of `input_shape` (without the batch axis), as
+    /// Keras's `model.summary()`; panics if the input does not fit (see
+    /// [`try_summary`](Module::try_summary)).
+    fn summary(&self, input_shape: &[usize]) -> super::Summary {
+        self.try_summary(input_shape)
+            .unwrap_or_else(|e| panic!("summary: {e}"))
+    }
+
+    /// The summary, or an error naming the first module that cannot take the input.
+    fn try_summary(&self, input_shape: &[usize]) -> Result<super::Summary, String> {
+        super::summary::summarize(self.as_dyn(), input_shape)
+    }
+
+    /// Re-initializes every module of the tree (`reset_own_parameters`), from a
+    /// seed: the same architecture, trained from scratch. Nothing stays frozen.
+    fn reinitialize(&mut self, seed: u64) {
+        let rng = &mut <StdRng as rand::SeedableRng>::seed_from_u64(seed);
+        self.visit_mut(&mut |_, m| m.reset_own_parameters(rng));
+        self.set_frozen(false);
+    }
+
+    /// A copy re-initialized as [`reinitialize`](Module::reinitialize) does.
+    fn reinitialized(&self, seed: u64) -> Self
+    where
+        Self: Sized + Clone,
+    {
+        let mut fresh = self.clone();
+        fresh.reinitialize(seed);
+        fresh
+    }
+}
+
+impl dyn Module {
+    /// This module as a `T`, if it is one (to reach a layer's own fields).
+    pub fn downcast_ref<T: Module>(&self) -> Option<&T> {
+        (self as &dyn Any).downcast_ref()
+    }
+
+    /// Mutable form of `downcast_ref`.
+    pub fn downcast_mut<T: Module>(&mut self) -> Option<&mut T> {
+        (self as &mut dyn Any).downcast_mut()
+    }
+
+    /// True if this module is a `T`.
+    pub fn is<T: Module>(&self) -> bool {
+        (self as &dyn Any).is::<T>()
+    }
+}
+
+/// What every `Module` gets for free from being `Clone` and sized: a boxed copy and
+/// a view as `dyn Module`. Implemented for every `T: Module + Clone`; not meant to
+/// be implemented by hand.
+pub trait ModuleBase {
+    /// A boxed copy (parameter values are shared until one side changes them).
+    fn clone_module(&self) -> Box<dyn Module>;
+    /// This module as a trait object.
+    fn as_dyn(&self) -> &dyn Module;
+    /// This module as a mutable trait object.
+    fn as_dyn_mut(&mut self) -> &mut dyn Module;
+}
+
+impl<T: Module + Clone> ModuleBase for T {
+    fn clone_module(&self) -> Box<dyn Module> {
+        Box::new(self.clone())
+    }
+
+    fn as_dyn(&self) -> &dyn Module {
+        self
+    }
+
+    fn as_dyn_mut(&mut self) -> &mut dyn Module {
+        self
+    }
+}
+
+impl Clone for Box<dyn Module> {
+    fn clone(&self) -> Self {
+        self.clone_module()
+    }
+}
+
+impl std::fmt::Debug for dyn Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind())?;
+        let children = self.children();
+        if !children.is_empty() {
+            f.debug_map()
+                .entries(children.iter().map(|(n, c)| (n, c)))
+                .finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// Lists a struct's fields as the module's children, in the order given, named after
+/// the fields: writes `children` and `children_mut` inside an `impl Module`.
+///
+/// ```
+/// use ferrocnn::nn::{Linear, Mode, Module};
+/// use ferrocnn::Tensor;
+///
+/// #[derive(Clone)]
+/// struct Mlp { fc1: Linear, fc2: Linear }
+///
+/// impl Module for Mlp {
+///     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
+///         let h = self.fc1.forward(x, mode).relu();
+///         self.fc2.forward(&h, mode)
+///     }
+///     ferrocnn::module_children!(fc1, fc2);
+/// }
+/// ```
+#[macro_export]
+macro_rules! module_children {
+    ($($field:ident),* $(,)?) => {
+        fn children(&self) -> Vec<(String, &dyn $crate::nn::Module)> {
+            vec![$((stringify!($field).to_string(), &self.$field as &dyn $crate::nn::Module)),*]
+        }
+        fn children_mut(&mut self) -> Vec<(String, &mut dyn $crate::nn::Module)> {
+            vec![$((stringify!($field).to_string(), &mut self.$field as &mut dyn $crate::nn::Module)),*]
+        }
+    };
+}
+
+/// `a.b`, or whichever is not empty.
+pub(crate) fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+        _ => format!("{a}.{b}"),
+    }
+}
+
+/// `my_crate::blocks::Block<T>` → `Block<T>`.
+fn short_type_name(full: &str) -> &str {
+    let head = full.split('<').next().unwrap_or(full);
+    match head.rfind("::") {
+        Some(at) => &full[at + 2..],
+        None => full,
     }
 }
 

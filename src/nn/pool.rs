@@ -1,10 +1,22 @@
 //! Pooling layers: `MaxPool2d`, `AvgPool2d` and `GlobalAvgPool`.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{Mode, Module};
+use super::registry::to_config;
+use super::shape::spatial;
+use super::{ConfigError, FromConfig, Mode, Module, ModuleConfig, Registry};
+use crate::observe::Probe;
 use crate::ops::Padding;
 use crate::tensor::Tensor;
+
+/// A window that cannot be applied (zero sizes) is an invalid config.
+fn check_window(kind: &str, kernel: (usize, usize), stride: (usize, usize)) -> Result<(), ConfigError> {
+    if [kernel.0, kernel.1, stride.0, stride.1].contains(&0) {
+        return Err(ConfigError::invalid(kind, "kernel and stride must be at least 1"));
+    }
+    Ok(())
+}
 
 /// Max pooling over windows of an NCHW tensor.
 ///
@@ -48,7 +60,37 @@ impl MaxPool2d {
 
 impl Module for MaxPool2d {
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Tensor {
-        x.max_pool2d(self.kernel, self.stride, self.padding)
+        let probe = Probe::start(x);
+        let y = x.max_pool2d(self.kernel, self.stride, self.padding);
+        probe.finish(self, &y);
+        y
+    }
+
+    fn kind(&self) -> &str {
+        Self::KIND
+    }
+
+    fn name_prefix(&self) -> String {
+        "pool".into()
+    }
+
+    fn config(&self) -> Value {
+        to_config(self)
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let (h, w) = spatial(input, self.kernel, self.stride, self.padding, (1, 1))?;
+        Ok(vec![input[0], h, w])
+    }
+}
+
+impl FromConfig for MaxPool2d {
+    const KIND: &'static str = "MaxPool2d";
+
+    fn from_config(config: &ModuleConfig, _: &Registry) -> Result<Self, ConfigError> {
+        let pool: MaxPool2d = config.settings()?;
+        check_window(Self::KIND, pool.kernel, pool.stride)?;
+        Ok(pool)
     }
 }
 
@@ -99,7 +141,37 @@ impl AvgPool2d {
 
 impl Module for AvgPool2d {
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Tensor {
-        x.avg_pool2d(self.kernel, self.stride, self.padding, self.count_include_pad)
+        let probe = Probe::start(x);
+        let y = x.avg_pool2d(self.kernel, self.stride, self.padding, self.count_include_pad);
+        probe.finish(self, &y);
+        y
+    }
+
+    fn kind(&self) -> &str {
+        Self::KIND
+    }
+
+    fn name_prefix(&self) -> String {
+        "avgpool".into()
+    }
+
+    fn config(&self) -> Value {
+        to_config(self)
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let (h, w) = spatial(input, self.kernel, self.stride, self.padding, (1, 1))?;
+        Ok(vec![input[0], h, w])
+    }
+}
+
+impl FromConfig for AvgPool2d {
+    const KIND: &'static str = "AvgPool2d";
+
+    fn from_config(config: &ModuleConfig, _: &Registry) -> Result<Self, ConfigError> {
+        let pool: AvgPool2d = config.settings()?;
+        check_window(Self::KIND, pool.kernel, pool.stride)?;
+        Ok(pool)
     }
 }
 
@@ -110,6 +182,32 @@ pub struct GlobalAvgPool;
 
 impl Module for GlobalAvgPool {
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Tensor {
-        x.global_avg_pool2d()
+        let probe = Probe::start(x);
+        let y = x.global_avg_pool2d();
+        probe.finish(self, &y);
+        y
+    }
+
+    fn kind(&self) -> &str {
+        Self::KIND
+    }
+
+    fn name_prefix(&self) -> String {
+        "gap".into()
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        match input {
+            [c, _, _] => Ok(vec![*c]),
+            _ => Err(format!("expects [channels, height, width], got {input:?}")),
+        }
+    }
+}
+
+impl FromConfig for GlobalAvgPool {
+    const KIND: &'static str = "GlobalAvgPool";
+
+    fn from_config(_: &ModuleConfig, _: &Registry) -> Result<Self, ConfigError> {
+        Ok(GlobalAvgPool)
     }
 }

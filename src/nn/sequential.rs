@@ -1,91 +1,19 @@
-//! `Sequential`: layers applied in order, each with a name, and `Layer`, the closed
-//! set of built-in layers.
+//! `Sequential`: modules applied in order, each with a name.
 //!
-//! `Layer` is an enum rather than a boxed trait object so that a whole network —
-//! architecture and weights — serializes with serde and loads back without code that
-//! rebuilds it. Custom models can still implement [`Module`] directly.
+//! It only composes, as PyTorch's `nn.Sequential.forward` is a for loop: it never
+//! fuses or reorders its children, so each layer computes the same whatever its
+//! neighbours are. Fusion is explicit ([`Conv2dBlock`](super::Conv2dBlock)), and
+//! slicing large inference batches is [`predict`](crate::train::predict)'s job.
 
-use serde::{Deserialize, Serialize};
-
-use super::{
-    AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, LeakyReLU, Linear, MaxPool2d, Mode,
-    Module, ReLU, Sigmoid, Tanh,
-};
-use crate::ops::{ConvEpilogue, PoolWindow};
-use crate::param::Param;
+use super::registry::{ConfigError, FromConfig, ModuleConfig, Registry};
+use super::{Mode, Module};
+use crate::observe::child_output;
 use crate::tensor::Tensor;
 
-macro_rules! layers {
-    ($($variant:ident => $prefix:literal),* $(,)?) => {
-        /// One of the built-in layers.
-        #[derive(Clone, Debug, Serialize, Deserialize)]
-        #[allow(clippy::large_enum_variant)]
-        pub enum Layer {
-            $(
-                #[doc = concat!("A [`", stringify!($variant), "`].")]
-                $variant($variant),
-            )*
-        }
-
-        impl Layer {
-            /// The layer's type name, e.g. `"Conv2d"`.
-            pub fn kind(&self) -> &'static str {
-                match self { $(Layer::$variant(_) => stringify!($variant),)* }
-            }
-
-            /// The prefix of automatic names (`conv` → `conv1`, `conv2`, …).
-            fn name_prefix(&self) -> &'static str {
-                match self { $(Layer::$variant(_) => $prefix,)* }
-            }
-
-            /// The layer as a module.
-            pub fn as_module(&self) -> &dyn Module {
-                match self { $(Layer::$variant(l) => l,)* }
-            }
-
-            /// The layer as a mutable module.
-            pub fn as_module_mut(&mut self) -> &mut dyn Module {
-                match self { $(Layer::$variant(l) => l,)* }
-            }
-        }
-
-        $(
-            impl From<$variant> for Layer {
-                fn from(l: $variant) -> Layer {
-                    Layer::$variant(l)
-                }
-            }
-        )*
-    };
-}
-
-layers! {
-    Conv2d => "conv",
-    Linear => "fc",
-    MaxPool2d => "pool",
-    AvgPool2d => "avgpool",
-    GlobalAvgPool => "gap",
-    BatchNorm2d => "bn",
-    ReLU => "relu",
-    LeakyReLU => "leaky_relu",
-    Sigmoid => "sigmoid",
-    Tanh => "tanh",
-    Flatten => "flatten",
-    Dropout => "dropout",
-}
-
-/// Batch slice for inference on large batches (see `forward`).
-const EVAL_SLICE: usize = 64;
-
-/// Batch chunk for the layers from a large `Linear` on, in inference (see `forward`).
-const HEAD_SLICE: usize = 512;
-
-/// Weight elements from which a `Linear` layer counts as large (see `forward`).
-const LARGE_WEIGHT: usize = 1 << 18;
-
-/// Layers applied one after another (PyTorch's `nn.Sequential`, Keras's
-/// `Sequential`). Each layer has a name — `conv1`, `fc2`, … unless given one — which
+/// Modules applied one after another (PyTorch's `nn.Sequential`, Keras's
+/// `Sequential`). Each has a name — `conv1`, `fc2`, … unless given one — which
 /// prefixes its parameters' names (`conv1.weight`), as in a PyTorch `state_dict`.
+/// Any module goes in: built-in layers, containers, or your own.
 ///
 /// ```
 /// use ferrocnn::nn::{Conv2d, Flatten, Linear, MaxPool2d, Mode, Module, ReLU, Sequential};
@@ -104,9 +32,9 @@ const LARGE_WEIGHT: usize = 1 << 18;
 /// assert_eq!(logits.shape(), &[2, 10]);
 /// assert_eq!(net.named_parameters()[0].0, "conv1.weight");
 /// ```
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Default)]
 pub struct Sequential {
-    layers: Vec<(String, Layer)>,
+    layers: Vec<(String, Box<dyn Module>)>,
 }
 
 impl Sequential {
@@ -115,254 +43,156 @@ impl Sequential {
         Self::default()
     }
 
-    /// Appends a layer with an automatic name (builder style).
+    /// Appends a module with an automatic name (builder style).
     // Named after Keras's `Sequential.add`; it is not arithmetic.
     #[allow(clippy::should_implement_trait)]
-    pub fn add(mut self, layer: impl Into<Layer>) -> Self {
-        self.push(layer);
+    pub fn add(mut self, module: impl Module) -> Self {
+        self.push(module);
         self
     }
 
-    /// Appends a layer with an automatic name: its kind's prefix and the count of
-    /// layers of that kind so far (`conv1`, `conv2`, `fc1`).
-    pub fn push(&mut self, layer: impl Into<Layer>) {
-        let layer = layer.into();
-        let prefix = layer.name_prefix();
+    /// Appends a module with an automatic name: its name prefix and the count of
+    /// modules with that prefix so far (`conv1`, `conv2`, `fc1`).
+    pub fn push(&mut self, module: impl Module) {
+        self.push_boxed(Box::new(module));
+    }
+
+    /// Appends a boxed module with an automatic name.
+    pub fn push_boxed(&mut self, module: Box<dyn Module>) {
+        let prefix = module.name_prefix();
         let n = self
             .layers
             .iter()
             .filter(|(_, l)| l.name_prefix() == prefix)
             .count()
             + 1;
-        self.layers.push((format!("{prefix}{n}"), layer));
+        self.layers.push((format!("{prefix}{n}"), module));
     }
 
-    /// Appends a layer under a given name. Panics if the name is taken or contains
-    /// a dot (dots separate layer and parameter names).
-    pub fn push_named(&mut self, name: &str, layer: impl Into<Layer>) {
+    /// Appends a module under a given name. Panics if the name is taken, empty, or
+    /// contains a dot (dots separate the parts of a dotted name).
+    pub fn push_named(&mut self, name: &str, module: impl Module) {
+        self.push_named_boxed(name, Box::new(module));
+    }
+
+    /// Appends a boxed module under a given name; panics as `push_named` does.
+    pub fn push_named_boxed(&mut self, name: &str, module: Box<dyn Module>) {
         assert!(
-            !name.contains('.'),
-            "Sequential: layer name {name:?} contains a dot"
+            !name.is_empty() && !name.contains('.'),
+            "Sequential: layer name {name:?} is empty or contains a dot"
         );
         assert!(
             self.get(name).is_none(),
             "Sequential: a layer is already named {name:?}"
         );
-        self.layers.push((name.to_string(), layer.into()));
+        self.layers.push((name.to_string(), module));
     }
 
-    /// The layers with their names, in order.
-    pub fn layers(&self) -> &[(String, Layer)] {
+    /// The modules with their names, in order.
+    pub fn layers(&self) -> &[(String, Box<dyn Module>)] {
         &self.layers
     }
 
-    /// Mutable access to the layers (e.g. to replace the head for fine-tuning).
-    pub fn layers_mut(&mut self) -> &mut [(String, Layer)] {
+    /// Mutable access to the modules (e.g. to replace one: assign a new box).
+    pub fn layers_mut(&mut self) -> &mut [(String, Box<dyn Module>)] {
         &mut self.layers
     }
 
-    /// The layer with this name.
-    pub fn get(&self, name: &str) -> Option<&Layer> {
-        self.layers.iter().find(|(n, _)| n == name).map(|(_, l)| l)
+    /// The module with this name.
+    pub fn get(&self, name: &str) -> Option<&dyn Module> {
+        self.layers.iter().find(|(n, _)| n == name).map(|(_, l)| l.as_ref())
     }
 
-    /// The layer with this name, mutably.
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut Layer> {
+    /// The module with this name, as its box (assign to replace it).
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Box<dyn Module>> {
         self.layers.iter_mut().find(|(n, _)| n == name).map(|(_, l)| l)
     }
 
-    /// Number of layers.
+    /// Number of modules.
     pub fn len(&self) -> usize {
         self.layers.len()
     }
 
-    /// True if there are no layers.
+    /// True if there are no modules.
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }
 
-    /// Output shapes of every layer for one input of `input_shape` (without the
-    /// batch axis, e.g. `[1, 28, 28]`), from an evaluation pass that records nothing.
-    pub fn output_shapes(&self, input_shape: &[usize]) -> Vec<Vec<usize>> {
-        // Cloning is cheap: parameter values are shared, not copied.
-        let mut net = self.clone();
-        let mut shape = vec![1];
-        shape.extend_from_slice(input_shape);
-        let mut x = Tensor::new(ndarray::ArrayD::zeros(ndarray::IxDyn(&shape)));
-        net.layers
-            .iter_mut()
-            .map(|(_, layer)| {
-                x = layer.as_module_mut().forward(&x, Mode::Eval);
-                x.shape()[1..].to_vec()
+    /// Output shapes of every module for one input of `input_shape` (without the
+    /// batch axis, e.g. `[1, 28, 28]`), or an error naming the first module that
+    /// cannot take its input. Nothing is run for built-in layers.
+    pub fn try_output_shapes(&self, input_shape: &[usize]) -> Result<Vec<Vec<usize>>, String> {
+        let mut shape = input_shape.to_vec();
+        self.layers
+            .iter()
+            .map(|(name, layer)| {
+                shape = layer.output_shape(&shape).map_err(|e| format!("{name}: {e}"))?;
+                Ok(shape.clone())
             })
             .collect()
     }
-}
 
-impl Sequential {
-    /// Whether the layers from `i` on form a block that runs as one fused op
-    /// ([`Tensor::conv2d_block`]): `Conv2d` followed by `ReLU` and/or `MaxPool2d`, in
-    /// either order (ReLU is monotonic, so it commutes with max pooling). Returns the
-    /// epilogue, how many layers it covers and the name the profile shows.
-    fn fusion_at(&self, i: usize, end: usize) -> Option<(ConvEpilogue, usize, &'static str)> {
-        let Some((_, Layer::Conv2d(_))) = self.layers.get(i) else {
-            return None;
-        };
-        let mut epilogue = ConvEpilogue::default();
-        let mut span = 1;
-        while let Some((_, layer)) = self.layers[..end].get(i + span) {
-            match layer {
-                Layer::ReLU(_) if !epilogue.relu => epilogue.relu = true,
-                Layer::MaxPool2d(pool) if epilogue.max_pool.is_none() => {
-                    epilogue.max_pool = Some(PoolWindow {
-                        kernel: pool.kernel,
-                        stride: pool.stride,
-                        padding: pool.padding,
-                    })
-                }
-                _ => break,
-            }
-            span += 1;
-        }
-        let kind = match (epilogue.relu, epilogue.max_pool.is_some()) {
-            (false, false) => return None,
-            (true, false) => "Conv2d+ReLU",
-            (false, true) => "Conv2d+MaxPool2d",
-            (true, true) => "Conv2d+ReLU+MaxPool2d",
-        };
-        Some((epilogue, span, kind))
+    /// [`try_output_shapes`](Sequential::try_output_shapes), panicking on a
+    /// mismatch (for networks built in code, where it is a programming error).
+    pub fn output_shapes(&self, input_shape: &[usize]) -> Vec<Vec<usize>> {
+        self.try_output_shapes(input_shape)
+            .unwrap_or_else(|e| panic!("Sequential: {e}"))
     }
 }
 
-impl Sequential {
-    /// Layers `range` applied in order (fusing and reordering as the comments say).
-    fn forward_layers(&mut self, x: &Tensor, mode: Mode, range: std::ops::Range<usize>) -> Tensor {
-        let mut x = x.clone();
-        let mut i = range.start;
-        while i < range.end {
-            if let Some((epilogue, span, kind)) = self.fusion_at(i, range.end) {
-                let Layer::Conv2d(conv) = &mut self.layers[i].1 else {
-                    unreachable!("fusion_at starts at a Conv2d")
-                };
-                let timer = crate::profile::start();
-                x = conv.forward_block(&x, &epilogue);
-                crate::profile::record(timer, kind, crate::profile::Phase::Forward);
-                i += span;
-                continue;
-            }
-            // ReLU is monotonic, so it commutes with max-pooling: ReLU → MaxPool2d runs
-            // as MaxPool2d → ReLU, with the ReLU on a quarter of the elements (for 2×2
-            // windows). Outputs and gradients are identical: both route the gradient
-            // to the window's first maximum, and only where it is positive.
-            let next = (i + 1 < range.end).then(|| &self.layers[i + 1].1);
-            let order: &[usize] = match (&self.layers[i].1, next) {
-                (Layer::ReLU(_), Some(Layer::MaxPool2d(_))) => &[1, 0],
-                _ => &[0],
-            };
-            for &k in order {
-                let layer = &mut self.layers[i + k].1;
-                let timer = crate::profile::start();
-                x = layer.as_module_mut().forward(&x, mode);
-                crate::profile::record(timer, layer.kind(), crate::profile::Phase::Forward);
-            }
-            i += order.len();
-        }
-        x
-    }
-
-    /// Where inference switches from slices of [`EVAL_SLICE`] images to chunks of
-    /// [`HEAD_SLICE`]: at the first `Linear` layer whose weight has at least
-    /// [`LARGE_WEIGHT`] elements, if any.
-    fn head_start(&self) -> Option<usize> {
-        self.layers.iter().position(|(_, layer)| match layer {
-            Layer::Linear(linear) => linear.weight.len() >= LARGE_WEIGHT,
-            _ => false,
-        })
-    }
-
-    /// `x` through `range` in slices of `slice` images, the outputs joined.
-    fn forward_sliced(
-        &mut self,
-        x: &ndarray::ArrayViewD<f32>,
-        range: std::ops::Range<usize>,
-        slice: usize,
-    ) -> Tensor {
-        let outputs: Vec<Tensor> = x
-            .axis_chunks_iter(ndarray::Axis(0), slice)
-            .map(|slice| self.forward_layers(&Tensor::new(slice.to_owned()), Mode::Eval, range.clone()))
-            .collect();
-        if outputs.len() == 1 {
-            return outputs.into_iter().next().expect("one slice");
-        }
-        let views: Vec<_> = outputs.iter().map(|t| t.value().view()).collect();
-        Tensor::new(ndarray::concatenate(ndarray::Axis(0), &views).expect("slices share their shape"))
+impl std::fmt::Debug for Sequential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.layers.iter().map(|(n, l)| (n, l))).finish()
     }
 }
 
 impl Module for Sequential {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
-        // Inference on a large batch runs in slices of the batch: every activation of
-        // a 1000-image batch is tens to hundreds of MB, which malloc maps fresh from
-        // the OS (and page-faults in) for every layer of every batch. Slices of 64
-        // images reuse the same memory and stay in cache. Only without a tape: in
-        // evaluation each image's output depends on that image alone, so the result
-        // is the same.
-        //
-        // A large dense layer (R2's 9216 → 128, 4.7 MB of weights) gets bigger chunks:
-        // its product copies ("packs") the weight on every call, which on 64-image
-        // slices cost as much as the product itself.
-        let len = self.layers.len();
-        if mode == Mode::Eval && x.tape().is_none() && x.ndim() >= 1 && x.shape()[0] > EVAL_SLICE {
-            let value = x.value().view();
-            let Some(head) = self.head_start() else {
-                return self.forward_sliced(&value, 0..len, EVAL_SLICE);
-            };
-            let outputs: Vec<Tensor> = value
-                .axis_chunks_iter(ndarray::Axis(0), HEAD_SLICE)
-                .map(|chunk| {
-                    let features = self.forward_sliced(&chunk, 0..head, EVAL_SLICE);
-                    self.forward_layers(&features, Mode::Eval, head..len)
-                })
-                .collect();
-            let views: Vec<_> = outputs.iter().map(|t| t.value().view()).collect();
-            return Tensor::new(
-                ndarray::concatenate(ndarray::Axis(0), &views).expect("chunks share their shape"),
-            );
+        let mut x = x.clone();
+        for i in 0..self.layers.len() {
+            x = self.layers[i].1.forward(&x, mode);
+            child_output(self, &self.layers[i].0, &x);
         }
-        self.forward_layers(x, mode, 0..len)
+        x
     }
 
-    fn named_parameters(&self) -> Vec<(String, &Param)> {
-        self.layers
-            .iter()
-            .flat_map(|(name, layer)| {
-                layer
-                    .as_module()
-                    .named_parameters()
-                    .into_iter()
-                    .map(move |(p, v)| (format!("{name}.{p}"), v))
-            })
-            .collect()
+    fn kind(&self) -> &str {
+        Self::KIND
     }
 
-    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        self.layers.iter().map(|(n, l)| (n.clone(), l.as_ref())).collect()
+    }
+
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
         self.layers
             .iter_mut()
-            .flat_map(|(name, layer)| {
-                let name = name.clone();
-                layer
-                    .as_module_mut()
-                    .named_parameters_mut()
-                    .into_iter()
-                    .map(move |(p, v)| (format!("{name}.{p}"), v))
-            })
+            .map(|(n, l)| (n.clone(), l.as_mut() as &mut dyn Module))
             .collect()
     }
 
-    fn regularization(&self, like: &Tensor) -> Option<Tensor> {
-        self.layers
-            .iter()
-            .filter_map(|(_, l)| l.as_module().regularization(like))
-            .reduce(|a, b| &a + &b)
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        Ok(self
+            .try_output_shapes(input)?
+            .pop()
+            .unwrap_or_else(|| input.to_vec()))
+    }
+}
+
+impl FromConfig for Sequential {
+    const KIND: &'static str = "Sequential";
+
+    fn from_config(config: &ModuleConfig, registry: &Registry) -> Result<Self, ConfigError> {
+        let mut net = Sequential::new();
+        for (name, child) in &config.children {
+            if name.is_empty() || name.contains('.') || net.get(name).is_some() {
+                return Err(ConfigError::invalid(
+                    Self::KIND,
+                    format!("layer name {name:?} is empty, has a dot or is repeated"),
+                ));
+            }
+            net.push_named_boxed(name, registry.build(child)?);
+        }
+        Ok(net)
     }
 }

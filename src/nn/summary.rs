@@ -1,20 +1,34 @@
-//! `summary()`: a table of layers, output shapes and parameter counts, as Keras's
-//! `model.summary()`.
+//! `summary()`: a table of every module of a model, its output shape and parameter
+//! counts, as Keras's `model.summary()` (and torchinfo's nesting).
+//!
+//! Output shapes come from one traced evaluation pass on a zero image: every module
+//! reports its output to the tape (see `observe`), so the table covers modules of
+//! your own as well as the built-in ones.
 
 use std::fmt;
+use std::sync::Arc;
 
-use super::Sequential;
+use ndarray::{ArrayD, IxDyn};
 
-/// One row of a [`Summary`].
+use super::module::join;
+use super::{Mode, Module};
+use crate::observe::TraceKey;
+use crate::tape::Tape;
+use crate::tensor::Tensor;
+
+/// One row of a [`Summary`]: a module of the tree.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SummaryRow {
-    /// Layer name (`conv1`).
+    /// Dotted name (`blocks.0.main.conv1`).
     pub name: String,
-    /// Layer type (`Conv2d`).
+    /// Module kind (`Conv2d`).
     pub kind: String,
-    /// Output shape without the batch axis.
-    pub output_shape: Vec<usize>,
-    /// Number of parameter scalars.
+    /// Nesting depth: 0 for the model's direct children.
+    pub depth: usize,
+    /// Output shape without the batch axis; `None` where the pass could not observe
+    /// it (a parameterless layer inside a module of your own).
+    pub output_shape: Option<Vec<usize>>,
+    /// Number of parameter scalars, this module's and its children's.
     pub params: usize,
     /// Number of those that are trainable (not frozen).
     pub trainable: usize,
@@ -23,48 +37,101 @@ pub struct SummaryRow {
 /// A model summary; `Display` prints it as a table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
+    /// The model's kind.
+    pub kind: String,
     /// Input shape without the batch axis.
     pub input_shape: Vec<usize>,
-    /// One row per layer.
+    /// The model's output shape.
+    pub output_shape: Vec<usize>,
+    /// One row per module of the tree, parents before children.
     pub rows: Vec<SummaryRow>,
+    /// Total parameter scalars.
+    pub total: usize,
+    /// Trainable parameter scalars.
+    pub trainable: usize,
 }
 
 impl Summary {
     /// Total parameter scalars.
     pub fn total_params(&self) -> usize {
-        self.rows.iter().map(|r| r.params).sum()
+        self.total
     }
 
     /// Trainable parameter scalars.
     pub fn trainable_params(&self) -> usize {
-        self.rows.iter().map(|r| r.trainable).sum()
+        self.trainable
     }
 }
 
-impl Sequential {
-    /// Summarizes the network for inputs of `input_shape` (without the batch axis).
-    pub fn summary(&self, input_shape: &[usize]) -> Summary {
-        let shapes = self.output_shapes(input_shape);
-        let rows = self
-            .layers()
-            .iter()
-            .zip(shapes)
-            .map(|((name, layer), output_shape)| {
-                let params = layer.as_module().parameters();
-                SummaryRow {
-                    name: name.clone(),
-                    kind: layer.kind().to_string(),
-                    output_shape,
-                    params: params.iter().map(|p| p.len()).sum(),
-                    trainable: params.iter().filter(|p| !p.is_frozen()).map(|p| p.len()).sum(),
-                }
-            })
-            .collect();
-        Summary {
-            input_shape: input_shape.to_vec(),
-            rows,
-        }
+/// One module of a traced pass: dotted name, depth, what it output.
+pub(crate) type TracedModule = (String, usize, Option<Arc<ArrayD<f32>>>);
+
+/// Runs `model` (a copy of it, returned first) in evaluation on `input` (with its
+/// batch axis) on a tape that keeps every module's output, and lists every module
+/// below the root with its output.
+pub(crate) fn trace(model: &dyn Module, input: ArrayD<f32>) -> (Box<dyn Module>, Tensor, Vec<TracedModule>) {
+    let mut copy = model.clone_module();
+    let tape = Tape::traced();
+    let y = copy.forward(&tape.input(input), Mode::Eval);
+    let mut outputs = tape.take_trace().outputs;
+    let mut found = Vec::new();
+    walk(copy.as_ref(), "", 0, &mut |name, depth, parent, module| {
+        let leaf = name.rsplit('.').next().unwrap_or(name);
+        let output = outputs
+            .remove(&TraceKey::child(parent, leaf))
+            .or_else(|| TraceKey::of(module).and_then(|k| outputs.get(&k).cloned()));
+        found.push((name.to_string(), depth, output));
+    });
+    (copy, y.detach(), found)
+}
+
+/// What `walk` calls: `(name, depth, parent, module)`.
+type Visit<'a> = dyn FnMut(&str, usize, &dyn Module, &dyn Module) + 'a;
+
+/// Calls `f(name, depth, parent, module)` on every module below `root`, parents first.
+fn walk(root: &dyn Module, prefix: &str, depth: usize, f: &mut Visit) {
+    for (name, child) in root.children() {
+        let full = join(prefix, &name);
+        f(&full, depth, root, child);
+        walk(child, &full, depth + 1, f);
     }
+}
+
+/// The body of [`Module::try_summary`].
+pub(crate) fn summarize(model: &dyn Module, input_shape: &[usize]) -> Result<Summary, String> {
+    let output_shape = model.output_shape(input_shape)?;
+    let mut shape = vec![1];
+    shape.extend_from_slice(input_shape);
+    let (copy, _, traced) = trace(model, ArrayD::zeros(IxDyn(&shape)));
+    let modules = copy.named_modules();
+    let rows = traced
+        .into_iter()
+        .map(|(name, depth, output)| {
+            let module = modules
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, m)| *m)
+                .expect("traced modules are the copy's");
+            let params = module.parameters();
+            SummaryRow {
+                name,
+                kind: module.kind().to_string(),
+                depth,
+                output_shape: output.map(|o| o.shape().get(1..).unwrap_or_default().to_vec()),
+                params: params.iter().map(|p| p.len()).sum(),
+                trainable: params.iter().filter(|p| !p.is_frozen()).map(|p| p.len()).sum(),
+            }
+        })
+        .collect();
+    let params = model.parameters();
+    Ok(Summary {
+        kind: model.kind().to_string(),
+        input_shape: input_shape.to_vec(),
+        output_shape,
+        rows,
+        total: params.iter().map(|p| p.len()).sum(),
+        trainable: params.iter().filter(|p| !p.is_frozen()).map(|p| p.len()).sum(),
+    })
 }
 
 fn shape_string(shape: &[usize]) -> String {
@@ -82,6 +149,7 @@ impl fmt::Display for Summary {
             String::new(),
         ]];
         for r in &self.rows {
+            let shape = r.output_shape.as_deref().map_or("?".to_string(), shape_string);
             let trainable = match (r.params, r.trainable) {
                 (0, _) => "-".to_string(),
                 (p, t) if p == t => "yes".to_string(),
@@ -89,8 +157,8 @@ impl fmt::Display for Summary {
                 (_, t) => format!("{t} of them"),
             };
             lines.push([
-                format!("{} ({})", r.name, r.kind),
-                shape_string(&r.output_shape),
+                format!("{}{} ({})", "  ".repeat(r.depth), r.name, r.kind),
+                shape,
                 r.params.to_string(),
                 trainable,
             ]);

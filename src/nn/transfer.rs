@@ -1,78 +1,75 @@
-//! Transfer learning on a `Sequential`: freeze parts, swap the classifier head for
-//! another class count, or re-initialize the same architecture (the from-scratch
-//! baseline a fine-tuning result is compared with).
+//! Transfer learning on any module: freeze by name or prefix, swap the classifier
+//! head for another class count, or re-initialize the same architecture (the
+//! from-scratch baseline a fine-tuning result is compared with).
+//!
+//! These are the bodies of the `Module` methods of the same names.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::{Conv2d, Layer, Linear, Sequential};
+use super::{Linear, Module};
 
-impl Sequential {
-    /// Freezes (`true`) or unfreezes the parameters of every layer for which
-    /// `select(name, layer)` holds; other layers are left as they are.
-    pub fn set_frozen_where(&mut self, frozen: bool, select: impl Fn(&str, &Layer) -> bool) {
-        for (name, layer) in self.layers_mut() {
-            if select(name, layer) {
-                layer.as_module_mut().set_frozen(frozen);
-            }
-        }
-    }
-
-    /// The name of the last `Linear` layer: the classifier head.
-    pub fn head_name(&self) -> Option<&str> {
-        self.layers()
-            .iter()
-            .rev()
-            .find(|(_, l)| matches!(l, Layer::Linear(_)))
-            .map(|(n, _)| n.as_str())
-    }
-
-    /// Replaces the last `Linear` layer by a freshly initialized one with `classes`
-    /// outputs (same inputs). Returns `false` if the network has no `Linear` layer.
-    pub fn replace_head(&mut self, classes: usize, seed: u64) -> bool {
-        let Some(name) = self.head_name().map(str::to_string) else {
-            return false;
-        };
-        let rng = &mut StdRng::seed_from_u64(seed);
-        if let Some(Layer::Linear(head)) = self.get_mut(&name) {
-            *head = fresh_linear(head, classes, rng);
-        }
-        true
-    }
-
-    /// The same architecture with freshly initialized weights (default initializers,
-    /// batch-norm statistics reset, nothing frozen).
-    pub fn reinitialized(&self, seed: u64) -> Sequential {
-        let rng = &mut StdRng::seed_from_u64(seed);
-        let mut net = self.clone();
-        for (_, layer) in net.layers_mut() {
-            match layer {
-                Layer::Conv2d(conv) => {
-                    let (out, inp, kh, kw) = conv.kernel_shape();
-                    let mut fresh = Conv2d::new(inp, out, (kh, kw), rng);
-                    fresh.options = conv.options;
-                    fresh.regularizer = conv.regularizer;
-                    if conv.bias.is_none() {
-                        fresh = fresh.without_bias();
-                    }
-                    *conv = fresh;
-                }
-                Layer::Linear(fc) => *fc = fresh_linear(fc, fc.out_features(), rng),
-                Layer::BatchNorm2d(bn) => *bn = super::BatchNorm2d::new(bn.channels()),
-                _ => {}
-            }
-        }
-        net
-    }
+/// True if the dotted name `name` is `prefix` or lies under it (`conv1` covers
+/// `conv1.weight` but not `conv10.weight`); the empty prefix covers everything.
+pub(crate) fn under(name: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || name == prefix
+        || (name.starts_with(prefix) && name.as_bytes().get(prefix.len()) == Some(&b'.'))
 }
 
-/// A freshly initialized `Linear` like `like` (inputs, bias or not, regularizer)
-/// with `outputs` outputs.
-fn fresh_linear(like: &Linear, outputs: usize, rng: &mut StdRng) -> Linear {
-    let mut fresh = Linear::new(like.in_features(), outputs, rng);
-    fresh.regularizer = like.regularizer;
-    if like.bias.is_none() {
-        fresh = fresh.without_bias();
+/// Freezes (or unfreezes) every parameter whose name is under `prefix`; returns how
+/// many matched.
+pub(crate) fn set_frozen_under(model: &mut dyn Module, prefix: &str, frozen: bool) -> usize {
+    let mut matched = 0;
+    for (name, param) in model.named_parameters_mut() {
+        if under(&name, prefix) {
+            param.set_frozen(frozen);
+            matched += 1;
+        }
     }
-    fresh
+    matched
+}
+
+/// Freezes (or unfreezes) the parameters of every module `select` picks, with
+/// everything under it.
+pub(crate) fn set_frozen_where(
+    model: &mut dyn Module,
+    frozen: bool,
+    select: &dyn Fn(&str, &dyn Module) -> bool,
+) {
+    model.visit_mut(&mut |name, m| {
+        if select(name, m) {
+            m.set_frozen(frozen);
+        }
+    });
+}
+
+/// The dotted name of the last `Linear` module, depth first: the classifier head.
+pub(crate) fn head_name(model: &dyn Module) -> Option<String> {
+    model
+        .named_modules()
+        .into_iter()
+        .filter(|(_, m)| m.is::<Linear>())
+        .map(|(n, _)| n)
+        .next_back()
+}
+
+/// Replaces the head by a freshly initialized `Linear` with `classes` outputs (same
+/// inputs); returns the old head's output count.
+pub(crate) fn replace_head(model: &mut dyn Module, classes: usize, seed: u64) -> Result<usize, String> {
+    if classes == 0 {
+        return Err("a head needs at least one class".into());
+    }
+    let head = head_name(model).ok_or("the model has no Linear layer to replace")?;
+    let rng = &mut StdRng::seed_from_u64(seed);
+    let mut old = 0;
+    model.visit_mut(&mut |name, m| {
+        if name == head {
+            if let Some(linear) = m.downcast_mut::<Linear>() {
+                old = linear.out_features();
+                *linear = linear.fresh_with_outputs(classes, rng);
+            }
+        }
+    });
+    Ok(old)
 }

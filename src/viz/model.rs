@@ -7,8 +7,7 @@ use ndarray::{Array2, Array4, ArrayView2, Axis, Ix4};
 
 use super::grid::{auto_columns, Grid, TileRange};
 use super::VizError;
-use crate::nn::{Conv2d, Layer, Mode, Sequential};
-use crate::tensor::Tensor;
+use crate::nn::{conv_of, Conv2d, Module};
 
 /// Writes a convolution's kernels as one PNG, each kernel slice stretched to its
 /// own range and enlarged `scale` times (with a 2 px border from scale 6 up, else
@@ -44,64 +43,55 @@ pub fn save_conv_filters(conv: &Conv2d, path: impl AsRef<Path>, scale: usize) ->
         .save_png(path)
 }
 
-/// Runs `model` on one normalized input `[1, c, h, w]` layer by layer in
-/// evaluation mode and writes, for every `Conv2d` layer, the grid of its output
-/// channels as `dir/features_<layer>.png` (each map stretched to its own range,
-/// enlarged so a map is about 64 px wide). Returns the paths written, in layer
-/// order. Creates `dir` if needed.
+/// Runs `model` on one normalized input `[1, c, h, w]` in evaluation mode and
+/// writes, for every convolution in it (a [`Conv2d`] or a
+/// [`Conv2dBlock`](crate::nn::Conv2dBlock), at any depth, in modules of your own
+/// too), the grid of its output channels as `dir/features_<name>.png`, named by the
+/// conv's dotted name (each map stretched to its own range, enlarged so a map is
+/// about 64 px wide). Returns the paths written, in the model's order. Creates
+/// `dir` if needed.
 ///
 /// The model is not changed (a clone runs; parameter values are shared, not
 /// copied).
 ///
 /// # Errors
-/// [`VizError::Shape`] if `input` is not one image or its channel count differs
-/// from the first convolution's; I/O errors naming the file.
-///
-/// # Panics
-/// As `forward` does, if a later layer does not fit the input's size (a model
-/// trained on other image sizes).
+/// [`VizError::Shape`] if `input` is not one image or does not fit the model;
+/// I/O errors naming the file.
 pub fn save_feature_maps(
-    model: &Sequential,
+    model: &dyn Module,
     input: &Array4<f32>,
     dir: impl AsRef<Path>,
 ) -> Result<Vec<PathBuf>, VizError> {
     let dir = dir.as_ref();
-    let (n, c, _, _) = input.dim();
+    let n = input.dim().0;
     if n != 1 {
         return Err(VizError::Shape(format!(
             "feature maps: input {:?} holds {n} images; expected [1, c, h, w]",
             input.shape()
         )));
     }
-    let first_conv = model.layers().iter().find_map(|(_, l)| match l {
-        Layer::Conv2d(conv) => Some(conv),
-        _ => None,
-    });
-    if let Some(conv) = first_conv {
-        let in_c = conv.kernel_shape().1;
-        if in_c != c {
-            return Err(VizError::Shape(format!(
-                "feature maps: input has {c} channels, the first convolution expects {in_c}"
-            )));
-        }
-    }
+    model.output_shape(&input.shape()[1..]).map_err(|e| {
+        VizError::Shape(format!(
+            "feature maps: the model does not take input {:?}: {e}",
+            input.shape()
+        ))
+    })?;
     std::fs::create_dir_all(dir).map_err(|source| VizError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let mut net = model.clone();
-    let mut x = Tensor::new(input.clone().into_dyn());
+    let (copy, _, traced) = crate::nn::trace(model, input.clone().into_dyn());
+    let modules = copy.named_modules();
     let mut written = Vec::new();
-    for (name, layer) in net.layers_mut() {
-        x = layer.as_module_mut().forward(&x, Mode::Eval);
-        if !matches!(layer, Layer::Conv2d(_)) {
+    for (name, _, output) in traced {
+        let is_conv = modules.iter().any(|(n, m)| *n == name && conv_of(*m).is_some());
+        let Some(output) = output.filter(|_| is_conv) else {
             continue;
-        }
-        let maps = x
-            .value()
+        };
+        let maps = output
             .view()
             .into_dimensionality::<Ix4>()
-            .map_err(|e| VizError::Shape(format!("{name} output {:?}: {e}", x.shape())))?;
+            .map_err(|e| VizError::Shape(format!("{name} output {:?}: {e}", output.shape())))?;
         let maps = maps.index_axis_move(Axis(0), 0);
         let (channels, h, w) = maps.dim();
         let tiles: Vec<ArrayView2<f32>> = maps.outer_iter().collect();
