@@ -13,7 +13,7 @@
 #                  with `bash <shared>/bench/setup.sh` (`WITH_TF=1 bash …` adds TensorFlow)
 #   --out DIR      where the JSON files go (default: a fresh /tmp/ferrocnn-side-by-side.*)
 #
-# ferrocnn runs in three processes (the conv micro-benchmarks, R1, R2), as the
+# ferrocnn runs in four processes (the conv micro-benchmarks, R1, R2, R3), as the
 # reference runs do, so that each net's peak resident memory covers that net alone.
 set -euo pipefail
 
@@ -77,14 +77,14 @@ run() {
 
 echo "== PyTorch" >&2
 run "$py" "$ref/torch_reference.py" --conv --threads "$threads" --json "$out/torch_conv.json"
-for net in r1 r2; do
+for net in r1 r2 r3; do
     run "$py" "$ref/torch_reference.py" --net "$net" --epochs 1 --threads "$threads" \
         --data "$data" "${limit[@]}" --json "$out/torch_$net.json"
 done
 
 if [ "$with_tf" = 1 ]; then
     echo "== TensorFlow" >&2
-    for net in r1 r2; do
+    for net in r1 r2 r3; do
         run "$py" "$ref/tf_reference.py" --net "$net" --epochs 1 --threads "$threads" \
             --data "$data" "${limit[@]}" --json "$out/tf_$net.json"
     done
@@ -102,6 +102,7 @@ ours() {
 ours ours_conv.json --only conv2d_fwdbwd_128x32x13x13,conv2d_fwdbwd_64x32x26x26
 ours ours_r1.json --only epoch_r1,infer_r1
 ours ours_r2.json --only epoch_r2,infer_r2
+ours ours_r3.json --only epoch_r3,infer_r3
 
 echo
 python3 - "$out" <<'EOF'
@@ -149,9 +150,9 @@ def rss(doc):
     return doc and doc.get("peak_rss_mib")
 
 
-ours = {k: load(f"ours_{k}.json") for k in ("conv", "r1", "r2")}
-torch = {k: load(f"torch_{k}.json") for k in ("conv", "r1", "r2")}
-tf = {k: load(f"tf_{k}.json") for k in ("r1", "r2")}
+ours = {k: load(f"ours_{k}.json") for k in ("conv", "r1", "r2", "r3")}
+torch = {k: load(f"torch_{k}.json") for k in ("conv", "r1", "r2", "r3")}
+tf = {k: load(f"tf_{k}.json") for k in ("r1", "r2", "r3")}
 
 # (workload, unit, ours, PyTorch, TF, higher_is_better)
 rows = [
@@ -161,10 +162,13 @@ rows = [
      conv_ms(torch["conv"], [64, 32, 26, 26]), None, False),
     ("R1 epoch, batch 128", "s", epoch_s(ours["r1"], "epoch_r1_b128"), epoch_s(torch["r1"]), epoch_s(tf["r1"]), False),
     ("R2 epoch, batch 64", "s", epoch_s(ours["r2"], "epoch_r2_b64"), epoch_s(torch["r2"]), epoch_s(tf["r2"]), False),
+    ("R3 epoch, batch 128", "s", epoch_s(ours["r3"], "epoch_r3_b128"), epoch_s(torch["r3"]), epoch_s(tf["r3"]), False),
     ("R1 inference", "img/s", infer(ours["r1"], "infer_r1_b1000"), infer(torch["r1"]), infer(tf["r1"]), True),
     ("R2 inference", "img/s", infer(ours["r2"], "infer_r2_b1000"), infer(torch["r2"]), infer(tf["r2"]), True),
+    ("R3 inference", "img/s", infer(ours["r3"], "infer_r3_b1000"), infer(torch["r3"]), infer(tf["r3"]), True),
     ("peak RSS, R1 run", "MiB", rss(ours["r1"]), rss(torch["r1"]), rss(tf["r1"]), False),
     ("peak RSS, R2 run", "MiB", rss(ours["r2"]), rss(torch["r2"]), rss(tf["r2"]), False),
+    ("peak RSS, R3 run", "MiB", rss(ours["r3"]), rss(torch["r3"]), rss(tf["r3"]), False),
 ]
 
 
