@@ -299,3 +299,32 @@ fn inference_on_a_large_batch_equals_inference_image_by_image() {
         }
     }
 }
+
+#[test]
+fn residual_blocks_and_fused_conv_blocks_pass_the_gradient_check() {
+    let mut r = rng();
+    let x = ferrocnn::gradcheck::random_like(&[2, 2, 6, 6], 11);
+    // A projection block (stride 2, 2 → 3 channels) and an identity block, with batch
+    // norm in training mode.
+    // A smaller step than the default: batch norm makes every value order 1, and a
+    // step of 1e-2 carries some across a ReLU's kink.
+    let check = GradCheck {
+        eps: 1e-3,
+        atol: 5e-3,
+        ..GradCheck::default()
+    };
+    for block in [
+        ferrocnn::zoo::basic_block(2, 3, 2, &mut r),
+        ferrocnn::zoo::basic_block(2, 2, 1, &mut r),
+    ] {
+        check
+            .check_module(&block, &x, Mode::Train)
+            .unwrap_or_else(|e| panic!("{}: {e}", block.shortcut.is_some()));
+    }
+    let fused = Conv2dBlock::new(Conv2d::new(2, 3, (3, 3), &mut r))
+        .with_relu()
+        .with_max_pool(MaxPool2d::new((2, 2)));
+    // (This input puts no value within a step of the ReLU's kink or a pooling tie.)
+    let x = ferrocnn::gradcheck::random_like(&[2, 2, 6, 6], 3);
+    check.check_module(&fused, &x, Mode::Train).expect("fused block");
+}
