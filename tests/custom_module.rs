@@ -135,7 +135,7 @@ fn a_custom_module_trains_saves_loads_fine_tunes_and_is_inspected() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("gated.bin");
     save_model(&model, &path).expect("save");
-    let err = load_model(&path).err().expect("GatedConv is not a built-in");
+    let err = load_model(&path).expect_err("GatedConv is not a built-in");
     assert!(
         matches!(err, IoError::Invalid { .. }) && err.to_string().contains("\"GatedConv\""),
         "{err}"
