@@ -27,6 +27,13 @@
 //!
 //! Inference records nothing: build the input with [`Tensor::new`] (on no tape) and
 //! every intermediate value is freed as soon as it is used.
+//!
+//! Networks are [`nn::Module`]s: built-in layers, the containers
+//! [`nn::Sequential`] and [`nn::Residual`], or your own struct with a `forward`.
+//! Whatever the module, [`train::fit`] trains it, [`io::save_model`] stores it by
+//! name, [`nn::Module::summary`] tabulates it and [`viz`] draws what its
+//! convolutions learned. The README's "Extending ferrocnn" says which files an
+//! op, a layer or a model touches.
 
 pub mod alloc;
 pub mod data;
@@ -54,7 +61,8 @@ pub use param::{Param, ParamId};
 pub use tape::{Gradients, Tape};
 pub use tensor::Tensor;
 
-#[doc(hidden)]
+/// The JSON crate a module's [`config`](nn::Module::config) is written in, for
+/// modules of your own.
 pub use serde_json;
 
 /// The README's code blocks, compiled and run as doc tests.
