@@ -118,34 +118,3 @@ impl Param {
         self.value.clone()
     }
 }
-
-/// Serialized as its value and frozen flag; a deserialized parameter gets a fresh
-/// id (ids are unique per process, not per file).
-impl serde::Serialize for Param {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(serde::Serialize)]
-        struct Stored<'a> {
-            value: &'a ArrayD<f32>,
-            frozen: bool,
-        }
-        Stored {
-            value: &self.value,
-            frozen: self.frozen,
-        }
-        .serialize(s)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Param {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        struct Stored {
-            value: ArrayD<f32>,
-            frozen: bool,
-        }
-        let Stored { value, frozen } = Stored::deserialize(d)?;
-        let mut p = Param::new(value);
-        p.frozen = frozen;
-        Ok(p)
-    }
-}
