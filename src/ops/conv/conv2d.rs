@@ -43,11 +43,11 @@ use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn, ShapeBuilder};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::elementwise::sum;
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 use super::padding::Padding;
 use super::winograd::{PlaneLayout, Scratch, Winograd};
+use crate::ops::elementwise::sum;
 use crate::tensor::Tensor;
 
 /// Columns (images × output pixels) a group of images should fill before its

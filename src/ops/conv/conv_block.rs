@@ -20,10 +20,10 @@ use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
 use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Outputs, Planes};
-use super::elementwise::keep_if;
-use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
 use super::padding::Padding;
-use super::pool::PoolGeometry;
+use crate::ops::elementwise::keep_if;
+use crate::ops::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
+use crate::ops::pool::PoolGeometry;
 use crate::tensor::Tensor;
 
 /// What a [`Tensor::conv2d_block`] applies after the convolution and its bias.

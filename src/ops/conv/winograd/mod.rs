@@ -376,7 +376,7 @@ impl Winograd {
 }
 
 /// Defines method `$name` to run `$body` (an `#[inline(always)]` transform)
-/// compiled for AVX2 when the CPU has it (see [`cpu`](super::cpu)): the transforms
+/// compiled for AVX2 when the CPU has it (see [`cpu`](crate::ops::cpu)): the transforms
 /// are additions over long rows, which then run 8 floats at a time instead of
 /// SSE2's 4. The same operations in the same order, so the same results, bit for
 /// bit.
@@ -394,7 +394,7 @@ macro_rules! multiversioned {
                 unsafe fn avx2(this: &Winograd, $($arg: $ty),*) {
                     this.$body($($arg),*)
                 }
-                if super::cpu::avx2() {
+                if crate::ops::cpu::avx2() {
                     // SAFETY: the CPU has AVX2.
                     return unsafe { avx2(self, $($arg),*) };
                 }
