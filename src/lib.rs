@@ -28,7 +28,6 @@
 //! Inference records nothing: build the input with [`Tensor::new`] (on no tape) and
 //! every intermediate value is freed as soon as it is used.
 
-pub mod alloc;
 pub mod data;
 pub mod gradcheck;
 pub mod io;
@@ -38,6 +37,7 @@ pub mod ops;
 pub mod optim;
 mod param;
 pub mod profile;
+pub mod runtime;
 mod tape;
 mod tensor;
 pub mod train;

@@ -207,7 +207,7 @@ pub fn fit(
     opts: &FitOptions,
     mut on_epoch: impl FnMut(&EpochStats, &mut Sequential, &dyn Optimizer) -> Result<(), String>,
 ) -> Result<Vec<EpochStats>, TrainError> {
-    crate::alloc::tune_malloc();
+    crate::runtime::tune_malloc();
     if train.is_empty() {
         return Err(TrainError::EmptyDataset);
     }
@@ -322,7 +322,7 @@ fn progress_bar(progress: Progress, len: usize, epoch: usize, epochs: usize) -> 
 
 /// Evaluates `model` on `data` in evaluation mode, recording nothing.
 pub fn evaluate(model: &mut Sequential, data: &Dataset, batch_size: usize) -> Evaluation {
-    crate::alloc::tune_malloc();
+    crate::runtime::tune_malloc();
     let mut confusion = ConfusionMatrix::new(data.num_classes().max(model_classes(model, data)));
     let mut predictions = Vec::with_capacity(data.len());
     let mut loss_sum = 0.0f64;

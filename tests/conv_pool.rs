@@ -1,6 +1,10 @@
 //! conv2d and the pools: gradient checks, known values, and the fast conv against a
-//! direct seven-loop convolution.
+//! direct seven-loop convolution. The tests that reach kernels with an AVX2 version
+//! run with both [`Simd`](ferrocnn::runtime::Simd) settings.
 
+mod common;
+
+use common::{with_simd, BOTH_SIMD};
 use ferrocnn::gradcheck::random_like;
 use ferrocnn::{Conv2dOptions, ConvEpilogue, GradCheck, Padding, Param, PoolWindow, Tape, Tensor};
 use ndarray::{Array4, ArrayD, IxDyn};
@@ -161,15 +165,19 @@ fn winograd_cases() -> Vec<ConvCase> {
 
 #[test]
 fn winograd_gradients_match_finite_differences() {
-    for (seed, (xs, ws, o, with_bias)) in winograd_cases().into_iter().take(2).enumerate() {
-        let seed = 70 + seed as u64 * 3;
-        let mut inputs = vec![random_like(&xs, seed), random_like(&ws, seed + 1)];
-        if with_bias {
-            inputs.push(random_like(&ws[..1], seed + 2));
-        }
-        GradCheck::default()
-            .run(&inputs, |t| t[0].conv2d(&t[1], t.get(2), &o))
-            .unwrap_or_else(|e| panic!("input {xs:?} weight {ws:?} {o:?}: {e}"));
+    for simd in BOTH_SIMD {
+        with_simd(simd, || {
+            for (seed, (xs, ws, o, with_bias)) in winograd_cases().into_iter().take(2).enumerate() {
+                let seed = 70 + seed as u64 * 3;
+                let mut inputs = vec![random_like(&xs, seed), random_like(&ws, seed + 1)];
+                if with_bias {
+                    inputs.push(random_like(&ws[..1], seed + 2));
+                }
+                GradCheck::default()
+                    .run(&inputs, |t| t[0].conv2d(&t[1], t.get(2), &o))
+                    .unwrap_or_else(|e| panic!("input {xs:?} weight {ws:?} {o:?}: {e}"));
+            }
+        });
     }
 }
 
@@ -189,43 +197,47 @@ fn conv2d_gradients_match_finite_differences() {
 
 #[test]
 fn conv2d_matches_direct_convolution_forward_and_backward() {
-    let mut cases = conv_cases();
-    // Batches large enough to be split over tasks and grouped into one product.
-    cases.push(([9, 3, 6, 6], [4, 3, 3, 3], Conv2dOptions::default(), true));
-    cases.push((
-        [13, 4, 9, 8],
-        [5, 4, 3, 2],
-        opts((2, 1), Padding::Same, (1, 2)),
-        true,
-    ));
-    cases.push(([5, 8, 13, 13], [16, 8, 3, 3], Conv2dOptions::default(), true));
-    // 3×3 stride-1 kernels with at least 8 channels in and out run as Winograd
-    // F(2×2, 3×3): odd output sizes (tiles over the edge), padding, grouped images,
-    // and padding 3, where the input gradient falls back to im2col.
-    cases.extend(winograd_cases());
-    for (seed, (xs, ws, o, with_bias)) in cases.into_iter().enumerate() {
-        let seed = 100 + seed as u64 * 5;
-        let (x, w, b) = (
-            random_like(&xs, seed),
-            random_like(&ws, seed + 1),
-            random_like(&ws[..1], seed + 2),
-        );
-        let b = with_bias.then_some(b);
-        let (px, pw) = (Param::new(x.clone()), Param::new(w.clone()));
-        let pb = b.clone().map(Param::new);
-        let tape = Tape::new();
-        let bias = pb.as_ref().map(|p| tape.param(p));
-        let y = tape.param(&px).conv2d(&tape.param(&pw), bias.as_ref(), &o);
-        let g = random_like(y.shape(), seed + 3);
-        let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
-        let (ry, rdx, rdw, rdb) = naive_conv(&x, &w, b.as_ref(), &o, Some(&g));
-        let what = format!("input {xs:?} weight {ws:?} {o:?}");
-        assert_close(&format!("{what} forward"), y.value(), &ry);
-        assert_close(&format!("{what} dx"), &grads[&px], &rdx);
-        assert_close(&format!("{what} dW"), &grads[&pw], &rdw);
-        if let Some(pb) = &pb {
-            assert_close(&format!("{what} db"), &grads[pb], &rdb);
-        }
+    for simd in BOTH_SIMD {
+        with_simd(simd, || {
+            let mut cases = conv_cases();
+            // Batches large enough to be split over tasks and grouped into one product.
+            cases.push(([9, 3, 6, 6], [4, 3, 3, 3], Conv2dOptions::default(), true));
+            cases.push((
+                [13, 4, 9, 8],
+                [5, 4, 3, 2],
+                opts((2, 1), Padding::Same, (1, 2)),
+                true,
+            ));
+            cases.push(([5, 8, 13, 13], [16, 8, 3, 3], Conv2dOptions::default(), true));
+            // 3×3 stride-1 kernels with at least 8 channels in and out run as Winograd
+            // F(2×2, 3×3): odd output sizes (tiles over the edge), padding, grouped images,
+            // and padding 3, where the input gradient falls back to im2col.
+            cases.extend(winograd_cases());
+            for (seed, (xs, ws, o, with_bias)) in cases.into_iter().enumerate() {
+                let seed = 100 + seed as u64 * 5;
+                let (x, w, b) = (
+                    random_like(&xs, seed),
+                    random_like(&ws, seed + 1),
+                    random_like(&ws[..1], seed + 2),
+                );
+                let b = with_bias.then_some(b);
+                let (px, pw) = (Param::new(x.clone()), Param::new(w.clone()));
+                let pb = b.clone().map(Param::new);
+                let tape = Tape::new();
+                let bias = pb.as_ref().map(|p| tape.param(p));
+                let y = tape.param(&px).conv2d(&tape.param(&pw), bias.as_ref(), &o);
+                let g = random_like(y.shape(), seed + 3);
+                let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
+                let (ry, rdx, rdw, rdb) = naive_conv(&x, &w, b.as_ref(), &o, Some(&g));
+                let what = format!("input {xs:?} weight {ws:?} {o:?}");
+                assert_close(&format!("{what} forward"), y.value(), &ry);
+                assert_close(&format!("{what} dx"), &grads[&px], &rdx);
+                assert_close(&format!("{what} dW"), &grads[&pw], &rdw);
+                if let Some(pb) = &pb {
+                    assert_close(&format!("{what} db"), &grads[pb], &rdb);
+                }
+            }
+        });
     }
 }
 
@@ -537,75 +549,83 @@ fn same_values(a: &ArrayD<f32>, b: &ArrayD<f32>) -> bool {
 
 #[test]
 fn maxpool_matches_its_definition_with_and_without_a_tape() {
-    // Widths whose rows of 2×2 windows end in a partial block of four (13, 5, 7
-    // outputs), fewer than four windows, an odd leftover column and row, and a
-    // general window; values in a few levels (many ties) and with NaNs, one of them
-    // in the last window of a row.
-    let cases = [
-        ([2, 3, 26, 26], (2, 2), (2, 2)),
-        ([1, 2, 11, 11], (2, 2), (2, 2)),
-        ([1, 1, 9, 15], (2, 2), (2, 2)),
-        ([1, 2, 6, 6], (2, 2), (2, 2)),
-        ([1, 2, 16, 16], (2, 2), (2, 2)),
-        ([1, 2, 9, 12], (3, 3), (2, 2)),
-    ];
-    for (seed, (shape, kernel, stride)) in cases.into_iter().enumerate() {
-        for with_nan in [false, true] {
-            let mut x = random_like(&shape, 300 + seed as u64).mapv(|v| (v * 2.0).round());
-            if with_nan {
-                let w = shape[3];
-                let last = x.len() - 1;
-                let xs = x.as_slice_mut().unwrap();
-                xs[w + 2 * (w / 2) - 1] = f32::NAN;
-                xs[last / 3] = f32::NAN;
+    for simd in BOTH_SIMD {
+        with_simd(simd, || {
+            // Widths whose rows of 2×2 windows end in a partial block of four (13, 5, 7
+            // outputs), fewer than four windows, an odd leftover column and row, and a
+            // general window; values in a few levels (many ties) and with NaNs, one of them
+            // in the last window of a row.
+            let cases = [
+                ([2, 3, 26, 26], (2, 2), (2, 2)),
+                ([1, 2, 11, 11], (2, 2), (2, 2)),
+                ([1, 1, 9, 15], (2, 2), (2, 2)),
+                ([1, 2, 6, 6], (2, 2), (2, 2)),
+                ([1, 2, 16, 16], (2, 2), (2, 2)),
+                ([1, 2, 9, 12], (3, 3), (2, 2)),
+            ];
+            for (seed, (shape, kernel, stride)) in cases.into_iter().enumerate() {
+                for with_nan in [false, true] {
+                    let mut x = random_like(&shape, 300 + seed as u64).mapv(|v| (v * 2.0).round());
+                    if with_nan {
+                        let w = shape[3];
+                        let last = x.len() - 1;
+                        let xs = x.as_slice_mut().unwrap();
+                        xs[w + 2 * (w / 2) - 1] = f32::NAN;
+                        xs[last / 3] = f32::NAN;
+                    }
+                    let (want, winners) = naive_max_pool(&x, kernel, stride);
+                    let what = format!("{shape:?} k{kernel:?} nan {with_nan}");
+                    let inference = Tensor::new(x.clone()).max_pool2d(kernel, stride, Padding::Valid);
+                    assert!(
+                        same_values(inference.value(), &want),
+                        "{what}: values without a tape"
+                    );
+                    let g = random_like(want.shape(), 9);
+                    let p = Param::new(x.clone());
+                    let tape = Tape::new();
+                    let y = tape.param(&p).max_pool2d(kernel, stride, Padding::Valid);
+                    assert!(same_values(y.value(), &want), "{what}: values on a tape");
+                    let dx = y.mul(&Tensor::new(g.clone())).sum().backward()[&p].clone();
+                    let mut want_dx = vec![0.0f32; x.len()];
+                    for (&at, &g) in winners.iter().zip(g.iter()) {
+                        want_dx[at] += g;
+                    }
+                    assert_eq!(dx.as_slice().unwrap(), &want_dx[..], "{what}: gradient routing");
+                }
             }
-            let (want, winners) = naive_max_pool(&x, kernel, stride);
-            let what = format!("{shape:?} k{kernel:?} nan {with_nan}");
-            let inference = Tensor::new(x.clone()).max_pool2d(kernel, stride, Padding::Valid);
-            assert!(
-                same_values(inference.value(), &want),
-                "{what}: values without a tape"
-            );
-            let g = random_like(want.shape(), 9);
-            let p = Param::new(x.clone());
-            let tape = Tape::new();
-            let y = tape.param(&p).max_pool2d(kernel, stride, Padding::Valid);
-            assert!(same_values(y.value(), &want), "{what}: values on a tape");
-            let dx = y.mul(&Tensor::new(g.clone())).sum().backward()[&p].clone();
-            let mut want_dx = vec![0.0f32; x.len()];
-            for (&at, &g) in winners.iter().zip(g.iter()) {
-                want_dx[at] += g;
-            }
-            assert_eq!(dx.as_slice().unwrap(), &want_dx[..], "{what}: gradient routing");
-        }
+        });
     }
 }
 
 #[test]
 fn conv2d_block_without_a_tape_gives_the_taped_values() {
-    // Inference pools before adding the bias and keeps no winners; the values must
-    // not change. Biases large enough to round the products' differences away.
-    for (seed, e) in epilogues().into_iter().enumerate() {
-        let seed = 400 + seed as u64;
-        let x = random_like(&[3, 4, 14, 14], seed);
-        let w = random_like(&[8, 4, 3, 3], seed + 1);
-        let b = random_like(&[8], seed + 2).mapv(|v| v * 1e3);
-        let free = Tensor::new(x.clone()).conv2d_block(
-            &Tensor::new(w.clone()),
-            Some(&Tensor::new(b.clone())),
-            &Conv2dOptions::default(),
-            &e,
-        );
-        let (px, pw, pb) = (Param::new(x), Param::new(w), Param::new(b));
-        let tape = Tape::new();
-        let taped = tape.param(&px).conv2d_block(
-            &tape.param(&pw),
-            Some(&tape.param(&pb)),
-            &Conv2dOptions::default(),
-            &e,
-        );
-        assert!(taped.requires_grad());
-        assert_eq!(*free.value(), *taped.value(), "{e:?}");
+    for simd in BOTH_SIMD {
+        with_simd(simd, || {
+            // Inference pools before adding the bias and keeps no winners; the values must
+            // not change. Biases large enough to round the products' differences away.
+            for (seed, e) in epilogues().into_iter().enumerate() {
+                let seed = 400 + seed as u64;
+                let x = random_like(&[3, 4, 14, 14], seed);
+                let w = random_like(&[8, 4, 3, 3], seed + 1);
+                let b = random_like(&[8], seed + 2).mapv(|v| v * 1e3);
+                let free = Tensor::new(x.clone()).conv2d_block(
+                    &Tensor::new(w.clone()),
+                    Some(&Tensor::new(b.clone())),
+                    &Conv2dOptions::default(),
+                    &e,
+                );
+                let (px, pw, pb) = (Param::new(x), Param::new(w), Param::new(b));
+                let tape = Tape::new();
+                let taped = tape.param(&px).conv2d_block(
+                    &tape.param(&pw),
+                    Some(&tape.param(&pb)),
+                    &Conv2dOptions::default(),
+                    &e,
+                );
+                assert!(taped.requires_grad());
+                assert_eq!(*free.value(), *taped.value(), "{e:?}");
+            }
+        });
     }
 }
 
@@ -676,43 +696,47 @@ fn conv2d_block_gradients_match_finite_differences() {
 
 #[test]
 fn conv2d_block_equals_the_separate_ops_bit_for_bit() {
-    // Batches of 1, of several images grouped into one product, and split over tasks.
-    let cases = [
-        ([1, 1, 28, 28], [4, 1, 3, 3], Conv2dOptions::default()),
-        ([9, 3, 13, 13], [5, 3, 3, 3], Conv2dOptions::default()),
-        ([6, 2, 9, 8], [3, 2, 3, 2], opts((2, 1), Padding::Same, (1, 1))),
-    ];
-    for (seed, (xs, ws, o)) in cases.into_iter().enumerate() {
-        for e in epilogues() {
-            let seed = 200 + seed as u64 * 7;
-            let (px, pw, pb) = (
-                Param::new(random_like(&xs, seed)),
-                Param::new(random_like(&ws, seed + 1)),
-                Param::new(random_like(&ws[..1], seed + 2)),
-            );
-            let run = |fused: bool| {
-                let tape = Tape::new();
-                let (x, w, b) = (tape.param(&px), tape.param(&pw), tape.param(&pb));
-                let y = if fused {
-                    x.conv2d_block(&w, Some(&b), &o, &e)
-                } else {
-                    unfused(&x, &w, Some(&b), &o, &e)
-                };
-                let g = random_like(y.shape(), seed + 3);
-                let grads = y.mul(&Tensor::new(g)).sum().backward();
-                let grad = |p: &Param| grads.get(p).cloned().expect("gradient");
-                (y.value().clone(), grad(&px), grad(&pw), grad(&pb))
-            };
-            let (fused, separate) = (run(true), run(false));
-            let what = format!("input {xs:?} weight {ws:?} {o:?} {e:?}");
-            assert_eq!(fused.0, separate.0, "{what}: output");
-            assert_eq!(fused.1, separate.1, "{what}: dx");
-            assert_eq!(fused.2, separate.2, "{what}: dW");
-            assert_eq!(fused.3, separate.3, "{what}: db");
-            if e.relu {
-                assert!(fused.0.iter().any(|&v| v == 0.0) && fused.0.iter().any(|&v| v > 0.0));
+    for simd in BOTH_SIMD {
+        with_simd(simd, || {
+            // Batches of 1, of several images grouped into one product, and split over tasks.
+            let cases = [
+                ([1, 1, 28, 28], [4, 1, 3, 3], Conv2dOptions::default()),
+                ([9, 3, 13, 13], [5, 3, 3, 3], Conv2dOptions::default()),
+                ([6, 2, 9, 8], [3, 2, 3, 2], opts((2, 1), Padding::Same, (1, 1))),
+            ];
+            for (seed, (xs, ws, o)) in cases.into_iter().enumerate() {
+                for e in epilogues() {
+                    let seed = 200 + seed as u64 * 7;
+                    let (px, pw, pb) = (
+                        Param::new(random_like(&xs, seed)),
+                        Param::new(random_like(&ws, seed + 1)),
+                        Param::new(random_like(&ws[..1], seed + 2)),
+                    );
+                    let run = |fused: bool| {
+                        let tape = Tape::new();
+                        let (x, w, b) = (tape.param(&px), tape.param(&pw), tape.param(&pb));
+                        let y = if fused {
+                            x.conv2d_block(&w, Some(&b), &o, &e)
+                        } else {
+                            unfused(&x, &w, Some(&b), &o, &e)
+                        };
+                        let g = random_like(y.shape(), seed + 3);
+                        let grads = y.mul(&Tensor::new(g)).sum().backward();
+                        let grad = |p: &Param| grads.get(p).cloned().expect("gradient");
+                        (y.value().clone(), grad(&px), grad(&pw), grad(&pb))
+                    };
+                    let (fused, separate) = (run(true), run(false));
+                    let what = format!("input {xs:?} weight {ws:?} {o:?} {e:?}");
+                    assert_eq!(fused.0, separate.0, "{what}: output");
+                    assert_eq!(fused.1, separate.1, "{what}: dx");
+                    assert_eq!(fused.2, separate.2, "{what}: dW");
+                    assert_eq!(fused.3, separate.3, "{what}: db");
+                    if e.relu {
+                        assert!(fused.0.iter().any(|&v| v == 0.0) && fused.0.iter().any(|&v| v > 0.0));
+                    }
+                }
             }
-        }
+        });
     }
 }
 
@@ -731,4 +755,38 @@ fn conv2d_block_names_itself_when_the_pool_does_not_fit() {
         }),
     };
     x.conv2d_block(&w, None, &Conv2dOptions::default(), &e);
+}
+
+#[test]
+fn simd_settings_give_the_same_results_bit_for_bit() {
+    // Winograd's transforms (forward, input and weight gradients) and the 2×2 max
+    // pool without winners have AVX2 versions; they must round exactly as the
+    // baseline ones do.
+    let (x, w, b) = (
+        random_like(&[3, 16, 20, 20], 500),
+        random_like(&[16, 16, 3, 3], 501),
+        random_like(&[16], 502),
+    );
+    let run = || {
+        let (px, pw, pb) = (
+            Param::new(x.clone()),
+            Param::new(w.clone()),
+            Param::new(b.clone()),
+        );
+        let tape = Tape::new();
+        let o = opts((1, 1), Padding::Same, (1, 1));
+        let y = tape
+            .param(&px)
+            .conv2d(&tape.param(&pw), Some(&tape.param(&pb)), &o);
+        let grads = y.mul(&Tensor::new(random_like(y.shape(), 503))).sum().backward();
+        let pooled = Tensor::new(y.value().clone()).max_pool2d((2, 2), (2, 2), Padding::Valid);
+        (
+            y.value().clone(),
+            grads[&px].clone(),
+            grads[&pw].clone(),
+            pooled.value().clone(),
+        )
+    };
+    let [auto, baseline] = BOTH_SIMD.map(|simd| with_simd(simd, run));
+    assert_eq!(auto, baseline);
 }
