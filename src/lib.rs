@@ -45,7 +45,7 @@ pub mod viz;
 pub mod zoo;
 
 pub use gradcheck::GradCheck;
-pub use ops::{Conv2dOptions, ConvEpilogue, Padding, PoolWindow};
+pub use ops::{Conv2dOptions, ConvAlgorithm, ConvEpilogue, Padding, PoolWindow};
 pub use optim::{
     Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, OptimError, Optimizer, OptimizerState, SGDConfig, SGD,
 };

@@ -1,12 +1,15 @@
-//! conv2d and the pools: gradient checks, known values, and the fast conv against a
-//! direct seven-loop convolution. The tests that reach kernels with an AVX2 version
+//! conv2d and the pools: gradient checks, known values, and the fast conv against
+//! the direct seven-loop convolution (`ConvAlgorithm::Direct`; each algorithm on its
+//! own is tested against it in `conv_algorithms.rs`). The tests that reach kernels with an AVX2 version
 //! run with both [`Simd`](ferrocnn::runtime::Simd) settings.
 
 mod common;
 
-use common::{with_simd, BOTH_SIMD};
+use common::{assert_close, run_conv, using, with_simd, BOTH_SIMD};
 use ferrocnn::gradcheck::random_like;
-use ferrocnn::{Conv2dOptions, ConvEpilogue, GradCheck, Padding, Param, PoolWindow, Tape, Tensor};
+use ferrocnn::{
+    Conv2dOptions, ConvAlgorithm, ConvEpilogue, GradCheck, Padding, Param, PoolWindow, Tape, Tensor,
+};
 use ndarray::{Array4, ArrayD, IxDyn};
 
 fn arr4(shape: (usize, usize, usize, usize), values: &[f32]) -> ArrayD<f32> {
@@ -18,6 +21,7 @@ fn opts(stride: (usize, usize), padding: Padding, dilation: (usize, usize)) -> C
         stride,
         padding,
         dilation,
+        ..Conv2dOptions::default()
     }
 }
 
@@ -66,63 +70,6 @@ fn conv_cases() -> Vec<ConvCase> {
             true,
         ),
     ]
-}
-
-/// The definition, seven loops deep: out[n,o,y,x] = b[o] + Σ_{c,i,j} w[o,c,i,j]·x[n,c,y·s+i·d−top, x·s+j·d−left].
-/// Also returns the gradients for an output gradient `g`, by the same loops.
-#[allow(clippy::type_complexity)]
-fn naive_conv(
-    x: &ArrayD<f32>,
-    w: &ArrayD<f32>,
-    b: Option<&ArrayD<f32>>,
-    o: &Conv2dOptions,
-    g: Option<&ArrayD<f32>>,
-) -> (ArrayD<f32>, ArrayD<f32>, ArrayD<f32>, ArrayD<f32>) {
-    let (xs, ws) = (x.shape(), w.shape());
-    let r = o
-        .padding
-        .resolve((xs[2], xs[3]), (ws[2], ws[3]), o.stride, o.dilation)
-        .unwrap();
-    let mut y = ArrayD::zeros(IxDyn(&[xs[0], ws[0], r.out_h, r.out_w]));
-    let mut dx = ArrayD::zeros(x.raw_dim());
-    let mut dw = ArrayD::zeros(w.raw_dim());
-    let mut db = ArrayD::zeros(IxDyn(&[ws[0]]));
-    for n in 0..xs[0] {
-        for oc in 0..ws[0] {
-            for oy in 0..r.out_h {
-                for ox in 0..r.out_w {
-                    let gv = g.map_or(0.0, |g| g[[n, oc, oy, ox]]);
-                    let mut acc = b.map_or(0.0, |b| b[[oc]]);
-                    db[[oc]] += gv;
-                    for c in 0..xs[1] {
-                        for i in 0..ws[2] {
-                            for j in 0..ws[3] {
-                                let iy = (oy * o.stride.0 + i * o.dilation.0) as isize - r.top as isize;
-                                let ix = (ox * o.stride.1 + j * o.dilation.1) as isize - r.left as isize;
-                                if iy < 0 || ix < 0 || iy >= xs[2] as isize || ix >= xs[3] as isize {
-                                    continue;
-                                }
-                                let (iy, ix) = (iy as usize, ix as usize);
-                                acc += w[[oc, c, i, j]] * x[[n, c, iy, ix]];
-                                dx[[n, c, iy, ix]] += gv * w[[oc, c, i, j]];
-                                dw[[oc, c, i, j]] += gv * x[[n, c, iy, ix]];
-                            }
-                        }
-                    }
-                    y[[n, oc, oy, ox]] = acc;
-                }
-            }
-        }
-    }
-    (y, dx, dw, db)
-}
-
-fn assert_close(what: &str, a: &ArrayD<f32>, b: &ArrayD<f32>) {
-    assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
-    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
-        assert!((x - y).abs() <= 1e-4 * scale, "{what}[{i}]: {x} vs reference {y}");
-    }
 }
 
 /// Convolutions that take the Winograd path (3×3, stride 1, ≥ 8 channels each way),
@@ -189,71 +136,70 @@ fn conv2d_gradients_match_finite_differences() {
         if with_bias {
             inputs.push(random_like(&ws[..1], seed + 3));
         }
-        GradCheck::default()
-            .run(&inputs, |t| t[0].conv2d(&t[1], t.get(2), &o))
-            .unwrap_or_else(|e| panic!("input {xs:?} weight {ws:?} {o:?} bias {with_bias}: {e}"));
+        // The fast path, and the direct loops every fast path is tested against.
+        for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Direct] {
+            let o = using(algorithm, &o);
+            GradCheck::default()
+                .run(&inputs, |t| t[0].conv2d(&t[1], t.get(2), &o))
+                .unwrap_or_else(|e| panic!("input {xs:?} weight {ws:?} {o:?} bias {with_bias}: {e}"));
+        }
     }
 }
 
 #[test]
 fn conv2d_matches_direct_convolution_forward_and_backward() {
+    let mut cases = conv_cases();
+    // Batches large enough to be split over tasks and grouped into one product.
+    cases.push(([9, 3, 6, 6], [4, 3, 3, 3], Conv2dOptions::default(), true));
+    cases.push((
+        [13, 4, 9, 8],
+        [5, 4, 3, 2],
+        opts((2, 1), Padding::Same, (1, 2)),
+        true,
+    ));
+    cases.push(([5, 8, 13, 13], [16, 8, 3, 3], Conv2dOptions::default(), true));
+    // 3×3 stride-1 kernels with at least 8 channels in and out run as Winograd
+    // F(4×4, 3×3): odd output sizes (tiles over the edge), padding, grouped images,
+    // and padding 3, where the input gradient falls back to im2col.
+    cases.extend(winograd_cases());
     for simd in BOTH_SIMD {
-        with_simd(simd, || {
-            let mut cases = conv_cases();
-            // Batches large enough to be split over tasks and grouped into one product.
-            cases.push(([9, 3, 6, 6], [4, 3, 3, 3], Conv2dOptions::default(), true));
-            cases.push((
-                [13, 4, 9, 8],
-                [5, 4, 3, 2],
-                opts((2, 1), Padding::Same, (1, 2)),
-                true,
-            ));
-            cases.push(([5, 8, 13, 13], [16, 8, 3, 3], Conv2dOptions::default(), true));
-            // 3×3 stride-1 kernels with at least 8 channels in and out run as Winograd
-            // F(2×2, 3×3): odd output sizes (tiles over the edge), padding, grouped images,
-            // and padding 3, where the input gradient falls back to im2col.
-            cases.extend(winograd_cases());
-            for (seed, (xs, ws, o, with_bias)) in cases.into_iter().enumerate() {
-                let seed = 100 + seed as u64 * 5;
-                let (x, w, b) = (
-                    random_like(&xs, seed),
-                    random_like(&ws, seed + 1),
-                    random_like(&ws[..1], seed + 2),
-                );
-                let b = with_bias.then_some(b);
-                let (px, pw) = (Param::new(x.clone()), Param::new(w.clone()));
-                let pb = b.clone().map(Param::new);
-                let tape = Tape::new();
-                let bias = pb.as_ref().map(|p| tape.param(p));
-                let y = tape.param(&px).conv2d(&tape.param(&pw), bias.as_ref(), &o);
-                let g = random_like(y.shape(), seed + 3);
-                let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
-                let (ry, rdx, rdw, rdb) = naive_conv(&x, &w, b.as_ref(), &o, Some(&g));
-                let what = format!("input {xs:?} weight {ws:?} {o:?}");
-                assert_close(&format!("{what} forward"), y.value(), &ry);
-                assert_close(&format!("{what} dx"), &grads[&px], &rdx);
-                assert_close(&format!("{what} dW"), &grads[&pw], &rdw);
-                if let Some(pb) = &pb {
-                    assert_close(&format!("{what} db"), &grads[pb], &rdb);
-                }
+        for (seed, (xs, ws, o, with_bias)) in cases.iter().cloned().enumerate() {
+            let seed = 100 + seed as u64 * 5;
+            let (x, w, b) = (
+                random_like(&xs, seed),
+                random_like(&ws, seed + 1),
+                random_like(&ws[..1], seed + 2),
+            );
+            let b = with_bias.then_some(b);
+            let run = |algorithm| {
+                let opts = using(algorithm, &o);
+                let g = |shape: &[usize]| random_like(shape, seed + 3);
+                with_simd(simd, || {
+                    run_conv(&x, (&w, true), b.as_ref(), true, &opts, None, g)
+                })
+            };
+            let (fast, direct) = (run(ConvAlgorithm::Auto), run(ConvAlgorithm::Direct));
+            let what = format!("{simd:?} input {xs:?} weight {ws:?} {o:?}");
+            assert_close(&format!("{what} forward"), &fast.y, &direct.y);
+            assert_close(&format!("{what} dx"), &fast.dx.unwrap(), &direct.dx.unwrap());
+            assert_close(&format!("{what} dW"), &fast.dw.unwrap(), &direct.dw.unwrap());
+            if with_bias {
+                assert_close(&format!("{what} db"), &fast.db.unwrap(), &direct.db.unwrap());
             }
-        });
+        }
     }
 }
 
 #[test]
 fn conv2d_skips_the_input_gradient_of_a_tape_input() {
     let (x, w) = (random_like(&[3, 2, 5, 5], 1), random_like(&[4, 2, 3, 3], 2));
-    let pw = Param::new(w.clone());
-    let tape = Tape::new();
-    let y = tape
-        .input(x.clone())
-        .conv2d(&tape.param(&pw), None, &Conv2dOptions::default());
-    let g = random_like(y.shape(), 3);
-    let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
-    assert_eq!(grads.len(), 1);
-    let (_, _, rdw, _) = naive_conv(&x, &w, None, &Conv2dOptions::default(), Some(&g));
-    assert_close("dW", &grads[&pw], &rdw);
+    let run = |algorithm| {
+        let opts = using(algorithm, &Conv2dOptions::default());
+        run_conv(&x, (&w, true), None, false, &opts, None, |s| random_like(s, 3))
+    };
+    let (fast, direct) = (run(ConvAlgorithm::Auto), run(ConvAlgorithm::Direct));
+    assert!(fast.dx.is_none() && direct.dx.is_none());
+    assert_close("dW", &fast.dw.unwrap(), &direct.dw.unwrap());
 }
 
 #[test]
@@ -441,15 +387,14 @@ fn maxpool_rejects_padding_as_large_as_the_kernel() {
 #[test]
 fn conv2d_frozen_weight_gives_only_the_input_gradient() {
     let (x, w) = (random_like(&[2, 3, 6, 5], 4), random_like(&[2, 3, 3, 3], 5));
-    let px = Param::new(x.clone());
-    let tape = Tape::new();
     let o = opts((1, 1), Padding::Same, (1, 1));
-    let y = tape.param(&px).conv2d(&Tensor::new(w.clone()), None, &o);
-    let g = random_like(y.shape(), 6);
-    let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
-    assert_eq!(grads.len(), 1);
-    let (_, rdx, _, _) = naive_conv(&x, &w, None, &o, Some(&g));
-    assert_close("dx", &grads[&px], &rdx);
+    let run = |algorithm| {
+        let opts = using(algorithm, &o);
+        run_conv(&x, (&w, false), None, true, &opts, None, |s| random_like(s, 6))
+    };
+    let (fast, direct) = (run(ConvAlgorithm::Auto), run(ConvAlgorithm::Direct));
+    assert!(fast.dw.is_none() && direct.dw.is_none());
+    assert_close("dx", &fast.dx.unwrap(), &direct.dx.unwrap());
 }
 
 #[test]
@@ -687,9 +632,12 @@ fn conv2d_block_gradients_match_finite_differences() {
                 random_like(&ws, seed + 1),
                 random_like(&ws[..1], seed + 2),
             ];
-            GradCheck::default()
-                .run(&inputs, |t| t[0].conv2d_block(&t[1], Some(&t[2]), &o, &e))
-                .unwrap_or_else(|err| panic!("input {xs:?} weight {ws:?} {o:?} {e:?}: {err}"));
+            for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Direct] {
+                let o = using(algorithm, &o);
+                GradCheck::default()
+                    .run(&inputs, |t| t[0].conv2d_block(&t[1], Some(&t[2]), &o, &e))
+                    .unwrap_or_else(|err| panic!("input {xs:?} weight {ws:?} {o:?} {e:?}: {err}"));
+            }
         }
     }
 }
@@ -704,7 +652,13 @@ fn conv2d_block_equals_the_separate_ops_bit_for_bit() {
                 ([9, 3, 13, 13], [5, 3, 3, 3], Conv2dOptions::default()),
                 ([6, 2, 9, 8], [3, 2, 3, 2], opts((2, 1), Padding::Same, (1, 1))),
             ];
-            for (seed, (xs, ws, o)) in cases.into_iter().enumerate() {
+            // The fast algorithms, and the direct loops: a block by any algorithm
+            // equals the separate ops by the same algorithm.
+            let algorithms = [ConvAlgorithm::Auto, ConvAlgorithm::Direct];
+            let cases = cases
+                .into_iter()
+                .flat_map(|(xs, ws, o)| algorithms.map(|a| (xs, ws, using(a, &o))));
+            for (seed, (xs, ws, o)) in cases.enumerate() {
                 for e in epilogues() {
                     let seed = 200 + seed as u64 * 7;
                     let (px, pw, pb) = (

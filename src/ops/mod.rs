@@ -18,5 +18,5 @@ mod shape;
 
 pub use batch_norm::BatchStats;
 pub use conv::gemm;
-pub use conv::{Conv2dOptions, ConvEpilogue, Padding, PoolWindow, ResolvedPadding};
+pub use conv::{Conv2dOptions, ConvAlgorithm, ConvEpilogue, Padding, PoolWindow, ResolvedPadding};
 pub use loss::{argmax_rows, softmax_rows};

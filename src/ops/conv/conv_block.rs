@@ -73,7 +73,7 @@ impl Tensor {
         opts: &Conv2dOptions,
         epilogue: &ConvEpilogue,
     ) -> Tensor {
-        let (geometry, n, o) = conv2d_geometry("conv2d_block", self, weight, bias, opts);
+        let (geometry, n, o, algorithms) = conv2d_geometry("conv2d_block", self, weight, bias, opts);
         let (oh, ow) = (geometry.oh, geometry.ow);
         let pool = epilogue
             .max_pool
@@ -103,6 +103,7 @@ impl Tensor {
             let wv = wv.as_slice().expect("standard layout");
             forward_with(
                 &geometry,
+                algorithms.forward,
                 n,
                 o,
                 x,
@@ -172,6 +173,7 @@ impl Tensor {
             };
             let grads = backward_with(
                 &geometry,
+                &algorithms,
                 n,
                 o,
                 x.as_slice().expect("standard layout"),
