@@ -28,6 +28,11 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 /// most 48 gives the same unpacked kernels without touching it. Each element is
 /// still reduced over `k` in the same order (the crate's `k` blocking depends on
 /// `k` alone), so the result is the same, bit for bit.
+///
+/// The split is made only where the threshold decides: where the crate's left
+/// operand has unit row stride and a multiple of 16 rows (its vector width, 16 or
+/// 8 floats). Otherwise the crate packs it anyway, and two calls would pack it
+/// twice (im2col's weight gradient, whose column matrix is read transposed).
 const UNPACKED_COLUMNS: usize = 8 * KERNEL_COLUMNS;
 
 /// The `gemm` crate's kernel width (`NR`): a split lands on a multiple of it, so
@@ -100,11 +105,17 @@ pub fn gemm_serial(
     if m == 0 || n == 0 {
         return;
     }
-    // The crate's columns (see `UNPACKED_COLUMNS`): our rows if it transposes,
-    // which it does when `c`'s rows are longer strides than its columns.
+    // The crate's view (see `UNPACKED_COLUMNS`): it transposes the product when
+    // `c`'s rows are longer strides than its columns, and then its columns are our
+    // rows, its rows our columns, and its left operand our `b`.
     let transposed = c.strides()[1].unsigned_abs() < c.strides()[0].unsigned_abs();
-    let columns = if transposed { m } else { n };
-    if columns > UNPACKED_COLUMNS && columns <= 2 * UNPACKED_COLUMNS {
+    let (columns, rows, lhs_row_stride) = if transposed {
+        (m, n, b.strides()[1])
+    } else {
+        (n, m, a.strides()[0])
+    };
+    let unpacked_if_split = lhs_row_stride.unsigned_abs() == 1 && rows % 16 == 0;
+    if unpacked_if_split && columns > UNPACKED_COLUMNS && columns <= 2 * UNPACKED_COLUMNS {
         let half = columns.div_ceil(2).next_multiple_of(KERNEL_COLUMNS);
         if transposed {
             let (a1, a2) = a.view().split_at(Axis(0), half);
