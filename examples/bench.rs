@@ -626,7 +626,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     // As `fit` does: keep freed buffers for reuse instead of returning them to the OS
     // and page-faulting them back in on every step.
-    ferrocnn::alloc::tune_malloc();
+    ferrocnn::runtime::tune_for_training();
     rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build_global()?;

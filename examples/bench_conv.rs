@@ -48,9 +48,10 @@ fn best(v: &[f64]) -> f64 {
 
 fn main() {
     let args = Args::parse();
-    // As in training (`fit` does this): keep freed buffers for reuse instead of
-    // returning them to the OS and page-faulting them back in every step.
-    ferrocnn::alloc::tune_malloc();
+    // Process-wide tuning, as a training binary would ask for: keep freed buffers
+    // for reuse instead of returning them to the OS and page-faulting them back in
+    // every step.
+    ferrocnn::runtime::tune_for_training();
     rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build_global()

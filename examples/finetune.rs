@@ -100,6 +100,8 @@ fn train(model: &mut dyn Module, train: &Dataset, args: &Args) -> Result<(), Box
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    // Process-wide allocator tuning: a binary's choice, not the library's.
+    ferrocnn::runtime::tune_for_training();
     let mut model = load_model(&args.model)?;
     let mnist = Mnist::load(&args.data)?;
     let (train_set, test_set) = (

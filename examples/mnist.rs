@@ -153,8 +153,8 @@ fn new_run(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    // Process-wide allocator and GEMM tuning: a binary's choice, not the library's.
-    ferrocnn::alloc::tune_malloc();
+    // Process-wide allocator tuning: a binary's choice, not the library's.
+    ferrocnn::runtime::tune_for_training();
     if let Some(threads) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -35,7 +35,6 @@
 //! convolutions learned. The README's "Extending ferrocnn" says which files an
 //! op, a layer or a model touches.
 
-pub mod alloc;
 pub mod data;
 pub mod gradcheck;
 pub mod io;
@@ -46,6 +45,7 @@ pub mod ops;
 pub mod optim;
 mod param;
 pub mod profile;
+pub mod runtime;
 mod tape;
 mod tensor;
 pub mod train;
@@ -53,7 +53,7 @@ pub mod viz;
 pub mod zoo;
 
 pub use gradcheck::GradCheck;
-pub use ops::{Conv2dOptions, ConvEpilogue, Padding, PoolWindow};
+pub use ops::{Conv2dOptions, ConvAlgorithm, ConvEpilogue, Padding, PoolWindow};
 pub use optim::{
     Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, OptimError, Optimizer, OptimizerState, SGDConfig, SGD,
 };

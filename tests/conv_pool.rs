@@ -1,8 +1,15 @@
-//! conv2d and the pools: gradient checks, known values, and the fast conv against a
-//! direct seven-loop convolution.
+//! conv2d and the pools: gradient checks, known values, and the fast conv against
+//! the direct seven-loop convolution (`ConvAlgorithm::Direct`; each algorithm on its
+//! own is tested against it in `conv_algorithms.rs`). The tests that reach kernels with an AVX2 version
+//! run with both [`Simd`](ferrocnn::runtime::Simd) settings.
 
+mod common;
+
+use common::{assert_close, run_conv, using, with_simd, BOTH_SIMD};
 use ferrocnn::gradcheck::random_like;
-use ferrocnn::{Conv2dOptions, ConvEpilogue, GradCheck, Padding, Param, PoolWindow, Tape, Tensor};
+use ferrocnn::{
+    Conv2dOptions, ConvAlgorithm, ConvEpilogue, GradCheck, Padding, Param, PoolWindow, Tape, Tensor,
+};
 use ndarray::{Array4, ArrayD, IxDyn};
 
 fn arr4(shape: (usize, usize, usize, usize), values: &[f32]) -> ArrayD<f32> {
@@ -14,6 +21,7 @@ fn opts(stride: (usize, usize), padding: Padding, dilation: (usize, usize)) -> C
         stride,
         padding,
         dilation,
+        ..Conv2dOptions::default()
     }
 }
 
@@ -64,63 +72,6 @@ fn conv_cases() -> Vec<ConvCase> {
     ]
 }
 
-/// The definition, seven loops deep: out[n,o,y,x] = b[o] + Σ_{c,i,j} w[o,c,i,j]·x[n,c,y·s+i·d−top, x·s+j·d−left].
-/// Also returns the gradients for an output gradient `g`, by the same loops.
-#[allow(clippy::type_complexity)]
-fn naive_conv(
-    x: &ArrayD<f32>,
-    w: &ArrayD<f32>,
-    b: Option<&ArrayD<f32>>,
-    o: &Conv2dOptions,
-    g: Option<&ArrayD<f32>>,
-) -> (ArrayD<f32>, ArrayD<f32>, ArrayD<f32>, ArrayD<f32>) {
-    let (xs, ws) = (x.shape(), w.shape());
-    let r = o
-        .padding
-        .resolve((xs[2], xs[3]), (ws[2], ws[3]), o.stride, o.dilation)
-        .unwrap();
-    let mut y = ArrayD::zeros(IxDyn(&[xs[0], ws[0], r.out_h, r.out_w]));
-    let mut dx = ArrayD::zeros(x.raw_dim());
-    let mut dw = ArrayD::zeros(w.raw_dim());
-    let mut db = ArrayD::zeros(IxDyn(&[ws[0]]));
-    for n in 0..xs[0] {
-        for oc in 0..ws[0] {
-            for oy in 0..r.out_h {
-                for ox in 0..r.out_w {
-                    let gv = g.map_or(0.0, |g| g[[n, oc, oy, ox]]);
-                    let mut acc = b.map_or(0.0, |b| b[[oc]]);
-                    db[[oc]] += gv;
-                    for c in 0..xs[1] {
-                        for i in 0..ws[2] {
-                            for j in 0..ws[3] {
-                                let iy = (oy * o.stride.0 + i * o.dilation.0) as isize - r.top as isize;
-                                let ix = (ox * o.stride.1 + j * o.dilation.1) as isize - r.left as isize;
-                                if iy < 0 || ix < 0 || iy >= xs[2] as isize || ix >= xs[3] as isize {
-                                    continue;
-                                }
-                                let (iy, ix) = (iy as usize, ix as usize);
-                                acc += w[[oc, c, i, j]] * x[[n, c, iy, ix]];
-                                dx[[n, c, iy, ix]] += gv * w[[oc, c, i, j]];
-                                dw[[oc, c, i, j]] += gv * x[[n, c, iy, ix]];
-                            }
-                        }
-                    }
-                    y[[n, oc, oy, ox]] = acc;
-                }
-            }
-        }
-    }
-    (y, dx, dw, db)
-}
-
-fn assert_close(what: &str, a: &ArrayD<f32>, b: &ArrayD<f32>) {
-    assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
-    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
-        assert!((x - y).abs() <= 1e-4 * scale, "{what}[{i}]: {x} vs reference {y}");
-    }
-}
-
 /// Convolutions that take the Winograd path (3×3, stride 1, ≥ 8 channels each way),
 /// in the backward pass too from 160 output pixels on.
 fn winograd_cases() -> Vec<ConvCase> {
@@ -161,15 +112,19 @@ fn winograd_cases() -> Vec<ConvCase> {
 
 #[test]
 fn winograd_gradients_match_finite_differences() {
-    for (seed, (xs, ws, o, with_bias)) in winograd_cases().into_iter().take(2).enumerate() {
-        let seed = 70 + seed as u64 * 3;
-        let mut inputs = vec![random_like(&xs, seed), random_like(&ws, seed + 1)];
-        if with_bias {
-            inputs.push(random_like(&ws[..1], seed + 2));
-        }
-        GradCheck::default()
-            .run(&inputs, |t| t[0].conv2d(&t[1], t.get(2), &o))
-            .unwrap_or_else(|e| panic!("input {xs:?} weight {ws:?} {o:?}: {e}"));
+    for simd in BOTH_SIMD {
+        with_simd(simd, || {
+            for (seed, (xs, ws, o, with_bias)) in winograd_cases().into_iter().take(2).enumerate() {
+                let seed = 70 + seed as u64 * 3;
+                let mut inputs = vec![random_like(&xs, seed), random_like(&ws, seed + 1)];
+                if with_bias {
+                    inputs.push(random_like(&ws[..1], seed + 2));
+                }
+                GradCheck::default()
+                    .run(&inputs, |t| t[0].conv2d(&t[1], t.get(2), &o))
+                    .unwrap_or_else(|e| panic!("input {xs:?} weight {ws:?} {o:?}: {e}"));
+            }
+        });
     }
 }
 
@@ -181,9 +136,13 @@ fn conv2d_gradients_match_finite_differences() {
         if with_bias {
             inputs.push(random_like(&ws[..1], seed + 3));
         }
-        GradCheck::default()
-            .run(&inputs, |t| t[0].conv2d(&t[1], t.get(2), &o))
-            .unwrap_or_else(|e| panic!("input {xs:?} weight {ws:?} {o:?} bias {with_bias}: {e}"));
+        // The fast path, and the direct loops every fast path is tested against.
+        for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Direct] {
+            let o = using(algorithm, &o);
+            GradCheck::default()
+                .run(&inputs, |t| t[0].conv2d(&t[1], t.get(2), &o))
+                .unwrap_or_else(|e| panic!("input {xs:?} weight {ws:?} {o:?} bias {with_bias}: {e}"));
+        }
     }
 }
 
@@ -200,31 +159,33 @@ fn conv2d_matches_direct_convolution_forward_and_backward() {
     ));
     cases.push(([5, 8, 13, 13], [16, 8, 3, 3], Conv2dOptions::default(), true));
     // 3×3 stride-1 kernels with at least 8 channels in and out run as Winograd
-    // F(2×2, 3×3): odd output sizes (tiles over the edge), padding, grouped images,
+    // F(4×4, 3×3): odd output sizes (tiles over the edge), padding, grouped images,
     // and padding 3, where the input gradient falls back to im2col.
     cases.extend(winograd_cases());
-    for (seed, (xs, ws, o, with_bias)) in cases.into_iter().enumerate() {
-        let seed = 100 + seed as u64 * 5;
-        let (x, w, b) = (
-            random_like(&xs, seed),
-            random_like(&ws, seed + 1),
-            random_like(&ws[..1], seed + 2),
-        );
-        let b = with_bias.then_some(b);
-        let (px, pw) = (Param::new(x.clone()), Param::new(w.clone()));
-        let pb = b.clone().map(Param::new);
-        let tape = Tape::new();
-        let bias = pb.as_ref().map(|p| tape.param(p));
-        let y = tape.param(&px).conv2d(&tape.param(&pw), bias.as_ref(), &o);
-        let g = random_like(y.shape(), seed + 3);
-        let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
-        let (ry, rdx, rdw, rdb) = naive_conv(&x, &w, b.as_ref(), &o, Some(&g));
-        let what = format!("input {xs:?} weight {ws:?} {o:?}");
-        assert_close(&format!("{what} forward"), y.value(), &ry);
-        assert_close(&format!("{what} dx"), &grads[&px], &rdx);
-        assert_close(&format!("{what} dW"), &grads[&pw], &rdw);
-        if let Some(pb) = &pb {
-            assert_close(&format!("{what} db"), &grads[pb], &rdb);
+    for simd in BOTH_SIMD {
+        for (seed, (xs, ws, o, with_bias)) in cases.iter().cloned().enumerate() {
+            let seed = 100 + seed as u64 * 5;
+            let (x, w, b) = (
+                random_like(&xs, seed),
+                random_like(&ws, seed + 1),
+                random_like(&ws[..1], seed + 2),
+            );
+            let b = with_bias.then_some(b);
+            let run = |algorithm| {
+                let opts = using(algorithm, &o);
+                let g = |shape: &[usize]| random_like(shape, seed + 3);
+                with_simd(simd, || {
+                    run_conv(&x, (&w, true), b.as_ref(), true, &opts, None, g)
+                })
+            };
+            let (fast, direct) = (run(ConvAlgorithm::Auto), run(ConvAlgorithm::Direct));
+            let what = format!("{simd:?} input {xs:?} weight {ws:?} {o:?}");
+            assert_close(&format!("{what} forward"), &fast.y, &direct.y);
+            assert_close(&format!("{what} dx"), &fast.dx.unwrap(), &direct.dx.unwrap());
+            assert_close(&format!("{what} dW"), &fast.dw.unwrap(), &direct.dw.unwrap());
+            if with_bias {
+                assert_close(&format!("{what} db"), &fast.db.unwrap(), &direct.db.unwrap());
+            }
         }
     }
 }
@@ -232,16 +193,13 @@ fn conv2d_matches_direct_convolution_forward_and_backward() {
 #[test]
 fn conv2d_skips_the_input_gradient_of_a_tape_input() {
     let (x, w) = (random_like(&[3, 2, 5, 5], 1), random_like(&[4, 2, 3, 3], 2));
-    let pw = Param::new(w.clone());
-    let tape = Tape::new();
-    let y = tape
-        .input(x.clone())
-        .conv2d(&tape.param(&pw), None, &Conv2dOptions::default());
-    let g = random_like(y.shape(), 3);
-    let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
-    assert_eq!(grads.len(), 1);
-    let (_, _, rdw, _) = naive_conv(&x, &w, None, &Conv2dOptions::default(), Some(&g));
-    assert_close("dW", &grads[&pw], &rdw);
+    let run = |algorithm| {
+        let opts = using(algorithm, &Conv2dOptions::default());
+        run_conv(&x, (&w, true), None, false, &opts, None, |s| random_like(s, 3))
+    };
+    let (fast, direct) = (run(ConvAlgorithm::Auto), run(ConvAlgorithm::Direct));
+    assert!(fast.dx.is_none() && direct.dx.is_none());
+    assert_close("dW", &fast.dw.unwrap(), &direct.dw.unwrap());
 }
 
 #[test]
@@ -429,15 +387,14 @@ fn maxpool_rejects_padding_as_large_as_the_kernel() {
 #[test]
 fn conv2d_frozen_weight_gives_only_the_input_gradient() {
     let (x, w) = (random_like(&[2, 3, 6, 5], 4), random_like(&[2, 3, 3, 3], 5));
-    let px = Param::new(x.clone());
-    let tape = Tape::new();
     let o = opts((1, 1), Padding::Same, (1, 1));
-    let y = tape.param(&px).conv2d(&Tensor::new(w.clone()), None, &o);
-    let g = random_like(y.shape(), 6);
-    let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
-    assert_eq!(grads.len(), 1);
-    let (_, rdx, _, _) = naive_conv(&x, &w, None, &o, Some(&g));
-    assert_close("dx", &grads[&px], &rdx);
+    let run = |algorithm| {
+        let opts = using(algorithm, &o);
+        run_conv(&x, (&w, false), None, true, &opts, None, |s| random_like(s, 6))
+    };
+    let (fast, direct) = (run(ConvAlgorithm::Auto), run(ConvAlgorithm::Direct));
+    assert!(fast.dw.is_none() && direct.dw.is_none());
+    assert_close("dx", &fast.dx.unwrap(), &direct.dx.unwrap());
 }
 
 #[test]
@@ -537,75 +494,83 @@ fn same_values(a: &ArrayD<f32>, b: &ArrayD<f32>) -> bool {
 
 #[test]
 fn maxpool_matches_its_definition_with_and_without_a_tape() {
-    // Widths whose rows of 2×2 windows end in a partial block of four (13, 5, 7
-    // outputs), fewer than four windows, an odd leftover column and row, and a
-    // general window; values in a few levels (many ties) and with NaNs, one of them
-    // in the last window of a row.
-    let cases = [
-        ([2, 3, 26, 26], (2, 2), (2, 2)),
-        ([1, 2, 11, 11], (2, 2), (2, 2)),
-        ([1, 1, 9, 15], (2, 2), (2, 2)),
-        ([1, 2, 6, 6], (2, 2), (2, 2)),
-        ([1, 2, 16, 16], (2, 2), (2, 2)),
-        ([1, 2, 9, 12], (3, 3), (2, 2)),
-    ];
-    for (seed, (shape, kernel, stride)) in cases.into_iter().enumerate() {
-        for with_nan in [false, true] {
-            let mut x = random_like(&shape, 300 + seed as u64).mapv(|v| (v * 2.0).round());
-            if with_nan {
-                let w = shape[3];
-                let last = x.len() - 1;
-                let xs = x.as_slice_mut().unwrap();
-                xs[w + 2 * (w / 2) - 1] = f32::NAN;
-                xs[last / 3] = f32::NAN;
+    for simd in BOTH_SIMD {
+        with_simd(simd, || {
+            // Widths whose rows of 2×2 windows end in a partial block of four (13, 5, 7
+            // outputs), fewer than four windows, an odd leftover column and row, and a
+            // general window; values in a few levels (many ties) and with NaNs, one of them
+            // in the last window of a row.
+            let cases = [
+                ([2, 3, 26, 26], (2, 2), (2, 2)),
+                ([1, 2, 11, 11], (2, 2), (2, 2)),
+                ([1, 1, 9, 15], (2, 2), (2, 2)),
+                ([1, 2, 6, 6], (2, 2), (2, 2)),
+                ([1, 2, 16, 16], (2, 2), (2, 2)),
+                ([1, 2, 9, 12], (3, 3), (2, 2)),
+            ];
+            for (seed, (shape, kernel, stride)) in cases.into_iter().enumerate() {
+                for with_nan in [false, true] {
+                    let mut x = random_like(&shape, 300 + seed as u64).mapv(|v| (v * 2.0).round());
+                    if with_nan {
+                        let w = shape[3];
+                        let last = x.len() - 1;
+                        let xs = x.as_slice_mut().unwrap();
+                        xs[w + 2 * (w / 2) - 1] = f32::NAN;
+                        xs[last / 3] = f32::NAN;
+                    }
+                    let (want, winners) = naive_max_pool(&x, kernel, stride);
+                    let what = format!("{shape:?} k{kernel:?} nan {with_nan}");
+                    let inference = Tensor::new(x.clone()).max_pool2d(kernel, stride, Padding::Valid);
+                    assert!(
+                        same_values(inference.value(), &want),
+                        "{what}: values without a tape"
+                    );
+                    let g = random_like(want.shape(), 9);
+                    let p = Param::new(x.clone());
+                    let tape = Tape::new();
+                    let y = tape.param(&p).max_pool2d(kernel, stride, Padding::Valid);
+                    assert!(same_values(y.value(), &want), "{what}: values on a tape");
+                    let dx = y.mul(&Tensor::new(g.clone())).sum().backward()[&p].clone();
+                    let mut want_dx = vec![0.0f32; x.len()];
+                    for (&at, &g) in winners.iter().zip(g.iter()) {
+                        want_dx[at] += g;
+                    }
+                    assert_eq!(dx.as_slice().unwrap(), &want_dx[..], "{what}: gradient routing");
+                }
             }
-            let (want, winners) = naive_max_pool(&x, kernel, stride);
-            let what = format!("{shape:?} k{kernel:?} nan {with_nan}");
-            let inference = Tensor::new(x.clone()).max_pool2d(kernel, stride, Padding::Valid);
-            assert!(
-                same_values(inference.value(), &want),
-                "{what}: values without a tape"
-            );
-            let g = random_like(want.shape(), 9);
-            let p = Param::new(x.clone());
-            let tape = Tape::new();
-            let y = tape.param(&p).max_pool2d(kernel, stride, Padding::Valid);
-            assert!(same_values(y.value(), &want), "{what}: values on a tape");
-            let dx = y.mul(&Tensor::new(g.clone())).sum().backward()[&p].clone();
-            let mut want_dx = vec![0.0f32; x.len()];
-            for (&at, &g) in winners.iter().zip(g.iter()) {
-                want_dx[at] += g;
-            }
-            assert_eq!(dx.as_slice().unwrap(), &want_dx[..], "{what}: gradient routing");
-        }
+        });
     }
 }
 
 #[test]
 fn conv2d_block_without_a_tape_gives_the_taped_values() {
-    // Inference pools before adding the bias and keeps no winners; the values must
-    // not change. Biases large enough to round the products' differences away.
-    for (seed, e) in epilogues().into_iter().enumerate() {
-        let seed = 400 + seed as u64;
-        let x = random_like(&[3, 4, 14, 14], seed);
-        let w = random_like(&[8, 4, 3, 3], seed + 1);
-        let b = random_like(&[8], seed + 2).mapv(|v| v * 1e3);
-        let free = Tensor::new(x.clone()).conv2d_block(
-            &Tensor::new(w.clone()),
-            Some(&Tensor::new(b.clone())),
-            &Conv2dOptions::default(),
-            &e,
-        );
-        let (px, pw, pb) = (Param::new(x), Param::new(w), Param::new(b));
-        let tape = Tape::new();
-        let taped = tape.param(&px).conv2d_block(
-            &tape.param(&pw),
-            Some(&tape.param(&pb)),
-            &Conv2dOptions::default(),
-            &e,
-        );
-        assert!(taped.requires_grad());
-        assert_eq!(*free.value(), *taped.value(), "{e:?}");
+    for simd in BOTH_SIMD {
+        with_simd(simd, || {
+            // Inference pools before adding the bias and keeps no winners; the values must
+            // not change. Biases large enough to round the products' differences away.
+            for (seed, e) in epilogues().into_iter().enumerate() {
+                let seed = 400 + seed as u64;
+                let x = random_like(&[3, 4, 14, 14], seed);
+                let w = random_like(&[8, 4, 3, 3], seed + 1);
+                let b = random_like(&[8], seed + 2).mapv(|v| v * 1e3);
+                let free = Tensor::new(x.clone()).conv2d_block(
+                    &Tensor::new(w.clone()),
+                    Some(&Tensor::new(b.clone())),
+                    &Conv2dOptions::default(),
+                    &e,
+                );
+                let (px, pw, pb) = (Param::new(x), Param::new(w), Param::new(b));
+                let tape = Tape::new();
+                let taped = tape.param(&px).conv2d_block(
+                    &tape.param(&pw),
+                    Some(&tape.param(&pb)),
+                    &Conv2dOptions::default(),
+                    &e,
+                );
+                assert!(taped.requires_grad());
+                assert_eq!(*free.value(), *taped.value(), "{e:?}");
+            }
+        });
     }
 }
 
@@ -667,52 +632,65 @@ fn conv2d_block_gradients_match_finite_differences() {
                 random_like(&ws, seed + 1),
                 random_like(&ws[..1], seed + 2),
             ];
-            GradCheck::default()
-                .run(&inputs, |t| t[0].conv2d_block(&t[1], Some(&t[2]), &o, &e))
-                .unwrap_or_else(|err| panic!("input {xs:?} weight {ws:?} {o:?} {e:?}: {err}"));
+            for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Direct] {
+                let o = using(algorithm, &o);
+                GradCheck::default()
+                    .run(&inputs, |t| t[0].conv2d_block(&t[1], Some(&t[2]), &o, &e))
+                    .unwrap_or_else(|err| panic!("input {xs:?} weight {ws:?} {o:?} {e:?}: {err}"));
+            }
         }
     }
 }
 
 #[test]
 fn conv2d_block_equals_the_separate_ops_bit_for_bit() {
-    // Batches of 1, of several images grouped into one product, and split over tasks.
-    let cases = [
-        ([1, 1, 28, 28], [4, 1, 3, 3], Conv2dOptions::default()),
-        ([9, 3, 13, 13], [5, 3, 3, 3], Conv2dOptions::default()),
-        ([6, 2, 9, 8], [3, 2, 3, 2], opts((2, 1), Padding::Same, (1, 1))),
-    ];
-    for (seed, (xs, ws, o)) in cases.into_iter().enumerate() {
-        for e in epilogues() {
-            let seed = 200 + seed as u64 * 7;
-            let (px, pw, pb) = (
-                Param::new(random_like(&xs, seed)),
-                Param::new(random_like(&ws, seed + 1)),
-                Param::new(random_like(&ws[..1], seed + 2)),
-            );
-            let run = |fused: bool| {
-                let tape = Tape::new();
-                let (x, w, b) = (tape.param(&px), tape.param(&pw), tape.param(&pb));
-                let y = if fused {
-                    x.conv2d_block(&w, Some(&b), &o, &e)
-                } else {
-                    unfused(&x, &w, Some(&b), &o, &e)
-                };
-                let g = random_like(y.shape(), seed + 3);
-                let grads = y.mul(&Tensor::new(g)).sum().backward();
-                let grad = |p: &Param| grads.get(p).cloned().expect("gradient");
-                (y.value().clone(), grad(&px), grad(&pw), grad(&pb))
-            };
-            let (fused, separate) = (run(true), run(false));
-            let what = format!("input {xs:?} weight {ws:?} {o:?} {e:?}");
-            assert_eq!(fused.0, separate.0, "{what}: output");
-            assert_eq!(fused.1, separate.1, "{what}: dx");
-            assert_eq!(fused.2, separate.2, "{what}: dW");
-            assert_eq!(fused.3, separate.3, "{what}: db");
-            if e.relu {
-                assert!(fused.0.iter().any(|&v| v == 0.0) && fused.0.iter().any(|&v| v > 0.0));
+    for simd in BOTH_SIMD {
+        with_simd(simd, || {
+            // Batches of 1, of several images grouped into one product, and split over tasks.
+            let cases = [
+                ([1, 1, 28, 28], [4, 1, 3, 3], Conv2dOptions::default()),
+                ([9, 3, 13, 13], [5, 3, 3, 3], Conv2dOptions::default()),
+                ([6, 2, 9, 8], [3, 2, 3, 2], opts((2, 1), Padding::Same, (1, 1))),
+            ];
+            // The fast algorithms, and the direct loops: a block by any algorithm
+            // equals the separate ops by the same algorithm.
+            let algorithms = [ConvAlgorithm::Auto, ConvAlgorithm::Direct];
+            let cases = cases
+                .into_iter()
+                .flat_map(|(xs, ws, o)| algorithms.map(|a| (xs, ws, using(a, &o))));
+            for (seed, (xs, ws, o)) in cases.enumerate() {
+                for e in epilogues() {
+                    let seed = 200 + seed as u64 * 7;
+                    let (px, pw, pb) = (
+                        Param::new(random_like(&xs, seed)),
+                        Param::new(random_like(&ws, seed + 1)),
+                        Param::new(random_like(&ws[..1], seed + 2)),
+                    );
+                    let run = |fused: bool| {
+                        let tape = Tape::new();
+                        let (x, w, b) = (tape.param(&px), tape.param(&pw), tape.param(&pb));
+                        let y = if fused {
+                            x.conv2d_block(&w, Some(&b), &o, &e)
+                        } else {
+                            unfused(&x, &w, Some(&b), &o, &e)
+                        };
+                        let g = random_like(y.shape(), seed + 3);
+                        let grads = y.mul(&Tensor::new(g)).sum().backward();
+                        let grad = |p: &Param| grads.get(p).cloned().expect("gradient");
+                        (y.value().clone(), grad(&px), grad(&pw), grad(&pb))
+                    };
+                    let (fused, separate) = (run(true), run(false));
+                    let what = format!("input {xs:?} weight {ws:?} {o:?} {e:?}");
+                    assert_eq!(fused.0, separate.0, "{what}: output");
+                    assert_eq!(fused.1, separate.1, "{what}: dx");
+                    assert_eq!(fused.2, separate.2, "{what}: dW");
+                    assert_eq!(fused.3, separate.3, "{what}: db");
+                    if e.relu {
+                        assert!(fused.0.iter().any(|&v| v == 0.0) && fused.0.iter().any(|&v| v > 0.0));
+                    }
+                }
             }
-        }
+        });
     }
 }
 
@@ -731,4 +709,38 @@ fn conv2d_block_names_itself_when_the_pool_does_not_fit() {
         }),
     };
     x.conv2d_block(&w, None, &Conv2dOptions::default(), &e);
+}
+
+#[test]
+fn simd_settings_give_the_same_results_bit_for_bit() {
+    // Winograd's transforms (forward, input and weight gradients) and the 2×2 max
+    // pool without winners have AVX2 versions; they must round exactly as the
+    // baseline ones do.
+    let (x, w, b) = (
+        random_like(&[3, 16, 20, 20], 500),
+        random_like(&[16, 16, 3, 3], 501),
+        random_like(&[16], 502),
+    );
+    let run = || {
+        let (px, pw, pb) = (
+            Param::new(x.clone()),
+            Param::new(w.clone()),
+            Param::new(b.clone()),
+        );
+        let tape = Tape::new();
+        let o = opts((1, 1), Padding::Same, (1, 1));
+        let y = tape
+            .param(&px)
+            .conv2d(&tape.param(&pw), Some(&tape.param(&pb)), &o);
+        let grads = y.mul(&Tensor::new(random_like(y.shape(), 503))).sum().backward();
+        let pooled = Tensor::new(y.value().clone()).max_pool2d((2, 2), (2, 2), Padding::Valid);
+        (
+            y.value().clone(),
+            grads[&px].clone(),
+            grads[&pw].clone(),
+            pooled.value().clone(),
+        )
+    };
+    let [auto, baseline] = BOTH_SIMD.map(|simd| with_simd(simd, run));
+    assert_eq!(auto, baseline);
 }

@@ -1,8 +1,13 @@
 //! Finite-difference gradient checks for the dense and elementwise ops, over several
-//! shapes, including broadcasting of bias-like shapes.
+//! shapes, including broadcasting of bias-like shapes; and for the convolution's
+//! algorithms, the direct loops first (the reference the others are tested
+//! against), with the AVX2 and the baseline kernels.
 
+mod common;
+
+use common::{using, with_simd, BOTH_SIMD};
 use ferrocnn::gradcheck::random_like;
-use ferrocnn::{GradCheck, Tensor};
+use ferrocnn::{Conv2dOptions, ConvAlgorithm, ConvEpilogue, GradCheck, Padding, PoolWindow, Tensor};
 use ndarray::ArrayD;
 
 fn rand(shape: &[usize], seed: u64) -> ArrayD<f32> {
@@ -182,4 +187,90 @@ fn batch_norm2d_evaluation_form() {
     let y = Tensor::new(x.clone()).batch_norm2d_eval(&ones, &zeros, &mean, &var, 0.0);
     let expected = (x[[1, 2, 1, 0]] - 0.5) / 2f32.sqrt();
     assert!((y.value()[[1, 2, 1, 0]] - expected).abs() < 1e-6);
+}
+
+/// Convolutions for the gradient checks: stride, padding (odd Same), dilation,
+/// a 3×3 stride-1 one that Winograd can compute, with and without a bias.
+fn conv_cases() -> Vec<([usize; 4], [usize; 4], Conv2dOptions, bool)> {
+    let opts = |stride, padding, dilation| Conv2dOptions {
+        stride,
+        padding,
+        dilation,
+        ..Conv2dOptions::default()
+    };
+    vec![
+        (
+            [2, 2, 6, 5],
+            [3, 2, 3, 3],
+            opts((1, 1), Padding::Explicit(1, 2), (1, 1)),
+            true,
+        ),
+        (
+            [1, 2, 7, 6],
+            [2, 2, 2, 3],
+            opts((2, 1), Padding::Same, (1, 1)),
+            false,
+        ),
+        (
+            [2, 1, 7, 7],
+            [2, 1, 3, 2],
+            opts((1, 2), Padding::Valid, (2, 1)),
+            true,
+        ),
+        (
+            [1, 2, 5, 5],
+            [2, 2, 1, 1],
+            opts((2, 2), Padding::Valid, (1, 1)),
+            true,
+        ),
+    ]
+}
+
+#[test]
+fn conv2d_every_algorithm() {
+    for (i, (xs, ws, o, with_bias)) in conv_cases().into_iter().enumerate() {
+        let seed = 60 + 3 * i as u64;
+        let mut inputs = vec![rand(&xs, seed), rand(&ws, seed + 1)];
+        if with_bias {
+            inputs.push(rand(&ws[..1], seed + 2));
+        }
+        let winograd = (ws[2], ws[3]) == (3, 3) && o.stride == (1, 1) && o.dilation == (1, 1);
+        let algorithms = [
+            ConvAlgorithm::Direct,
+            ConvAlgorithm::Im2col,
+            ConvAlgorithm::Winograd,
+            ConvAlgorithm::Auto,
+        ];
+        for algorithm in algorithms
+            .into_iter()
+            .filter(|&a| winograd || a != ConvAlgorithm::Winograd)
+        {
+            let o = using(algorithm, &o);
+            for simd in BOTH_SIMD {
+                with_simd(simd, || {
+                    check(inputs.clone(), |t| t[0].conv2d(&t[1], t.get(2), &o))
+                });
+            }
+        }
+    }
+}
+
+#[test]
+fn conv2d_block_direct() {
+    // With these seeds no conv output lies within the perturbation of ReLU's kink
+    // or of a tie in a pool window, where finite differences would not apply.
+    let x = rand(&[2, 2, 6, 6], 90);
+    let (w, b) = (away_from_zero(&[3, 2, 3, 3], 91), rand(&[3], 92));
+    let epilogue = ConvEpilogue {
+        relu: true,
+        max_pool: Some(PoolWindow {
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: Padding::Valid,
+        }),
+    };
+    let o = using(ConvAlgorithm::Direct, &Conv2dOptions::default());
+    check(vec![x, w, b], |t| {
+        t[0].conv2d_block(&t[1], Some(&t[2]), &o, &epilogue)
+    });
 }

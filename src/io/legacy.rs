@@ -158,8 +158,7 @@ fn convert(model: Sequential, path: &Path) -> Result<nn::Sequential, IoError> {
             });
         }
         let module: Box<dyn nn::Module> = match layer {
-            // Settings format 1 did not have keep their defaults.
-            #[allow(clippy::needless_update)]
+            // Settings format 1 did not have (the algorithm) keep their defaults.
             Layer::Conv2d(c) => Box::new(nn::Conv2d {
                 weight: c.weight.into(),
                 bias: c.bias.map(Into::into),

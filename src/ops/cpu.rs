@@ -1,16 +1,16 @@
-//! What the CPU offers beyond the x86-64 baseline (SSE2), detected once per process.
+//! What the CPU offers beyond the x86-64 baseline (SSE2), and what the kernels may
+//! use of it.
 //!
 //! The kernels with an AVX2 version (Winograd's transforms, the 2×2 max pool) pick it
-//! at run time. Setting `FERROCNN_NO_AVX2` (to anything) makes them take their
-//! baseline versions instead, so that those are tested too on machines that have
-//! AVX2 (`.ci/run` runs the convolution and pooling tests both ways).
+//! at run time, unless [`runtime::set_simd`](crate::runtime::set_simd) asks for the
+//! baseline versions (to test or time them on machines that have AVX2). The CPU's
+//! features are detected once: they are a fact about the machine, not a setting.
 
-/// Whether the AVX2 kernels may run: the CPU has AVX2 and `FERROCNN_NO_AVX2` is
-/// not set.
+/// Whether the AVX2 kernels may run: the CPU has AVX2 and the
+/// [`Simd`](crate::runtime::Simd) setting allows it.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn avx2() -> bool {
     static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX2.get_or_init(|| {
-        std::env::var_os("FERROCNN_NO_AVX2").is_none() && std::arch::is_x86_feature_detected!("avx2")
-    })
+    crate::runtime::simd() == crate::runtime::Simd::Auto
+        && *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
 }

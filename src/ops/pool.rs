@@ -20,7 +20,7 @@ use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
 use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
-use super::padding::{Padding, ResolvedPadding};
+use super::{Padding, ResolvedPadding};
 use crate::tensor::Tensor;
 
 /// The geometry of one pooling: input plane, window, stride, padding, output plane.

@@ -8,9 +8,10 @@
 //! - weight gradient: `dW[O, K] += G[O, B·P] · colᵀ`
 //! - input gradient: `dcol[K, B·P] = Wᵀ · G`, then col2im adds `dcol` back into `dx`.
 //!
-//! 3×3 stride-1 kernels with at least 8 channels each way compute all three with
-//! Winograd's F(4×4, 3×3) instead (see [`winograd`](super::winograd)): 4× fewer
-//! multiplications.
+//! Where it applies and pays, a product runs as Winograd's F(4×4, 3×3) instead
+//! (see [`winograd`](super::winograd)): 4× fewer multiplications; and on request as
+//! the direct loops of [`reference`](super::reference). Which one, for each of the
+//! three products, is decided in one place: [`choose`](super::algorithm::choose).
 //!
 //! [`forward_with`] and [`backward_with`] run the products group by group and leave
 //! what happens around them to the caller: each image's raw products go to a
@@ -43,11 +44,13 @@ use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn, ShapeBuilder};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::elementwise::sum;
+use super::algorithm::{ConvAlgorithm, ConvAlgorithms};
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 use super::padding::Padding;
+use super::reference;
 use super::winograd::{PlaneLayout, Scratch, Winograd};
+use crate::ops::elementwise::sum;
 use crate::tensor::Tensor;
 
 /// Columns (images × output pixels) a group of images should fill before its
@@ -58,8 +61,9 @@ const TARGET_COLUMNS: usize = 512;
 /// another process) be caught up by the others.
 const TASKS_PER_THREAD: usize = 2;
 
-/// Stride, padding and dilation of a [`Tensor::conv2d`]. The default is PyTorch's:
-/// stride 1, no padding ([`Padding::Valid`]), dilation 1.
+/// Stride, padding and dilation of a [`Tensor::conv2d`], and the algorithm that
+/// computes it. The default is PyTorch's: stride 1, no padding ([`Padding::Valid`]),
+/// dilation 1; and [`ConvAlgorithm::Auto`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conv2dOptions {
     /// Step of the window `(rows, columns)`.
@@ -68,6 +72,12 @@ pub struct Conv2dOptions {
     pub padding: Padding,
     /// Spacing of the kernel taps `(rows, columns)`; 1 is a dense kernel.
     pub dilation: (usize, usize),
+    /// How the convolution is computed; `Auto` (the default) picks the fastest.
+    /// Not saved with a model (`skip`): it is a choice of this run, not part of the
+    /// model, and leaving it out keeps the model files of before it was added
+    /// readable (bincode has no field names, so a `default` alone would not).
+    #[serde(skip)]
+    pub algorithm: ConvAlgorithm,
 }
 
 impl Default for Conv2dOptions {
@@ -76,6 +86,7 @@ impl Default for Conv2dOptions {
             stride: (1, 1),
             padding: Padding::Valid,
             dilation: (1, 1),
+            algorithm: ConvAlgorithm::Auto,
         }
     }
 }
@@ -90,7 +101,8 @@ impl Tensor {
     /// (see [`Padding::resolve`]).
     ///
     /// Panics, naming `conv2d` and the shapes, if they do not fit together or the
-    /// kernel does not fit in the padded input.
+    /// kernel does not fit in the padded input; and, naming the algorithm, if
+    /// `opts.algorithm` forces one that cannot compute this geometry.
     ///
     /// ```
     /// use ferrocnn::{Conv2dOptions, Padding, Tensor};
@@ -103,7 +115,7 @@ impl Tensor {
     /// assert_eq!(y.value().as_slice().unwrap(), &[30.0, 14.0, 11.0, 4.0]);
     /// ```
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions) -> Tensor {
-        let (geometry, n, o) = conv2d_geometry("conv2d", self, weight, bias, opts);
+        let (geometry, n, o, algorithms) = conv2d_geometry("conv2d", self, weight, bias, opts);
         let (channels, h, w, kh, kw) = (
             geometry.channels,
             geometry.h,
@@ -121,6 +133,7 @@ impl Tensor {
             let b = bias.map(|b| b.value().as_standard_layout().into_owned());
             forward(
                 &geometry,
+                algorithms.forward,
                 n,
                 o,
                 x.as_slice().expect("standard layout"),
@@ -138,6 +151,7 @@ impl Tensor {
             let need_bias = needs.get(2).copied().unwrap_or(false);
             let grads = backward(
                 &geometry,
+                &algorithms,
                 n,
                 o,
                 x.as_slice().expect("standard layout"),
@@ -160,14 +174,15 @@ impl Tensor {
 }
 
 /// Checks the shapes of a conv2d (panicking with a message that names `op` and the
-/// shapes) and returns its geometry, the batch size and the output channels.
+/// shapes) and returns its geometry, the batch size, the output channels and the
+/// algorithm of each pass (panicking if `opts.algorithm` cannot apply).
 pub(super) fn conv2d_geometry(
     op: &str,
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     opts: &Conv2dOptions,
-) -> (ConvGeometry, usize, usize) {
+) -> (ConvGeometry, usize, usize, ConvAlgorithms) {
     let (xs, ws) = (x.shape(), weight.shape());
     assert!(
         xs.len() == 4 && ws.len() == 4 && xs[1] == ws[1],
@@ -206,7 +221,8 @@ pub(super) fn conv2d_geometry(
         oh: pad.out_h,
         ow: pad.out_w,
     };
-    (geometry, n, o)
+    let algorithms = ConvAlgorithms::new(opts.algorithm, &geometry, o);
+    (geometry, n, o, algorithms)
 }
 
 /// How a batch is cut: images per rayon task, images per product.
@@ -228,6 +244,15 @@ impl Split {
     fn for_winograd(self, winograd: Option<&Winograd>) -> Split {
         let group = winograd.map_or(self.group, |wg| wg.group(self.group).min(self.per_task));
         Split { group, ..self }
+    }
+
+    /// The split for the direct loops with `direct`: one image per product, so that
+    /// its `[O, P]` planes are a plain array for [`reference`].
+    fn for_direct(self, direct: bool) -> Split {
+        Split {
+            group: if direct { 1 } else { self.group },
+            ..self
+        }
     }
 }
 
@@ -295,16 +320,24 @@ impl Planes<'_> {
     }
 }
 
-/// The forward pass on raw slices: `x` `[N, C, H, W]`, `w` `[O, K]`, `bias` `[O]`
-/// → `[N, O, P]`.
-fn forward(g: &ConvGeometry, n: usize, o: usize, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+/// The forward pass on raw slices, by `algorithm`: `x` `[N, C, H, W]`, `w` `[O, K]`,
+/// `bias` `[O]` → `[N, O, P]`.
+fn forward(
+    g: &ConvGeometry,
+    algorithm: ConvAlgorithm,
+    n: usize,
+    o: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     let p = g.p();
     let mut out = vec![0.0f32; n * o * p];
     let outputs = Outputs {
         values: &mut out,
         argmax: &mut [],
     };
-    forward_with(g, n, o, x, w, outputs, |planes, out, _| {
+    forward_with(g, algorithm, n, o, x, w, outputs, |planes, out, _| {
         for (oc, out) in out.chunks_exact_mut(p).enumerate() {
             let b = bias.map_or(0.0, |b| b[oc]);
             out.iter_mut()
@@ -322,12 +355,15 @@ pub(super) struct Outputs<'a> {
     pub argmax: &'a mut [u32],
 }
 
-/// The products of the forward pass, group by group, each image's `[O, P]` result
-/// handed to `finish(planes, out, argmax)` with that image's share of the outputs.
-/// `finish` turns the raw products (no bias yet) into the op's output: the plain
-/// conv adds the bias, a fused block also pools and applies ReLU (`conv_block`).
+/// The products of the forward pass by `algorithm` (Direct, Im2col or Winograd),
+/// group by group, each image's `[O, P]` result handed to `finish(planes, out,
+/// argmax)` with that image's share of the outputs. `finish` turns the raw products
+/// (no bias yet) into the op's output: the plain conv adds the bias, a fused block
+/// also pools and applies ReLU (`conv_block`).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn forward_with<F>(
     g: &ConvGeometry,
+    algorithm: ConvAlgorithm,
     n: usize,
     o: usize,
     x: &[f32],
@@ -350,15 +386,18 @@ pub(super) fn forward_with<F>(
     } else {
         argmax.chunks_mut(split.per_task * argmax_len).collect()
     };
-    let winograd = Winograd::forward(g, o);
-    let split = split.for_winograd(winograd.as_ref());
+    let winograd = (algorithm == ConvAlgorithm::Winograd).then(|| Winograd::forward(g, o));
+    let split = split
+        .for_winograd(winograd.as_ref())
+        .for_direct(algorithm == ConvAlgorithm::Direct);
     let u = winograd.map(|wg| wg.transform_kernel(w, false));
     let [v_len, m_len, work_len] = winograd.map_or([0; 3], |wg| wg.scratch_len(split.group));
-    let col_len = if winograd.is_some() {
-        0
-    } else {
+    let col_len = if algorithm == ConvAlgorithm::Im2col {
         k * split.group * p
+    } else {
+        0
     };
+    let kernel = w;
     let w = mat(w, o, k, k, false);
     out.par_chunks_mut(split.per_task * out_len)
         .zip(argmax.into_par_iter())
@@ -376,6 +415,10 @@ pub(super) fn forward_with<F>(
                             let output = PlaneLayout::side_by_side(p, ld);
                             let scratch = Scratch { v, m, work };
                             wg.run(u, b, &x[first * image..], input, product, output, scratch);
+                        } else if algorithm == ConvAlgorithm::Direct {
+                            // One image (`for_direct`): `product` is its `[O, P]`.
+                            let x = &x[first * image..(first + 1) * image];
+                            reference::forward(g, 1, o, x, kernel, None, &mut product[..o * p]);
                         } else {
                             for i in 0..b {
                                 g.im2col(&x[(first + i) * image..], col, ld, i * p);
@@ -414,10 +457,12 @@ pub(super) struct ConvGrads {
     pub db: Option<Vec<f32>>,
 }
 
-/// The backward pass on raw slices: `grad` `[N, O, P]` → `dx` `[N, C, H, W]`,
-/// `dw` `[O, K]`, `db` `[O]`, each only if `needs` says so.
+/// The backward pass on raw slices, by `algorithms`: `grad` `[N, O, P]` → `dx`
+/// `[N, C, H, W]`, `dw` `[O, K]`, `db` `[O]`, each only if `needs` says so.
+#[allow(clippy::too_many_arguments)]
 fn backward(
     g: &ConvGeometry,
+    algorithms: &ConvAlgorithms,
     n: usize,
     o: usize,
     x: &[f32],
@@ -426,7 +471,7 @@ fn backward(
     needs: [bool; 3],
 ) -> ConvGrads {
     let p = g.p();
-    backward_with(g, n, o, x, w, needs, |image, planes| {
+    backward_with(g, algorithms, n, o, x, w, needs, |image, planes| {
         for (oc, grad) in grad[image * o * p..(image + 1) * o * p]
             .chunks_exact(p)
             .enumerate()
@@ -438,9 +483,13 @@ fn backward(
 
 /// The backward pass given `gradient(image, planes)`, which writes the gradient
 /// with respect to the raw products (the conv output before any fused epilogue) of
-/// image `image` into its `O` planes.
+/// image `image` into its `O` planes. The input gradient and the weight gradient
+/// each run by their algorithm in `algorithms`; the bias gradient goes with the
+/// weight gradient's (the direct loops, or a sum per row).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn backward_with<F>(
     g: &ConvGeometry,
+    algorithms: &ConvAlgorithms,
     n: usize,
     o: usize,
     x: &[f32],
@@ -455,11 +504,18 @@ where
     let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
     let split = Split::new(n, p);
     let wt = mat(w, k, o, k, true);
-    let winograd = need_x.then(|| Winograd::input_gradient(g, o)).flatten();
-    let winograd_w = need_w.then(|| Winograd::for_weight_gradient(g, o)).flatten();
+    // The algorithm of each gradient asked for; `None` where not asked for.
+    let x_algorithm = need_x.then_some(algorithms.input_gradient);
+    let w_algorithm = need_w.then_some(algorithms.weight_gradient);
+    let b_direct = need_b && algorithms.weight_gradient == ConvAlgorithm::Direct;
+    let uses = |algorithm| x_algorithm == Some(algorithm) || w_algorithm == Some(algorithm);
+    let winograd = (x_algorithm == Some(ConvAlgorithm::Winograd)).then(|| Winograd::input_gradient(g, o));
+    let winograd_w =
+        (w_algorithm == Some(ConvAlgorithm::Winograd)).then(|| Winograd::for_weight_gradient(g, o));
     let split = split
         .for_winograd(winograd.as_ref())
-        .for_winograd(winograd_w.as_ref());
+        .for_winograd(winograd_w.as_ref())
+        .for_direct(uses(ConvAlgorithm::Direct) || b_direct);
     let u = winograd.map(|wg| wg.transform_kernel(w, true));
     let [v_len, m_len, work_len] = [winograd, winograd_w]
         .iter()
@@ -482,7 +538,7 @@ where
             // quarter of the backward time).
             dx.fill(0.0);
         }
-        let col_len = if (need_w && winograd_w.is_none()) || (need_x && winograd.is_none()) {
+        let col_len = if uses(ConvAlgorithm::Im2col) {
             k * split.group * p
         } else {
             0
@@ -504,7 +560,12 @@ where
                         gradient(first_image + first + i, &mut planes);
                     }
                     let gmat = mat(gathered, o, ld, ld, false);
-                    if need_b {
+                    // With the direct loops, one image (`for_direct`): its planes are
+                    // `gathered[..O·P]`, its input `x_image`.
+                    let x_image = &x[first * image..(first + 1) * image];
+                    if b_direct {
+                        reference::bias_gradient(g, 1, o, &gathered[..o * p], &mut db);
+                    } else if need_b {
                         for (db, row) in db.iter_mut().zip(gathered.chunks_exact(ld)) {
                             *db += sum(row);
                         }
@@ -518,6 +579,8 @@ where
                             work: &mut *work,
                         };
                         wg.weight_gradient(b, &x[first * image..], input, gathered, grad, &mut uw, scratch);
+                    } else if w_algorithm == Some(ConvAlgorithm::Direct) {
+                        reference::weight_gradient(g, 1, o, x_image, &gathered[..o * p], &mut dw);
                     } else if need_w {
                         for i in 0..b {
                             g.im2col(&x[(first + i) * image..], col, ld, i * p);
@@ -534,6 +597,9 @@ where
                             work: &mut *work,
                         };
                         wg.run(u, b, gathered, input, &mut dx[first * image..], output, scratch);
+                    } else if let (Some(dx), Some(ConvAlgorithm::Direct)) = (dx.as_deref_mut(), x_algorithm) {
+                        let dx = &mut dx[first * image..(first + 1) * image];
+                        reference::input_gradient(g, 1, o, w, &gathered[..o * p], dx);
                     } else if let Some(dx) = dx.as_deref_mut() {
                         matmul(&wt, &gmat, false, &mut mat_mut(col, k, ld, ld));
                         for i in 0..b {

@@ -20,10 +20,10 @@ use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
 use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Outputs, Planes};
-use super::elementwise::keep_if;
-use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
 use super::padding::Padding;
-use super::pool::PoolGeometry;
+use crate::ops::elementwise::keep_if;
+use crate::ops::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
+use crate::ops::pool::PoolGeometry;
 use crate::tensor::Tensor;
 
 /// What a [`Tensor::conv2d_block`] applies after the convolution and its bias.
@@ -73,7 +73,7 @@ impl Tensor {
         opts: &Conv2dOptions,
         epilogue: &ConvEpilogue,
     ) -> Tensor {
-        let (geometry, n, o) = conv2d_geometry("conv2d_block", self, weight, bias, opts);
+        let (geometry, n, o, algorithms) = conv2d_geometry("conv2d_block", self, weight, bias, opts);
         let (oh, ow) = (geometry.oh, geometry.ow);
         let pool = epilogue
             .max_pool
@@ -103,6 +103,7 @@ impl Tensor {
             let wv = wv.as_slice().expect("standard layout");
             forward_with(
                 &geometry,
+                algorithms.forward,
                 n,
                 o,
                 x,
@@ -172,6 +173,7 @@ impl Tensor {
             };
             let grads = backward_with(
                 &geometry,
+                &algorithms,
                 n,
                 o,
                 x.as_slice().expect("standard layout"),

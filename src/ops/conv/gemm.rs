@@ -14,15 +14,30 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
-/// The `gemm` crate's threshold for copying ("packing") the left operand of a
-/// single-threaded product into its kernel's layout even when the operand's layout
-/// would do: above `LHS_PACKING · 6` output columns. Its default, 8, packed the
-/// Winograd products (64 output channels) on every call, and they are small and
-/// many; with 16 (and their rows padded to a multiple of 16 floats) an R1 training
-/// step measured 10% faster, R2's too, R2 inference 7% faster but R1 inference 8%
-/// slower. The setting is process-wide, like the crate's; it is made once, on the
-/// first product.
-const LHS_PACKING: usize = 16;
+/// The widest product the `gemm` crate runs without copying ("packing") its left
+/// operand first, when that operand's layout would do: its kernels are 6 columns
+/// wide (`NR`, AVX-512 and AVX2 alike) and its single-thread threshold is 8 kernels
+/// (`DEFAULT_LHS_PACKING_THRESHOLD_SINGLE_THREAD`), so 48 columns of the crate's
+/// destination. The crate sees our `C` transposed when `C` is row-major, so its
+/// columns are our rows: output channels, in the conv products.
+///
+/// Why it matters: packing the 64-channel Winograd and im2col products on every
+/// call (they are small and many) cost 10% of an R1 and an R2 training step. A
+/// threshold of 16 (96 columns) measured faster, but that is a process-wide setting
+/// of the crate; splitting a product of 49 to 96 such columns into two calls of at
+/// most 48 gives the same unpacked kernels without touching it. Each element is
+/// still reduced over `k` in the same order (the crate's `k` blocking depends on
+/// `k` alone), so the result is the same, bit for bit.
+///
+/// The split is made only where the threshold decides: where the crate's left
+/// operand has unit row stride and a multiple of 16 rows (its vector width, 16 or
+/// 8 floats). Otherwise the crate packs it anyway, and two calls would pack it
+/// twice (im2col's weight gradient, whose column matrix is read transposed).
+const UNPACKED_COLUMNS: usize = 8 * KERNEL_COLUMNS;
+
+/// The `gemm` crate's kernel width (`NR`): a split lands on a multiple of it, so
+/// that two calls use as many full-width kernels as one would.
+const KERNEL_COLUMNS: usize = 6;
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
@@ -90,8 +105,38 @@ pub fn gemm_serial(
     if m == 0 || n == 0 {
         return;
     }
-    static TUNE: std::sync::Once = std::sync::Once::new();
-    TUNE.call_once(|| ::gemm::set_lhs_packing_threshold_single_thread(LHS_PACKING));
+    // The crate's view (see `UNPACKED_COLUMNS`): it transposes the product when
+    // `c`'s rows are longer strides than its columns, and then its columns are our
+    // rows, its rows our columns, and its left operand our `b`.
+    let transposed = c.strides()[1].unsigned_abs() < c.strides()[0].unsigned_abs();
+    let (columns, rows, lhs_row_stride) = if transposed {
+        (m, n, b.strides()[1])
+    } else {
+        (n, m, a.strides()[0])
+    };
+    let unpacked_if_split = lhs_row_stride.unsigned_abs() == 1 && rows % 16 == 0;
+    if unpacked_if_split && columns > UNPACKED_COLUMNS && columns <= 2 * UNPACKED_COLUMNS {
+        let half = columns.div_ceil(2).next_multiple_of(KERNEL_COLUMNS);
+        if transposed {
+            let (a1, a2) = a.view().split_at(Axis(0), half);
+            let (mut c1, mut c2) = c.view_mut().split_at(Axis(0), half);
+            crate_gemm(alpha, &a1, b, beta, &mut c1);
+            crate_gemm(alpha, &a2, b, beta, &mut c2);
+        } else {
+            let (b1, b2) = b.view().split_at(Axis(1), half);
+            let (mut c1, mut c2) = c.view_mut().split_at(Axis(1), half);
+            crate_gemm(alpha, a, &b1, beta, &mut c1);
+            crate_gemm(alpha, a, &b2, beta, &mut c2);
+        }
+    } else {
+        crate_gemm(alpha, a, b, beta, c);
+    }
+}
+
+/// One call of the `gemm` crate: `C ← α·A·B + β·C` on the calling thread, shapes
+/// already checked.
+fn crate_gemm(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     let (cs, as_, bs) = (c.strides().to_vec(), a.strides().to_vec(), b.strides().to_vec());
     // SAFETY: each pointer with its view's strides addresses exactly that view's
     // elements (ndarray guarantees it, and the shapes were checked to chain); `c` is

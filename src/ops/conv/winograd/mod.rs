@@ -13,7 +13,8 @@
 //! `O·9C·16T`: 4x fewer multiplications (F(2×2, 3×3), which this replaced, saves
 //! 2.25x).
 //!
-//! Used for the forward pass; for the input gradient, which is itself a 3×3
+//! Used (where [`choose`](super::algorithm::choose) says so) for the forward pass;
+//! for the input gradient, which is itself a 3×3
 //! stride-1 convolution: of the output gradient with the kernel rotated by 180° and
 //! its channel axes swapped, padded by `2 − padding`; and for the weight gradient,
 //! summed over tiles in the transformed domain (see
@@ -37,20 +38,6 @@ use transforms::g_times;
 
 /// Outputs per tile side: F(4×4, 3×3).
 const TILE: usize = 4;
-
-/// Channels (in or out) below which Winograd does not pay: its products are
-/// `[O, C]·[C, T]`, and with a single input channel (a first layer) or output
-/// channel (that layer's input gradient) the transforms cost more than they save.
-const MIN_CHANNELS: usize = 8;
-
-/// Output pixels per plane below which the backward pass stays with im2col. The
-/// backward's extra transforms (of the output gradient, and of the input again for
-/// the weight gradient) weigh more on small planes: on R1's 11×11 outputs im2col made
-/// a training step faster (6.95 against 7.7 ms with F(4×4, 3×3); 8.1 against 9.0 ms
-/// with F(2×2, 3×3)), on the default net's 14×14 the two measured equal (with
-/// F(2×2, 3×3)), on R2's 24×24 Winograd was 17% faster. The forward pass uses
-/// Winograd on all sizes: it measured faster even on 11×11.
-const MIN_BACKWARD_PIXELS: usize = 160;
 
 /// The scratch of one Winograd call (see [`Winograd::scratch_len`]), taken from the
 /// conv's per-thread buffer so that no call allocates.
@@ -103,26 +90,23 @@ pub(super) struct Winograd {
 }
 
 impl Winograd {
-    /// The forward pass of `g` with `o` output channels, if Winograd applies.
-    pub fn forward(g: &ConvGeometry, o: usize) -> Option<Winograd> {
-        (is_3x3_stride_1(g) && g.channels.min(o) >= MIN_CHANNELS)
-            .then(|| Winograd::new(g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
+    /// The forward pass of `g` with `o` output channels. The caller has checked that
+    /// Winograd applies (see [`choose`](super::algorithm::choose)).
+    pub fn forward(g: &ConvGeometry, o: usize) -> Winograd {
+        Winograd::new(g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow))
     }
 
-    /// The input gradient of `g` (a convolution of the `o` output-gradient planes
-    /// into the `C` input planes), if Winograd applies.
-    pub fn input_gradient(g: &ConvGeometry, o: usize) -> Option<Winograd> {
-        let fits = g.top <= 2 && g.left <= 2 && g.oh * g.ow >= MIN_BACKWARD_PIXELS;
-        (is_3x3_stride_1(g) && g.channels.min(o) >= MIN_CHANNELS && fits)
-            .then(|| Winograd::new(o, g.channels, (g.oh, g.ow), (2 - g.top, 2 - g.left), (g.h, g.w)))
+    /// The input gradient of `g`: a convolution of the `o` output-gradient planes
+    /// into the `C` input planes, padded by `2 − padding` (so `padding ≤ 2`, checked
+    /// by [`choose`](super::algorithm::choose)).
+    pub fn input_gradient(g: &ConvGeometry, o: usize) -> Winograd {
+        Winograd::new(o, g.channels, (g.oh, g.ow), (2 - g.top, 2 - g.left), (g.h, g.w))
     }
 
-    /// The weight gradient of `g` with `o` output channels, if Winograd applies
-    /// (the forward pass's tiles; see [`weight_gradient`](Self::weight_gradient)).
-    pub fn for_weight_gradient(g: &ConvGeometry, o: usize) -> Option<Winograd> {
-        let fits = g.channels.min(o) >= MIN_CHANNELS && g.oh * g.ow >= MIN_BACKWARD_PIXELS;
-        (is_3x3_stride_1(g) && fits)
-            .then(|| Winograd::new(g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow)))
+    /// The weight gradient of `g` with `o` output channels (the forward pass's
+    /// tiles; see [`weight_gradient`](Self::weight_gradient)).
+    pub fn for_weight_gradient(g: &ConvGeometry, o: usize) -> Winograd {
+        Winograd::forward(g, o)
     }
 
     fn new(
@@ -376,7 +360,7 @@ impl Winograd {
 }
 
 /// Defines method `$name` to run `$body` (an `#[inline(always)]` transform)
-/// compiled for AVX2 when the CPU has it (see [`cpu`](super::cpu)): the transforms
+/// compiled for AVX2 when the CPU has it (see [`cpu`](crate::ops::cpu)): the transforms
 /// are additions over long rows, which then run 8 floats at a time instead of
 /// SSE2's 4. The same operations in the same order, so the same results, bit for
 /// bit.
@@ -394,7 +378,7 @@ macro_rules! multiversioned {
                 unsafe fn avx2(this: &Winograd, $($arg: $ty),*) {
                     this.$body($($arg),*)
                 }
-                if super::cpu::avx2() {
+                if crate::ops::cpu::avx2() {
                     // SAFETY: the CPU has AVX2.
                     return unsafe { avx2(self, $($arg),*) };
                 }
@@ -450,51 +434,9 @@ fn columns(slots: usize) -> usize {
     slots.next_multiple_of(16)
 }
 
-fn is_3x3_stride_1(g: &ConvGeometry) -> bool {
-    (g.kh, g.kw) == (3, 3) && g.stride == (1, 1) && g.dilation == (1, 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn geometry(channels: usize, hw: usize, kernel: usize, stride: usize, pad: usize) -> ConvGeometry {
-        let out = (hw + 2 * pad - kernel) / stride + 1;
-        ConvGeometry {
-            channels,
-            h: hw,
-            w: hw,
-            kh: kernel,
-            kw: kernel,
-            stride: (stride, stride),
-            dilation: (1, 1),
-            top: pad,
-            left: pad,
-            oh: out,
-            ow: out,
-        }
-    }
-
-    #[test]
-    fn applies_to_3x3_stride_1_with_enough_channels() {
-        // The shapes tests/conv_pool.rs's Winograd cases rely on.
-        assert!(Winograd::forward(&geometry(8, 9, 3, 1, 1), 8).is_some());
-        assert!(Winograd::input_gradient(&geometry(16, 16, 3, 1, 0), 8).is_some());
-        assert!(Winograd::for_weight_gradient(&geometry(8, 14, 3, 1, 1), 8).is_some());
-        // Small planes: the forward pass only.
-        assert!(Winograd::forward(&geometry(16, 11, 3, 1, 0), 8).is_some());
-        assert!(Winograd::input_gradient(&geometry(16, 11, 3, 1, 0), 8).is_none());
-        assert!(Winograd::for_weight_gradient(&geometry(16, 11, 3, 1, 0), 8).is_none());
-        // Padding 3: the input gradient would need padding −1.
-        assert!(Winograd::forward(&geometry(8, 12, 3, 1, 3), 8).is_some());
-        assert!(Winograd::for_weight_gradient(&geometry(8, 12, 3, 1, 3), 8).is_some());
-        assert!(Winograd::input_gradient(&geometry(8, 12, 3, 1, 3), 8).is_none());
-        // A first layer, a 5×5 kernel, stride 2.
-        assert!(Winograd::forward(&geometry(1, 28, 3, 1, 0), 32).is_none());
-        assert!(Winograd::input_gradient(&geometry(32, 28, 3, 1, 0), 1).is_none());
-        assert!(Winograd::forward(&geometry(8, 9, 5, 1, 0), 8).is_none());
-        assert!(Winograd::forward(&geometry(8, 9, 3, 2, 0), 8).is_none());
-    }
 
     #[test]
     fn kernel_transform_of_a_delta_is_g_column_times_row() {

@@ -1,0 +1,209 @@
+//! Which algorithm computes a convolution: every threshold in one [`choose`].
+//!
+//! A conv2d is three products — the forward pass, the input gradient and the weight
+//! gradient — and each may take its own algorithm: Winograd where it pays, im2col +
+//! GEMM elsewhere, and the direct loops of [`reference`](super::reference) when
+//! asked for. The choice depends only on the geometry, the channel counts and the
+//! pass, so it is made once per op, before any work, and a forced algorithm that
+//! cannot apply fails at the call that asked for it.
+
+use serde::{Deserialize, Serialize};
+
+use super::im2col::ConvGeometry;
+
+/// How a [`Tensor::conv2d`](crate::Tensor::conv2d) (or
+/// [`conv2d_block`](crate::Tensor::conv2d_block)) is computed. All give the same
+/// values up to rounding (Winograd rounds differently, within 1e-4 of the largest
+/// output on unit-scale data).
+///
+/// The default, `Auto`, picks the fastest measured for each pass. Forcing another is
+/// for tests and measurements; forcing one that cannot compute the geometry (Winograd
+/// on a 5×5 or strided kernel) panics, naming conv2d, the algorithm and the geometry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConvAlgorithm {
+    /// Winograd for 3×3, stride-1 kernels with at least 8 channels in and out (for
+    /// the backward passes, also at least 160 output pixels per plane), im2col +
+    /// GEMM elsewhere. The thresholds, and why, are in `src/ops/conv/algorithm.rs`.
+    #[default]
+    Auto,
+    /// The seven nested loops of the definition, written to be read, not to be fast:
+    /// the reference every other algorithm is tested against.
+    Direct,
+    /// im2col + GEMM: any kernel, stride, padding and dilation.
+    Im2col,
+    /// Winograd's F(4×4, 3×3): 3×3 kernels with stride 1 and dilation 1 only, and for
+    /// the input gradient a padding of at most 2 on the top and left.
+    Winograd,
+}
+
+/// One of the three products of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConvPass {
+    /// `out = W ⋆ x`.
+    Forward,
+    /// `dx` from the output gradient: itself a convolution, of the output gradient
+    /// with the kernel rotated by 180°.
+    InputGradient,
+    /// `dW` from the output gradient and the input.
+    WeightGradient,
+}
+
+/// Channels (in or out) below which Winograd does not pay: its products are
+/// `[O, C]·[C, T]`, and with a single input channel (a first layer) or output
+/// channel (that layer's input gradient) its transforms cost more than the
+/// multiplications they save. 8 keeps every layer of the reference nets but the
+/// first on Winograd.
+const WINOGRAD_MIN_CHANNELS: usize = 8;
+
+/// Output pixels per plane below which the backward passes stay with im2col. They
+/// carry extra transforms (of the output gradient, and of the input again for the
+/// weight gradient) that weigh more on small planes: on R1's 11×11 outputs im2col
+/// made a training step faster (6.95 against 7.7 ms with F(4×4, 3×3)), on the
+/// default net's 14×14 the two measured equal, on R2's 24×24 Winograd was 17%
+/// faster. 160 sits between 121 and 196. The forward pass uses Winograd on all
+/// sizes: it measured faster even on 11×11.
+const WINOGRAD_MIN_BACKWARD_PIXELS: usize = 160;
+
+/// The algorithm of one pass of a convolution with geometry `g` and
+/// `out_channels` output channels, given what the user `requested`: never `Auto`.
+///
+/// `Auto` takes Winograd when it applies (see [`winograd_applies`]), both channel
+/// counts reach [`WINOGRAD_MIN_CHANNELS`], and, for the backward passes, the output
+/// plane has at least [`WINOGRAD_MIN_BACKWARD_PIXELS`] pixels; im2col otherwise.
+/// The direct loops are never chosen: they are the reference, not a fast path.
+///
+/// Panics if `Winograd` is requested where it does not apply.
+pub(crate) fn choose(
+    requested: ConvAlgorithm,
+    g: &ConvGeometry,
+    out_channels: usize,
+    pass: ConvPass,
+) -> ConvAlgorithm {
+    match requested {
+        ConvAlgorithm::Auto => {
+            let enough_channels = g.channels.min(out_channels) >= WINOGRAD_MIN_CHANNELS;
+            let large_enough = pass == ConvPass::Forward || g.oh * g.ow >= WINOGRAD_MIN_BACKWARD_PIXELS;
+            if winograd_applies(g, pass) && enough_channels && large_enough {
+                ConvAlgorithm::Winograd
+            } else {
+                ConvAlgorithm::Im2col
+            }
+        }
+        ConvAlgorithm::Winograd => {
+            assert!(
+                winograd_applies(g, pass),
+                "conv2d: ConvAlgorithm::Winograd cannot compute the {pass:?} pass of a {}×{} kernel \
+                 with stride {:?}, dilation {:?} and padding {} top, {} left (it needs 3×3, stride 1, \
+                 dilation 1, and for the input gradient a padding of at most 2)",
+                g.kh,
+                g.kw,
+                g.stride,
+                g.dilation,
+                g.top,
+                g.left
+            );
+            ConvAlgorithm::Winograd
+        }
+        direct_or_im2col => direct_or_im2col,
+    }
+}
+
+/// Whether our Winograd F(4×4, 3×3) can compute `pass` at all: a 3×3 kernel, stride
+/// 1, dilation 1; and for the input gradient, a convolution padded by `2 − padding`,
+/// a padding of at most 2 on the top and left.
+fn winograd_applies(g: &ConvGeometry, pass: ConvPass) -> bool {
+    let three_by_three = (g.kh, g.kw) == (3, 3) && g.stride == (1, 1) && g.dilation == (1, 1);
+    match pass {
+        ConvPass::InputGradient => three_by_three && g.top <= 2 && g.left <= 2,
+        ConvPass::Forward | ConvPass::WeightGradient => three_by_three,
+    }
+}
+
+/// The algorithm of each pass of one conv2d, chosen once, when the op is called.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvAlgorithms {
+    pub forward: ConvAlgorithm,
+    pub input_gradient: ConvAlgorithm,
+    pub weight_gradient: ConvAlgorithm,
+}
+
+impl ConvAlgorithms {
+    /// [`choose`] for each pass.
+    pub fn new(requested: ConvAlgorithm, g: &ConvGeometry, out_channels: usize) -> ConvAlgorithms {
+        let pass = |pass| choose(requested, g, out_channels, pass);
+        ConvAlgorithms {
+            forward: pass(ConvPass::Forward),
+            input_gradient: pass(ConvPass::InputGradient),
+            weight_gradient: pass(ConvPass::WeightGradient),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ConvAlgorithm::{Auto, Im2col, Winograd};
+    use ConvPass::{Forward, InputGradient, WeightGradient};
+
+    fn geometry(channels: usize, hw: usize, kernel: usize, stride: usize, pad: usize) -> ConvGeometry {
+        let out = (hw + 2 * pad - kernel) / stride + 1;
+        ConvGeometry {
+            channels,
+            h: hw,
+            w: hw,
+            kh: kernel,
+            kw: kernel,
+            stride: (stride, stride),
+            dilation: (1, 1),
+            top: pad,
+            left: pad,
+            oh: out,
+            ow: out,
+        }
+    }
+
+    fn auto(g: &ConvGeometry, o: usize, pass: ConvPass) -> ConvAlgorithm {
+        choose(Auto, g, o, pass)
+    }
+
+    #[test]
+    fn auto_takes_winograd_for_3x3_stride_1_with_enough_channels() {
+        // The shapes tests/conv_pool.rs's Winograd cases rely on.
+        assert_eq!(auto(&geometry(8, 9, 3, 1, 1), 8, Forward), Winograd);
+        assert_eq!(auto(&geometry(16, 16, 3, 1, 0), 8, InputGradient), Winograd);
+        assert_eq!(auto(&geometry(8, 14, 3, 1, 1), 8, WeightGradient), Winograd);
+        // Small planes: the forward pass only.
+        assert_eq!(auto(&geometry(16, 11, 3, 1, 0), 8, Forward), Winograd);
+        assert_eq!(auto(&geometry(16, 11, 3, 1, 0), 8, InputGradient), Im2col);
+        assert_eq!(auto(&geometry(16, 11, 3, 1, 0), 8, WeightGradient), Im2col);
+        // Padding 3: the input gradient would need padding −1.
+        assert_eq!(auto(&geometry(8, 12, 3, 1, 3), 8, Forward), Winograd);
+        assert_eq!(auto(&geometry(8, 12, 3, 1, 3), 8, WeightGradient), Winograd);
+        assert_eq!(auto(&geometry(8, 12, 3, 1, 3), 8, InputGradient), Im2col);
+        // A first layer, its input gradient, a 5×5 kernel, stride 2.
+        assert_eq!(auto(&geometry(1, 28, 3, 1, 0), 32, Forward), Im2col);
+        assert_eq!(auto(&geometry(32, 28, 3, 1, 0), 1, InputGradient), Im2col);
+        assert_eq!(auto(&geometry(8, 9, 5, 1, 0), 8, Forward), Im2col);
+        assert_eq!(auto(&geometry(8, 9, 3, 2, 0), 8, Forward), Im2col);
+    }
+
+    #[test]
+    fn forced_algorithms_are_kept_where_they_apply() {
+        let first_layer = geometry(1, 28, 3, 1, 0);
+        assert_eq!(choose(Winograd, &first_layer, 32, InputGradient), Winograd);
+        let strided = geometry(8, 9, 3, 2, 0);
+        for algorithm in [ConvAlgorithm::Direct, Im2col] {
+            for pass in [Forward, InputGradient, WeightGradient] {
+                assert_eq!(choose(algorithm, &strided, 8, pass), algorithm);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "conv2d: ConvAlgorithm::Winograd cannot compute the Forward pass of a 5×5 kernel"
+    )]
+    fn forcing_winograd_on_a_5x5_kernel_panics() {
+        choose(Winograd, &geometry(8, 9, 5, 1, 0), 8, Forward);
+    }
+}

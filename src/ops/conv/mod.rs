@@ -1,0 +1,31 @@
+//! The convolution family: the `conv2d` op, the fused conv block, and the
+//! algorithms and helpers they are built from.
+//!
+//! - [`algorithm`](algorithm) — `ConvAlgorithm`, and the one `choose` that picks
+//!   the algorithm of each pass,
+//! - [`reference`](reference) — the direct convolution in seven loops, written to
+//!   be read: `ConvAlgorithm::Direct`, and what every fast path is tested against,
+//! - [`conv2d`](conv2d) — `Tensor::conv2d`, and the group-by-group driver of the
+//!   products that the fused block shares,
+//! - [`conv_block`](conv_block) — `Tensor::conv2d_block`: conv + bias, ReLU and max
+//!   pooling in one pass,
+//! - [`im2col`](im2col) — the data movement that turns a convolution into one
+//!   matrix product,
+//! - [`winograd`](winograd) — Winograd's F(4×4, 3×3) for 3×3 stride-1 kernels,
+//! - [`gemm`] — the matrix product every path ends in (also `Linear`'s),
+//! - [`padding`](padding) — `Same`/`Valid`/explicit padding resolved once (also the
+//!   pools').
+
+mod algorithm;
+mod conv2d;
+mod conv_block;
+pub mod gemm;
+mod im2col;
+mod padding;
+mod reference;
+mod winograd;
+
+pub use algorithm::ConvAlgorithm;
+pub use conv2d::Conv2dOptions;
+pub use conv_block::{ConvEpilogue, PoolWindow};
+pub use padding::{Padding, ResolvedPadding};
