@@ -137,7 +137,9 @@ pub fn gemm_serial(
 /// already checked.
 fn crate_gemm(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    let (cs, as_, bs) = (c.strides().to_vec(), a.strides().to_vec(), b.strides().to_vec());
+    // Copied out (no allocation: this runs for every small product).
+    let strides = |s: &[isize]| [s[0], s[1]];
+    let (cs, as_, bs) = (strides(c.strides()), strides(a.strides()), strides(b.strides()));
     // SAFETY: each pointer with its view's strides addresses exactly that view's
     // elements (ndarray guarantees it, and the shapes were checked to chain); `c` is
     // borrowed mutably, so it overlaps neither `a` nor `b`.
