@@ -73,10 +73,9 @@ pub struct Conv2dOptions {
     /// Spacing of the kernel taps `(rows, columns)`; 1 is a dense kernel.
     pub dilation: (usize, usize),
     /// How the convolution is computed; `Auto` (the default) picks the fastest.
-    /// Not saved with a model (`skip`): it is a choice of this run, not part of the
-    /// model, and leaving it out keeps the model files of before it was added
-    /// readable (bincode has no field names, so a `default` alone would not).
-    #[serde(skip)]
+    /// Model files store it by name (a layer forced to `Direct` loads forced), and
+    /// files that lack it get `Auto`.
+    #[serde(default)]
     pub algorithm: ConvAlgorithm,
 }
 
