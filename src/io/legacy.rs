@@ -171,12 +171,12 @@ fn convert(model: Sequential, path: &Path) -> Result<nn::Sequential, IoError> {
                 regularizer: c.regularizer.map(Into::into),
                 init: nn::Init::KaimingUniform,
             }),
-            Layer::Linear(l) => Box::new(nn::Linear {
-                weight: l.weight.into(),
-                bias: l.bias.map(Into::into),
-                regularizer: l.regularizer.map(Into::into),
-                init: nn::Init::KaimingUniform,
-            }),
+            Layer::Linear(l) => Box::new(nn::Linear::from_parts(
+                l.weight.into(),
+                l.bias.map(Into::into),
+                l.regularizer.map(Into::into),
+                nn::Init::KaimingUniform,
+            )),
             Layer::MaxPool2d(w) => Box::new(nn::MaxPool2d {
                 kernel: w.kernel,
                 stride: w.stride,

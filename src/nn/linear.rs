@@ -1,5 +1,8 @@
 //! `Linear`: a dense layer, `y = x·Wᵀ + b`.
 
+use std::sync::{Arc, Weak};
+
+use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -29,6 +32,10 @@ pub struct Linear {
     pub regularizer: Option<Regularizer>,
     /// How the weight is filled when (re)initialized.
     pub init: Init,
+    /// The weight transposed to `[in, out]` and contiguous, for inference, with the
+    /// weight value it was made from (a weak pointer: it neither keeps the old value
+    /// alive nor makes an optimizer step copy the weight).
+    transposed: Option<(Weak<ArrayD<f32>>, Arc<ArrayD<f32>>)>,
 }
 
 /// What a model file stores of a `Linear` besides its weights.
@@ -68,6 +75,7 @@ impl Linear {
             bias: bias.then(|| zeros(&[out_features])),
             regularizer: None,
             init,
+            transposed: None,
         }
     }
 
@@ -93,6 +101,31 @@ impl Linear {
         self.weight.shape()[0]
     }
 
+    /// A layer with the given weight `[out, in]` and bias `[out]` (e.g. read from a
+    /// file written by an older format).
+    pub fn from_parts(weight: Param, bias: Option<Param>, regularizer: Option<Regularizer>, init: Init) -> Self {
+        Linear {
+            weight,
+            bias,
+            regularizer,
+            init,
+            transposed: None,
+        }
+    }
+
+    /// `Wᵀ` as `[in, out]`, contiguous: made once per weight value.
+    fn transposed_weight(&mut self) -> Arc<ArrayD<f32>> {
+        let current = self.weight.shared_value();
+        if let Some((from, wt)) = &self.transposed {
+            if std::ptr::eq(from.as_ptr(), Arc::as_ptr(&current)) {
+                return wt.clone();
+            }
+        }
+        let wt = Arc::new(current.t().as_standard_layout().into_owned());
+        self.transposed = Some((Arc::downgrade(&current), wt.clone()));
+        wt
+    }
+
     /// A freshly initialized layer like this one (inputs, bias or not, initializer,
     /// regularizer) with `outputs` outputs: a new classifier head.
     pub fn fresh_with_outputs(&self, outputs: usize, rng: &mut StdRng) -> Linear {
@@ -106,9 +139,15 @@ impl Linear {
 impl Module for Linear {
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Tensor {
         let probe = Probe::start(x);
-        let w = self.weight.bind(x);
-        let b = self.bias.as_ref().map(|b| b.bind(x));
-        let y = x.linear(&w, b.as_ref());
+        let y = if x.tape().is_none() && x.ndim() == 2 {
+            // Inference: the same values through a contiguous `Wᵀ` (see the op).
+            let wt = self.transposed_weight();
+            x.linear_inference(&wt, self.bias.as_ref().map(Param::value))
+        } else {
+            let w = self.weight.bind(x);
+            let b = self.bias.as_ref().map(|b| b.bind(x));
+            x.linear(&w, b.as_ref())
+        };
         probe.finish(self, &y);
         y
     }

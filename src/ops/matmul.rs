@@ -57,31 +57,8 @@ impl Tensor {
             x.shape(),
             w.shape()
         );
-        let mut y = Array2::zeros((x.nrows(), w.nrows()));
-        if let Some(b) = bias {
-            let b = b
-                .value()
-                .view()
-                .into_dimensionality::<Ix1>()
-                .ok()
-                .filter(|b| b.len() == w.nrows());
-            let b = b.unwrap_or_else(|| {
-                panic!(
-                    "linear: bias {:?} does not match weight {:?}",
-                    bias.map(|b| b.shape().to_vec()),
-                    w.shape()
-                )
-            });
-            let dim = y.raw_dim();
-            y.assign(&b.broadcast(dim).expect("bias length checked"));
-        }
-        gemm(
-            1.0,
-            x,
-            w.t(),
-            if bias.is_some() { 1.0 } else { 0.0 },
-            y.view_mut(),
-        );
+        let b = bias.map(|b| bias_vector(b.value(), w.nrows(), w.shape()));
+        let y = affine(x, w.t(), b);
         let (x, w) = (self.shared_value(), weight.shared_value());
         let inputs: Vec<&Tensor> = std::iter::once(self)
             .chain(std::iter::once(weight))
@@ -100,4 +77,52 @@ impl Tensor {
             grads
         })
     }
+}
+
+impl Tensor {
+    /// `x·Wᵀ + b` for inference, given `Wᵀ` (`[in, out]`) already laid out
+    /// contiguously: what [`Linear`](crate::nn::Linear) uses when nothing is recorded.
+    /// The same values as [`linear`](Tensor::linear), faster: the `gemm` crate copies
+    /// ("packs") a right operand that is read across its rows, as the transposed view
+    /// of `[out, in]` is, on every call — measured on R2's 9216 → 128 layer, 42 ms per
+    /// 1000 images in slices of 64 against 13 ms with `Wᵀ` contiguous.
+    ///
+    /// Records nothing: panics if `self` needs a gradient (use `linear` on a tape).
+    pub(crate) fn linear_inference(&self, weight_t: &ArrayD<f32>, bias: Option<&ArrayD<f32>>) -> Tensor {
+        assert!(
+            !self.requires_grad(),
+            "linear_inference: the input needs a gradient; use linear"
+        );
+        let x = view2("linear", "input", self.value());
+        let wt = view2("linear", "transposed weight", weight_t);
+        assert_eq!(
+            x.ncols(),
+            wt.nrows(),
+            "linear: input {:?} does not match transposed weight {:?} (expects [N, in] and [in, out])",
+            x.shape(),
+            wt.shape()
+        );
+        let b = bias.map(|b| bias_vector(b, wt.ncols(), wt.shape()));
+        Tensor::new(affine(x, wt, b).into_dyn())
+    }
+}
+
+/// `bias` as a vector of `out` values; panics naming the shapes otherwise.
+fn bias_vector<'a>(bias: &'a ArrayD<f32>, out: usize, weight: &[usize]) -> ndarray::ArrayView1<'a, f32> {
+    bias.view()
+        .into_dimensionality::<Ix1>()
+        .ok()
+        .filter(|b| b.len() == out)
+        .unwrap_or_else(|| panic!("linear: bias {:?} does not match weight {weight:?}", bias.shape()))
+}
+
+/// `x·wt + b`: the bias written first, the product added onto it.
+fn affine(x: ArrayView2<f32>, wt: ArrayView2<f32>, bias: Option<ndarray::ArrayView1<f32>>) -> Array2<f32> {
+    let mut y = Array2::zeros((x.nrows(), wt.ncols()));
+    if let Some(b) = bias {
+        let dim = y.raw_dim();
+        y.assign(&b.broadcast(dim).expect("bias length checked"));
+    }
+    gemm(1.0, x, wt, if bias.is_some() { 1.0 } else { 0.0 }, y.view_mut());
+    y
 }
