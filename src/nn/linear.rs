@@ -35,8 +35,11 @@ pub struct Linear {
     /// The weight transposed to `[in, out]` and contiguous, for inference, with the
     /// weight value it was made from (a weak pointer: it neither keeps the old value
     /// alive nor makes an optimizer step copy the weight).
-    transposed: Option<(Weak<ArrayD<f32>>, Arc<ArrayD<f32>>)>,
+    transposed: Option<Transposed>,
 }
+
+/// A weight value (weakly held) and its transpose.
+type Transposed = (Weak<ArrayD<f32>>, Arc<ArrayD<f32>>);
 
 /// What a model file stores of a `Linear` besides its weights.
 #[derive(Serialize, Deserialize)]
