@@ -50,6 +50,11 @@ impl Module for ReZeroBlock {
         x + &branch.mul(&self.alpha.bind(x))
     }
 
+    // The name model files store it under (the registry's key).
+    fn kind(&self) -> &str {
+        Self::KIND
+    }
+
     // What a model file needs to rebuild the block: its width.
     fn config(&self) -> Value {
         json!({ "channels": self.bn.channels() })
@@ -124,6 +129,10 @@ impl Module for TinyResNet {
         let h = self.stem.forward(x, mode).relu();
         let h = self.block2.forward(&self.block1.forward(&h, mode), mode);
         self.head.forward(&GlobalAvgPool.forward(&h, mode), mode)
+    }
+
+    fn kind(&self) -> &str {
+        "TinyResNet"
     }
 
     ferrocnn::module_children!(stem, block1, block2, head);

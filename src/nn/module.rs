@@ -81,7 +81,10 @@ pub trait Module: Any + Send + ModuleBase {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor;
 
     /// The type's name, as shown in summaries and stored in model files
-    /// (`"Conv2d"`). Defaults to the Rust type's name without its path.
+    /// (`"Conv2d"`). Defaults to the Rust type's name without its path; that comes
+    /// from `std::any::type_name`, whose exact text Rust does not promise across
+    /// compiler versions, so a module you register for model files should return a
+    /// constant here (its [`FromConfig::KIND`](super::FromConfig::KIND)).
     fn kind(&self) -> &str {
         short_type_name(std::any::type_name::<Self>())
     }
