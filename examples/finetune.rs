@@ -98,8 +98,18 @@ fn train(model: &mut dyn Module, train: &Dataset, args: &Args) -> Result<(), Box
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Process-wide allocator tuning: a binary's choice, not the library's.
     ferrocnn::runtime::tune_for_training();
     let mut model = load_model(&args.model)?;

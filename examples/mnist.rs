@@ -7,11 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
 use ferrocnn::data::{Augment, Mnist};
 use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint, ModelRecord};
 use ferrocnn::metrics::peak_resident_mib;
@@ -50,14 +52,15 @@ struct Args {
     /// Which network to train.
     #[arg(long, value_enum, default_value_t = Net::Default)]
     net: Net,
-    /// Number of epochs [default: 6 for the default net, 3 for r1, 1 for r2 and r3].
-    #[arg(long)]
+    /// Number of epochs, at least 1 [default: 6 for the default net, 3 for r1, 1 for r2 and r3].
+    #[arg(long, value_parser = at_least_one)]
     epochs: Option<usize>,
-    /// Batch size [default: 128, 64 for r2].
-    #[arg(long)]
+    /// Batch size, at least 1 [default: 128, 64 for r2].
+    #[arg(long, value_parser = at_least_one)]
     batch_size: Option<usize>,
-    /// Learning rate [default: 3e-3 with a one-cycle schedule for the default net, 1e-3 constant for r1/r2/r3].
-    #[arg(long)]
+    /// Learning rate, a finite number above 0 [default: 3e-3 with a one-cycle schedule
+    /// for the default net, 1e-3 constant for r1/r2/r3].
+    #[arg(long, value_parser = learning_rate)]
     lr: Option<f32>,
     /// Optimizer.
     #[arg(long, value_enum, default_value_t = Opt::Adam)]
@@ -65,8 +68,8 @@ struct Args {
     /// Seed of initialization, shuffling, dropout and augmentation.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
+    /// Worker threads, at least 1 [default: all cores].
+    #[arg(long, value_parser = at_least_one)]
     threads: Option<usize>,
     /// Augment training images with random shifts (±2 px) and rotations (±10°)
     /// [default: on for the default net, off for r1/r2/r3].
@@ -75,8 +78,8 @@ struct Args {
     /// Do not augment training images.
     #[arg(long)]
     no_augment: bool,
-    /// Train on only the first N training images.
-    #[arg(long)]
+    /// Train on only the first N training images (at least 1).
+    #[arg(long, value_parser = at_least_one)]
     limit_train: Option<usize>,
     /// Where to save the trained model [default: models/mnist.bin for the default net,
     /// models/mnist-r1.bin etc. for the reference nets, so that benchmarking
@@ -99,6 +102,26 @@ struct Args {
     /// Continue the run saved in this checkpoint (its net, optimizer and plan are used).
     #[arg(long)]
     resume: Option<PathBuf>,
+}
+
+/// A count flag's value: a whole number of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
+/// `--lr`: a finite number above 0.
+fn learning_rate(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
+        Ok(lr) => Err(format!(
+            "{lr} is not a learning rate: it must be finite and above 0"
+        )),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
 }
 
 /// A fresh model, plan and optimizer from the command line.
@@ -151,8 +174,18 @@ fn new_run(
     (Box::new(model), options, optimizer)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // Process-wide allocator tuning: a binary's choice, not the library's.
     ferrocnn::runtime::tune_for_training();
     if let Some(threads) = args.threads {
@@ -189,6 +222,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .checkpoint
         .clone()
         .unwrap_or_else(|| save.with_extension("ckpt"));
+    // Saving the model over its own checkpoint (or the reverse) would lose one.
+    if same_file(&checkpoint_path, &save) {
+        let usage = format!(
+            "the model and the checkpoint would both be {}; give --checkpoint another path",
+            save.display()
+        );
+        Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+    }
     let (mut model, mut optimizer, mut options, mut history, meta) = match &args.resume {
         Some(path) => {
             let ckpt = load_checkpoint(path)?;
@@ -283,7 +324,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )?;
             let path = checkpoint_path.display();
             println!("\ninterrupted: saved {path}; continue with --resume {path}");
-            std::process::exit(130);
+            return Ok(ExitCode::from(130));
         }
         Err(e) => return Err(e.into()),
     }
@@ -339,5 +380,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether two paths name the same file (compared as given when it does not exist).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }

@@ -1,0 +1,92 @@
+//! The `mnist` example driven as a user drives it: bad flags are usage errors (exit
+//! code 2) that name the flag, failures are one Display line on stderr (exit code
+//! 1), and no failing run touches an existing model file.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The example's binary, which `cargo test` builds beside the tests.
+fn mnist() -> Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile folder");
+    let path: PathBuf = dir
+        .join("examples")
+        .join(format!("mnist{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test`, which builds the examples",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+fn run(args: &[&str]) -> (i32, String) {
+    let Output { status, stderr, .. } = mnist().args(args).output().expect("runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_flag_values_are_usage_errors_that_name_the_flag() {
+    for (args, flag, says) in [
+        (&["--batch-size", "0"][..], "--batch-size", "at least 1"),
+        (&["--epochs", "0"], "--epochs", "at least 1"),
+        (&["--threads", "0"], "--threads", "at least 1"),
+        (&["--limit-train", "0"], "--limit-train", "at least 1"),
+        (&["--lr", "nan"], "--lr", "finite and above 0"),
+        (&["--lr=-1"], "--lr", "finite and above 0"),
+        (&["--lr", "inf"], "--lr", "finite and above 0"),
+        (&["--lr", "fast"], "--lr", "not a number"),
+    ] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_checkpoint_path_equal_to_the_model_path_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = dir.path().join("x.ckpt");
+    std::fs::write(&model, b"keep me").unwrap();
+    let (code, stderr) = run(&["--save", model.to_str().unwrap(), "--limit-train", "64"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--checkpoint"), "{stderr}");
+    assert_eq!(std::fs::read(&model).unwrap(), b"keep me");
+}
+
+#[test]
+fn failures_print_one_display_line_and_leave_files_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = dir.path().join("m.bin");
+    std::fs::write(&model, b"an existing model").unwrap();
+    let save = ["--save", model.to_str().unwrap()];
+
+    // A dataset folder that does not exist.
+    let missing = dir.path().join("no-such-data");
+    let (code, stderr) = run(&[&save[..], &["--data", missing.to_str().unwrap()]].concat());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("no-such-data"),
+        "{stderr}"
+    );
+
+    // A checkpoint to resume that is not one: a model file is refused by kind.
+    let (code, stderr) = run(&[&save[..], &["--resume", "models/mnist.bin"]].concat());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("mnist.bin") && !stderr.contains("WrongKind {"),
+        "Display, not Debug: {stderr}"
+    );
+    assert_eq!(std::fs::read(&model).unwrap(), b"an existing model");
+}
