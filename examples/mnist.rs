@@ -260,7 +260,14 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             (model, optimizer, options, Vec::new(), meta)
         }
     };
-    println!("{}", model.summary(&[c, h, w]));
+    // A resumed model may not fit this data: say so before anything runs.
+    let summary = model.try_summary(&[c, h, w]).map_err(|e| {
+        format!(
+            "the model does not fit the {c}×{h}×{w} images of {}: {e}",
+            args.data.display()
+        )
+    })?;
+    println!("{summary}");
 
     // Ctrl-C stops after the current step and writes a checkpoint to resume from.
     let stop = Arc::new(AtomicBool::new(false));

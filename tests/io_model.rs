@@ -408,3 +408,31 @@ fn a_file_whose_content_does_not_hold_together_is_an_error_not_a_panic() {
         assert!(text.contains("bad.bin") && text.contains(says), "{what}: {text}");
     }
 }
+
+#[test]
+fn a_device_given_as_a_model_is_read_within_the_limit() {
+    if !std::path::Path::new("/dev/zero").exists() {
+        return;
+    }
+    // /dev/zero reports no size and never ends: reading stops after the header, which
+    // is not ours (zeros, not "FERROCNN").
+    let err = load_model("/dev/zero").expect_err("not a model");
+    assert!(matches!(err, IoError::NotFerrocnn { .. }), "{err}");
+}
+
+#[test]
+fn temp_files_left_by_killed_saves_are_cleaned_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("m.bin");
+    // A save killed mid-write by a process that no longer runs (pid 0 never is a
+    // user process), and one of a live process (this one's parent, say) to keep.
+    let dead = dir.path().join(".m.bin.0.tmp");
+    let other = dir.path().join(".other.bin.0.tmp");
+    std::fs::write(&dead, b"half").unwrap();
+    std::fs::write(&other, b"another file's").unwrap();
+    save_model(&zoo::r1((1, 28, 28), 10, 0), &path).expect("save");
+    if std::path::Path::new("/proc/self").exists() {
+        assert!(!dead.exists(), "the stale temp file of m.bin is removed");
+    }
+    assert!(other.exists(), "another file's temp file is left alone");
+}

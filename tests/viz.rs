@@ -304,3 +304,34 @@ fn image_grid_checks_image_sizes() {
         Err(VizError::Shape(_))
     ));
 }
+
+#[test]
+fn a_png_whose_header_claims_a_huge_image_is_refused_before_allocating() {
+    // 69 bytes: the signature, an IHDR of 1,000,000 × 1,000,000 gray pixels, a
+    // scrap of IDAT and IEND, each chunk with its right CRC.
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+        out
+    }
+    let mut ihdr = 1_000_000u32.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&1_000_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00]));
+    png.extend(chunk(b"IEND", &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.png");
+    std::fs::write(&path, &png).unwrap();
+    let err = read_grayscale_png(&path).expect_err("too large");
+    assert!(
+        matches!(err, VizError::Unsupported { .. }) && err.to_string().contains("1000000×1000000"),
+        "{err}"
+    );
+}

@@ -262,6 +262,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         let _ = fs::remove_file(&tmp);
     }
     result?;
+    remove_stale_temp_files(&dir, &name);
     // Persist the rename itself; not every platform lets a directory be opened.
     if let Ok(d) = File::open(&dir) {
         let _ = d.sync_all();
@@ -269,8 +270,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     Ok(())
 }
 
-/// Reads a file, refusing one larger than a header plus the payload limit.
+/// Removes `.{name}.{pid}.tmp` files that saves killed mid-write left in `dir`: those
+/// of processes that no longer run (on Linux, where `/proc` says; elsewhere none is
+/// removed, as a live save's file cannot be told from a dead one's).
+fn remove_stale_temp_files(dir: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|f| f.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Reads a file: its header first, then no more than the payload its header declares
+/// (within the payload limit) and one byte beyond, so that a device or pipe given as
+/// a file (`/dev/zero` reports no size and never ends) costs no more memory than a
+/// real file. A header that is not ours is returned as read, for [`open`] to name.
 pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, IoError> {
+    use std::io::Read;
     let len = fs::metadata(path).map_err(io_err(path))?.len();
     if len > MAX_PAYLOAD + HEADER_LEN as u64 {
         return Err(IoError::Corrupt {
@@ -278,5 +308,21 @@ pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, IoError> {
             reason: format!("{len} bytes is larger than any ferrocnn file may be"),
         });
     }
-    fs::read(path).map_err(io_err(path))
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    (&mut file)
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut bytes)
+        .map_err(io_err(path))?;
+    if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        return Ok(bytes);
+    }
+    let declared = u64::from_le_bytes(bytes[13..21].try_into().expect("8 bytes"));
+    if declared > MAX_PAYLOAD {
+        return Ok(bytes); // `open` says the declared length is over the limit
+    }
+    file.take(declared + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err(path))?;
+    Ok(bytes)
 }

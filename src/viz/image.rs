@@ -154,6 +154,10 @@ fn write_png(
     writer.finish().map_err(enc_err)
 }
 
+/// The largest side [`read_grayscale_png`] accepts, in pixels (8192: 256 MiB of RGBA
+/// at most, far above any digit photo).
+pub const MAX_PNG_SIDE: u32 = 8192;
+
 /// Reads a PNG as 8-bit gray: `(pixels, height, width)`, pixels row-major.
 ///
 /// Accepts gray, gray+alpha, RGB, RGBA and palette images of any bit depth. Colour
@@ -164,7 +168,8 @@ fn write_png(
 /// # Errors
 /// [`VizError::Io`] if the file cannot be opened, [`VizError::Decode`] if it is not
 /// a PNG or is truncated or corrupt, [`VizError::Unsupported`] for what the decoder
-/// reads but this function cannot convert.
+/// reads but this function cannot convert, or an image larger than [`MAX_PNG_SIDE`]
+/// a side (checked from the header, before anything is allocated).
 pub fn read_grayscale_png(path: impl AsRef<Path>) -> Result<(Vec<u8>, usize, usize), VizError> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|source| VizError::Io {
@@ -179,6 +184,15 @@ pub fn read_grayscale_png(path: impl AsRef<Path>) -> Result<(Vec<u8>, usize, usi
     // EXPAND: palette → RGB(A), 1/2/4-bit gray → 8-bit, tRNS → alpha. STRIP_16: 16 → 8 bits.
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(decode_err)?;
+    // The header's size is checked before anything is allocated: a 69-byte file may
+    // claim 1,000,000 × 1,000,000 pixels.
+    let (width, height) = (reader.info().width, reader.info().height);
+    if width > MAX_PNG_SIDE || height > MAX_PNG_SIDE {
+        return Err(VizError::Unsupported {
+            path: path.to_path_buf(),
+            what: format!("a {width}×{height} image (the limit is {MAX_PNG_SIDE} pixels a side)"),
+        });
+    }
     let size = reader.output_buffer_size().ok_or_else(|| VizError::Unsupported {
         path: path.to_path_buf(),
         what: "image too large for memory".into(),

@@ -38,7 +38,7 @@ mod plot;
 use std::path::PathBuf;
 
 pub use grid::{auto_columns, normalize_tile, Grid, TileRange};
-pub use image::{read_grayscale_png, resize_gray, Filter, GrayImage, RgbImage};
+pub use image::{read_grayscale_png, resize_gray, Filter, GrayImage, RgbImage, MAX_PNG_SIDE};
 pub use model::{save_conv_filters, save_feature_maps, save_image_grid};
 pub use plot::{save_training_curves, CURVES_HEIGHT, CURVES_WIDTH};
 
