@@ -63,7 +63,9 @@ pub enum Mode {
 /// [`children`](Module::children)/[`children_mut`](Module::children_mut) (the
 /// [`module_children!`](crate::module_children) macro writes both). A module that
 /// owns parameters directly reports them in [`own_parameters`](Module::own_parameters).
-/// The rest has working defaults.
+/// The rest has working defaults. The type must be `Clone` (derive it): copies are
+/// how models are checkpointed, summarized and checked, and the copy shares
+/// parameter values until one side changes them.
 ///
 /// Names nest as in a PyTorch `state_dict`: a parameter `weight` of child `conv1` of
 /// child `blocks.2` is `blocks.2.conv1.weight`. Parameters are listed in a fixed
