@@ -328,3 +328,23 @@ fn residual_blocks_and_fused_conv_blocks_pass_the_gradient_check() {
     let x = ferrocnn::gradcheck::random_like(&[2, 2, 6, 6], 3);
     check.check_module(&fused, &x, Mode::Train).expect("fused block");
 }
+
+#[test]
+fn relu_keeps_nan_as_pytorch_does() {
+    // max(NaN, 0) would be 0 and hide a NaN input; PyTorch's ReLU keeps it.
+    let x = Tensor::new(ndarray::arr1(&[f32::NAN, -1.0, 0.0, 2.0]).into_dyn());
+    let y = x.relu();
+    let v: Vec<f32> = y.value().iter().copied().collect();
+    assert!(v[0].is_nan() && v[1..] == [0.0, 0.0, 2.0], "{v:?}");
+    // The fused block applies the same rule.
+    let mut r = rng();
+    let mut block = Conv2dBlock::new(Conv2d::new(1, 2, (1, 1), &mut r)).with_relu();
+    let mut image = ndarray::Array4::<f32>::ones((1, 1, 3, 3));
+    image[[0, 0, 1, 1]] = f32::NAN;
+    let out = block.forward(&Tensor::new(image.into_dyn()), Mode::Eval);
+    assert_eq!(
+        out.value().iter().filter(|v| v.is_nan()).count(),
+        2,
+        "one NaN per channel"
+    );
+}

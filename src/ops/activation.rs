@@ -24,9 +24,10 @@ impl Tensor {
         })
     }
 
-    /// `max(0, x)`. The gradient at exactly 0 is 0, as in PyTorch.
+    /// `max(0, x)`. The gradient at exactly 0 is 0, as in PyTorch, and NaN stays
+    /// NaN, as in PyTorch (`f32::max` would turn it into 0 and hide it).
     pub fn relu(&self) -> Tensor {
-        self.unary("relu", |x| x.max(0.0), |x, _| keep_if(x > 0.0, 1.0))
+        self.unary("relu", relu, |x, _| keep_if(x > 0.0, 1.0))
     }
 
     /// `x` for `x > 0`, `slope · x` otherwise (PyTorch's default slope is 0.01).
@@ -81,5 +82,14 @@ fn sigmoid(x: f32) -> f32 {
     } else {
         let e = x.exp();
         e / (1.0 + e)
+    }
+}
+
+/// ReLU of one value, NaN kept: what `relu` and the fused conv block apply.
+pub(crate) fn relu(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
     }
 }

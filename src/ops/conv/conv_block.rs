@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Outputs, Planes};
 use super::padding::Padding;
+use crate::ops::activation::relu as relu_of;
 use crate::ops::elementwise::keep_if;
 use crate::ops::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
 use crate::ops::pool::PoolGeometry;
@@ -136,7 +137,7 @@ impl Tensor {
                             }
                         }
                         if relu {
-                            out.iter_mut().for_each(|v| *v = v.max(0.0));
+                            out.iter_mut().for_each(|v| *v = relu_of(*v));
                         }
                     }
                 },
