@@ -308,7 +308,7 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         model.as_mut(),
         optimizer.as_mut(),
         &train,
-        Some(&test),
+        (!test.is_empty()).then_some(&test),
         &options,
         |stats, model, optimizer| {
             done.push(stats.clone());
@@ -340,17 +340,26 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Some(profiler) = &profiler {
         println!("\nwhere the training time went:\n{}", profiler.report());
     }
-    let result = evaluate(model.as_mut(), &test, 1000);
-    println!(
-        "\nconfusion matrix on the {} test images:\n{}",
-        test.len(),
-        result.confusion
-    );
-    println!(
-        "test accuracy {:.2}%  loss {:.4}  ({total:.1} s in all)",
-        100.0 * result.accuracy,
-        result.loss
-    );
+    // No test images, no test figures (an accuracy of 0/0 would print as 0.00%).
+    let result = (!test.is_empty()).then(|| evaluate(model.as_mut(), &test, 1000));
+    match &result {
+        Some(result) => {
+            println!(
+                "\nconfusion matrix on the {} test images:\n{}",
+                test.len(),
+                result.confusion
+            );
+            println!(
+                "test accuracy {:.2}%  loss {:.4}  ({total:.1} s in all)",
+                100.0 * result.accuracy,
+                result.loss
+            );
+        }
+        None => println!(
+            "no test images in {}: no test figures ({total:.1} s in all)",
+            args.data.display()
+        ),
+    }
 
     io::save_model(model.as_ref(), &save)?;
     println!(
@@ -377,8 +386,8 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             .collect();
         let json = serde_json::json!({
             "net": format!("{:?}", args.net).to_lowercase(),
-            "test_accuracy": result.accuracy,
-            "test_loss": result.loss,
+            "test_accuracy": result.as_ref().map(|r| r.accuracy),
+            "test_loss": result.as_ref().map(|r| r.loss),
             "epochs": epochs,
             "total_seconds": total,
             "parameters": model.num_parameters(),

@@ -1,6 +1,10 @@
 //! The `mnist` example driven as a user drives it: bad flags are usage errors (exit
 //! code 2) that name the flag, failures are one Display line on stderr (exit code
 //! 1), and no failing run touches an existing model file.
+//!
+//! They run the example binary that `cargo test` builds beside the tests; after
+//! changing the example, run plain `cargo test` (not `--test cli_mnist` alone, which
+//! does not rebuild the examples).
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -89,4 +93,48 @@ fn failures_print_one_display_line_and_leave_files_alone() {
         "Display, not Debug: {stderr}"
     );
     assert_eq!(std::fs::read(&model).unwrap(), b"an existing model");
+}
+
+#[test]
+fn a_dataset_without_test_images_trains_and_reports_no_test_figures() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for file in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
+        std::fs::copy(format!("datasets/mnist/{file}"), data.join(file)).unwrap();
+    }
+    // IDX headers that hold no items: images (0 × 28 × 28) and labels (0).
+    let images = [
+        &[0u8, 0, 8, 3][..],
+        &0u32.to_be_bytes(),
+        &28u32.to_be_bytes(),
+        &28u32.to_be_bytes(),
+    ]
+    .concat();
+    let labels = [&[0u8, 0, 8, 1][..], &0u32.to_be_bytes()].concat();
+    std::fs::write(data.join("t10k-images-idx3-ubyte"), images).unwrap();
+    std::fs::write(data.join("t10k-labels-idx1-ubyte"), labels).unwrap();
+    let save = dir.path().join("m.bin");
+    let output = mnist()
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--limit-train",
+            "128",
+            "--epochs",
+            "1",
+        ])
+        .args(["--save", save.to_str().unwrap()])
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("no test images") && !stdout.contains("0.00%"),
+        "{stdout}"
+    );
+    assert!(save.exists());
 }
