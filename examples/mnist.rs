@@ -130,14 +130,22 @@ fn new_run(
     (c, h, w): (usize, usize, usize),
     classes: usize,
     train_len: usize,
-) -> (Box<dyn Module>, FitOptions, Box<dyn Optimizer>) {
+) -> Result<(Box<dyn Module>, FitOptions, Box<dyn Optimizer>), String> {
     let input = (c, h, w);
     let (model, epochs, batch_size, lr, one_cycle) = match args.net {
-        Net::Default => (zoo::mnist_default(input, classes, args.seed), 6, 128, 3e-3, true),
-        Net::R1 => (zoo::r1(input, classes, args.seed), 3, 128, 1e-3, false),
-        Net::R2 => (zoo::r2(input, classes, args.seed), 1, 64, 1e-3, false),
-        Net::R3 => (zoo::r3(input, classes, args.seed), 1, 128, 1e-3, false),
+        Net::Default => (
+            zoo::try_mnist_default(input, classes, args.seed),
+            6,
+            128,
+            3e-3,
+            true,
+        ),
+        Net::R1 => (zoo::try_r1(input, classes, args.seed), 3, 128, 1e-3, false),
+        Net::R2 => (zoo::try_r2(input, classes, args.seed), 1, 64, 1e-3, false),
+        Net::R3 => (zoo::try_r3(input, classes, args.seed), 1, 128, 1e-3, false),
     };
+    let name = format!("{:?}", args.net).to_lowercase();
+    let model = model.map_err(|e| format!("--net {name} does not fit the data: {e}"))?;
     let augment = !args.no_augment && (args.augment || matches!(args.net, Net::Default));
     let epochs = args.epochs.unwrap_or(epochs);
     let batch_size = args.batch_size.unwrap_or(batch_size);
@@ -171,7 +179,7 @@ fn new_run(
         progress: Progress::Auto,
         ..Default::default()
     };
-    (Box::new(model), options, optimizer)
+    Ok((Box::new(model), options, optimizer))
 }
 
 fn main() -> ExitCode {
@@ -252,7 +260,7 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             )
         }
         None => {
-            let (model, options, optimizer) = new_run(&args, (c, h, w), classes, train.len());
+            let (model, options, optimizer) = new_run(&args, (c, h, w), classes, train.len())?;
             let meta = BTreeMap::from([
                 ("net".to_string(), format!("{:?}", args.net).to_lowercase()),
                 ("limit_train".to_string(), train.len().to_string()),

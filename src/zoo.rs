@@ -18,7 +18,8 @@ use crate::nn::{
 };
 use crate::ops::Padding;
 
-/// Appends `Flatten` and a `Linear` sized to the flattened features of `net`.
+/// Appends `Flatten` and a `Linear` sized to the flattened features of `net`, or says
+/// why the images are too small for `net`.
 fn add_head(
     mut net: Sequential,
     input: (usize, usize, usize),
@@ -27,11 +28,11 @@ fn add_head(
     init: Init,
     classes: usize,
     rng: &mut StdRng,
-) -> Sequential {
+) -> Result<Sequential, String> {
     let (c, h, w) = input;
     net = net.add(Flatten);
     let mut features: usize = net
-        .output_shapes(&[c, h, w])
+        .try_output_shapes(&[c, h, w])?
         .last()
         .map_or(c * h * w, |s| s.iter().product());
     for &units in hidden {
@@ -44,12 +45,30 @@ fn add_head(
     if hidden.is_empty() && dropout > 0.0 {
         net = net.add(Dropout::new(dropout, rng));
     }
-    net.add(Linear::with_init(features, classes, init, rng))
+    Ok(net.add(Linear::with_init(features, classes, init, rng)))
+}
+
+/// Images with no channel or no pixel, or no class, fit no net.
+fn check_sizes(input: (usize, usize, usize), classes: usize) -> Result<(), String> {
+    if input.0 == 0 || input.1 == 0 || input.2 == 0 || classes == 0 {
+        return Err(format!(
+            "images of {}×{}×{} and {classes} classes: every size must be at least 1",
+            input.0, input.1, input.2
+        ));
+    }
+    Ok(())
 }
 
 /// R1, the classic Keras MNIST convnet: conv 32 k3 · ReLU · pool 2 · conv 64 k3 ·
-/// ReLU · pool 2 · flatten · dropout 0.5 · linear.
+/// ReLU · pool 2 · flatten · dropout 0.5 · linear. Panics if the images are too
+/// small for it (at least 10×10); [`try_r1`] returns that as an error.
 pub fn r1(input: (usize, usize, usize), classes: usize, seed: u64) -> Sequential {
+    try_r1(input, classes, seed).unwrap_or_else(|e| panic!("zoo::r1: {e}"))
+}
+
+/// [`r1`], or why it cannot take these images.
+pub fn try_r1(input: (usize, usize, usize), classes: usize, seed: u64) -> Result<Sequential, String> {
+    check_sizes(input, classes)?;
     let rng = &mut StdRng::seed_from_u64(seed);
     let conv = |i, o, rng: &mut StdRng| {
         Conv2dBlock::new(Conv2d::with_init(i, o, (3, 3), Init::PyTorchDefault, rng))
@@ -64,7 +83,15 @@ pub fn r1(input: (usize, usize, usize), classes: usize, seed: u64) -> Sequential
 
 /// R2, the net of PyTorch's examples/mnist: conv 32 k3 · ReLU · conv 64 k3 · ReLU ·
 /// pool 2 · dropout 0.25 · flatten · linear 128 · ReLU · dropout 0.5 · linear.
+/// Panics if the images are too small for it (at least 6×6); [`try_r2`] returns
+/// that as an error.
 pub fn r2(input: (usize, usize, usize), classes: usize, seed: u64) -> Sequential {
+    try_r2(input, classes, seed).unwrap_or_else(|e| panic!("zoo::r2: {e}"))
+}
+
+/// [`r2`], or why it cannot take these images.
+pub fn try_r2(input: (usize, usize, usize), classes: usize, seed: u64) -> Result<Sequential, String> {
+    check_sizes(input, classes)?;
     let rng = &mut StdRng::seed_from_u64(seed);
     let net = Sequential::new()
         .add(Conv2dBlock::new(Conv2d::with_init(input.0, 32, (3, 3), Init::PyTorchDefault, rng)).with_relu())
@@ -76,20 +103,32 @@ pub fn r2(input: (usize, usize, usize), classes: usize, seed: u64) -> Sequential
         .add(Dropout::new(0.25, rng))
         .add(Flatten);
     let features: usize = net
-        .output_shapes(&[input.0, input.1, input.2])
+        .try_output_shapes(&[input.0, input.1, input.2])?
         .last()
         .map_or(0, |s| s.iter().product());
-    net.add(Linear::with_init(features, 128, Init::PyTorchDefault, rng))
+    Ok(net
+        .add(Linear::with_init(features, 128, Init::PyTorchDefault, rng))
         .add(ReLU)
         .add(Dropout::new(0.5, rng))
-        .add(Linear::with_init(128, classes, Init::PyTorchDefault, rng))
+        .add(Linear::with_init(128, classes, Init::PyTorchDefault, rng)))
 }
 
 /// The default net of `cargo run --example mnist`: two blocks of
 /// conv 3×3 (same) · batch norm · ReLU · max-pool 2, then dropout and a 128-unit
 /// hidden layer. Batch norm lets it train at a high learning rate, which is what
-/// reaches 99.3%+ in a few epochs on a CPU.
+/// reaches 99.3%+ in a few epochs on a CPU. Panics if the images are too small for
+/// it (at least 4×4); [`try_mnist_default`] returns that as an error.
 pub fn mnist_default(input: (usize, usize, usize), classes: usize, seed: u64) -> Sequential {
+    try_mnist_default(input, classes, seed).unwrap_or_else(|e| panic!("zoo::mnist_default: {e}"))
+}
+
+/// [`mnist_default`], or why it cannot take these images.
+pub fn try_mnist_default(
+    input: (usize, usize, usize),
+    classes: usize,
+    seed: u64,
+) -> Result<Sequential, String> {
+    check_sizes(input, classes)?;
     let rng = &mut StdRng::seed_from_u64(seed);
     let net = Sequential::new()
         .add(
@@ -146,8 +185,16 @@ pub fn basic_block(cin: usize, cout: usize, stride: usize, rng: &mut StdRng) -> 
 
 /// R3, a small ResNet: stem conv 3×3 (16, no bias) · BN · ReLU; six basic blocks
 /// (16→16, 16→16, 16→32 stride 2, 32→32, 32→64 stride 2, 64→64), named `blocks.0`
-/// to `blocks.5`; global average pooling · linear. Planes 28×28 → 14×14 → 7×7.
+/// to `blocks.5`; global average pooling · linear. Planes 28×28 → 14×14 → 7×7. Any
+/// image size fits (the convs are padded); panics only for a size or class count of
+/// 0, which [`try_r3`] returns as an error.
 pub fn r3(input: (usize, usize, usize), classes: usize, seed: u64) -> Sequential {
+    try_r3(input, classes, seed).unwrap_or_else(|e| panic!("zoo::r3: {e}"))
+}
+
+/// [`r3`], or why it cannot take these images.
+pub fn try_r3(input: (usize, usize, usize), classes: usize, seed: u64) -> Result<Sequential, String> {
+    check_sizes(input, classes)?;
     let rng = &mut StdRng::seed_from_u64(seed);
     let mut blocks = Sequential::new();
     for (i, (cin, cout, stride)) in [
@@ -168,6 +215,7 @@ pub fn r3(input: (usize, usize, usize), classes: usize, seed: u64) -> Sequential
         .add(BatchNorm2d::new(16))
         .add(ReLU);
     net.push_named("blocks", blocks);
-    net.add(GlobalAvgPool)
-        .add(Linear::with_init(64, classes, Init::PyTorchDefault, rng))
+    Ok(net
+        .add(GlobalAvgPool)
+        .add(Linear::with_init(64, classes, Init::PyTorchDefault, rng)))
 }

@@ -138,3 +138,47 @@ fn a_dataset_without_test_images_trains_and_reports_no_test_figures() {
     );
     assert!(save.exists());
 }
+
+/// Writes an MNIST-style folder of `n` gray `side`×`side` images per split.
+fn tiny_dataset(dir: &std::path::Path, side: u32, n: u32) {
+    for (prefix, count) in [("train", n), ("t10k", n)] {
+        let mut images = [
+            &[0u8, 0, 8, 3][..],
+            &count.to_be_bytes(),
+            &side.to_be_bytes(),
+            &side.to_be_bytes(),
+        ]
+        .concat();
+        images.extend((0..count * side * side).map(|i| (i * 37 % 256) as u8));
+        let mut labels = [&[0u8, 0, 8, 1][..], &count.to_be_bytes()].concat();
+        labels.extend((0..count).map(|i| (i % 10) as u8));
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+}
+
+#[test]
+fn a_reference_net_on_images_too_small_for_it_is_an_error_not_a_panic() {
+    // R1 needs 10×10 images at least, R2 6×6.
+    for (net, side) in [("r1", 8), ("r2", 5)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        tiny_dataset(dir.path(), side, 20);
+        let save = dir.path().join("m.bin");
+        let (code, stderr) = run(&[
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--net",
+            net,
+            "--save",
+            save.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{net}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ")
+                && stderr.contains(&format!("--net {net} does not fit"))
+                && !stderr.contains("panicked"),
+            "{net}: {stderr}"
+        );
+        assert!(!save.exists());
+    }
+}

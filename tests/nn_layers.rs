@@ -348,3 +348,15 @@ fn relu_keeps_nan_as_pytorch_does() {
         "one NaN per channel"
     );
 }
+
+#[test]
+fn reference_nets_say_which_layer_images_are_too_small_for() {
+    let err = zoo::try_r1((1, 8, 8), 10, 0).unwrap_err();
+    assert!(err.contains("conv2") && err.contains("max pooling"), "{err}");
+    assert!(zoo::try_r2((1, 5, 5), 10, 0).is_err());
+    assert!(zoo::try_mnist_default((1, 28, 28), 0, 0)
+        .unwrap_err()
+        .contains("at least 1"));
+    // R3's convs are padded: any image size fits.
+    assert!(zoo::try_r3((1, 3, 3), 10, 0).is_ok());
+}
