@@ -124,13 +124,16 @@ fn learning_rate(text: &str) -> Result<f32, String> {
     }
 }
 
+/// A model, its training plan and its optimizer.
+type Run = (Box<dyn Module>, FitOptions, Box<dyn Optimizer>);
+
 /// A fresh model, plan and optimizer from the command line.
 fn new_run(
     args: &Args,
     (c, h, w): (usize, usize, usize),
     classes: usize,
     train_len: usize,
-) -> Result<(Box<dyn Module>, FitOptions, Box<dyn Optimizer>), String> {
+) -> Result<Run, String> {
     let input = (c, h, w);
     let (model, epochs, batch_size, lr, one_cycle) = match args.net {
         Net::Default => (
