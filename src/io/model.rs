@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::format::{decode_payload, encode, open, read_limited, write_atomic, FileKind, IoError};
 use super::legacy;
-use super::state_dict::{LoadReport, StateDict};
+use super::state_dict::{check_state_dict, LoadReport, StateDict};
 use crate::nn::{ConfigError, Module, ModuleConfig, Registry, CONFIG_VERSION};
 
 /// A model as stored: architecture, weights, frozen flags and extra state.
@@ -95,16 +95,15 @@ impl ModelRecord {
     /// `model`, which must have exactly the stored parameters and buffers (PyTorch's
     /// strict `load_state_dict`). Nothing changes if an error is returned.
     pub fn load_into(&self, model: &mut dyn Module) -> Result<(), IoError> {
-        // Everything is checked on a copy, so that a failure leaves `model` as it was.
-        let mut staged = model.clone_module();
-        staged.load_state_dict(&self.tensors, true)?;
-        let names: Vec<String> = staged.named_parameters().into_iter().map(|(n, _)| n).collect();
+        // Everything that can fail is checked before `model` changes.
+        check_state_dict(model, &self.tensors, true)?;
+        let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
         if let Some(name) = self.frozen.iter().find(|n| !names.contains(n)) {
             return Err(IoError::KeyMismatch(format!(
                 "frozen parameter {name:?} is not in the model"
             )));
         }
-        let modules: Vec<String> = staged.named_modules().into_iter().map(|(n, _)| n).collect();
+        let modules: Vec<String> = model.named_modules().into_iter().map(|(n, _)| n).collect();
         let mut extra = Vec::new();
         for (name, json) in &self.extra_state {
             if !modules.contains(name) {
@@ -116,24 +115,22 @@ impl ModelRecord {
                 .map_err(|e| IoError::KeyMismatch(format!("extra state of {name:?}: {e}")))?;
             extra.push((name.as_str(), value));
         }
-        let mut failed = None;
-        staged.visit_mut(&mut |name, m| {
-            if let Some((_, value)) = extra.iter().find(|(n, _)| *n == name) {
-                if let Err(e) = m.set_extra_state(value.clone()) {
-                    failed.get_or_insert(format!("extra state of {name:?}: {e}"));
+        // A module may refuse its extra state: try it on a copy first (cheap: the
+        // copy shares its weights with `model`).
+        let set_extra = |m: &mut dyn Module| {
+            let mut failed = None;
+            m.visit_mut(&mut |name, m| {
+                if let Some((_, value)) = extra.iter().find(|(n, _)| *n == name) {
+                    if let Err(e) = m.set_extra_state(value.clone()) {
+                        failed.get_or_insert(format!("extra state of {name:?}: {e}"));
+                    }
                 }
-            }
-        });
-        if let Some(reason) = failed {
-            return Err(IoError::KeyMismatch(reason));
-        }
-        // Checked: now the same changes on `model` itself, which cannot fail.
+            });
+            failed.map_or(Ok(()), |reason| Err(IoError::KeyMismatch(reason)))
+        };
+        set_extra(model.clone_module().as_mut())?;
         model.load_state_dict(&self.tensors, true)?;
-        model.visit_mut(&mut |name, m| {
-            if let Some((_, value)) = extra.iter().find(|(n, _)| *n == name) {
-                let _ = m.set_extra_state(value.clone());
-            }
-        });
+        set_extra(model)?;
         for (name, param) in model.named_parameters_mut() {
             param.set_frozen(self.frozen.contains(&name));
         }

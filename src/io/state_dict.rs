@@ -41,22 +41,44 @@ pub(crate) fn state_dict(model: &dyn Module) -> StateDict {
     out
 }
 
-/// The body of [`Module::load_state_dict`].
-pub(crate) fn load_state_dict(
-    model: &mut dyn Module,
+/// Every parameter and buffer name of `model` with its shape, in state-dict order,
+/// without copying a weight.
+fn names_and_shapes(model: &dyn Module) -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    for (prefix, module) in model.named_modules() {
+        let name = |n: &str| {
+            if prefix.is_empty() {
+                n.to_string()
+            } else {
+                format!("{prefix}.{n}")
+            }
+        };
+        for (n, p) in module.own_parameters() {
+            out.push((name(&n), p.shape().to_vec()));
+        }
+        for (n, b) in module.own_buffers() {
+            out.push((name(&n), b.shape().to_vec()));
+        }
+    }
+    out
+}
+
+/// Checks `state` against `model` (shapes always; with `strict`, the set of names)
+/// and says what a non-strict load would skip. Changes nothing.
+pub(crate) fn check_state_dict(
+    model: &dyn Module,
     state: &StateDict,
     strict: bool,
 ) -> Result<LoadReport, IoError> {
-    let ours = state_dict(model);
-    let find = |name: &str| state.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let ours = names_and_shapes(model);
     let mut report = LoadReport::default();
-    for (name, value) in &ours {
-        match find(name) {
-            Some(v) if v.shape() != value.shape() => {
+    for (name, shape) in &ours {
+        match state.iter().find(|(n, _)| n == name) {
+            Some((_, v)) if v.shape() != shape.as_slice() => {
                 return Err(IoError::ShapeMismatch {
                     name: name.clone(),
                     found: v.shape().to_vec(),
-                    expected: value.shape().to_vec(),
+                    expected: shape.clone(),
                 })
             }
             Some(_) => {}
@@ -74,7 +96,18 @@ pub(crate) fn load_state_dict(
             report.missing, report.unexpected
         )));
     }
-    // Validated: now apply.
+    Ok(report)
+}
+
+/// The body of [`Module::load_state_dict`].
+pub(crate) fn load_state_dict(
+    model: &mut dyn Module,
+    state: &StateDict,
+    strict: bool,
+) -> Result<LoadReport, IoError> {
+    let report = check_state_dict(model, state, strict)?;
+    let find = |name: &str| state.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    // Checked: now apply.
     for (name, param) in model.named_parameters_mut() {
         if let Some(v) = find(&name) {
             param.set_value(v.clone());

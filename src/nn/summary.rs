@@ -14,7 +14,6 @@ use super::module::join;
 use super::{Mode, Module};
 use crate::observe::TraceKey;
 use crate::tape::Tape;
-use crate::tensor::Tensor;
 
 /// One row of a [`Summary`]: a module of the tree.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,26 +62,24 @@ impl Summary {
     }
 }
 
-/// One module of a traced pass: dotted name, depth, what it output.
-pub(crate) type TracedModule = (String, usize, Option<Arc<ArrayD<f32>>>);
+/// What [`trace`] calls for each module: `(dotted name, depth, module, output)`.
+pub(crate) type Traced<'a> = dyn FnMut(&str, usize, &dyn Module, Option<&Arc<ArrayD<f32>>>) + 'a;
 
-/// Runs `model` (a copy of it, returned first) in evaluation on `input` (with its
-/// batch axis) on a tape that keeps every module's output, and lists every module
-/// below the root with its output.
-pub(crate) fn trace(model: &dyn Module, input: ArrayD<f32>) -> (Box<dyn Module>, Tensor, Vec<TracedModule>) {
+/// Runs a copy of `model` in evaluation on `input` (with its batch axis) on a tape
+/// that keeps every module's output, then calls `f` on every module of the copy
+/// below the root, parents first, with its output where the pass saw it.
+pub(crate) fn trace(model: &dyn Module, input: ArrayD<f32>, f: &mut Traced) {
     let mut copy = model.clone_module();
     let tape = Tape::traced();
-    let y = copy.forward(&tape.input(input), Mode::Eval);
-    let mut outputs = tape.take_trace().outputs;
-    let mut found = Vec::new();
+    copy.forward(&tape.input(input), Mode::Eval);
+    let outputs = tape.take_trace().outputs;
     walk(copy.as_ref(), "", 0, &mut |name, depth, parent, module| {
         let leaf = name.rsplit('.').next().unwrap_or(name);
         let output = outputs
-            .remove(&TraceKey::child(parent, leaf))
-            .or_else(|| TraceKey::of(module).and_then(|k| outputs.get(&k).cloned()));
-        found.push((name.to_string(), depth, output));
+            .get(&TraceKey::child(parent, leaf))
+            .or_else(|| TraceKey::of(module).and_then(|k| outputs.get(&k)));
+        f(name, depth, module, output);
     });
-    (copy, y.detach(), found)
 }
 
 /// What `walk` calls: `(name, depth, parent, module)`.
@@ -102,27 +99,22 @@ pub(crate) fn summarize(model: &dyn Module, input_shape: &[usize]) -> Result<Sum
     let output_shape = model.output_shape(input_shape)?;
     let mut shape = vec![1];
     shape.extend_from_slice(input_shape);
-    let (copy, _, traced) = trace(model, ArrayD::zeros(IxDyn(&shape)));
-    let modules = copy.named_modules();
-    let rows = traced
-        .into_iter()
-        .map(|(name, depth, output)| {
-            let module = modules
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, m)| *m)
-                .expect("traced modules are the copy's");
+    let mut rows = Vec::new();
+    trace(
+        model,
+        ArrayD::zeros(IxDyn(&shape)),
+        &mut |name, depth, module, output| {
             let params = module.parameters();
-            SummaryRow {
-                name,
+            rows.push(SummaryRow {
+                name: name.to_string(),
                 kind: module.kind().to_string(),
                 depth,
                 output_shape: output.map(|o| o.shape().get(1..).unwrap_or_default().to_vec()),
                 params: params.iter().map(|p| p.len()).sum(),
                 trainable: params.iter().filter(|p| !p.is_frozen()).map(|p| p.len()).sum(),
-            }
-        })
-        .collect();
+            });
+        },
+    );
     let params = model.parameters();
     Ok(Summary {
         kind: model.kind().to_string(),

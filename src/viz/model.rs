@@ -80,14 +80,14 @@ pub fn save_feature_maps(
         path: dir.to_path_buf(),
         source,
     })?;
-    let (copy, _, traced) = crate::nn::trace(model, input.clone().into_dyn());
-    let modules = copy.named_modules();
+    let mut convs = Vec::new();
+    crate::nn::trace(model, input.clone().into_dyn(), &mut |name, _, module, output| {
+        if let (Some(_), Some(output)) = (conv_of(module), output) {
+            convs.push((name.to_string(), output.clone()));
+        }
+    });
     let mut written = Vec::new();
-    for (name, _, output) in traced {
-        let is_conv = modules.iter().any(|(n, m)| *n == name && conv_of(*m).is_some());
-        let Some(output) = output.filter(|_| is_conv) else {
-            continue;
-        };
+    for (name, output) in convs {
         let maps = output
             .view()
             .into_dimensionality::<Ix4>()
