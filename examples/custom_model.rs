@@ -60,27 +60,8 @@ impl Module for ReZeroBlock {
         json!({ "channels": self.bn.channels() })
     }
 
-    ferrocnn::module_children!(conv1, bn, conv2);
-
-    fn own_parameters(&self) -> Vec<(String, &Param)> {
-        vec![("alpha".into(), &self.alpha)]
-    }
-
-    fn own_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
-        vec![("alpha".into(), &mut self.alpha)]
-    }
-
-    // Children and an own parameter: hand out both borrows at once.
-    fn own_parameters_and_children_mut(
-        &mut self,
-    ) -> (Vec<(String, &mut Param)>, Vec<(String, &mut dyn Module)>) {
-        let children: Vec<(String, &mut dyn Module)> = vec![
-            ("conv1".into(), &mut self.conv1),
-            ("bn".into(), &mut self.bn),
-            ("conv2".into(), &mut self.conv2),
-        ];
-        (vec![("alpha".into(), &mut self.alpha)], children)
-    }
+    // Children and a parameter of its own (named after the fields).
+    ferrocnn::module_children!(conv1, bn, conv2; params: alpha);
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
         self.conv1.output_shape(input)

@@ -126,7 +126,7 @@ pub trait Module: Any + Send + ModuleBase {
     /// `own_parameters_mut` and `children_mut` at once, as two disjoint borrows. The
     /// default serves modules that have one or the other (nearly all: layers own
     /// parameters, containers own children); a module with both must override it,
-    /// e.g. `(vec![("scale".into(), &mut self.scale)], vec![("conv".into(), &mut self.conv)])`.
+    /// which `module_children!(conv; params: scale)` does.
     #[allow(clippy::type_complexity)]
     fn own_parameters_and_children_mut(
         &mut self,
@@ -424,22 +424,29 @@ impl std::fmt::Debug for dyn Module {
 }
 
 /// Lists a struct's fields as the module's children, in the order given, named after
-/// the fields: writes `children` and `children_mut` inside an `impl Module`.
+/// the fields: writes `children` and `children_mut` inside an `impl Module`. After a
+/// `;`, `params:` lists the fields that are the module's own [`Param`]s, and the
+/// macro writes `own_parameters`, `own_parameters_mut` and
+/// `own_parameters_and_children_mut` too.
 ///
 /// ```
-/// use ferrocnn::nn::{Linear, Mode, Module};
+/// use ferrocnn::nn::{Linear, Mode, Module, Param};
 /// use ferrocnn::Tensor;
 ///
 /// #[derive(Clone)]
-/// struct Mlp { fc1: Linear, fc2: Linear }
+/// struct Mlp { fc1: Linear, fc2: Linear, scale: Param }
 ///
 /// impl Module for Mlp {
 ///     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
 ///         let h = self.fc1.forward(x, mode).relu();
-///         self.fc2.forward(&h, mode)
+///         self.fc2.forward(&h, mode).mul(&self.scale.bind(x))
 ///     }
-///     ferrocnn::module_children!(fc1, fc2);
+///     ferrocnn::module_children!(fc1, fc2; params: scale);
 /// }
+/// # use rand::SeedableRng;
+/// # let rng = &mut rand::rngs::StdRng::seed_from_u64(0);
+/// # let mut mlp = Mlp { fc1: Linear::new(2, 3, rng), fc2: Linear::new(3, 1, rng), scale: Param::new(ndarray::arr1(&[1.0f32]).into_dyn()) };
+/// # assert_eq!(mlp.named_parameters_mut()[0].0, "scale");
 /// ```
 #[macro_export]
 macro_rules! module_children {
@@ -449,6 +456,24 @@ macro_rules! module_children {
         }
         fn children_mut(&mut self) -> Vec<(String, &mut dyn $crate::nn::Module)> {
             vec![$((stringify!($field).to_string(), &mut self.$field as &mut dyn $crate::nn::Module)),*]
+        }
+    };
+    ($($field:ident),* ; params: $($param:ident),+ $(,)?) => {
+        $crate::module_children!($($field),*);
+        fn own_parameters(&self) -> Vec<(String, &$crate::nn::Param)> {
+            vec![$((stringify!($param).to_string(), &self.$param)),+]
+        }
+        fn own_parameters_mut(&mut self) -> Vec<(String, &mut $crate::nn::Param)> {
+            vec![$((stringify!($param).to_string(), &mut self.$param)),+]
+        }
+        #[allow(clippy::type_complexity)]
+        fn own_parameters_and_children_mut(
+            &mut self,
+        ) -> (Vec<(String, &mut $crate::nn::Param)>, Vec<(String, &mut dyn $crate::nn::Module)>) {
+            (
+                vec![$((stringify!($param).to_string(), &mut self.$param)),+],
+                vec![$((stringify!($field).to_string(), &mut self.$field as &mut dyn $crate::nn::Module)),*],
+            )
         }
     };
 }
