@@ -366,6 +366,9 @@ fn gemm_crate_single(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut
 
 // ---------------------------------------------------------------- nets
 
+/// The row of an R1 training step with anomaly detection on.
+const ANOMALY_STEP_R1: &str = "anomaly_r1_step";
+
 /// The reference nets of DESIGN.md, with their batch sizes.
 #[derive(Clone, Copy)]
 enum Net {
@@ -420,20 +423,25 @@ fn adam() -> Adam {
     })
 }
 
-/// Median ms of one training step (forward, cross-entropy, backward, Adam) on the
-/// first batch of `train`, repeated on the same model.
-fn step_ms(net: Net, train: &Dataset, reps: Reps) -> f64 {
+/// Median ms of one training step (forward, cross-entropy, backward, Adam, and the
+/// numerical checks) on the first batch of `train`, repeated on the same model;
+/// with anomaly detection on every step if `detect_anomaly`.
+fn step_ms(net: Net, train: &Dataset, reps: Reps, detect_anomaly: bool) -> f64 {
     let mut model = net.build(train);
     let mut optimizer = adam();
     let indices: Vec<usize> = (0..net.batch_size()).collect();
     let batch = train.batch(&indices);
-    let opts = FitOptions::default();
+    let opts = FitOptions {
+        detect_anomaly,
+        ..FitOptions::default()
+    };
     median_ms(
         reps,
         || batch.x.clone(),
         |x| {
-            let (loss, _) = train_step(&mut model, &mut optimizer, x, &batch.y, &opts);
-            assert!(loss.is_finite());
+            if let Err(fault) = train_step(&mut model, &mut optimizer, x, &batch.y, &opts) {
+                panic!("{}: {fault}", net.step_name());
+            }
         },
     )
 }
@@ -504,8 +512,14 @@ fn infer_batches(bench: &Bench, mnist: &Mnist) -> Vec<Tensor> {
 /// Training step, epoch and inference of one net.
 fn net_workloads(bench: &mut Bench, net: Net, mnist: &Mnist, train: &Dataset, batches: &[Tensor]) {
     if bench.wants(&net.step_name()) {
-        let ms = step_ms(net, &mnist.train, bench.reps);
+        let ms = step_ms(net, &mnist.train, bench.reps, false);
         bench.record(Row::images(net.step_name(), ms, net.batch_size()));
+    }
+    // What anomaly detection costs (opt-in, so R1 only; not matched by `--only step_r1`).
+    let anomaly = ANOMALY_STEP_R1;
+    if matches!(net, Net::R1) && bench.wants(anomaly) {
+        let ms = step_ms(net, &mnist.train, bench.reps, true);
+        bench.record(Row::images(anomaly.to_string(), ms, net.batch_size()));
     }
     if bench.wants(&net.epoch_name()) {
         let ms = epoch_ms(net, train);
@@ -536,7 +550,7 @@ fn scaling(bench: &mut Bench, mnist: &Mnist, train: &Dataset) -> Result<Option<V
     };
     let measure = || {
         if on_step {
-            step_ms(net, &mnist.train, reps)
+            step_ms(net, &mnist.train, reps, false)
         } else {
             epoch_ms(net, train)
         }
@@ -570,7 +584,7 @@ fn wants_data(bench: &Bench) -> bool {
     let names = nets
         .iter()
         .flat_map(|n| [n.step_name(), n.epoch_name(), n.infer_name()])
-        .chain(["scaling_r1_1thread".to_string()]);
+        .chain(["scaling_r1_1thread".to_string(), ANOMALY_STEP_R1.to_string()]);
     names.into_iter().any(|n| bench.wants(&n))
 }
 

@@ -344,6 +344,10 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             println!("\ninterrupted: saved {path}; continue with --resume {path}");
             return Ok(ExitCode::from(130));
         }
+        Err(e @ TrainError::Numerical { .. }) => {
+            let lr = optimizer.lr();
+            return Err(format!("{e}\nthe model was not saved; try a smaller --lr than {lr}").into());
+        }
         Err(e) => return Err(e.into()),
     }
     let total = start.elapsed().as_secs_f64();

@@ -1,5 +1,6 @@
-//! What a tape can carry besides its nodes: a profiler timing the pass, and a trace
-//! keeping each module's output (for `summary` and the feature-map pictures).
+//! What a tape can carry besides its nodes: a profiler timing the pass, a trace
+//! keeping each module's output (for `summary`, the feature-map pictures and
+//! anomaly detection), and a watch for the first backward op that makes a NaN.
 //!
 //! Both ride on the tape rather than in globals, so they see exactly the passes they
 //! were attached to, and nothing else in the process pays for them.
@@ -56,6 +57,31 @@ impl TraceKey {
 #[derive(Default)]
 pub(crate) struct Trace {
     pub outputs: HashMap<TraceKey, Arc<ArrayD<f32>>>,
+    /// The keys in the order the outputs were reported (children before the
+    /// container that holds them, as they finish first).
+    pub order: Vec<TraceKey>,
+}
+
+impl Trace {
+    fn insert(&mut self, key: TraceKey, output: Arc<ArrayD<f32>>) {
+        if self.outputs.insert(key.clone(), output).is_none() {
+            self.order.push(key);
+        }
+    }
+
+    /// The key and output kept for `module`, the child `name` of `parent`: its
+    /// container's report of it, or else its own.
+    pub(crate) fn output_of(
+        &self,
+        parent: &dyn Module,
+        name: &str,
+        module: &dyn Module,
+    ) -> Option<(TraceKey, &Arc<ArrayD<f32>>)> {
+        let leaf = name.rsplit('.').next().unwrap_or(name);
+        std::iter::once(TraceKey::child(parent, leaf))
+            .chain(TraceKey::of(module))
+            .find_map(|key| self.outputs.get(&key).map(|output| (key, output)))
+    }
 }
 
 /// What a tape carries besides its nodes.
@@ -63,6 +89,9 @@ pub(crate) struct Trace {
 pub(crate) struct Observer {
     pub profiler: Option<Profiler>,
     pub trace: Option<RefCell<Trace>>,
+    /// When set, backward records here the first op (in the order of the sweep)
+    /// that turned a finite gradient into a NaN or infinite one.
+    pub first_bad_backward: Option<RefCell<Option<&'static str>>>,
 }
 
 /// A module's report of one forward pass: started at the top of `forward`, finished
@@ -90,7 +119,7 @@ impl Probe {
             profiler.record(started, module.kind(), Phase::Forward);
         }
         if let (Some(trace), Some(key)) = (&observer.trace, TraceKey::of(module)) {
-            trace.borrow_mut().outputs.insert(key, y.shared_value());
+            trace.borrow_mut().insert(key, y.shared_value());
         }
     }
 }
@@ -103,7 +132,6 @@ pub(crate) fn child_output(container: &dyn Module, name: &str, y: &Tensor) {
     if let Some(trace) = &observer.trace {
         trace
             .borrow_mut()
-            .outputs
             .insert(TraceKey::child(container, name), y.shared_value());
     }
 }

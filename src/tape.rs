@@ -20,6 +20,7 @@ use std::time::Instant;
 use ndarray::ArrayD;
 
 use crate::observe::{Observer, Trace};
+use crate::ops::finite::array_all_finite;
 use crate::profile::{Phase, Profiler};
 
 use crate::param::{Param, ParamId};
@@ -74,16 +75,36 @@ impl Tape {
     pub fn with_profiler(profiler: &Profiler) -> Self {
         Self::observed(Observer {
             profiler: Some(profiler.clone()),
-            trace: None,
+            ..Observer::default()
         })
     }
 
     /// A new tape that keeps every module's output of the pass (see `observe`).
     pub(crate) fn traced() -> Self {
         Self::observed(Observer {
-            profiler: None,
             trace: Some(RefCell::new(Trace::default())),
+            ..Observer::default()
         })
+    }
+
+    /// A new tape that keeps every module's output and watches the backward sweep
+    /// for the first op that makes a NaN or infinity (anomaly detection), timing
+    /// into `profiler` if given.
+    pub(crate) fn watching_anomalies(profiler: Option<&Profiler>) -> Self {
+        Self::observed(Observer {
+            profiler: profiler.cloned(),
+            trace: Some(RefCell::new(Trace::default())),
+            first_bad_backward: Some(RefCell::new(None)),
+        })
+    }
+
+    /// The first op of the backward sweep that turned a finite gradient into a
+    /// non-finite one, on a tape made by [`Tape::watching_anomalies`].
+    pub(crate) fn first_bad_backward(&self) -> Option<&'static str> {
+        self.observer
+            .as_ref()
+            .and_then(|o| o.first_bad_backward.as_ref())
+            .and_then(|first| *first.borrow())
     }
 
     fn observed(observer: Observer) -> Self {
@@ -153,6 +174,7 @@ impl Tape {
         pending[root] = Some(seed);
         let mut grads = Gradients::default();
         let profiler = self.observer.as_ref().and_then(|o| o.profiler.as_ref());
+        let watch = self.observer.as_ref().and_then(|o| o.first_bad_backward.as_ref());
         for id in (0..=root).rev() {
             // Taking the gradient frees it as soon as it has been propagated.
             let Some(grad) = pending[id].take() else {
@@ -170,6 +192,12 @@ impl Tape {
                     let input_grads = backward(&grad, &needs);
                     if let (Some(profiler), Some(started)) = (profiler, started) {
                         profiler.record(started, name, Phase::Backward);
+                    }
+                    if let Some(first) = watch.filter(|first| first.borrow().is_none()) {
+                        let made_bad = input_grads.iter().flatten().any(|g| !array_all_finite(g));
+                        if made_bad && array_all_finite(&grad) {
+                            *first.borrow_mut() = Some(*name);
+                        }
                     }
                     for (input, g) in inputs.iter().zip(input_grads) {
                         if let (Some(input), Some(g)) = (input, g) {

@@ -182,3 +182,36 @@ fn a_reference_net_on_images_too_small_for_it_is_an_error_not_a_panic() {
         assert!(!save.exists());
     }
 }
+
+#[test]
+fn a_learning_rate_that_makes_the_loss_explode_stops_the_run_and_saves_nothing() {
+    // Adam at 1e6 keeps the loss finite but absurd (1e19 and up), SGD at 1e6 makes it
+    // NaN: both stop with the batch and the cause, exit 1, and leave the model alone.
+    for optimizer in ["adam", "sgd"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let model = dir.path().join("m.bin");
+        std::fs::write(&model, b"an existing model").unwrap();
+        let (code, stderr) = run(&[
+            "--net",
+            "r1",
+            "--lr",
+            "1e6",
+            "--optimizer",
+            optimizer,
+            "--limit-train",
+            "1280",
+            "--epochs",
+            "1",
+            "--save",
+            model.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{optimizer}: {stderr}");
+        assert!(
+            stderr.starts_with("error: training stopped at epoch 1, batch ")
+                && (stderr.contains("exploded") || stderr.contains("the loss is NaN"))
+                && stderr.contains("the model was not saved; try a smaller --lr"),
+            "{optimizer}: {stderr}"
+        );
+        assert_eq!(std::fs::read(&model).unwrap(), b"an existing model");
+    }
+}

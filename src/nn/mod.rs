@@ -17,7 +17,7 @@ mod shape;
 mod summary;
 mod transfer;
 
-pub(crate) use summary::trace;
+pub(crate) use summary::{trace, walk};
 
 pub use crate::param::{Param, ParamId};
 pub use conv_block::conv_of;

@@ -12,7 +12,6 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::module::join;
 use super::{Mode, Module};
-use crate::observe::TraceKey;
 use crate::tape::Tape;
 
 /// One row of a [`Summary`]: a module of the tree.
@@ -72,21 +71,18 @@ pub(crate) fn trace(model: &dyn Module, input: ArrayD<f32>, f: &mut Traced) {
     let mut copy = model.clone_module();
     let tape = Tape::traced();
     copy.forward(&tape.input(input), Mode::Eval);
-    let outputs = tape.take_trace().outputs;
+    let trace = tape.take_trace();
     walk(copy.as_ref(), "", 0, &mut |name, depth, parent, module| {
-        let leaf = name.rsplit('.').next().unwrap_or(name);
-        let output = outputs
-            .get(&TraceKey::child(parent, leaf))
-            .or_else(|| TraceKey::of(module).and_then(|k| outputs.get(&k)));
+        let output = trace.output_of(parent, name, module).map(|(_, output)| output);
         f(name, depth, module, output);
     });
 }
 
 /// What `walk` calls: `(name, depth, parent, module)`.
-type Visit<'a> = dyn FnMut(&str, usize, &dyn Module, &dyn Module) + 'a;
+pub(crate) type Visit<'a> = dyn FnMut(&str, usize, &dyn Module, &dyn Module) + 'a;
 
 /// Calls `f(name, depth, parent, module)` on every module below `root`, parents first.
-fn walk(root: &dyn Module, prefix: &str, depth: usize, f: &mut Visit) {
+pub(crate) fn walk(root: &dyn Module, prefix: &str, depth: usize, f: &mut Visit) {
     for (name, child) in root.children() {
         let full = join(prefix, &name);
         f(&full, depth, root, child);

@@ -8,6 +8,7 @@ mod conv;
 mod cpu;
 mod dropout;
 mod elementwise;
+pub mod finite;
 mod loss;
 mod matmul;
 mod max_pool_plane;

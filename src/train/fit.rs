@@ -1,0 +1,237 @@
+//! The training loop: [`fit`] runs epochs of [`train_step`]s with progress bars
+//! and per-epoch lines, and stops on the first failed check of `health`.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::health::{self, Fault, LossWatch};
+use super::predict::evaluate;
+use super::{EpochStats, FitOptions, Progress, TrainError};
+use crate::data::{Dataset, Order};
+use crate::nn::{Mode, Module};
+use crate::ops::argmax_rows;
+use crate::optim::Optimizer;
+use crate::profile::Phase;
+use crate::tape::Tape;
+use crate::tensor::Tensor;
+
+/// One optimizer step on a batch `x` with labels `y`: returns the loss and the
+/// number of correct predictions, or the [`Fault`] of a failed numerical check
+/// (see [`health`]). On a fault before the update (input, loss or gradients) the
+/// parameters are left as they were.
+pub fn train_step(
+    model: &mut dyn Module,
+    optimizer: &mut dyn Optimizer,
+    x: ndarray::Array4<f32>,
+    y: &[usize],
+    opts: &FitOptions,
+) -> Result<(f32, usize), Fault> {
+    let x = x.into_dyn();
+    health::check_input(&x)?;
+    let tape = match (&opts.profiler, opts.detect_anomaly) {
+        (profiler, true) => Tape::watching_anomalies(profiler.as_ref()),
+        (Some(profiler), false) => Tape::with_profiler(profiler),
+        (None, false) => Tape::new(),
+    };
+    let input = tape.input(x);
+    let logits = model.forward(&input, Mode::Train);
+    let correct = argmax_rows(logits.value())
+        .iter()
+        .zip(y)
+        .filter(|(p, t)| p == t)
+        .count();
+    let step_loss = |model: &dyn Module, logits: &Tensor| {
+        let loss = logits.cross_entropy_smoothed(y, opts.label_smoothing);
+        match model.regularization(logits) {
+            Some(penalty) => &loss + &penalty,
+            None => loss,
+        }
+    };
+    let loss = step_loss(&*model, &logits);
+    let value = loss.item();
+    let checked = if value.is_finite() {
+        let grads = loss.backward();
+        health::check_gradients(&*model, &grads).map(|()| grads)
+    } else {
+        Err(Fault::Loss { value, origin: None })
+    };
+    // Where did it start? The anomaly-watching tape knows; otherwise the step runs
+    // again, on a copy of the model, with one.
+    let origin = || match opts.detect_anomaly {
+        true => health::origin(&*model, &tape),
+        false => health::locate(&*model, &input.shared_value(), &step_loss),
+    };
+    let mut grads = match checked {
+        Ok(grads) => grads,
+        Err(Fault::Loss { value, .. }) => {
+            return Err(Fault::Loss {
+                value,
+                origin: origin(),
+            })
+        }
+        Err(Fault::Gradient { param, value, .. }) => {
+            return Err(Fault::Gradient {
+                param,
+                value,
+                origin: origin(),
+            })
+        }
+        Err(other) => return Err(other),
+    };
+    if opts.detect_anomaly {
+        if let Some(origin) = health::origin(&*model, &tape) {
+            return Err(Fault::Anomaly { origin });
+        }
+    }
+    if let Some(max) = opts.clip_grad_norm {
+        grads.clip_global_norm(max);
+    }
+    let started = Instant::now();
+    optimizer.step(&mut model.parameters_mut(), &grads);
+    if let Some(profiler) = &opts.profiler {
+        profiler.record(started, "optimizer", Phase::Update);
+    }
+    health::check_parameters(&*model)?;
+    Ok((value, correct))
+}
+
+/// Trains `model` on `train`, evaluating on `eval` after each epoch, and calls
+/// `on_epoch` with each epoch's figures (to print, log or save a checkpoint; an
+/// `Err` from it stops training).
+pub fn fit(
+    model: &mut dyn Module,
+    optimizer: &mut dyn Optimizer,
+    train: &Dataset,
+    eval: Option<&Dataset>,
+    opts: &FitOptions,
+    mut on_epoch: impl FnMut(&EpochStats, &mut dyn Module, &dyn Optimizer) -> Result<(), String>,
+) -> Result<Vec<EpochStats>, TrainError> {
+    opts.validate()?;
+    if train.is_empty() {
+        return Err(TrainError::EmptyDataset);
+    }
+    let mut classes = 0;
+    for data in std::iter::once(train).chain(eval) {
+        let (c, h, w) = data.image_shape();
+        let output = model.output_shape(&[c, h, w]).map_err(TrainError::Shape)?;
+        let outputs = output.first().copied().unwrap_or(0);
+        if output.len() != 1 || outputs < data.num_classes() {
+            return Err(TrainError::ClassMismatch {
+                outputs,
+                classes: data.num_classes(),
+            });
+        }
+        classes = outputs;
+    }
+    let mut watch = LossWatch::new(opts.explosion, classes);
+    let batches_per_epoch = train.len().div_ceil(opts.batch_size);
+    let mut history = Vec::new();
+    for epoch in opts.start_epoch..=opts.epochs {
+        let bar = progress_bar(opts.progress, batches_per_epoch, epoch, opts.epochs);
+        let start = Instant::now();
+        let resuming = epoch == opts.start_epoch && opts.start_batch > 0;
+        let (mut loss_sum, mut correct, mut seen) = if resuming { opts.start_totals } else { (0.0, 0, 0) };
+        let skip = if resuming { opts.start_batch } else { 0 };
+        bar.inc(skip as u64);
+        let order = Order::Shuffle(opts.seed.wrapping_add(epoch as u64));
+        let batches = train.batches(opts.batch_size, order, opts.augment.as_ref());
+        // The order and each sample's augmentation depend only on the seed, so after
+        // skipping the batches already trained, the rest are exactly those an
+        // uninterrupted run would see.
+        for (b, batch) in batches.enumerate().skip(skip) {
+            if let Some(schedule) = &opts.schedule {
+                optimizer.set_lr(schedule.lr_at((epoch - 1) * batches_per_epoch + b));
+            }
+            let n = batch.len();
+            let stepped = train_step(model, optimizer, batch.x, &batch.y, opts);
+            let (loss, ok) = match stepped.and_then(|(loss, ok)| watch.observe(loss).map(|()| (loss, ok))) {
+                Ok(step) => step,
+                Err(fault) => {
+                    bar.abandon();
+                    let fault = match fault {
+                        Fault::Input { sample, index, value } => Fault::Input {
+                            sample: batch.indices[sample],
+                            index,
+                            value,
+                        },
+                        other => other,
+                    };
+                    return Err(TrainError::Numerical {
+                        epoch,
+                        batch: b + 1,
+                        fault,
+                    });
+                }
+            };
+            loss_sum += f64::from(loss) * n as f64;
+            correct += ok;
+            seen += n;
+            let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "loss {:.4}  acc {:.2}%  {:.0} img/s",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64,
+                rate
+            ));
+            bar.inc(1);
+            if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) && b + 1 < batches_per_epoch {
+                bar.abandon();
+                return Err(TrainError::Interrupted {
+                    epoch,
+                    batches_done: b + 1,
+                    totals: (loss_sum, correct, seen),
+                });
+            }
+        }
+        bar.finish_and_clear();
+        let seconds = start.elapsed().as_secs_f64();
+        let eval_result = eval.map(|d| evaluate(model, d, opts.eval_batch_size));
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
+            eval: eval_result.as_ref().map(|e| (e.loss, e.accuracy)),
+            seconds,
+            images_per_sec: seen as f64 / seconds,
+            lr: optimizer.lr(),
+        };
+        if opts.progress != Progress::Silent {
+            println!("{}", epoch_line(&stats, opts.epochs));
+        }
+        on_epoch(&stats, model, optimizer).map_err(TrainError::Callback)?;
+        history.push(stats);
+    }
+    Ok(history)
+}
+
+/// One line per epoch: what Keras prints at the end of an epoch.
+pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
+    let mut line = format!(
+        "epoch {}/{}: loss {:.4}  train acc {:.2}%",
+        s.epoch,
+        epochs,
+        s.train_loss,
+        100.0 * s.train_accuracy
+    );
+    if let Some((loss, acc)) = s.eval {
+        line += &format!("  test loss {loss:.4}  test acc {:.2}%", 100.0 * acc);
+    }
+    line + &format!("  {:.1} s  {:.0} img/s", s.seconds, s.images_per_sec)
+}
+
+fn progress_bar(progress: Progress, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if progress != Progress::Auto || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    let style =
+        ProgressStyle::with_template("epoch {prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} (ETA {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}

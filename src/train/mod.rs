@@ -1,0 +1,210 @@
+//! Training and evaluation: [`fit`] (the loop, with progress bars), [`train_step`],
+//! [`predict`] and [`evaluate`].
+//!
+//! One step is the flow of DESIGN.md: a fresh tape, forward in training mode, loss
+//! (cross-entropy plus the layers' regularization penalties), one backward sweep,
+//! optional clipping, an optimizer step. The checks of [`health`] stop a run whose
+//! numbers go bad (NaN or infinite inputs, loss, gradients or weights, or a loss
+//! that explodes) with an error naming the epoch, the batch and where the first bad
+//! value appeared, before the optimizer writes garbage into the weights.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Augment;
+use crate::optim::LrSchedule;
+use crate::profile::Profiler;
+
+mod fit;
+pub mod health;
+mod predict;
+
+pub use fit::{epoch_line, fit, train_step};
+pub use health::{ExplosionCheck, Fault, Origin};
+pub use predict::{evaluate, predict, Evaluation, PREDICT_SLICE};
+
+/// Errors that stop training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A numerical check failed: a NaN or infinite value, or an exploding loss
+    /// (see [`health`]).
+    #[error("training stopped at epoch {epoch}, batch {batch}: {fault}")]
+    Numerical {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based batch within the epoch.
+        batch: usize,
+        /// What went wrong, and where.
+        fault: Fault,
+    },
+    /// A setting of [`FitOptions`] is out of range.
+    #[error("invalid training option: {0}")]
+    Options(String),
+    /// The training set is empty.
+    #[error("the training set is empty")]
+    EmptyDataset,
+    /// The model has fewer outputs than the data has classes.
+    #[error("the model outputs {outputs} classes but the data has {classes}; replace the last Linear layer")]
+    ClassMismatch {
+        /// Width of the model's output.
+        outputs: usize,
+        /// Classes in the data.
+        classes: usize,
+    },
+    /// The stop flag was raised (Ctrl-C); the step in progress was completed. Resume
+    /// with `start_epoch = epoch`, `start_batch = batches_done`, `start_totals = totals`.
+    #[error("training interrupted at epoch {epoch} after {batches_done} batches")]
+    Interrupted {
+        /// 1-based epoch that was running.
+        epoch: usize,
+        /// Batches of that epoch already trained.
+        batches_done: usize,
+        /// That epoch's running (loss sum, correct, seen), to continue its figures.
+        totals: (f64, usize, usize),
+    },
+    /// The model cannot take the data's images (e.g. a 28×28 model on 32×32 data).
+    #[error("the model does not fit the data: {0}")]
+    Shape(String),
+    /// The callback asked to stop with an error (e.g. a checkpoint failed to save).
+    #[error("{0}")]
+    Callback(String),
+}
+
+/// When to draw progress bars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Progress {
+    /// Bars when standard error is a terminal; per-epoch lines only otherwise.
+    #[default]
+    Auto,
+    /// Never draw bars (per-epoch lines still print).
+    Hidden,
+    /// Print nothing at all.
+    Silent,
+}
+
+/// Settings of [`fit`]. Serializable, so a checkpoint carries the plan it resumes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FitOptions {
+    /// Number of epochs to train.
+    pub epochs: usize,
+    /// Samples per training batch.
+    pub batch_size: usize,
+    /// Seed of the shuffling and augmentation (epoch `e` uses `seed + e`).
+    pub seed: u64,
+    /// Augmentation of training images, if any.
+    pub augment: Option<Augment>,
+    /// Clip the gradients' global norm to this, if set.
+    pub clip_grad_norm: Option<f32>,
+    /// Label smoothing of the cross-entropy (0 = none).
+    pub label_smoothing: f32,
+    /// Learning-rate schedule over optimizer steps; `None` keeps the optimizer's lr.
+    pub schedule: Option<LrSchedule>,
+    /// Samples per evaluation batch.
+    pub eval_batch_size: usize,
+    /// Progress display.
+    pub progress: Progress,
+    /// First epoch to run (1-based); later than 1 when resuming.
+    pub start_epoch: usize,
+    /// Batches of `start_epoch` already trained (resuming an interrupted epoch).
+    pub start_batch: usize,
+    /// Running (loss sum, correct, seen) of those batches.
+    pub start_totals: (f64, usize, usize),
+    /// Raised (e.g. by a Ctrl-C handler) to stop after the current step with
+    /// [`TrainError::Interrupted`].
+    #[serde(skip)]
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Times every training step's forward pass (per layer type), backward pass
+    /// (per op) and optimizer update into this profiler, if set.
+    #[serde(skip)]
+    pub profiler: Option<Profiler>,
+    /// Stops a run whose loss explodes while staying finite; `None` turns the check
+    /// off. Not saved in checkpoints: a resumed run uses the default unless told.
+    #[serde(skip, default = "default_explosion")]
+    pub explosion: Option<ExplosionCheck>,
+    /// Checks every module's output and every backward gradient of every step for
+    /// NaN and infinities (PyTorch's `detect_anomaly`). Off by default: without it
+    /// the cheap checks of [`health`] still catch every non-finite value, and a
+    /// failing step is re-run with these checks to say where it started. Not saved
+    /// in checkpoints.
+    #[serde(skip)]
+    pub detect_anomaly: bool,
+}
+
+fn default_explosion() -> Option<ExplosionCheck> {
+    Some(ExplosionCheck::default())
+}
+
+impl FitOptions {
+    /// Checks every setting's range; [`fit`] calls it before the first step.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let fail = |what: String| Err(TrainError::Options(what));
+        if self.batch_size == 0 || self.eval_batch_size == 0 {
+            return fail(format!(
+                "batch sizes must be at least 1 (batch_size {}, eval_batch_size {})",
+                self.batch_size, self.eval_batch_size
+            ));
+        }
+        if self.start_epoch == 0 {
+            return fail("start_epoch counts from 1".into());
+        }
+        if let Some(max) = self.clip_grad_norm {
+            if !(max.is_finite() && max > 0.0) {
+                return fail(format!("clip_grad_norm must be finite and above 0, not {max}"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return fail(format!(
+                "label_smoothing must be in [0, 1), not {}",
+                self.label_smoothing
+            ));
+        }
+        if let Some(check) = &self.explosion {
+            check.validate().map_err(TrainError::Options)?;
+        }
+        Ok(())
+    }
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: 64,
+            seed: 0,
+            augment: None,
+            clip_grad_norm: None,
+            label_smoothing: 0.0,
+            schedule: None,
+            eval_batch_size: 1000,
+            progress: Progress::Auto,
+            start_epoch: 1,
+            start_batch: 0,
+            start_totals: (0.0, 0, 0),
+            stop: None,
+            profiler: None,
+            explosion: default_explosion(),
+            detect_anomaly: false,
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch (cross-entropy + penalties).
+    pub train_loss: f64,
+    /// Training accuracy over the epoch (in training mode, so with dropout).
+    pub train_accuracy: f64,
+    /// Loss and accuracy on the evaluation set, if one was given.
+    pub eval: Option<(f64, f64)>,
+    /// Wall time of the training loop (evaluation excluded).
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_sec: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f32,
+}
