@@ -25,9 +25,9 @@ use clap::Parser;
 use ferrocnn::data::{Dataset, Mnist};
 use ferrocnn::gradcheck::random_like;
 use ferrocnn::metrics::peak_resident_mib;
-use ferrocnn::nn::Sequential;
+use ferrocnn::nn::{Mode, Module, Sequential};
 use ferrocnn::optim::{Adam, AdamConfig};
-use ferrocnn::train::{fit, predict, train_step, FitOptions, Progress};
+use ferrocnn::train::{fit, health, predict, train_step, FitOptions, Progress};
 use ferrocnn::{zoo, Conv2dOptions, Padding, Param, Tape, Tensor};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -366,6 +366,9 @@ fn gemm_crate_single(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut
 
 // ---------------------------------------------------------------- nets
 
+/// The row of the numerical checks of one R1 training step.
+const CHECKS_R1: &str = "checks_r1";
+
 /// The row of an R1 training step with anomaly detection on.
 const ANOMALY_STEP_R1: &str = "anomaly_r1_step";
 
@@ -446,6 +449,29 @@ fn step_ms(net: Net, train: &Dataset, reps: Reps, detect_anomaly: bool) -> f64 {
     )
 }
 
+/// Median ms of the checks `train_step` runs on every step besides the loss's (the
+/// input batch, every gradient, every weight), on the gradients of one step.
+fn checks_ms(net: Net, train: &Dataset, reps: Reps) -> f64 {
+    let mut model = net.build(train);
+    let indices: Vec<usize> = (0..net.batch_size()).collect();
+    let batch = train.batch(&indices);
+    let x = batch.x.into_dyn();
+    let tape = Tape::new();
+    let logits = model.forward(&tape.input(x.clone()), Mode::Train);
+    let grads = logits.cross_entropy(&batch.y).backward();
+    assert_eq!(grads.len(), model.parameters().len());
+    median_ms(
+        reps,
+        || (),
+        |()| {
+            let checked = health::check_input(&x)
+                .and_then(|()| health::check_gradients(&model, &grads))
+                .and_then(|()| health::check_parameters(&model));
+            assert!(checked.is_ok(), "{checked:?}");
+        },
+    )
+}
+
 /// Wall time in ms of one epoch of `fit` (training loop only, no evaluation) over
 /// `train`, from a fresh model, Adam 1e-3.
 fn epoch_ms(net: Net, train: &Dataset) -> f64 {
@@ -514,6 +540,11 @@ fn net_workloads(bench: &mut Bench, net: Net, mnist: &Mnist, train: &Dataset, ba
     if bench.wants(&net.step_name()) {
         let ms = step_ms(net, &mnist.train, bench.reps, false);
         bench.record(Row::images(net.step_name(), ms, net.batch_size()));
+    }
+    // What the per-step numerical checks cost, apart from the step.
+    if matches!(net, Net::R1) && bench.wants(CHECKS_R1) {
+        let ms = checks_ms(net, &mnist.train, bench.reps);
+        bench.record(Row::images(CHECKS_R1.to_string(), ms, net.batch_size()));
     }
     // What anomaly detection costs (opt-in, so R1 only; not matched by `--only step_r1`).
     let anomaly = ANOMALY_STEP_R1;
@@ -584,7 +615,11 @@ fn wants_data(bench: &Bench) -> bool {
     let names = nets
         .iter()
         .flat_map(|n| [n.step_name(), n.epoch_name(), n.infer_name()])
-        .chain(["scaling_r1_1thread".to_string(), ANOMALY_STEP_R1.to_string()]);
+        .chain([
+            "scaling_r1_1thread".to_string(),
+            ANOMALY_STEP_R1.to_string(),
+            CHECKS_R1.to_string(),
+        ]);
     names.into_iter().any(|n| bench.wants(&n))
 }
 

@@ -3,21 +3,25 @@
 //! step, so they must run at memory speed.
 
 use ndarray::ArrayD;
+use rayon::prelude::*;
 
-/// Whether every value is finite, in one branch-free pass the compiler vectorizes:
-/// `v · 0` is ±0 for a finite `v` and NaN otherwise, so eight running sums of it
-/// stay zero exactly when every value is finite. (An early-exit
-/// `iter().all(is_finite)` does not vectorize, and was several times slower.)
+use super::elementwise::sum_map;
+
+/// Values per chunk when a scan is split over rayon's threads: a large weight
+/// (R1's first dense layer has 1.2M) is scanned by every core.
+const CHUNK: usize = 1 << 16;
+
+/// Whether every value is finite, in branch-free passes the compiler vectorizes:
+/// `v · 0` is ±0 for a finite `v` and NaN otherwise, so a sum of it is zero exactly
+/// when every value is finite. (An early-exit `iter().all(is_finite)` does not
+/// vectorize.)
 pub fn all_finite(values: &[f32]) -> bool {
-    let mut lanes = [0.0f32; 8];
-    let chunks = values.chunks_exact(8);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for (lane, v) in lanes.iter_mut().zip(chunk) {
-            *lane += v * 0.0;
-        }
+    let chunk_finite = |chunk: &[f32]| sum_map(chunk, |v| v * 0.0) == 0.0;
+    if values.len() <= CHUNK {
+        chunk_finite(values)
+    } else {
+        values.par_chunks(CHUNK).all(chunk_finite)
     }
-    lanes.iter().all(|&l| l == 0.0) && rest.iter().all(|v| v.is_finite())
 }
 
 /// [`all_finite`] over an array in any layout.
@@ -57,6 +61,11 @@ mod tests {
         // The largest finite values do not overflow the sums: v · 0 is 0.
         assert!(all_finite(&[f32::MAX; 20]));
         assert!(all_finite(&[f32::MIN; 20]));
+        // Long enough to be split over threads; the bad value in the last chunk.
+        let mut long = vec![1.0f32; 3 * CHUNK + 5];
+        assert!(all_finite(&long));
+        long[3 * CHUNK + 1] = f32::INFINITY;
+        assert!(!all_finite(&long));
     }
 
     #[test]

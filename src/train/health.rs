@@ -246,7 +246,7 @@ impl LossWatch {
 }
 
 /// The first non-finite input value of a batch `[N, …]`.
-pub(crate) fn check_input(x: &ArrayD<f32>) -> Result<(), Fault> {
+pub fn check_input(x: &ArrayD<f32>) -> Result<(), Fault> {
     if array_all_finite(x) {
         return Ok(());
     }
@@ -259,8 +259,9 @@ pub(crate) fn check_input(x: &ArrayD<f32>) -> Result<(), Fault> {
     })
 }
 
-/// The first parameter (in `named_parameters` order) whose gradient is not finite.
-pub(crate) fn check_gradients(model: &dyn Module, grads: &Gradients) -> Result<(), Fault> {
+/// The first parameter (in `named_parameters` order) whose gradient is not finite;
+/// [`train_step`](super::train_step) runs it before every update.
+pub fn check_gradients(model: &dyn Module, grads: &Gradients) -> Result<(), Fault> {
     for (name, param) in model.named_parameters() {
         let Some(grad) = grads.get(param) else { continue };
         if !array_all_finite(grad) {
@@ -275,8 +276,9 @@ pub(crate) fn check_gradients(model: &dyn Module, grads: &Gradients) -> Result<(
     Ok(())
 }
 
-/// The first parameter whose value is not finite.
-pub(crate) fn check_parameters(model: &dyn Module) -> Result<(), Fault> {
+/// The first parameter whose value is not finite; [`train_step`](super::train_step)
+/// runs it after every update.
+pub fn check_parameters(model: &dyn Module) -> Result<(), Fault> {
     for (name, param) in model.named_parameters() {
         if !array_all_finite(param.value()) {
             let value = first_non_finite(param.value()).map_or(f32::NAN, |(_, v)| v);
