@@ -23,12 +23,14 @@
 //! - [`Batches`] yields [`Batch`]es in a seeded [`Order`].
 //! - [`Augment`] shifts and rotates, seeded per sample.
 //! - [`Mnist`] loads a folder of the four MNIST files.
+//! - [`frame_like_mnist`] frames a digit of any size as MNIST frames its own.
 //! - Errors are [`DataError`], naming the file they are about.
 
 mod augment;
 mod batch;
 mod dataset;
 mod error;
+mod frame;
 pub mod idx;
 mod mnist;
 
@@ -36,5 +38,6 @@ pub use augment::{shift_rotate, Augment};
 pub use batch::{Batch, Batches, Order};
 pub use dataset::{Dataset, Normalize};
 pub use error::{DataError, IdxKind};
+pub use frame::frame_like_mnist;
 pub use idx::IdxImages;
 pub use mnist::Mnist;

@@ -9,6 +9,7 @@
 //! list it in the `layers!` block below: that one line declares the file, exports
 //! the type and registers it, so model files can name it.
 
+mod activations;
 mod init;
 mod module;
 mod registry;
@@ -20,6 +21,7 @@ mod transfer;
 pub(crate) use summary::{trace, walk};
 
 pub use crate::param::{Param, ParamId};
+pub use activations::{activations, Activation};
 pub use conv_block::conv_of;
 pub use init::Init;
 pub use module::{Mode, Module, ModuleBase};
