@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::health::{self, Fault, LossWatch};
 use super::predict::evaluate;
-use super::{EpochStats, FitOptions, Progress, TrainError};
+use super::{EpochStats, FitOptions, Progress, StepStats, TrainError};
 use crate::data::{Dataset, Order};
 use crate::nn::{Mode, Module};
 use crate::ops::argmax_rows;
@@ -177,6 +177,17 @@ pub fn fit(
                 rate
             ));
             bar.inc(1);
+            if let Some(hook) = &opts.on_step {
+                let step = StepStats {
+                    epoch,
+                    batch: b + 1,
+                    batches_per_epoch,
+                    loss,
+                    accuracy: ok as f64 / n.max(1) as f64,
+                    lr: optimizer.lr(),
+                };
+                hook.call(&step, &*model);
+            }
             if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) && b + 1 < batches_per_epoch {
                 bar.abandon();
                 return Err(TrainError::Interrupted {
@@ -234,4 +245,67 @@ fn progress_bar(progress: Progress, len: usize, epoch: usize, epochs: usize) -> 
     bar.set_style(style);
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::fit;
+    use crate::data::Dataset;
+    use crate::nn::{Flatten, Linear, Module, Sequential};
+    use crate::optim::{Optimizer, SGDConfig, SGD};
+    use crate::train::{FitOptions, Progress, StepHook};
+
+    #[test]
+    fn the_step_hook_sees_every_step_and_the_updated_weights() {
+        // 10 images of 2×2 in two classes, batches of 4: 3 steps an epoch.
+        let pixels: Vec<u8> = (0..40).map(|i| if (i / 4) % 2 == 0 { 200 } else { 10 }).collect();
+        let labels: Vec<usize> = (0..10).map(|i| i % 2).collect();
+        let data = Dataset::from_raw(pixels, labels, 1, 2, 2).unwrap();
+        let rng = &mut rand::SeedableRng::seed_from_u64(0);
+        let mut model = Sequential::new().add(Flatten).add(Linear::new(4, 2, rng));
+        let initial = model.parameters()[0].value().clone();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let options = FitOptions {
+            epochs: 2,
+            batch_size: 4,
+            progress: Progress::Silent,
+            on_step: Some(StepHook::new(move |step, model: &dyn Module| {
+                let weight = model.parameters()[0].value().clone();
+                sink.lock().unwrap().push((
+                    step.epoch,
+                    step.batch,
+                    step.batches_per_epoch,
+                    step.loss,
+                    weight,
+                ));
+            })),
+            ..Default::default()
+        };
+        let mut sgd = SGD::new(SGDConfig {
+            lr: 0.1,
+            ..Default::default()
+        });
+        let history = fit(
+            &mut model,
+            &mut sgd as &mut dyn Optimizer,
+            &data,
+            None,
+            &options,
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
+        let seen = seen.lock().unwrap();
+        let steps: Vec<(usize, usize, usize)> = seen.iter().map(|s| (s.0, s.1, s.2)).collect();
+        assert_eq!(
+            steps,
+            [(1, 1, 3), (1, 2, 3), (1, 3, 3), (2, 1, 3), (2, 2, 3), (2, 3, 3)]
+        );
+        assert!(seen.iter().all(|s| s.3.is_finite()));
+        assert_ne!(seen[0].4, initial, "the hook runs after the update");
+        assert_eq!(&seen[5].4, model.parameters()[0].value());
+        assert_eq!(history.len(), 2);
+    }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Augment;
+use crate::nn::Module;
 use crate::optim::LrSchedule;
 use crate::profile::Profiler;
 
@@ -130,6 +131,10 @@ pub struct FitOptions {
     /// in checkpoints.
     #[serde(skip)]
     pub detect_anomaly: bool,
+    /// Called after every training step, e.g. to draw live curves. Not saved in
+    /// checkpoints.
+    #[serde(skip)]
+    pub on_step: Option<StepHook>,
 }
 
 fn default_explosion() -> Option<ExplosionCheck> {
@@ -186,7 +191,65 @@ impl Default for FitOptions {
             profiler: None,
             explosion: default_explosion(),
             detect_anomaly: false,
+            on_step: None,
         }
+    }
+}
+
+/// What one training step did, as [`FitOptions::on_step`] is told.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepStats {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// 1-based batch within the epoch.
+    pub batch: usize,
+    /// Batches in an epoch.
+    pub batches_per_epoch: usize,
+    /// This batch's loss (cross-entropy + penalties).
+    pub loss: f32,
+    /// Fraction of this batch predicted correctly (in training mode).
+    pub accuracy: f64,
+    /// The learning rate of this step.
+    pub lr: f32,
+}
+
+/// A function [`fit`] calls after every step with the step's figures and the
+/// updated model: to stream live curves, or pictures of the weights as they
+/// change (the `mnist --explore` page). It runs on the training thread between
+/// steps, so it should copy what it needs and return; the weights' values are
+/// shared, so keeping a clone of the model costs a copy only when the next step
+/// writes them.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use ferrocnn::train::{FitOptions, StepHook};
+///
+/// let losses = Arc::new(Mutex::new(Vec::new()));
+/// let sink = losses.clone();
+/// let options = FitOptions {
+///     on_step: Some(StepHook::new(move |step, _model| sink.lock().unwrap().push(step.loss))),
+///     ..Default::default()
+/// };
+/// # let _ = options;
+/// ```
+#[derive(Clone)]
+pub struct StepHook(Arc<dyn Fn(&StepStats, &dyn Module) + Send + Sync>);
+
+impl StepHook {
+    /// Wraps `f`.
+    pub fn new(f: impl Fn(&StepStats, &dyn Module) + Send + Sync + 'static) -> Self {
+        StepHook(Arc::new(f))
+    }
+
+    /// Calls the function.
+    pub fn call(&self, step: &StepStats, model: &dyn Module) {
+        (self.0)(step, model)
+    }
+}
+
+impl std::fmt::Debug for StepHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepHook(..)")
     }
 }
 
