@@ -23,6 +23,11 @@ use ferrocnn::profile::Profiler;
 use ferrocnn::train::{evaluate, fit, EpochStats, FitOptions, Progress, TrainError};
 use ferrocnn::{io, zoo};
 
+// The explorer page's server (examples/explore), for `--explore`.
+#[path = "explore/server/mod.rs"]
+#[allow(dead_code)]
+mod server;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Net {
     /// Two conv + batch-norm blocks and a 128-unit hidden layer (≥ 99.3%).
@@ -102,6 +107,11 @@ struct Args {
     /// Continue the run saved in this checkpoint (its net, optimizer and plan are used).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Serve the explorer page on 127.0.0.1:PORT while training: live loss and
+    /// accuracy curves, the first layer's filters as they change, and drawings run
+    /// through the model as it learns [PORT: 8080; 0 picks a free one].
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
+    explore: Option<u16>,
 }
 
 /// A count flag's value: a whole number of at least 1.
@@ -289,7 +299,16 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             std::process::exit(130);
         }
     })?;
-    options.stop = Some(stop);
+    options.stop = Some(stop.clone());
+
+    let live = match args.explore {
+        Some(port) => {
+            let (live, hook) = explore(port, model.as_ref(), &train, &test, options.epochs)?;
+            options.on_step = Some(hook);
+            Some(live)
+        }
+        None => None,
+    };
 
     let profiler = args.profile.then(Profiler::new);
     options.profiler = profiler.clone();
@@ -322,6 +341,9 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         (!test.is_empty()).then_some(&test),
         &options,
         |stats, model, optimizer| {
+            if let Some(live) = &live {
+                live.epoch(stats);
+            }
             done.push(stats.clone());
             let next = (stats.epoch + 1, 0, (0.0, 0, 0));
             save_checkpoint_at(model, optimizer, &done, next).map_err(|e| e.to_string())
@@ -394,6 +416,13 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         println!("exported the weights to {}", path.display());
     }
 
+    if let Some(live) = &live {
+        live.finish();
+        println!("training finished; the explorer page stays up until Ctrl-C");
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
     if let Some(path) = &args.metrics_json {
         let epochs: Vec<_> = history
             .iter()
@@ -420,4 +449,31 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
+}
+
+/// `--explore`: serves the explorer page on a copy of the model being trained, and
+/// gives the step hook that keeps the page's figures and copy current.
+fn explore(
+    port: u16,
+    model: &dyn Module,
+    train: &ferrocnn::data::Dataset,
+    test: &ferrocnn::data::Dataset,
+    epochs: usize,
+) -> Result<(Arc<server::live::Live>, ferrocnn::train::StepHook), String> {
+    let test = (!test.is_empty()).then(|| test.clone());
+    let mut app = server::App::new(
+        "training".into(),
+        model.clone_module(),
+        train.image_shape(),
+        train.normalization(),
+        test,
+    )
+    .map_err(|e| format!("--explore: {e}"))?;
+    let live = server::live::Live::new(epochs);
+    app.live = Some(live.clone());
+    let server = server::http::bind(port).map_err(|e| format!("--explore: {e}"))?;
+    println!("explorer page: http://{}/", server.addr);
+    let app = Arc::new(app);
+    server.spawn(app.clone());
+    Ok((live.clone(), live.hook(&app)))
 }

@@ -233,7 +233,10 @@ pub struct StepStats {
 /// # let _ = options;
 /// ```
 #[derive(Clone)]
-pub struct StepHook(Arc<dyn Fn(&StepStats, &dyn Module) + Send + Sync>);
+pub struct StepHook(Arc<StepFn>);
+
+/// The function a [`StepHook`] holds.
+type StepFn = dyn Fn(&StepStats, &dyn Module) + Send + Sync;
 
 impl StepHook {
     /// Wraps `f`.

@@ -1,0 +1,77 @@
+//! See what a trained model sees: `cargo run --example explore -- models/mnist.bin`.
+//!
+//! Serves a page on 127.0.0.1 (`--port`, default 8080; `--port 0` picks a free
+//! one) and prints its address. Draw a digit with the mouse, a pen or a finger, or
+//! pick a test image, and watch, live: the class probabilities, every layer's
+//! feature maps, the saliency of the input, and the model's filters — the idea of
+//! CNN Explainer, for your own model. The page is inside the binary and needs no
+//! network. `mnist --explore` serves the same page while a model trains, with its
+//! loss and accuracy curves and first-layer filters as they change.
+//!
+//! Each analysis prints one line with the server's time for it, and the page
+//! shows its own time from the stroke to the updated page.
+
+// Shared with `mnist --explore`, which uses the training side that this binary
+// does not.
+#[allow(dead_code)]
+mod server;
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use ferrocnn::data::{Mnist, Normalize};
+use ferrocnn::io;
+
+/// Serve a page that shows what a model sees in a digit you draw.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The model file (written by `--example mnist` or `io::save_model`).
+    model: PathBuf,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// MNIST-style dataset folder whose test images the page offers.
+    #[arg(long, default_value = "datasets/mnist")]
+    data: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    let model = io::load_model(&args.model)?;
+    // The test images give the input size and normalization; without them the
+    // page still takes drawings, as MNIST's 28×28.
+    let test = match Mnist::load(&args.data) {
+        Ok(mnist) => Some(mnist.test),
+        Err(e) => {
+            eprintln!("note: no test images ({e}); the page takes drawings only, as 1×28×28");
+            None
+        }
+    };
+    let input = test.as_ref().map_or((1, 28, 28), |t| t.image_shape());
+    let normalize = test.as_ref().map_or(Normalize::MNIST, |t| t.normalization());
+    let title = args.model.display().to_string();
+    let app = server::App::new(title, model, input, normalize, test)
+        .map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let server = server::http::bind(args.port)?;
+    println!(
+        "exploring {} at http://{}/ (Ctrl-C stops)",
+        args.model.display(),
+        server.addr
+    );
+    server.run(Arc::new(app));
+    Ok(())
+}

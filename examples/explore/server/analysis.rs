@@ -1,0 +1,200 @@
+//! What the page shows for one input, as JSON: the 28×28 image the model sees, the
+//! class probabilities, every layer's output and the saliency; and, once per page,
+//! the model's filters.
+//!
+//! A drawing is framed as MNIST frames its digits (`data::frame_like_mnist`: a
+//! 20×20 box, centred by mass) and normalized as the dataset is, which is what
+//! `inspect --predict` does with a PNG: the same drawing gets the same numbers in
+//! both. A test image is already framed and goes in as it is.
+
+use std::time::Instant;
+
+use ferrocnn::data::frame_like_mnist;
+use ferrocnn::nn::{activations, conv_of, Activation, Module};
+use ferrocnn::ops::softmax_rows;
+use ferrocnn::train::predict;
+use ndarray::{Array4, Ix4};
+use serde_json::{json, Value};
+
+use super::encode::{base64, signed, stretch};
+use super::App;
+
+/// The largest drawing accepted, per side (the page sends 280×280).
+pub const MAX_DRAWING_SIDE: usize = 2048;
+
+/// The analysis of a drawing of `height × width` gray bytes, white on black.
+pub fn drawing(app: &App, pixels: &[u8], (height, width): (usize, usize)) -> Result<Value, String> {
+    if height == 0 || width == 0 || height > MAX_DRAWING_SIDE || width > MAX_DRAWING_SIDE {
+        return Err(format!(
+            "a drawing of {width}×{height}: each side must be 1 to {MAX_DRAWING_SIDE}"
+        ));
+    }
+    if pixels.len() != height * width {
+        return Err(format!(
+            "{} bytes are not a {width}×{height} drawing",
+            pixels.len()
+        ));
+    }
+    let start = Instant::now();
+    let (_, h, w) = app.input;
+    let framed = frame_like_mnist(pixels, (height, width), (h, w));
+    let frame_ms = ms(start);
+    let mut value = analyze(app, &framed, None)?;
+    value["server_ms"]["frame"] = json!(frame_ms);
+    Ok(value)
+}
+
+/// The analysis of test image `index`, with its label.
+pub fn test_image(app: &App, index: usize) -> Result<Value, String> {
+    let test = app
+        .test
+        .as_ref()
+        .ok_or("no test images were loaded (see --data)")?;
+    if index >= test.len() {
+        return Err(format!(
+            "test image {index}: there are {} (0..{})",
+            test.len(),
+            test.len()
+        ));
+    }
+    let (_, h, w) = app.input;
+    let pixels = &test.image(index)[..h * w];
+    let mut value = analyze(app, pixels, Some(test.label(index)))?;
+    value["test_index"] = json!(index);
+    Ok(value)
+}
+
+/// Runs the model on framed pixels (`h × w` bytes).
+fn analyze(app: &App, pixels: &[u8], label: Option<usize>) -> Result<Value, String> {
+    let start = Instant::now();
+    let mut model = app.model();
+    let (_, h, w) = app.input;
+    let x = Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| {
+        app.normalize.apply(f32::from(pixels[y * w + x]))
+    });
+
+    let t = Instant::now();
+    let logits = predict(model.as_mut(), x.view().into_dyn());
+    let probabilities: Vec<f32> = softmax_rows(&logits).row(0).to_vec();
+    let predicted = (0..probabilities.len())
+        .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
+        .unwrap_or(0);
+    let predict_ms = ms(t);
+
+    let t = Instant::now();
+    let traced = activations(model.as_ref(), x.clone().into_dyn())?;
+    let layers_ms = ms(t);
+
+    let t = Instant::now();
+    let saliency: Option<Value> = None;
+    let saliency_ms = ms(t);
+
+    let t = Instant::now();
+    let layers: Vec<Value> = shown(&traced).into_iter().map(layer_json).collect();
+    let value = json!({
+        "input": {"height": h, "width": w, "pixels": base64(pixels)},
+        "label": label,
+        "probabilities": probabilities,
+        "predicted": predicted,
+        "layers": layers,
+        "saliency": saliency,
+        "server_ms": {
+            "predict": predict_ms,
+            "layers": layers_ms,
+            "saliency": saliency_ms,
+            "encode": ms(t),
+            "total": ms(start),
+        },
+    });
+    Ok(value)
+}
+
+/// The layers worth a picture: every module's output once. A container whose output
+/// is its last child's (a `Sequential`), and a layer that returns its input
+/// unchanged (`Dropout` in evaluation), share that array; it is shown under the
+/// first layer that made it. A container that computes its own output (a residual
+/// block's sum) is shown too.
+fn shown(traced: &[Activation]) -> Vec<&Activation> {
+    let maker = |a: &Activation| {
+        traced
+            .iter()
+            .position(|b| !b.is_container && std::sync::Arc::ptr_eq(&a.output, &b.output))
+    };
+    traced
+        .iter()
+        .enumerate()
+        .filter(|&(i, a)| maker(a).is_none_or(|m| m == i))
+        .map(|(_, a)| a)
+        .collect()
+}
+
+/// One layer's output as planes of bytes, each stretched to its own range: the
+/// channels of a `[1, C, H, W]` map, or one row of a `[1, F]` vector.
+fn layer_json(layer: &Activation) -> Value {
+    let shape = &layer.output.shape()[1..];
+    let (planes, plane) = match *shape {
+        [c, h, w] => (c, [h, w]),
+        _ => (1, [1, shape.iter().product()]),
+    };
+    let (bytes, ranges) = stretch(&layer.output.view(), plane[0] * plane[1]);
+    json!({
+        "name": layer.name,
+        "kind": layer.kind,
+        "depth": layer.depth,
+        "container": layer.is_container,
+        "shape": shape,
+        "planes": planes,
+        "plane": plane,
+        "bytes": base64(&bytes),
+        "ranges": ranges,
+    })
+}
+
+/// Every convolution's filters (at any depth): one `kh × kw` plane per (output,
+/// input) channel pair, each filter (all its input channels) scaled by its largest
+/// weight so that zero stays zero and signs show.
+pub fn filters(model: &dyn Module) -> Vec<Value> {
+    model
+        .named_modules()
+        .into_iter()
+        .filter_map(|(name, module)| {
+            let conv = conv_of(module)?;
+            let weight = conv.weight.value().view().into_dimensionality::<Ix4>().ok()?;
+            let (out_c, in_c, kh, kw) = weight.dim();
+            let (bytes, peaks) = signed(&weight.into_dyn(), in_c * kh * kw);
+            Some(json!({
+                "name": name,
+                "kind": module.kind(),
+                "shape": [out_c, in_c, kh, kw],
+                "bytes": base64(&bytes),
+                "peaks": peaks,
+            }))
+        })
+        .collect()
+}
+
+/// What the page loads once: the model's title, layer table and filters, and what
+/// it can ask for.
+pub fn model_info(app: &App) -> Value {
+    let model = app.model();
+    let (c, h, w) = app.input;
+    let summary = model
+        .try_summary(&[c, h, w])
+        .map(|s| s.to_string())
+        .unwrap_or_else(|e| e);
+    json!({
+        "title": app.title,
+        "input": [c, h, w],
+        "classes": model.output_shape(&[c, h, w]).ok().and_then(|s| s.first().copied()),
+        "parameters": model.num_parameters(),
+        "summary": summary,
+        "filters": filters(model.as_ref()),
+        "test_images": app.test.as_ref().map_or(0, |t| t.len()),
+        "live": app.live.is_some(),
+    })
+}
+
+/// Milliseconds since `t`.
+pub fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
