@@ -206,7 +206,9 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
 
     // Data: sizes and classes come from the files.
-    let Mnist { mut train, test } = Mnist::load(&args.data)?;
+    let files = ferrocnn::data::MnistFiles::find(&args.data)?;
+    files.with_ignored().for_each(|file| println!("reading {file}"));
+    let Mnist { mut train, test } = Mnist::load_files(&files)?;
     if let Some(n) = args.limit_train {
         train = train.take(n.min(train.len()));
     }
