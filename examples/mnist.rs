@@ -23,6 +23,10 @@ use ferrocnn::profile::Profiler;
 use ferrocnn::train::{evaluate, fit, EpochStats, FitOptions, Progress, TrainError};
 use ferrocnn::{io, zoo};
 
+mod common;
+use common::args::{at_least_one, learning_rate};
+use common::files::same_file;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Net {
     /// Two conv + batch-norm blocks and a 128-unit hidden layer (≥ 99.3%).
@@ -102,26 +106,6 @@ struct Args {
     /// Continue the run saved in this checkpoint (its net, optimizer and plan are used).
     #[arg(long)]
     resume: Option<PathBuf>,
-}
-
-/// A count flag's value: a whole number of at least 1.
-fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{text:?} is not a whole number")),
-    }
-}
-
-/// `--lr`: a finite number above 0.
-fn learning_rate(text: &str) -> Result<f32, String> {
-    match text.parse::<f32>() {
-        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
-        Ok(lr) => Err(format!(
-            "{lr} is not a learning rate: it must be finite and above 0"
-        )),
-        Err(_) => Err(format!("{text:?} is not a number")),
-    }
 }
 
 /// A model, its training plan and its optimizer.
@@ -410,12 +394,4 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether two paths name the same file (compared as given when it does not exist).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }
