@@ -240,13 +240,10 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             if let Some(n) = ckpt.meta.get("limit_train").and_then(|n| n.parse::<usize>().ok()) {
                 train = train.take(n.min(train.len()));
             }
-            (
-                ckpt.model.build(&Registry::new())?,
-                ckpt.optimizer.into_optimizer()?,
-                ckpt.options,
-                ckpt.history,
-                ckpt.meta,
-            )
+            let (model, optimizer) = ckpt
+                .restore(&Registry::new())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            (model, optimizer, ckpt.options, ckpt.history, ckpt.meta)
         }
         None => {
             let (model, options, optimizer) = new_run(&args, (c, h, w), classes, train.len())?;
