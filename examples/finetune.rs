@@ -20,7 +20,10 @@ use ferrocnn::train::{evaluate, fit, FitOptions, Progress};
 mod common;
 use common::args::{at_least_one, learning_rate};
 use common::files::{report_ignored, same_file};
-use common::fit::{check_labels, describe_tensors, non_finite_tensors, outputs_for};
+use common::fit::{check_labels, check_memory, describe_tensors, non_finite_tensors, outputs_for};
+
+/// Test images evaluated at once.
+const EVAL_BATCH: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 enum Freeze {
@@ -194,9 +197,12 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         .into());
     }
     let (c, h, w) = train_set.image_shape();
+    check_memory(model.as_ref(), &args.model, (c, h, w), args.batch_size, true)?;
+    check_memory(model.as_ref(), &args.model, (c, h, w), EVAL_BATCH, false)?;
     // No test images, no test figures (an accuracy of 0/0 would print as 0.00%).
-    let test_accuracy =
-        |model: &mut dyn Module| (!test_set.is_empty()).then(|| evaluate(model, &test_set, 1000).accuracy);
+    let test_accuracy = |model: &mut dyn Module| {
+        (!test_set.is_empty()).then(|| evaluate(model, &test_set, EVAL_BATCH).accuracy)
+    };
     if test_set.is_empty() {
         println!(
             "no test images in {}: no test figures",

@@ -33,7 +33,7 @@ use ndarray::Array4;
 
 mod common;
 use common::files::{report_ignored, same_file};
-use common::fit::{check_labels, describe_tensors, non_finite_tensors, outputs_for};
+use common::fit::{check_labels, check_memory, describe_tensors, non_finite_tensors, outputs_for};
 
 /// Print a model's summary and write its filters, feature maps and mistakes as PNGs.
 #[derive(Parser, Debug)]
@@ -57,6 +57,8 @@ struct Args {
 }
 
 const DEFAULT_DATA: &str = "datasets/mnist";
+/// Test images evaluated at once.
+const EVAL_BATCH: usize = 256;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -171,6 +173,8 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
             })?;
         }
     }
+    // The summary and the feature maps run one image, the evaluation a batch.
+    check_memory(model.as_ref(), &args.model, (c, h, w), EVAL_BATCH, false)?;
     let test = data.as_ref().map(|set| &set.data).filter(|test| !test.is_empty());
     if let Some(test) = test {
         if args.image >= test.len() {
@@ -201,7 +205,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         save_image_grid(&[(&test.image(n)[..h * w], &label)], (h, w), 1, 4, &input_path)?;
         written.push(input_path);
 
-        let evaluation = evaluate(model.clone().as_mut(), test, 256);
+        let evaluation = evaluate(model.clone().as_mut(), test, EVAL_BATCH);
         let wrong: Vec<usize> = (0..test.len())
             .filter(|&i| evaluation.predictions[i] != test.label(i))
             .collect();

@@ -11,7 +11,9 @@ mod cli_support;
 
 use std::path::{Path, PathBuf};
 
-use cli_support::{arg, damaged_models, dataset, example, run, save, small_net, snapshot, Outcome};
+use cli_support::{
+    arg, damaged_models, dataset, example, padded_net, run, save, small_net, snapshot, Outcome,
+};
 use ferrocnn::nn::Module;
 
 /// A folder with an 8×8 dataset (labels `0..classes`), a 10-class model for it and
@@ -147,6 +149,15 @@ fn a_model_for_other_images_is_an_error_naming_the_data_and_the_layer() {
     s.finetune_model(&rgb, &[]).assert_error(&["rgb.bin", "channels"]);
     assert!(!s.save.exists());
     assert_eq!(s.inputs(), before);
+}
+
+#[test]
+fn a_model_that_would_need_more_memory_than_a_laptop_has_is_refused_before_it_runs() {
+    let s = setup(10);
+    let padded = save(&padded_net(10), s.dir.path(), "padded.bin");
+    let outcome = s.finetune_model(&padded, &[]);
+    outcome.assert_error(&["padded.bin", "would need", "conv1 alone holds"]);
+    assert!(!s.save.exists());
 }
 
 #[test]

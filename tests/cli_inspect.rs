@@ -10,7 +10,9 @@ mod cli_support;
 
 use std::path::{Path, PathBuf};
 
-use cli_support::{arg, damaged_models, dataset, example, run, save, small_net, snapshot, Outcome};
+use cli_support::{
+    arg, damaged_models, dataset, example, padded_net, run, save, small_net, snapshot, Outcome,
+};
 use ferrocnn::nn::Module;
 use ferrocnn::viz::GrayImage;
 
@@ -110,6 +112,16 @@ fn a_model_for_other_images_is_an_error_naming_the_data_and_the_layer() {
     let rgb = save(&small_net(3, 8, 10), s.dir.path(), "rgb.bin");
     let outcome = inspect(&s.out, &[arg(&rgb), "--data", arg(&s.data)]);
     outcome.assert_error(&["rgb.bin", "channels"]);
+    assert!(!s.out.exists());
+}
+
+#[test]
+fn a_model_that_would_need_more_memory_than_a_laptop_has_is_refused_before_it_runs() {
+    let s = setup(10);
+    // It loads (its settings are valid) and fits the images; running it would abort.
+    let padded = save(&padded_net(10), s.dir.path(), "padded.bin");
+    let outcome = inspect(&s.out, &[arg(&padded), "--data", arg(&s.data)]);
+    outcome.assert_error(&["padded.bin", "would need", "conv1 alone holds"]);
     assert!(!s.out.exists());
 }
 

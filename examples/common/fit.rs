@@ -7,7 +7,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ferrocnn::data::Dataset;
-use ferrocnn::nn::Module;
+use ferrocnn::nn::{footprint, Module};
+
+/// The most memory the examples let a batch take: more than a laptop has. A model
+/// that needs more has damaged settings (a padding of 100 000 is a few bytes in a
+/// file) or was made for far larger images; running it would abort when the
+/// allocation fails.
+pub const MAX_BATCH_BYTES: usize = 16 << 30;
 
 /// Why a model does not fit a dataset.
 #[derive(Debug)]
@@ -29,6 +35,19 @@ pub enum Mismatch {
         model: PathBuf,
         /// Its output shape for one image.
         output: Vec<usize>,
+    },
+    /// A batch would need more memory than [`MAX_BATCH_BYTES`].
+    TooLarge {
+        /// The model file.
+        model: PathBuf,
+        /// The images' `(channels, height, width)`.
+        shape: (usize, usize, usize),
+        /// Images per batch.
+        batch: usize,
+        /// Bytes the batch would need.
+        bytes: usize,
+        /// The layer that holds the most, and its values per image.
+        largest: (String, usize),
     },
     /// A label is not below the model's number of outputs.
     Labels {
@@ -57,6 +76,21 @@ impl fmt::Display for Mismatch {
                  use images like the ones it was trained on",
                 model.display(),
                 data.display()
+            ),
+            Mismatch::TooLarge {
+                model,
+                shape: (c, h, w),
+                batch,
+                bytes,
+                largest: (layer, values),
+            } => write!(
+                f,
+                "the model {} would need {:.1} GB for a batch of {batch} {c}×{h}×{w} images \
+                 ({layer} alone holds {values} values per image), more than the {} GB allowed: \
+                 its settings look damaged, or it was made for far larger images",
+                model.display(),
+                *bytes as f64 / 1e9,
+                MAX_BATCH_BYTES >> 30
             ),
             Mismatch::NotPerClass { model, output } => write!(
                 f,
@@ -108,6 +142,39 @@ pub fn outputs_for(
             output,
         }),
     }
+}
+
+/// Checks that a batch of `batch` images of `shape` fits in [`MAX_BATCH_BYTES`],
+/// from the model's shapes alone (nothing runs): counting every layer's output when
+/// `training` (the tape keeps them all), the largest layer otherwise.
+pub fn check_memory(
+    model: &dyn Module,
+    model_path: &Path,
+    (c, h, w): (usize, usize, usize),
+    batch: usize,
+    training: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let f = footprint(model, &[c, h, w])?;
+    let per_image = if training { f.total } else { f.largest };
+    let bytes = per_image
+        .saturating_mul(batch)
+        .saturating_mul(std::mem::size_of::<f32>());
+    if bytes > MAX_BATCH_BYTES {
+        let layer = if f.largest_at.is_empty() {
+            "the model".to_string()
+        } else {
+            f.largest_at
+        };
+        return Err(Mismatch::TooLarge {
+            model: model_path.to_path_buf(),
+            shape: (c, h, w),
+            batch,
+            bytes,
+            largest: (layer, f.largest),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Checks that every label of `data` (read from `labels_path`) is below `outputs`.

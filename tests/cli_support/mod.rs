@@ -233,3 +233,14 @@ pub fn snapshot(paths: &[&Path]) -> Vec<(PathBuf, Vec<u8>, Option<SystemTime>)> 
     }
     out
 }
+
+/// A valid model whose first convolution pads its input by 100 000 pixels a side
+/// (then global pooling, so any image size fits): a few bytes of settings that
+/// make one image's activations tens of gigabytes.
+pub fn padded_net(classes: usize) -> Sequential {
+    let rng = &mut rand::rngs::StdRng::seed_from_u64(3);
+    Sequential::new()
+        .add(Conv2d::new(1, 4, (3, 3), rng).with_padding(ferrocnn::Padding::Explicit(100_000, 100_000)))
+        .add(ferrocnn::nn::GlobalAvgPool)
+        .add(Linear::new(4, classes, rng))
+}
