@@ -23,6 +23,10 @@ use ferrocnn::profile::Profiler;
 use ferrocnn::train::{evaluate, fit, EpochStats, FitOptions, Progress, TrainError};
 use ferrocnn::{io, zoo};
 
+mod common;
+use common::args::{at_least_one, learning_rate};
+use common::files::same_file;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Net {
     /// Two conv + batch-norm blocks and a 128-unit hidden layer (≥ 99.3%).
@@ -102,26 +106,6 @@ struct Args {
     /// Continue the run saved in this checkpoint (its net, optimizer and plan are used).
     #[arg(long)]
     resume: Option<PathBuf>,
-}
-
-/// A count flag's value: a whole number of at least 1.
-fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{text:?} is not a whole number")),
-    }
-}
-
-/// `--lr`: a finite number above 0.
-fn learning_rate(text: &str) -> Result<f32, String> {
-    match text.parse::<f32>() {
-        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
-        Ok(lr) => Err(format!(
-            "{lr} is not a learning rate: it must be finite and above 0"
-        )),
-        Err(_) => Err(format!("{text:?} is not a number")),
-    }
 }
 
 /// A model, its training plan and its optimizer.
@@ -206,7 +190,9 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
 
     // Data: sizes and classes come from the files.
-    let Mnist { mut train, test } = Mnist::load(&args.data)?;
+    let files = ferrocnn::data::MnistFiles::find(&args.data)?;
+    files.with_ignored().for_each(|file| println!("reading {file}"));
+    let Mnist { mut train, test } = Mnist::load_files(&files)?;
     if let Some(n) = args.limit_train {
         train = train.take(n.min(train.len()));
     }
@@ -254,13 +240,10 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             if let Some(n) = ckpt.meta.get("limit_train").and_then(|n| n.parse::<usize>().ok()) {
                 train = train.take(n.min(train.len()));
             }
-            (
-                ckpt.model.build(&Registry::new())?,
-                ckpt.optimizer.into_optimizer()?,
-                ckpt.options,
-                ckpt.history,
-                ckpt.meta,
-            )
+            let (model, optimizer) = ckpt
+                .restore(&Registry::new())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            (model, optimizer, ckpt.options, ckpt.history, ckpt.meta)
         }
         None => {
             let (model, options, optimizer) = new_run(&args, (c, h, w), classes, train.len())?;
@@ -412,12 +395,4 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether two paths name the same file (compared as given when it does not exist).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }

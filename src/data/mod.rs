@@ -22,13 +22,15 @@
 //! - [`Dataset`] keeps images as bytes and converts a batch at a time.
 //! - [`Batches`] yields [`Batch`]es in a seeded [`Order`].
 //! - [`Augment`] shifts and rotates, seeded per sample.
-//! - [`Mnist`] loads a folder of the four MNIST files.
+//! - [`Mnist`] loads a folder of the four MNIST files; [`MnistFiles`] finds them
+//!   and says which were read where a folder holds a file twice (`x`, `x.gz`).
 //! - Errors are [`DataError`], naming the file they are about.
 
 mod augment;
 mod batch;
 mod dataset;
 mod error;
+mod files;
 pub mod idx;
 mod mnist;
 
@@ -36,5 +38,6 @@ pub use augment::{shift_rotate, Augment};
 pub use batch::{Batch, Batches, Order};
 pub use dataset::{Dataset, Normalize};
 pub use error::{DataError, IdxKind};
+pub use files::{DataFile, MnistFiles};
 pub use idx::IdxImages;
 pub use mnist::Mnist;

@@ -9,6 +9,7 @@
 //! list it in the `layers!` block below: that one line declares the file, exports
 //! the type and registers it, so model files can name it.
 
+mod footprint;
 mod init;
 mod module;
 mod registry;
@@ -21,6 +22,7 @@ pub(crate) use summary::{trace, walk};
 
 pub use crate::param::{Param, ParamId};
 pub use conv_block::conv_of;
+pub use footprint::{footprint, Footprint};
 pub use init::Init;
 pub use module::{Mode, Module, ModuleBase};
 pub use registry::{Builder, ConfigError, FromConfig, ModuleConfig, Registry, CONFIG_VERSION};
