@@ -6,14 +6,24 @@
 //! before and after. `--compare-scratch` also trains the same architecture from
 //! random weights on the same subset, the baseline fine-tuning should beat.
 
+use std::error::Error;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
-use ferrocnn::data::{Dataset, Mnist};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
+use ferrocnn::data::{Dataset, Mnist, MnistFiles};
 use ferrocnn::io::{load_model, save_model};
 use ferrocnn::nn::{BatchNorm2d, Conv2d, Conv2dBlock, Linear, Module};
 use ferrocnn::optim::{Adam, AdamConfig};
 use ferrocnn::train::{evaluate, fit, FitOptions, Progress};
+
+mod common;
+use common::args::{at_least_one, learning_rate};
+use common::files::{report_ignored, same_file};
+use common::fit::{check_labels, check_memory, describe_tensors, non_finite_tensors, outputs_for};
+
+/// Test images evaluated at once.
+const EVAL_BATCH: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 enum Freeze {
@@ -37,7 +47,7 @@ enum Task {
 
 /// Fine-tune a saved CNN on another MNIST-style task.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "finetune", version, about)]
 struct Args {
     /// The model to start from.
     #[arg(long, default_value = "models/mnist.bin")]
@@ -51,17 +61,17 @@ struct Args {
     /// What to freeze.
     #[arg(long, value_enum, default_value_t = Freeze::AllButHead)]
     freeze: Freeze,
-    /// Use only the first N training images (a small labelled set).
-    #[arg(long, default_value_t = 500)]
+    /// Use only the first N training images (a small labelled set), at least 1.
+    #[arg(long, default_value_t = 500, value_parser = at_least_one)]
     limit_train: usize,
-    /// Epochs.
-    #[arg(long, default_value_t = 10)]
+    /// Epochs, at least 1.
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     epochs: usize,
-    /// Batch size.
-    #[arg(long, default_value_t = 32)]
+    /// Batch size, at least 1.
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     batch_size: usize,
-    /// Learning rate (Adam).
-    #[arg(long, default_value_t = 3e-3)]
+    /// Learning rate (Adam), a finite number above 0.
+    #[arg(long, default_value_t = 3e-3, value_parser = learning_rate)]
     lr: f32,
     /// Seed of the new head, shuffling and dropout.
     #[arg(long, default_value_t = 7)]
@@ -69,12 +79,12 @@ struct Args {
     /// Also train the same architecture from scratch on the same subset.
     #[arg(long)]
     compare_scratch: bool,
-    /// Where to save the fine-tuned model.
+    /// Where to save the fine-tuned model (not the --model file, nor a data file).
     #[arg(long, default_value = "models/finetuned.bin")]
     save: PathBuf,
 }
 
-fn relabel(task: Task, data: &Dataset) -> Result<Dataset, Box<dyn std::error::Error>> {
+fn relabel(task: Task, data: &Dataset) -> Result<Dataset, Box<dyn Error>> {
     Ok(match task {
         Task::Same => data.clone(),
         Task::EvenOdd => data.map_labels(|l| l % 2).with_num_classes(2)?,
@@ -82,7 +92,7 @@ fn relabel(task: Task, data: &Dataset) -> Result<Dataset, Box<dyn std::error::Er
     })
 }
 
-fn train(model: &mut dyn Module, train: &Dataset, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+fn train(model: &mut dyn Module, train: &Dataset, args: &Args) -> Result<(), Box<dyn Error>> {
     let mut adam = Adam::new(AdamConfig {
         lr: args.lr,
         ..Default::default()
@@ -100,6 +110,13 @@ fn train(model: &mut dyn Module, train: &Dataset, args: &Args) -> Result<(), Box
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if same_file(&args.save, &args.model) {
+        let usage = format!(
+            "--save {} would replace the model fine-tuning starts from (--model); give --save another path",
+            args.save.display()
+        );
+        Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+    }
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -109,16 +126,37 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: Args) -> Result<(), Box<dyn Error>> {
     // Process-wide allocator tuning: a binary's choice, not the library's.
     ferrocnn::runtime::tune_for_training();
     let mut model = load_model(&args.model)?;
-    let mnist = Mnist::load(&args.data)?;
+    let files = MnistFiles::find(&args.data)?;
+    if let Some(file) = files.all().into_iter().find(|f| same_file(&args.save, &f.path)) {
+        let usage = format!(
+            "--save {} would replace the data file {}; give --save another path",
+            args.save.display(),
+            file.path.display()
+        );
+        Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+    }
+    report_ignored(files.all());
+    let mnist = Mnist::load_files(&files)?;
     let (train_set, test_set) = (
         relabel(args.task, &mnist.train)?,
         relabel(args.task, &mnist.test)?,
     );
-    let train_set = train_set.take(args.limit_train.min(train_set.len()));
+    let train_set = train_set.take(args.limit_train);
+    if train_set.is_empty() {
+        let path = files.train_images.path.display();
+        return Err(match mnist.train.len() {
+            0 => format!("{path} holds no training images"),
+            n => format!(
+                "--task {:?} keeps none of the {n} training images of {path}",
+                args.task
+            ),
+        }
+        .into());
+    }
     let classes = train_set.num_classes().max(test_set.num_classes());
     println!(
         "task {:?}: {} training images (of {}), {} test images, {classes} classes",
@@ -127,6 +165,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         mnist.train.len(),
         test_set.len()
     );
+    // The images must fit the layers before the head (a new head keeps its inputs).
+    outputs_for(model.as_ref(), &args.model, &train_set, &files.train_images.path)?;
 
     // A new class count needs a new head; the old one's outputs mean other things.
     let head = model
@@ -141,11 +181,35 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let old = model.replace_head(classes, args.seed)?;
         println!("replaced the head {head}: {old} → {classes} outputs (freshly initialized)");
     }
+    // The head may not be the last layer: check what the model now outputs.
+    let outputs = outputs_for(model.as_ref(), &args.model, &train_set, &files.train_images.path)?;
+    check_labels(&train_set, &files.train_labels.path, &args.model, outputs)?;
+    check_labels(&test_set, &files.test_labels.path, &args.model, outputs)?;
+    // NaN weights make every loss NaN: training would stop at its first step saying
+    // "diverged", which blames the learning rate for a damaged file.
+    let broken = non_finite_tensors(model.as_ref());
+    if !broken.is_empty() {
+        return Err(format!(
+            "{}: NaN or infinite values in {}; fine-tuning cannot start from it (use a model saved before its run diverged)",
+            args.model.display(),
+            describe_tensors(&broken)
+        )
+        .into());
+    }
     let (c, h, w) = train_set.image_shape();
-    model
-        .output_shape(&[c, h, w])
-        .map_err(|e| format!("the model does not fit the data: {e}"))?;
-    let before = evaluate(model.as_mut(), &test_set, 1000).accuracy;
+    check_memory(model.as_ref(), &args.model, (c, h, w), args.batch_size, true)?;
+    check_memory(model.as_ref(), &args.model, (c, h, w), EVAL_BATCH, false)?;
+    // No test images, no test figures (an accuracy of 0/0 would print as 0.00%).
+    let test_accuracy = |model: &mut dyn Module| {
+        (!test_set.is_empty()).then(|| evaluate(model, &test_set, EVAL_BATCH).accuracy)
+    };
+    if test_set.is_empty() {
+        println!(
+            "no test images in {}: no test figures",
+            files.test_images.path.display()
+        );
+    }
+    let before = test_accuracy(model.as_mut());
 
     match args.freeze {
         Freeze::None => {}
@@ -171,20 +235,22 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         fresh
     });
     train(model.as_mut(), &train_set, &args)?;
-    let after = evaluate(model.as_mut(), &test_set, 1000).accuracy;
-    println!(
-        "fine-tuned:   test accuracy {:.2}% before, {:.2}% after",
-        100.0 * before,
-        100.0 * after
-    );
+    if let (Some(before), Some(after)) = (before, test_accuracy(model.as_mut())) {
+        println!(
+            "fine-tuned:   test accuracy {:.2}% before, {:.2}% after",
+            100.0 * before,
+            100.0 * after
+        );
+    }
 
     if let Some(mut scratch) = scratch {
         train(scratch.as_mut(), &train_set, &args)?;
-        let acc = evaluate(scratch.as_mut(), &test_set, 1000).accuracy;
-        println!(
-            "from scratch: test accuracy {:.2}% (same architecture, subset and epochs)",
-            100.0 * acc
-        );
+        if let Some(accuracy) = test_accuracy(scratch.as_mut()) {
+            println!(
+                "from scratch: test accuracy {:.2}% (same architecture, subset and epochs)",
+                100.0 * accuracy
+            );
+        }
     }
     save_model(model.as_ref(), &args.save)?;
     println!("saved {}", args.save.display());

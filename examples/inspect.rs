@@ -19,8 +19,9 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
-use ferrocnn::data::{Mnist, Normalize};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+use ferrocnn::data::{DataFile, Dataset, Normalize};
 use ferrocnn::io;
 use ferrocnn::nn::{conv_of, Module};
 use ferrocnn::ops::softmax_rows;
@@ -30,9 +31,13 @@ use ferrocnn::viz::{
 };
 use ndarray::Array4;
 
+mod common;
+use common::files::{report_ignored, same_file};
+use common::fit::{check_labels, check_memory, describe_tensors, non_finite_tensors, outputs_for};
+
 /// Print a model's summary and write its filters, feature maps and mistakes as PNGs.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "inspect", version, about)]
 struct Args {
     /// The model file (written by `--example mnist` or `io::save_model`).
     model: PathBuf,
@@ -42,16 +47,22 @@ struct Args {
     /// Which test image to show feature maps for.
     #[arg(long, default_value_t = 0)]
     image: usize,
-    /// MNIST-style dataset folder (its test set is used).
-    #[arg(long, default_value = "datasets/mnist")]
-    data: PathBuf,
+    /// MNIST-style dataset folder (its test set is used) [default: datasets/mnist,
+    /// or 1×28×28 inputs and no test pictures if that folder is absent].
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Classify this PNG image and print the class probabilities.
     #[arg(long)]
     predict: Option<PathBuf>,
 }
 
+const DEFAULT_DATA: &str = "datasets/mnist";
+/// Test images evaluated at once.
+const EVAL_BATCH: usize = 256;
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    refuse_to_overwrite_inputs(&args);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -61,21 +72,111 @@ fn main() -> ExitCode {
     }
 }
 
+/// A usage error (exit code 2) if an input sits in `--out` under a name the
+/// pictures are written to: it would be replaced.
+fn refuse_to_overwrite_inputs(args: &Args) {
+    let ours = |name: &str| {
+        name == "input.png"
+            || name == "misclassified.png"
+            || (name.ends_with(".png") && (name.starts_with("filters_") || name.starts_with("features_")))
+    };
+    let inputs = [("MODEL", Some(&args.model)), ("--predict", args.predict.as_ref())];
+    for (what, path) in inputs.into_iter().filter_map(|(w, p)| Some((w, p?))) {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        if ours(&name) && same_file(dir, &args.out) {
+            let usage = format!(
+                "{what} {} is in --out {}, where inspect writes its pictures, and would be \
+                 replaced; give --out another folder",
+                path.display(),
+                args.out.display()
+            );
+            Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+        }
+    }
+}
+
+/// A test set and the files it was read from (for messages).
+struct TestSet {
+    data: Dataset,
+    images: PathBuf,
+    labels: PathBuf,
+}
+
+/// The test set of `--data`; `None` (with a note) when `--data` is not given and the
+/// default folder is absent, so that a model alone can be inspected anywhere.
+fn load_test_set(args: &Args) -> Result<Option<TestSet>, Box<dyn Error>> {
+    let dir = args.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+    let found = DataFile::find(&dir, "t10k-images-idx3-ubyte", "test images").and_then(|images| {
+        Ok((
+            images,
+            DataFile::find(&dir, "t10k-labels-idx1-ubyte", "test labels")?,
+        ))
+    });
+    let (images, labels) = match found {
+        Ok(files) => files,
+        Err(e) if args.data.is_none() => {
+            eprintln!("note: no dataset ({e}); assuming 1×28×28 inputs, skipping feature maps and mistakes");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    report_ignored([&images, &labels]);
+    let test = Dataset::from_idx(&images.path, &labels.path)?;
+    if test.is_empty() {
+        eprintln!(
+            "note: {} holds no images: skipping feature maps and mistakes",
+            images.path.display()
+        );
+    }
+    Ok(Some(TestSet {
+        data: test,
+        images: images.path,
+        labels: labels.path,
+    }))
+}
+
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let model = io::load_model(&args.model)?;
+    let broken = non_finite_tensors(model.as_ref());
+    if !broken.is_empty() {
+        // Worth inspecting (that is what this program is for), but say why it looks odd.
+        eprintln!(
+            "warning: {}: NaN or infinite values in {}; outputs that depend on them are NaN",
+            args.model.display(),
+            describe_tensors(&broken)
+        );
+    }
     // Read the PNG to classify first, so a bad file fails before the slow part.
     let user_image = args.predict.as_ref().map(read_grayscale_png).transpose()?;
 
     // The data gives the input shape and the test images; without it, assume MNIST.
-    let data = match Mnist::load(&args.data) {
-        Ok(data) => Some(data),
-        Err(e) => {
-            eprintln!("note: no dataset ({e}); assuming 1×28×28 inputs, skipping feature maps and mistakes");
-            None
+    let data = load_test_set(args)?;
+    let (c, h, w) = data.as_ref().map_or((1, 28, 28), |set| set.data.image_shape());
+    // Everything the model and the data must agree on, checked before any picture
+    // is written.
+    match &data {
+        Some(set) => {
+            let outputs = outputs_for(model.as_ref(), &args.model, &set.data, &set.images)?;
+            check_labels(&set.data, &set.labels, &args.model, outputs)?;
         }
-    };
-    let (c, h, w) = data.as_ref().map_or((1, 28, 28), |d| d.test.image_shape());
-    if let Some(Mnist { test, .. }) = &data {
+        None => {
+            model.output_shape(&[c, h, w]).map_err(|e| {
+                format!(
+                    "the model {} does not take 1×28×28 images, which inspect assumes without a \
+                     dataset: {e}; give --data with images like the ones it was trained on",
+                    args.model.display()
+                )
+            })?;
+        }
+    }
+    // The summary and the feature maps run one image, the evaluation a batch.
+    check_memory(model.as_ref(), &args.model, (c, h, w), EVAL_BATCH, false)?;
+    let test = data.as_ref().map(|set| &set.data).filter(|test| !test.is_empty());
+    if let Some(test) = test {
         if args.image >= test.len() {
             let n = test.len();
             return Err(format!("--image {}: the test set has {n} images (0..{n})", args.image).into());
@@ -95,7 +196,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         }
     }
 
-    if let Some(Mnist { test, .. }) = &data {
+    if let Some(test) = test {
         let n = args.image;
         let x = test.to_array(n..n + 1);
         written.extend(save_feature_maps(model.as_ref(), &x, &args.out)?);
@@ -104,7 +205,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         save_image_grid(&[(&test.image(n)[..h * w], &label)], (h, w), 1, 4, &input_path)?;
         written.push(input_path);
 
-        let evaluation = evaluate(model.clone().as_mut(), test, 256);
+        let evaluation = evaluate(model.clone().as_mut(), test, EVAL_BATCH);
         let wrong: Vec<usize> = (0..test.len())
             .filter(|&i| evaluation.predictions[i] != test.label(i))
             .collect();
@@ -137,7 +238,9 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     }
 
     if let (Some(path), Some(image)) = (&args.predict, user_image) {
-        let normalize = data.as_ref().map_or(Normalize::MNIST, |d| d.test.normalization());
+        let normalize = data
+            .as_ref()
+            .map_or(Normalize::MNIST, |set| set.data.normalization());
         classify(model.as_ref(), path, image, (c, h, w), normalize)?;
     }
     Ok(())

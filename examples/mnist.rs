@@ -23,6 +23,10 @@ use ferrocnn::profile::Profiler;
 use ferrocnn::train::{evaluate, fit, EpochStats, FitOptions, Progress, TrainError};
 use ferrocnn::{io, zoo};
 
+mod common;
+use common::args::{at_least_one, learning_rate};
+use common::files::same_file;
+
 // The explorer page's server (examples/explore), for `--explore`.
 #[path = "explore/server/mod.rs"]
 #[allow(dead_code)]
@@ -114,26 +118,6 @@ struct Args {
     explore: Option<u16>,
 }
 
-/// A count flag's value: a whole number of at least 1.
-fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{text:?} is not a whole number")),
-    }
-}
-
-/// `--lr`: a finite number above 0.
-fn learning_rate(text: &str) -> Result<f32, String> {
-    match text.parse::<f32>() {
-        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
-        Ok(lr) => Err(format!(
-            "{lr} is not a learning rate: it must be finite and above 0"
-        )),
-        Err(_) => Err(format!("{text:?} is not a number")),
-    }
-}
-
 /// A model, its training plan and its optimizer.
 type Run = (Box<dyn Module>, FitOptions, Box<dyn Optimizer>);
 
@@ -216,7 +200,9 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
 
     // Data: sizes and classes come from the files.
-    let Mnist { mut train, test } = Mnist::load(&args.data)?;
+    let files = ferrocnn::data::MnistFiles::find(&args.data)?;
+    files.with_ignored().for_each(|file| println!("reading {file}"));
+    let Mnist { mut train, test } = Mnist::load_files(&files)?;
     if let Some(n) = args.limit_train {
         train = train.take(n.min(train.len()));
     }
@@ -264,13 +250,10 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             if let Some(n) = ckpt.meta.get("limit_train").and_then(|n| n.parse::<usize>().ok()) {
                 train = train.take(n.min(train.len()));
             }
-            (
-                ckpt.model.build(&Registry::new())?,
-                ckpt.optimizer.into_optimizer()?,
-                ckpt.options,
-                ckpt.history,
-                ckpt.meta,
-            )
+            let (model, optimizer) = ckpt
+                .restore(&Registry::new())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            (model, optimizer, ckpt.options, ckpt.history, ckpt.meta)
         }
         None => {
             let (model, options, optimizer) = new_run(&args, (c, h, w), classes, train.len())?;
@@ -416,13 +399,6 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         println!("exported the weights to {}", path.display());
     }
 
-    if let Some(live) = &live {
-        live.finish();
-        println!("training finished; the explorer page stays up until Ctrl-C");
-        while !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    }
     if let Some(path) = &args.metrics_json {
         let epochs: Vec<_> = history
             .iter()
@@ -440,15 +416,14 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         });
         std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Whether two paths name the same file (compared as given when it does not exist).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+    if let Some(live) = &live {
+        live.finish();
+        println!("training finished; the explorer page stays up until Ctrl-C");
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--explore`: serves the explorer page on a copy of the model being trained, and

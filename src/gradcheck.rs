@@ -11,7 +11,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::nn::{Mode, Module};
-use crate::param::Param;
 use crate::tape::Tape;
 use crate::tensor::Tensor;
 
@@ -74,14 +73,13 @@ impl GradCheck {
     /// GradCheck::default().run(&[x], |t| t[0].tanh()).unwrap();
     /// ```
     pub fn run(&self, inputs: &[ArrayD<f32>], f: impl Fn(&[Tensor]) -> Tensor) -> Result<(), GradMismatch> {
-        let params: Vec<Param> = inputs.iter().map(|x| Param::new(x.clone())).collect();
-
+        // The analytic side: inputs with gradients, and the vector-Jacobian
+        // product with a random projection of the output.
         let tape = Tape::new();
-        let bound: Vec<Tensor> = params.iter().map(|p| tape.param(p)).collect();
+        let bound: Vec<Tensor> = inputs.iter().map(|x| tape.input_with_grad(x.clone())).collect();
         let out = f(&bound);
         let projection = random_like(out.shape(), self.seed);
-        let loss = out.mul(&Tensor::new(projection.clone())).sum();
-        let grads = loss.backward();
+        let grads = out.backward_with(projection.clone());
 
         let eval = |values: &[ArrayD<f32>]| -> f64 {
             let consts: Vec<Tensor> = values.iter().map(|v| Tensor::new(v.clone())).collect();
@@ -93,7 +91,7 @@ impl GradCheck {
                 .sum()
         };
 
-        let analytic: Vec<Option<ArrayD<f32>>> = params.iter().map(|p| grads.get(p).cloned()).collect();
+        let analytic: Vec<Option<ArrayD<f32>>> = bound.iter().map(|x| grads.wrt(x).cloned()).collect();
         self.compare(inputs.to_vec(), &analytic, eval)
     }
 }
@@ -128,12 +126,12 @@ impl GradCheck {
         inputs.extend(trainable(module));
         // Gradients of the input and of the parameters, from one backward pass.
         let mut copy = module.clone_module();
-        let input = Param::new(x.clone());
         let tape = Tape::new();
-        let out = copy.forward(&tape.param(&input), mode);
+        let input = tape.input_with_grad(x.clone());
+        let out = copy.forward(&input, mode);
         let projection = random_like(out.shape(), self.seed);
-        let grads = out.mul(&Tensor::new(projection.clone())).sum().backward();
-        let mut analytic = vec![grads.get(&input).cloned()];
+        let grads = out.backward_with(projection.clone());
+        let mut analytic = vec![grads.wrt(&input).cloned()];
         analytic.extend(
             copy.parameters()
                 .into_iter()

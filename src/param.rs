@@ -14,7 +14,7 @@ use crate::tensor::Tensor;
 pub struct ParamId(u64);
 
 impl ParamId {
-    fn fresh() -> Self {
+    pub(crate) fn fresh() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         ParamId(NEXT.fetch_add(1, Ordering::Relaxed))
     }

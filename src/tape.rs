@@ -133,6 +133,28 @@ impl Tape {
         Tensor::from_parts(Arc::new(value.into()), Some(self.clone()), None)
     }
 
+    /// Puts data on the tape as an input whose gradient `backward` computes, found
+    /// with [`Gradients::wrt`]: what saliency maps and adversarial examples need
+    /// (PyTorch's `x.requires_grad_()`).
+    ///
+    /// ```
+    /// use ferrocnn::{Param, Tape};
+    /// use ndarray::array;
+    ///
+    /// let w = Param::new(array![1.0f32, 2.0].into_dyn());
+    /// let tape = Tape::new();
+    /// let x = tape.input_with_grad(array![3.0f32, 4.0].into_dyn());
+    /// let y = (&x * &tape.param(&w)).sum();
+    /// let grads = y.backward();
+    /// assert_eq!(grads.wrt(&x).unwrap(), &array![1.0f32, 2.0].into_dyn()); // ∂y/∂x = w
+    /// assert_eq!(grads[&w], array![3.0f32, 4.0].into_dyn()); // ∂y/∂w = x
+    /// ```
+    pub fn input_with_grad(&self, value: impl Into<ArrayD<f32>>) -> Tensor {
+        let id = ParamId::fresh();
+        let node = self.push(NodeKind::Param(id));
+        Tensor::leaf(Arc::new(value.into()), self.clone(), node, id)
+    }
+
     /// Binds a parameter to the tape. A trainable parameter becomes a leaf whose
     /// gradient `backward()` reports under the parameter's id; a frozen one is bound
     /// as a constant, and no gradient flows to it. The value is shared, not copied.
@@ -238,6 +260,46 @@ pub struct Gradients {
 }
 
 impl Gradients {
+    /// An empty set, to fill with [`Gradients::insert`]: e.g. to step an optimizer
+    /// with gradients computed elsewhere.
+    ///
+    /// ```
+    /// use ferrocnn::optim::{Optimizer, SGDConfig, SGD};
+    /// use ferrocnn::{Gradients, Param};
+    /// use ndarray::array;
+    ///
+    /// let mut w = Param::new(array![1.0f32, 1.0].into_dyn());
+    /// let mut grads = Gradients::new();
+    /// grads.insert(&w, array![0.5f32, -0.5].into_dyn());
+    /// let mut sgd = SGD::new(SGDConfig { lr: 0.1, ..Default::default() });
+    /// sgd.step(&mut [&mut w], &grads);
+    /// assert_eq!(w.value(), &array![0.95f32, 1.05].into_dyn());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the gradient of `param`, returning the one it replaces.
+    ///
+    /// # Panics
+    /// If the gradient's shape differs from the parameter's.
+    pub fn insert(&mut self, param: &Param, grad: ArrayD<f32>) -> Option<ArrayD<f32>> {
+        assert_eq!(
+            grad.shape(),
+            param.shape(),
+            "Gradients::insert: gradient of shape {:?} for a parameter of shape {:?}",
+            grad.shape(),
+            param.shape()
+        );
+        self.by_param.insert(param.id(), grad)
+    }
+
+    /// The gradient of an input made by [`Tape::input_with_grad`], if it took part
+    /// in the pass.
+    pub fn wrt(&self, input: &Tensor) -> Option<&ArrayD<f32>> {
+        input.leaf_id().and_then(|id| self.by_param.get(&id))
+    }
+
     /// The gradient of a parameter, if it took part in the pass and is not frozen.
     pub fn get(&self, param: &Param) -> Option<&ArrayD<f32>> {
         self.by_param.get(&param.id())

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayView4, Ix4};
 
+use crate::param::ParamId;
 use crate::tape::{Gradients, NodeKind, Tape};
 
 /// A value (an f32 n-dimensional array) plus, when it is recorded, the tape and node
@@ -21,6 +22,9 @@ pub struct Tensor {
     value: Arc<ArrayD<f32>>,
     tape: Option<Tape>,
     node: Option<usize>,
+    /// For an input that wants its gradient ([`Tape::input_with_grad`]): the id
+    /// [`Gradients::wrt`] finds it under.
+    leaf: Option<ParamId>,
 }
 
 impl Tensor {
@@ -30,7 +34,28 @@ impl Tensor {
     }
 
     pub(crate) fn from_parts(value: Arc<ArrayD<f32>>, tape: Option<Tape>, node: Option<usize>) -> Self {
-        Tensor { value, tape, node }
+        Tensor {
+            value,
+            tape,
+            node,
+            leaf: None,
+        }
+    }
+
+    /// An input leaf: recorded at `node`, its gradient reported under `id`.
+    pub(crate) fn leaf(value: Arc<ArrayD<f32>>, tape: Tape, node: usize, id: ParamId) -> Self {
+        Tensor {
+            value,
+            tape: Some(tape),
+            node: Some(node),
+            leaf: Some(id),
+        }
+    }
+
+    /// The id this tensor's gradient is reported under, if it is an input made by
+    /// [`Tape::input_with_grad`].
+    pub(crate) fn leaf_id(&self) -> Option<ParamId> {
+        self.leaf
     }
 
     /// The value.
@@ -92,7 +117,7 @@ impl Tensor {
         self.tape.as_ref()
     }
 
-    /// True if a gradient flows back through this tensor to some parameter.
+    /// True if a gradient flows back through this tensor to some parameter or input.
     pub fn requires_grad(&self) -> bool {
         self.node.is_some()
     }
@@ -111,11 +136,37 @@ impl Tensor {
         assert_eq!(
             self.len(),
             1,
-            "backward: expects a scalar (one-element) loss, got shape {:?}",
+            "backward: expects a scalar (one-element) loss, got shape {:?}; use backward_with",
+            self.shape()
+        );
+        self.backward_with(ArrayD::ones(self.value.raw_dim()))
+    }
+
+    /// Reverse-mode differentiation from a tensor of any shape, given the gradient
+    /// of some scalar with respect to it (`upstream`, of this tensor's shape): the
+    /// vector-Jacobian product, PyTorch's `y.backward(gradient)`. `backward()` is
+    /// `backward_with(ones)` on a scalar.
+    ///
+    /// ```
+    /// use ferrocnn::Tape;
+    /// use ndarray::array;
+    ///
+    /// let tape = Tape::new();
+    /// let x = tape.input_with_grad(array![1.0f32, 2.0, 3.0].into_dyn());
+    /// let y = x.square(); // dy/dx = 2x, elementwise
+    /// let grads = y.backward_with(array![1.0f32, 0.0, 10.0].into_dyn());
+    /// assert_eq!(grads.wrt(&x).unwrap(), &array![2.0f32, 0.0, 60.0].into_dyn());
+    /// ```
+    pub fn backward_with(&self, upstream: ArrayD<f32>) -> Gradients {
+        assert_eq!(
+            upstream.shape(),
+            self.shape(),
+            "backward_with: the upstream gradient's shape {:?} differs from the tensor's {:?}",
+            upstream.shape(),
             self.shape()
         );
         match (&self.tape, self.node) {
-            (Some(tape), Some(node)) => tape.backward_from(node, ArrayD::ones(self.value.raw_dim())),
+            (Some(tape), Some(node)) => tape.backward_from(node, upstream),
             _ => Gradients::default(),
         }
     }

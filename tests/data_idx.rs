@@ -1,5 +1,8 @@
 //! The IDX reader on crafted files: every way a file can be wrong gives its own error
-//! variant and a message naming the file; random and damaged bytes never panic.
+//! variant and a message naming the file; random and damaged bytes never panic, and
+//! never make it allocate more than the data that arrives.
+
+mod peak_alloc;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,6 +12,9 @@ use ferrocnn::data::{DataError, IdxKind};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use proptest::prelude::*;
+
+#[global_allocator]
+static ALLOC: peak_alloc::Tracking = peak_alloc::Tracking;
 
 fn images_bytes(count: u32, rows: u32, cols: u32, data: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
@@ -355,9 +361,21 @@ fn valid_file(kind: bool, n: u32, side: u32, gz: bool) -> Vec<u8> {
 }
 
 fn read_both(bytes: &[u8]) {
-    // Either answer is fine; a panic fails the test.
-    let _ = idx::parse_images(bytes, "fuzz");
-    let _ = idx::parse_labels(bytes, "fuzz");
+    // Either answer is fine; a panic fails the test. What arrives bounds what is
+    // allocated, whatever the header claims: the file itself when raw; through gzip,
+    // at most 1032 times its size (deflate's largest ratio), and twice that while
+    // the buffer grows; plus the decoder's own buffers.
+    let bound = 2 * 1032 * bytes.len() + (1 << 20);
+    for images in [true, false] {
+        let ((), peak) = peak_alloc::peak_during(|| {
+            let _ = if images {
+                idx::parse_images(bytes, "fuzz").map(|_| ())
+            } else {
+                idx::parse_labels(bytes, "fuzz").map(|_| ())
+            };
+        });
+        assert!(peak <= bound, "{peak} bytes allocated for {} bytes", bytes.len());
+    }
 }
 
 proptest! {

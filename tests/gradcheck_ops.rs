@@ -112,13 +112,58 @@ fn log_softmax_and_losses() {
     for (i, (n, c)) in [(1, 2), (4, 10), (3, 7)].into_iter().enumerate() {
         let logits = rand(&[n, c], i as u64).mapv(|v| 3.0 * v);
         let labels: Vec<usize> = (0..n).map(|r| (r * 3 + 1) % c).collect();
-        check(vec![logits.clone()], |t| t[0].log_softmax());
+        check(vec![logits.clone()], |t| t[0].log_softmax(1));
         check(vec![logits.clone()], |t| t[0].cross_entropy(&labels));
         check(vec![logits.clone()], |t| {
             t[0].cross_entropy_smoothed(&labels, 0.1)
         });
         check(vec![logits.clone(), rand(&[n, c], 50)], |t| t[0].mse_loss(&t[1]));
     }
+}
+
+#[test]
+fn softmax_and_log_softmax_along_every_axis() {
+    let x = rand(&[2, 3, 4], 21).mapv(|v| 3.0 * v);
+    for axis in 0..3 {
+        check(vec![x.clone()], |t| t[0].softmax(axis));
+        check(vec![x.clone()], |t| t[0].log_softmax(axis));
+        // Each lane of the axis sums to 1 (in probability).
+        let p = Tensor::new(x.clone()).softmax(axis);
+        let sums = p.value().sum_axis(ndarray::Axis(axis));
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "axis {axis}: {sums}");
+    }
+    // Huge logits: shifted by the lane's maximum, nothing overflows.
+    let big = ndarray::array![[1000.0f32, 0.0], [-1000.0, 1000.0]].into_dyn();
+    let p = Tensor::new(big.clone()).softmax(1);
+    assert_eq!(p.value(), &ndarray::array![[1.0f32, 0.0], [0.0, 1.0]].into_dyn());
+    assert!(Tensor::new(big)
+        .log_softmax(0)
+        .value()
+        .iter()
+        .all(|v| v.is_finite()));
+}
+
+#[test]
+fn permute_and_transpose() {
+    let x = rand(&[2, 3, 4, 5], 22);
+    check(vec![x.clone()], |t| t[0].permute(&[0, 2, 3, 1]));
+    check(vec![x.clone()], |t| t[0].permute(&[3, 1, 0, 2]));
+    check(vec![x.clone()], |t| t[0].transpose(1, 3));
+    // Known values: NCHW → NHWC, and a matrix transpose.
+    let p = Tensor::new(x.clone()).permute(&[0, 2, 3, 1]);
+    assert_eq!(p.shape(), &[2, 4, 5, 3]);
+    assert_eq!(p.value()[[1, 2, 4, 0]], x[[1, 0, 2, 4]]);
+    let m = Tensor::new(ndarray::array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn());
+    assert_eq!(
+        m.transpose(0, 1).value(),
+        &ndarray::array![[1.0f32, 4.0], [2.0, 5.0], [3.0, 6.0]].into_dyn()
+    );
+}
+
+#[test]
+#[should_panic(expected = "permute: [0, 0, 1] is not an order of the 3 axes")]
+fn permute_with_a_repeated_axis_panics_naming_the_op() {
+    Tensor::new(rand(&[2, 3, 4], 1)).permute(&[0, 0, 1]);
 }
 
 #[test]

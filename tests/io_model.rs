@@ -391,6 +391,25 @@ fn a_file_whose_content_does_not_hold_together_is_an_error_not_a_panic() {
             "architecture",
         ),
         (
+            // A few bytes of JSON must not make the loader allocate 25 GB (it aborted).
+            "a layer claiming billions of weights",
+            Box::new(|r| {
+                r.architecture =
+                    r.architecture
+                        .replacen("\"in_features\":1600", "\"in_features\":640000000", 1)
+            }),
+            "[10, 640000000] would hold 6400000000 values",
+        ),
+        (
+            "a layer whose size overflows",
+            Box::new(|r| {
+                r.architecture =
+                    r.architecture
+                        .replacen("\"out_channels\":32", "\"out_channels\":18446744073709551615", 1)
+            }),
+            "larger than memory",
+        ),
+        (
             "a frozen name that does not exist",
             Box::new(|r| r.frozen.push("conv9.weight".into())),
             "conv9.weight",

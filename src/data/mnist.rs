@@ -1,16 +1,18 @@
 //! `Mnist`: the train and test sets of an MNIST-style folder of IDX files.
 //!
 //! Finds the four files under their usual names (raw or `.gz`, and the
-//! `train-images.idx3-ubyte` spelling some mirrors use), and reads them with our own
+//! `train-images.idx3-ubyte` spelling some mirrors use; [`MnistFiles`] says which
+//! was read where a folder holds more than one), and reads them with our own
 //! IDX reader, so any sizes the headers declare work (Fashion-MNIST, KMNIST, a set of
 //! your own) and a missing or broken file is an error naming it, not a panic.
 //!
 //! With the cargo feature `mnist`, data already loaded by the `mnist` crate converts
 //! with `Mnist::try_from(mnist::Mnist)`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::error::DataError;
+use super::files::MnistFiles;
 use super::Dataset;
 
 /// The training and test sets of an MNIST-style dataset.
@@ -34,22 +36,30 @@ pub struct Mnist {
 impl Mnist {
     /// Loads `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
     /// `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte` (each raw or `.gz`, with
-    /// `-idx` or `.idx` before the type) from `dir`. Both sets get the same class
+    /// `-idx` or `.idx` before the type; a raw file wins over its `.gz`, see
+    /// [`MnistFiles`] for the order) from `dir`. Both sets get the same class
     /// count: the largest label in either, plus one.
+    ///
+    /// To tell a user which file was read where a folder holds two (`x` and
+    /// `x.gz`), find the files with [`MnistFiles::find`] and load them with
+    /// [`Mnist::load_files`].
     ///
     /// # Errors
     /// [`DataError::MissingFile`] naming the folder and the names tried; any error
     /// reading a file, naming it; [`DataError::Invalid`] if train and test images
     /// differ in shape.
     pub fn load(dir: impl AsRef<Path>) -> Result<Mnist, DataError> {
-        let dir = dir.as_ref();
-        let train_images = find(dir, "train-images", "idx3-ubyte", "training images")?;
-        let train_labels = find(dir, "train-labels", "idx1-ubyte", "training labels")?;
-        let test_images = find(dir, "t10k-images", "idx3-ubyte", "test images")?;
-        let test_labels = find(dir, "t10k-labels", "idx1-ubyte", "test labels")?;
-        let train = Dataset::from_idx(&train_images, &train_labels)?;
-        let test = Dataset::from_idx(&test_images, &test_labels)?;
-        Mnist::from_parts(train, test, &train_images, &test_images)
+        Mnist::load_files(&MnistFiles::find(dir)?)
+    }
+
+    /// Loads the files [`MnistFiles::find`] found.
+    ///
+    /// # Errors
+    /// As for [`Mnist::load`], but for the missing files.
+    pub fn load_files(files: &MnistFiles) -> Result<Mnist, DataError> {
+        let train = Dataset::from_idx(&files.train_images.path, &files.train_labels.path)?;
+        let test = Dataset::from_idx(&files.test_images.path, &files.test_labels.path)?;
+        Mnist::from_parts(train, test, &files.train_images.path, &files.test_images.path)
     }
 
     fn from_parts(
@@ -73,24 +83,6 @@ impl Mnist {
             test: test.with_num_classes(k)?,
         })
     }
-}
-
-/// The first existing file among `{stem}-{suffix}`, `{stem}.{suffix}`, each raw or
-/// `.gz`.
-fn find(dir: &Path, stem: &str, suffix: &str, what: &str) -> Result<PathBuf, DataError> {
-    let tried: Vec<String> = [format!("{stem}-{suffix}"), format!("{stem}.{suffix}")]
-        .iter()
-        .flat_map(|name| [name.clone(), format!("{name}.gz")])
-        .collect();
-    tried
-        .iter()
-        .map(|name| dir.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| DataError::MissingFile {
-            dir: dir.to_path_buf(),
-            what: what.to_string(),
-            tried,
-        })
 }
 
 /// Interop with the `mnist` crate: the sets it loaded become `Dataset`s.

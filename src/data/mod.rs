@@ -22,7 +22,8 @@
 //! - [`Dataset`] keeps images as bytes and converts a batch at a time.
 //! - [`Batches`] yields [`Batch`]es in a seeded [`Order`].
 //! - [`Augment`] shifts and rotates, seeded per sample.
-//! - [`Mnist`] loads a folder of the four MNIST files.
+//! - [`Mnist`] loads a folder of the four MNIST files; [`MnistFiles`] finds them
+//!   and says which were read where a folder holds a file twice (`x`, `x.gz`).
 //! - [`frame_like_mnist`] frames a digit of any size as MNIST frames its own.
 //! - Errors are [`DataError`], naming the file they are about.
 
@@ -30,6 +31,7 @@ mod augment;
 mod batch;
 mod dataset;
 mod error;
+mod files;
 mod frame;
 pub mod idx;
 mod mnist;
@@ -38,6 +40,7 @@ pub use augment::{shift_rotate, Augment};
 pub use batch::{Batch, Batches, Order};
 pub use dataset::{Dataset, Normalize};
 pub use error::{DataError, IdxKind};
+pub use files::{DataFile, MnistFiles};
 pub use frame::frame_like_mnist;
 pub use idx::IdxImages;
 pub use mnist::Mnist;

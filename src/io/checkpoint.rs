@@ -5,6 +5,12 @@
 //! There is no separate RNG state to save: shuffling and augmentation are drawn from
 //! `(seed, epoch)` and dropout masks from each layer's `(seed, calls)`, all of which
 //! are in here, so a resumed run draws what an uninterrupted one would have.
+//!
+//! A checksum proves a file is the one written, not that what was written can be
+//! run: loading also checks the training plan (a batch size of 0, a schedule of 0
+//! steps, a NaN rotation would each panic inside training), and
+//! [`Checkpoint::restore`] checks that the optimizer's buffers fit the model's
+//! parameters before a step would find out.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::format::{decode_payload, encode, open, read_limited, write_atomic, FileKind, IoError};
 use super::legacy;
 use super::model::ModelRecord;
-use crate::optim::OptimizerState;
+use crate::nn::{Module, Registry};
+use crate::optim::{Optimizer, OptimizerState};
 use crate::train::{EpochStats, FitOptions};
 
 /// A snapshot of a training run.
@@ -33,25 +40,97 @@ pub struct Checkpoint {
     pub meta: BTreeMap<String, String>,
 }
 
+/// A model and its optimizer, as [`Checkpoint::restore`] rebuilds them.
+pub type Restored = (Box<dyn Module>, Box<dyn Optimizer>);
+
+impl Checkpoint {
+    /// Builds the model (with `registry`'s constructors for modules of your own) and
+    /// the optimizer, after checking that every optimizer buffer fits the parameter
+    /// at its position: a checkpoint whose two halves disagree is an error here, not
+    /// a panic at the first step.
+    pub fn restore(&self, registry: &Registry) -> Result<Restored, String> {
+        let model = self.model.build(registry)?;
+        self.optimizer
+            .check_params(&model.parameters())
+            .map_err(|e| e.to_string())?;
+        let optimizer = self
+            .optimizer
+            .clone()
+            .into_optimizer()
+            .map_err(|e| e.to_string())?;
+        Ok((model, optimizer))
+    }
+}
+
 /// Saves a checkpoint atomically.
 pub fn save_checkpoint(checkpoint: &Checkpoint, path: impl AsRef<Path>) -> Result<(), IoError> {
     write_atomic(path.as_ref(), &encode(checkpoint, FileKind::Checkpoint)?)
 }
 
 /// Loads a checkpoint saved by [`save_checkpoint`] (or by ferrocnn's first release).
+///
+/// # Errors
+/// Those of reading a model file, and [`IoError::Invalid`] naming the file and the
+/// setting if the training plan cannot be run (see the module docs).
 pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint, IoError> {
     let path = path.as_ref();
     let bytes = read_limited(path)?;
     let (version, payload) = open(&bytes, FileKind::Checkpoint, path)?;
-    if version == 1 {
+    let checkpoint = if version == 1 {
         let (model, old) = legacy::decode_checkpoint(payload, path)?;
-        return Ok(Checkpoint {
+        Checkpoint {
             model: ModelRecord::of(&model),
             optimizer: old.optimizer,
             options: old.options,
             history: old.history,
             meta: old.meta,
-        });
+        }
+    } else {
+        decode_payload(payload, path)?
+    };
+    check_plan(&checkpoint.options).map_err(|reason| IoError::Invalid {
+        path: path.to_path_buf(),
+        reason: format!("its training plan cannot be run: {reason}"),
+    })?;
+    Ok(checkpoint)
+}
+
+/// What training needs of a plan; each of these would panic (or wrap around) inside
+/// `fit`, and none is what a run writes.
+fn check_plan(o: &FitOptions) -> Result<(), String> {
+    if o.batch_size == 0 {
+        return Err("batch size 0".into());
     }
-    decode_payload(payload, path)
+    if o.eval_batch_size == 0 {
+        return Err("evaluation batch size 0".into());
+    }
+    if o.start_epoch == 0 {
+        return Err("start epoch 0 (epochs count from 1)".into());
+    }
+    if !(0.0..1.0).contains(&o.label_smoothing) {
+        return Err(format!("label smoothing {} is not in [0, 1)", o.label_smoothing));
+    }
+    if let Some(max) = o.clip_grad_norm.filter(|m| !(m.is_finite() && *m >= 0.0)) {
+        return Err(format!("gradient clipping at {max}"));
+    }
+    if let Some(a) = o
+        .augment
+        .as_ref()
+        .filter(|a| !(a.max_rotation_degrees.is_finite() && a.max_rotation_degrees >= 0.0))
+    {
+        return Err(format!("augmentation by up to {}°", a.max_rotation_degrees));
+    }
+    let (loss, correct, seen) = o.start_totals;
+    if !loss.is_finite() || correct > seen {
+        return Err(format!(
+            "running totals {:?} of the interrupted epoch",
+            o.start_totals
+        ));
+    }
+    if let Some(schedule) = &o.schedule {
+        schedule
+            .validate()
+            .map_err(|e| format!("learning-rate schedule: {e}"))?;
+    }
+    Ok(())
 }

@@ -223,12 +223,25 @@ pub(crate) fn open<'a>(bytes: &'a [u8], kind: FileKind, path: &Path) -> Result<(
 }
 
 /// Decodes a payload (of the file at `path`) as a `T`, all of it.
+///
+/// bincode allocates a string or byte buffer at the length its prefix declares,
+/// before reading it, within the decoder's limit. The limit is a constant, so one
+/// is picked per size of payload: twice the payload rounded up to a power of 16,
+/// which every length in a real file fits (they count bytes of the payload), and a
+/// damaged prefix in a 30-byte file cannot claim a gigabyte.
 pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8], path: &Path) -> Result<T, IoError> {
     let path_buf = || path.to_path_buf();
-    let config = bincode::config::standard().with_limit::<{ MAX_PAYLOAD as usize }>();
-    let (value, used) = bincode::serde::decode_from_slice(payload, config).map_err(|e| IoError::Corrupt {
+    let decoded = match payload.len() {
+        n if n < 1 << 12 => decode_within::<T, { 1 << 13 }>(payload),
+        n if n < 1 << 16 => decode_within::<T, { 1 << 17 }>(payload),
+        n if n < 1 << 20 => decode_within::<T, { 1 << 21 }>(payload),
+        n if n < 1 << 24 => decode_within::<T, { 1 << 25 }>(payload),
+        n if n < 1 << 28 => decode_within::<T, { 1 << 29 }>(payload),
+        _ => decode_within::<T, { MAX_PAYLOAD as usize }>(payload),
+    };
+    let (value, used) = decoded.map_err(|e| IoError::Corrupt {
         path: path_buf(),
-        reason: e.to_string(),
+        reason: describe(&e),
     })?;
     if used != payload.len() {
         return Err(IoError::Corrupt {
@@ -237,6 +250,24 @@ pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8], path: &Path) -
         });
     }
     Ok(value)
+}
+
+/// A decoder error in words (bincode's `Display` is its `Debug`).
+fn describe(e: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError::*;
+    match e {
+        LimitExceeded => "a length in it claims more data than the file holds".into(),
+        UnexpectedEnd { .. } => "its content ends early (a length or a count in it is wrong)".into(),
+        Utf8 { .. } => "a name in it is not valid UTF-8".into(),
+        e => e.to_string(),
+    }
+}
+
+/// `decode_payload` with bincode's allocation limit at `LIMIT` bytes.
+fn decode_within<T: DeserializeOwned, const LIMIT: usize>(
+    payload: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(payload, bincode::config::standard().with_limit::<LIMIT>())
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder,
@@ -293,6 +324,29 @@ fn remove_stale_temp_files(dir: &Path, name: &str) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// Reads a whole file of at most `limit` bytes; a larger one (or a device that does
+/// not end) is [`IoError::Corrupt`] after reading `limit + 1` bytes at most.
+pub(crate) fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, IoError> {
+    use std::io::Read;
+    let too_large = || IoError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("larger than the {limit}-byte limit"),
+    };
+    if fs::metadata(path).map_err(io_err(path))?.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    File::open(path)
+        .map_err(io_err(path))?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err(path))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// Reads a file: its header first, then no more than the payload its header declares

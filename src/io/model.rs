@@ -84,8 +84,17 @@ impl ModelRecord {
     }
 
     /// Builds the stored model with `registry`'s constructors and loads its state.
+    ///
+    /// The built-in layers allocate no more than twice the values the record stores,
+    /// and a million more (see [`Registry::with_budget`]): a few bytes of settings
+    /// cannot claim gigabytes, while a layer a little off its weights is still
+    /// reported by the weight that differs, the clearer message.
     pub fn build(&self, registry: &Registry) -> Result<Box<dyn Module>, String> {
         let config = self.config().map_err(|e| e.to_string())?;
+        let stored: usize = self.tensors.iter().map(|(_, t)| t.len()).sum();
+        let registry = registry
+            .clone()
+            .with_budget(stored.saturating_mul(2).saturating_add(1 << 20));
         let mut model = registry.build(&config).map_err(|e| e.to_string())?;
         self.load_into(model.as_mut()).map_err(|e| e.to_string())?;
         Ok(model)

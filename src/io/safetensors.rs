@@ -11,7 +11,7 @@ use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use super::format::{io_err, write_atomic, IoError};
+use super::format::{read_at_most, write_atomic, IoError, MAX_PAYLOAD};
 use super::state_dict::StateDict;
 use crate::nn::Module;
 
@@ -44,9 +44,11 @@ pub fn export_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<
 }
 
 /// Reads the f32 tensors of a `.safetensors` file as a state dict, sorted by name.
+/// Files larger than [`MAX_PAYLOAD`] are refused (a device that never ends, such as
+/// `/dev/zero`, after reading that much).
 pub fn read_safetensors(path: impl AsRef<Path>) -> Result<StateDict, IoError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let bytes = read_at_most(path, MAX_PAYLOAD)?;
     let corrupt = |reason: String| IoError::Corrupt {
         path: path.to_path_buf(),
         reason,

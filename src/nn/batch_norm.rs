@@ -157,7 +157,7 @@ impl Module for BatchNorm2d {
 impl FromConfig for BatchNorm2d {
     const KIND: &'static str = "BatchNorm2d";
 
-    fn from_config(config: &ModuleConfig, _: &Registry) -> Result<Self, ConfigError> {
+    fn from_config(config: &ModuleConfig, registry: &Registry) -> Result<Self, ConfigError> {
         let c: BatchNormConfig = config.settings()?;
         if c.channels == 0 || !(c.eps > 0.0 && c.eps.is_finite()) || !(0.0..=1.0).contains(&c.momentum) {
             return Err(ConfigError::invalid(
@@ -165,6 +165,8 @@ impl FromConfig for BatchNorm2d {
                 format!("channels {} must be ≥ 1, eps {} > 0, momentum {} in [0, 1]", c.channels, c.eps, c.momentum),
             ));
         }
+        // Weight, bias, running mean and running variance.
+        registry.reserve(Self::KIND, "weight, bias and running statistics", &[4, c.channels])?;
         Ok(BatchNorm2d {
             momentum: c.momentum,
             eps: c.eps,

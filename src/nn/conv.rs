@@ -205,7 +205,7 @@ impl Module for Conv2d {
 impl FromConfig for Conv2d {
     const KIND: &'static str = "Conv2d";
 
-    fn from_config(config: &ModuleConfig, _: &Registry) -> Result<Self, ConfigError> {
+    fn from_config(config: &ModuleConfig, registry: &Registry) -> Result<Self, ConfigError> {
         let c: Conv2dConfig = config.settings()?;
         let (kh, kw) = c.kernel_size;
         let o = c.options;
@@ -214,6 +214,10 @@ impl FromConfig for Conv2d {
                 Self::KIND,
                 "channels, kernel size, stride and dilation must all be at least 1",
             ));
+        }
+        registry.reserve(Self::KIND, "weight", &[c.out_channels, c.in_channels, kh, kw])?;
+        if c.bias {
+            registry.reserve(Self::KIND, "bias", &[c.out_channels])?;
         }
         let zeros = |shape: &[usize]| Param::new(ndarray::ArrayD::zeros(ndarray::IxDyn(shape)));
         Ok(Conv2d {

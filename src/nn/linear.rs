@@ -207,10 +207,14 @@ impl Module for Linear {
 impl FromConfig for Linear {
     const KIND: &'static str = "Linear";
 
-    fn from_config(config: &ModuleConfig, _: &Registry) -> Result<Self, ConfigError> {
+    fn from_config(config: &ModuleConfig, registry: &Registry) -> Result<Self, ConfigError> {
         let c: LinearConfig = config.settings()?;
         if c.in_features == 0 || c.out_features == 0 {
             return Err(ConfigError::invalid(Self::KIND, "in_features and out_features must be at least 1"));
+        }
+        registry.reserve(Self::KIND, "weight", &[c.out_features, c.in_features])?;
+        if c.bias {
+            registry.reserve(Self::KIND, "bias", &[c.out_features])?;
         }
         let mut linear = Linear::zeros(c.in_features, c.out_features, c.bias, c.init);
         linear.regularizer = c.regularizer;

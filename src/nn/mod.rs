@@ -10,6 +10,7 @@
 //! the type and registers it, so model files can name it.
 
 mod activations;
+mod footprint;
 mod init;
 mod module;
 mod registry;
@@ -23,6 +24,7 @@ pub(crate) use summary::{trace, walk};
 pub use crate::param::{Param, ParamId};
 pub use activations::{activations, Activation};
 pub use conv_block::conv_of;
+pub use footprint::{footprint, Footprint};
 pub use init::Init;
 pub use module::{Mode, Module, ModuleBase};
 pub use registry::{Builder, ConfigError, FromConfig, ModuleConfig, Registry, CONFIG_VERSION};

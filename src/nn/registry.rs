@@ -8,6 +8,8 @@
 //! `nn/mod.rs`; a user's module is registered with [`Registry::register`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -128,9 +130,24 @@ pub type Builder = fn(&ModuleConfig, &Registry) -> Result<Box<dyn Module>, Confi
 /// Constructors by kind: what turns a stored architecture back into modules.
 /// [`Registry::new`] knows every built-in layer and container; add your own modules
 /// with [`register`](Registry::register) (Keras's `custom_objects`).
+///
+/// Built for a file, a registry carries a budget ([`with_budget`](Registry::with_budget)):
+/// the settings of a layer are a few bytes of JSON that may claim a weight of any
+/// size, and a constructor allocates it before any weight is compared with the
+/// file's. Constructors [`reserve`](Registry::reserve) what they allocate, so a
+/// file can make the loader allocate no more values than it stores.
 #[derive(Clone)]
 pub struct Registry {
     builders: BTreeMap<String, Builder>,
+    /// Values the parameters and buffers still to be built may hold; shared by
+    /// clones, so that children built through a clone count too.
+    budget: Option<Arc<Budget>>,
+}
+
+/// A number of values given, and what is left of it.
+struct Budget {
+    given: usize,
+    left: AtomicUsize,
 }
 
 impl Default for Registry {
@@ -144,6 +161,7 @@ impl Registry {
     pub fn new() -> Self {
         let mut registry = Registry {
             builders: BTreeMap::new(),
+            budget: None,
         };
         super::register_builtins(&mut registry);
         registry
@@ -161,6 +179,52 @@ impl Registry {
     pub fn register_builder(&mut self, kind: &str, build: Builder) -> &mut Self {
         self.builders.insert(kind.to_string(), build);
         self
+    }
+
+    /// This registry with a budget of `values` parameter and buffer values in all,
+    /// for the constructors to [`reserve`](Registry::reserve) from.
+    pub fn with_budget(mut self, values: usize) -> Self {
+        self.budget = Some(Arc::new(Budget {
+            given: values,
+            left: AtomicUsize::new(values),
+        }));
+        self
+    }
+
+    /// Takes the values of a tensor of shape `dims` from the budget; a constructor
+    /// calls it before it allocates a parameter or buffer. `kind` and `what`
+    /// (`"weight"`) are for the error.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] if the shape's size overflows, or exceeds what is
+    /// left of the budget.
+    pub fn reserve(&self, kind: &str, what: &str, dims: &[usize]) -> Result<(), ConfigError> {
+        let too_large =
+            |why: String| ConfigError::invalid(kind, format!("its {what} of shape {dims:?} {why}"));
+        // ndarray refuses (panics on) shapes whose byte size overflows isize.
+        let values = dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| {
+                n.checked_mul(std::mem::size_of::<f32>())
+                    .is_some_and(|b| b <= isize::MAX as usize)
+            })
+            .ok_or_else(|| too_large("is larger than memory".into()))?;
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        budget
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(values)
+            })
+            .map(|_| ())
+            .map_err(|_| {
+                too_large(format!(
+                    "would hold {values} values, past the budget of {} for the whole model",
+                    budget.given
+                ))
+            })
     }
 
     /// True if `kind` can be built.

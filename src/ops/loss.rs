@@ -1,4 +1,4 @@
-//! Log-softmax and the losses: softmax cross-entropy (fused, numerically stable,
+//! The losses: softmax cross-entropy (fused, numerically stable,
 //! optional label smoothing) and mean squared error.
 //!
 //! Cross-entropy is fused rather than built from `log_softmax` + indexing because the
@@ -27,24 +27,6 @@ fn log_softmax_rows(x: ArrayView2<f32>) -> Array2<f32> {
 }
 
 impl Tensor {
-    /// `log(softmax(x))` along the class axis of `[N, classes]` logits.
-    pub fn log_softmax(&self) -> Tensor {
-        let y = log_softmax_rows(logits2("log_softmax", self.value()));
-        let value = std::sync::Arc::new(y.into_dyn());
-        let y = value.clone();
-        Tensor::record("log_softmax", &[self], value, move |g, _| {
-            // d/dx: g − softmax · Σ g (per row).
-            let g = logits2("log_softmax", g);
-            let y = logits2("log_softmax", &y);
-            let mut grad = g.to_owned();
-            for (mut row, y) in grad.rows_mut().into_iter().zip(y.rows()) {
-                let total = row.sum();
-                row.zip_mut_with(&y, |g, &y| *g -= y.exp() * total);
-            }
-            vec![Some(grad.into_dyn())]
-        })
-    }
-
     /// Mean softmax cross-entropy of `[N, classes]` logits against class indices
     /// (PyTorch's `F.cross_entropy`).
     pub fn cross_entropy(&self, labels: &[usize]) -> Tensor {

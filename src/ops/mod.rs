@@ -16,6 +16,7 @@ mod penalty;
 mod pool;
 mod reduce;
 mod shape;
+mod softmax;
 
 pub use batch_norm::BatchStats;
 pub use conv::gemm;

@@ -1,4 +1,5 @@
-//! Shape changes that move no data: reshape and flatten.
+//! Shape changes: reshape and flatten (the same elements in the same order), and
+//! permute and transpose (the axes reordered).
 
 use ndarray::IxDyn;
 
@@ -39,5 +40,61 @@ impl Tensor {
         let n = self.shape()[0];
         let rest = self.shape()[1..].iter().product();
         self.reshape(&[n, rest])
+    }
+
+    /// The axes reordered: axis `i` of the result is axis `order[i]` of `self`
+    /// (PyTorch's `permute`), e.g. `[0, 2, 3, 1]` turns NCHW into NHWC. The result
+    /// is stored in the new order (row-major).
+    ///
+    /// ```
+    /// use ferrocnn::Tensor;
+    /// let x = Tensor::new(ndarray::Array3::<f32>::zeros((2, 3, 4)).into_dyn());
+    /// assert_eq!(x.permute(&[2, 0, 1]).shape(), &[4, 2, 3]);
+    /// ```
+    pub fn permute(&self, order: &[usize]) -> Tensor {
+        let mut seen = vec![false; self.ndim()];
+        for &axis in order {
+            if let Some(seen) = seen.get_mut(axis) {
+                *seen = true;
+            }
+        }
+        assert!(
+            order.len() == self.ndim() && seen.iter().all(|&s| s),
+            "permute: {order:?} is not an order of the {} axes of shape {:?}",
+            self.ndim(),
+            self.shape()
+        );
+        let value = self
+            .value()
+            .view()
+            .permuted_axes(IxDyn(order))
+            .as_standard_layout()
+            .into_owned();
+        // The gradient goes back through the inverse order.
+        let mut inverse = vec![0; order.len()];
+        for (i, &axis) in order.iter().enumerate() {
+            inverse[axis] = i;
+        }
+        Tensor::record("permute", &[self], value, move |g, _| {
+            vec![Some(
+                g.view()
+                    .permuted_axes(IxDyn(&inverse))
+                    .as_standard_layout()
+                    .into_owned(),
+            )]
+        })
+    }
+
+    /// Axes `a` and `b` swapped (PyTorch's `transpose`); `transpose(0, 1)` of a
+    /// matrix is its transpose.
+    pub fn transpose(&self, a: usize, b: usize) -> Tensor {
+        assert!(
+            a < self.ndim() && b < self.ndim(),
+            "transpose: axes {a} and {b} out of range for shape {:?}",
+            self.shape()
+        );
+        let mut order: Vec<usize> = (0..self.ndim()).collect();
+        order.swap(a, b);
+        self.permute(&order)
     }
 }

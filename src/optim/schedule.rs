@@ -98,6 +98,63 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
+    /// Checks that every rate is finite and not negative and every count and factor
+    /// usable: what a schedule read from a file must pass before
+    /// [`lr_at`](LrSchedule::lr_at) is called (a `Step` of 0 steps would panic there).
+    pub fn validate(&self) -> Result<(), String> {
+        let rate = |name: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} {v} is not a finite number of at least 0"))
+            }
+        };
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} {v} is not a finite number above 0"))
+            }
+        };
+        match *self {
+            LrSchedule::Constant { lr } => rate("lr", lr.into()),
+            LrSchedule::Step {
+                base_lr,
+                step_size,
+                gamma,
+            } => {
+                rate("base_lr", base_lr.into())?;
+                rate("gamma", gamma.into())?;
+                if step_size == 0 {
+                    return Err("step_size 0: it must be at least 1".into());
+                }
+                Ok(())
+            }
+            LrSchedule::Exponential { base_lr, gamma } => {
+                rate("base_lr", base_lr.into())?;
+                rate("gamma", gamma.into())
+            }
+            LrSchedule::Cosine { base_lr, min_lr, .. } | LrSchedule::WarmupCosine { base_lr, min_lr, .. } => {
+                rate("base_lr", base_lr.into())?;
+                rate("min_lr", min_lr.into())
+            }
+            LrSchedule::OneCycle {
+                max_lr,
+                pct_start,
+                div_factor,
+                final_div_factor,
+                ..
+            } => {
+                rate("max_lr", max_lr.into())?;
+                if !(0.0..=1.0).contains(&pct_start) {
+                    return Err(format!("pct_start {pct_start} is not between 0 and 1"));
+                }
+                positive("div_factor", div_factor)?;
+                positive("final_div_factor", final_div_factor)
+            }
+        }
+    }
+
     /// PyTorch's `OneCycleLR` with its defaults: `pct_start` 0.3, `div_factor` 25,
     /// `final_div_factor` 1e4.
     pub fn one_cycle(max_lr: f32, total_steps: usize) -> Self {

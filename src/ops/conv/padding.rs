@@ -44,7 +44,7 @@ pub struct ResolvedPadding {
 impl Padding {
     /// Resolves the padding for an input of `input` = `(H, W)`, a kernel `(kh, kw)`,
     /// `stride` and `dilation`. `None` if the (dilated) kernel does not fit in the
-    /// padded input, or a stride or kernel size is zero.
+    /// padded input, a stride or kernel size is zero, or a size overflows.
     ///
     /// ```
     /// use ferrocnn::Padding;
@@ -91,7 +91,9 @@ impl Padding {
         if kernel == 0 || stride == 0 || dilation == 0 {
             return None;
         }
-        let span = (kernel - 1) * dilation + 1;
+        // Checked: the settings may come from a file, and a size that wraps around
+        // would pass for a small one.
+        let span = (kernel - 1).checked_mul(dilation)?.checked_add(1)?;
         let (before, after) = match self {
             Padding::Valid | Padding::Explicit(..) => {
                 let p = explicit(*self);
@@ -99,11 +101,11 @@ impl Padding {
             }
             Padding::Same => {
                 let out = input.div_ceil(stride);
-                let total = ((out.max(1) - 1) * stride + span).saturating_sub(input);
+                let total = ((out.max(1) - 1).checked_mul(stride)?.checked_add(span)?).saturating_sub(input);
                 (total / 2, total - total / 2)
             }
         };
-        let padded = input + before + after;
+        let padded = input.checked_add(before)?.checked_add(after)?;
         (padded >= span && input > 0).then(|| (before, after, (padded - span) / stride + 1))
     }
 }
@@ -196,6 +198,26 @@ mod tests {
         assert!(Padding::Valid.resolve((5, 5), (3, 3), (1, 1), (3, 3)).is_none());
         assert!(Padding::Valid.resolve((5, 5), (3, 3), (0, 1), (1, 1)).is_none());
         assert!(Padding::Same.resolve((2, 2), (3, 3), (1, 1), (1, 1)).is_some());
+    }
+
+    #[test]
+    fn sizes_that_overflow_do_not_resolve() {
+        // Settings read from a file: a size that wrapped around would pass for a small one.
+        let huge = usize::MAX / 2 + 1;
+        assert!(Padding::Explicit(huge, 0)
+            .resolve((5, 5), (3, 3), (1, 1), (1, 1))
+            .is_none());
+        assert!(Padding::Valid
+            .resolve((5, 5), (3, 3), (1, 1), (huge, 1))
+            .is_none());
+        // A huge stride is no overflow: one output row.
+        assert_eq!(
+            Padding::Same
+                .resolve((5, 5), (3, 3), (huge, 1), (1, 1))
+                .map(|r| r.out_h),
+            Some(1)
+        );
+        assert!(Padding::Same.resolve((5, 5), (3, 3), (1, 1), (huge, 1)).is_none());
     }
 
     #[test]

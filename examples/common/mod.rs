@@ -1,0 +1,12 @@
+//! What the examples share: flag parsers, the report of which dataset files are
+//! read, and the checks that a model fits a dataset, so that every example says the
+//! same thing the same way about a bad flag, an ambiguous folder or a mismatch.
+//!
+//! Cargo builds each `examples/*.rs` as a program of its own and does not take this
+//! folder for one (it has no `main.rs`); an example includes it with `mod common;`.
+//! Each example uses a part of it, hence `allow(dead_code)`.
+#![allow(dead_code)]
+
+pub mod args;
+pub mod files;
+pub mod fit;
