@@ -17,12 +17,12 @@
 mod server;
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use ferrocnn::data::{Mnist, Normalize};
+use ferrocnn::data::{DataFile, Dataset, Normalize};
 use ferrocnn::io;
 
 /// Serve a page that shows what a model sees in a digit you draw.
@@ -34,10 +34,13 @@ struct Args {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// MNIST-style dataset folder whose test images the page offers.
-    #[arg(long, default_value = "datasets/mnist")]
-    data: PathBuf,
+    /// MNIST-style dataset folder whose test images (t10k-…) the page offers
+    /// [default: datasets/mnist, or drawings only if that folder is absent].
+    #[arg(long)]
+    data: Option<PathBuf>,
 }
+
+const DEFAULT_DATA: &str = "datasets/mnist";
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -52,15 +55,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let model = io::load_model(&args.model)?;
-    // The test images give the input size and normalization; without them the
-    // page still takes drawings, as MNIST's 28×28.
-    let test = match Mnist::load(&args.data) {
-        Ok(mnist) => Some(mnist.test),
-        Err(e) => {
-            eprintln!("note: no test images ({e}); the page takes drawings only, as 1×28×28");
-            None
-        }
-    };
+    let test = load_test_set(args.data.as_deref())?;
     let input = test.as_ref().map_or((1, 28, 28), |t| t.image_shape());
     let normalize = test.as_ref().map_or(Normalize::MNIST, |t| t.normalization());
     let title = args.model.display().to_string();
@@ -74,4 +69,25 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     );
     server.run(Arc::new(app));
     Ok(())
+}
+
+/// The test images of `dir` (only those: the page needs no training set). The
+/// default folder may be absent: the page then takes drawings only, as MNIST's
+/// 1×28×28, normalized as MNIST.
+fn load_test_set(dir: Option<&Path>) -> Result<Option<Dataset>, Box<dyn Error>> {
+    let folder = dir.unwrap_or(Path::new(DEFAULT_DATA));
+    let found = DataFile::find(folder, "t10k-images-idx3-ubyte", "test images").and_then(|images| {
+        Ok((
+            images,
+            DataFile::find(folder, "t10k-labels-idx1-ubyte", "test labels")?,
+        ))
+    });
+    match found {
+        Ok((images, labels)) => Ok(Some(Dataset::from_idx(&images.path, &labels.path)?)),
+        Err(e) if dir.is_none() => {
+            eprintln!("note: no test images ({e}); the page takes drawings only, as 1×28×28");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -46,6 +46,7 @@ pub fn bind(port: u16) -> Result<Server, String> {
         }
         _ => format!("cannot listen on 127.0.0.1:{port}: {e}"),
     })?;
+    no_delay(&listener);
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot tell the address of 127.0.0.1:{port}: {e}"))?;
@@ -79,6 +80,32 @@ impl Server {
         }
     }
 }
+
+/// Turns off Nagle's algorithm on the connections this listener accepts (Linux
+/// gives them the listener's setting). `tiny_http` writes a response's head and
+/// body separately; with Nagle on, the body can wait for the client's delayed ACK
+/// of the head, up to 40 ms: measured on 9 of 300 analyses, against 4 ms for the
+/// rest, and on none of 600 with it off. Best effort: without it, answers are only
+/// sometimes slower.
+#[cfg(unix)]
+fn no_delay(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, and a pointer to an int that lives
+    // through the call, with its size.
+    unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn no_delay(_: &TcpListener) {}
 
 /// A response: status, content type, body.
 type Reply = (u16, &'static str, Vec<u8>);
