@@ -161,12 +161,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         Ok(Box::new(net))
     });
     let mut loaded = load_model_with(&path, &registry)?;
-    let accuracy = |m: &mut dyn Module| 100.0 * evaluate(m, &test, 500).accuracy;
+    let accuracy = |m: &mut dyn Module| evaluate(m, &test, 500).map(|e| 100.0 * e.accuracy);
     println!(
         "test accuracy: trained {:.2}%, weights loaded into code {:.2}%, loaded from the file {:.2}%",
-        accuracy(&mut model),
-        accuracy(&mut rebuilt),
-        accuracy(loaded.as_mut())
+        accuracy(&mut model)?,
+        accuracy(&mut rebuilt)?,
+        accuracy(loaded.as_mut())?
     );
 
     // Fine-tune: freeze the stem and the first block by name, new head for even/odd.
@@ -189,7 +189,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     )?;
     println!(
         "even/odd after one epoch: {:.2}%",
-        100.0 * evaluate(loaded.as_mut(), &test2, 500).accuracy
+        100.0 * evaluate(loaded.as_mut(), &test2, 500)?.accuracy
     );
 
     // Inspect it: every conv's feature maps, named by their dotted names.

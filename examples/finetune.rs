@@ -15,7 +15,7 @@ use ferrocnn::data::{Dataset, Mnist, MnistFiles};
 use ferrocnn::io::{load_model, save_model};
 use ferrocnn::nn::{BatchNorm2d, Conv2d, Conv2dBlock, Linear, Module};
 use ferrocnn::optim::{Adam, AdamConfig};
-use ferrocnn::train::{evaluate, fit, FitOptions, Progress};
+use ferrocnn::train::{evaluate, fit, FitOptions, Progress, TrainError};
 
 mod common;
 use common::args::{at_least_one, learning_rate};
@@ -200,8 +200,11 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     check_memory(model.as_ref(), &args.model, (c, h, w), args.batch_size, true)?;
     check_memory(model.as_ref(), &args.model, (c, h, w), EVAL_BATCH, false)?;
     // No test images, no test figures (an accuracy of 0/0 would print as 0.00%).
-    let test_accuracy = |model: &mut dyn Module| {
-        (!test_set.is_empty()).then(|| evaluate(model, &test_set, EVAL_BATCH).accuracy)
+    let test_accuracy = |model: &mut dyn Module| -> Result<Option<f64>, TrainError> {
+        if test_set.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(evaluate(model, &test_set, EVAL_BATCH)?.accuracy))
     };
     if test_set.is_empty() {
         println!(
@@ -209,7 +212,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             files.test_images.path.display()
         );
     }
-    let before = test_accuracy(model.as_mut());
+    let before = test_accuracy(model.as_mut())?;
 
     match args.freeze {
         Freeze::None => {}
@@ -235,7 +238,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         fresh
     });
     train(model.as_mut(), &train_set, &args)?;
-    if let (Some(before), Some(after)) = (before, test_accuracy(model.as_mut())) {
+    if let (Some(before), Some(after)) = (before, test_accuracy(model.as_mut())?) {
         println!(
             "fine-tuned:   test accuracy {:.2}% before, {:.2}% after",
             100.0 * before,
@@ -245,7 +248,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
 
     if let Some(mut scratch) = scratch {
         train(scratch.as_mut(), &train_set, &args)?;
-        if let Some(accuracy) = test_accuracy(scratch.as_mut()) {
+        if let Some(accuracy) = test_accuracy(scratch.as_mut())? {
             println!(
                 "from scratch: test accuracy {:.2}% (same architecture, subset and epochs)",
                 100.0 * accuracy

@@ -205,7 +205,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         save_image_grid(&[(&test.image(n)[..h * w], &label)], (h, w), 1, 4, &input_path)?;
         written.push(input_path);
 
-        let evaluation = evaluate(model.clone().as_mut(), test, EVAL_BATCH);
+        let evaluation = evaluate(model.clone().as_mut(), test, EVAL_BATCH)?;
         let wrong: Vec<usize> = (0..test.len())
             .filter(|&i| evaluation.predictions[i] != test.label(i))
             .collect();

@@ -53,7 +53,7 @@ enum Opt {
 
 /// Train a CNN on an MNIST-style dataset.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "mnist", version, about)]
 struct Args {
     /// Folder with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-…
     #[arg(long, default_value = "datasets/mnist")]
@@ -361,7 +361,10 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         println!("\nwhere the training time went:\n{}", profiler.report());
     }
     // No test images, no test figures (an accuracy of 0/0 would print as 0.00%).
-    let result = (!test.is_empty()).then(|| evaluate(model.as_mut(), &test, 1000));
+    let result = match test.is_empty() {
+        true => None,
+        false => Some(evaluate(model.as_mut(), &test, 1000)?),
+    };
     match &result {
         Some(result) => {
             println!(

@@ -118,7 +118,7 @@ fn a_custom_module_trains_saves_loads_fine_tunes_and_is_inspected() {
     );
 
     // Trains with `fit`.
-    let before = evaluate(&mut model, &test, 128).accuracy;
+    let before = evaluate(&mut model, &test, 128).unwrap().accuracy;
     let history = fit(
         &mut model,
         &mut adam(),
@@ -174,7 +174,7 @@ fn a_custom_module_trains_saves_loads_fine_tunes_and_is_inspected() {
         frozen_before[..],
         "frozen by name, unchanged"
     );
-    assert!(evaluate(loaded.as_mut(), &even_odd(&test), 128).accuracy > 0.7);
+    assert!(evaluate(loaded.as_mut(), &even_odd(&test), 128).unwrap().accuracy > 0.7);
 
     // Is inspected: the summary reaches inside it, the feature maps name its convs.
     let summary = model.summary(&[1, 28, 28]);

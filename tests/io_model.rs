@@ -315,7 +315,7 @@ fn the_shipped_model_loads_bit_exactly() {
     assert_eq!(bits(&on_a_tape(model.as_mut(), &x)), expected);
     assert_close(model.forward(&x, Mode::Eval).value(), &expected);
     // And the figures of models/README.md: 99.46% (54 wrong), loss 0.0176.
-    let e = ferrocnn::train::evaluate(model.as_mut(), &mnist.test, 1000);
+    let e = ferrocnn::train::evaluate(model.as_mut(), &mnist.test, 1000).unwrap();
     let wrong = (0..mnist.test.len())
         .filter(|&i| e.predictions[i] != mnist.test.label(i))
         .count();

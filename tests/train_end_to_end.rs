@@ -25,7 +25,7 @@ fn train_small(seed: u64) -> (Sequential, f64) {
     let history = fit(&mut model, &mut adam, &train, None, &opts, |_, _, _| Ok(())).expect("training runs");
     assert_eq!(history.len(), 2);
     assert!(history[1].train_loss < history[0].train_loss, "{history:?}");
-    let accuracy = evaluate(&mut model, &held_out, 500).accuracy;
+    let accuracy = evaluate(&mut model, &held_out, 500).unwrap().accuracy;
     (model, accuracy)
 }
 
@@ -86,4 +86,32 @@ fn data_that_does_not_fit_the_model_is_an_error_not_a_panic() {
         matches!(err, TrainError::Shape(_)) && err.to_string().contains("fc1"),
         "{err}"
     );
+}
+
+#[test]
+fn evaluating_on_data_the_model_does_not_fit_is_an_error_not_a_panic() {
+    let mnist = Mnist::load("datasets/mnist").expect("shipped MNIST files");
+    let test = mnist.test.take(64);
+    // Five outputs for ten classes: a label of 7 has no logit.
+    let mut narrow = zoo::r1((1, 28, 28), 5, 1);
+    let err = evaluate(&mut narrow, &test, 32).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::ClassMismatch {
+                outputs: 5,
+                classes: 10
+            }
+        ),
+        "{err:?}"
+    );
+    // Built for 20×20 images.
+    let mut small = zoo::r1((1, 20, 20), 10, 1);
+    assert!(matches!(
+        evaluate(&mut small, &test, 32),
+        Err(TrainError::Shape(_))
+    ));
+    let mut r1 = zoo::r1((1, 28, 28), 10, 1);
+    assert!(matches!(evaluate(&mut r1, &test, 0), Err(TrainError::Options(_))));
+    assert_eq!(evaluate(&mut r1, &test, 32).unwrap().predictions.len(), 64);
 }

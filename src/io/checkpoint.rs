@@ -88,49 +88,11 @@ pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint, IoError> {
     } else {
         decode_payload(payload, path)?
     };
-    check_plan(&checkpoint.options).map_err(|reason| IoError::Invalid {
+    // A plan that `fit` would refuse (or that would panic inside it) is no plan a
+    // run writes: the file is damaged.
+    checkpoint.options.validate().map_err(|e| IoError::Invalid {
         path: path.to_path_buf(),
-        reason: format!("its training plan cannot be run: {reason}"),
+        reason: format!("its training plan cannot be run: {e}"),
     })?;
     Ok(checkpoint)
-}
-
-/// What training needs of a plan; each of these would panic (or wrap around) inside
-/// `fit`, and none is what a run writes.
-fn check_plan(o: &FitOptions) -> Result<(), String> {
-    if o.batch_size == 0 {
-        return Err("batch size 0".into());
-    }
-    if o.eval_batch_size == 0 {
-        return Err("evaluation batch size 0".into());
-    }
-    if o.start_epoch == 0 {
-        return Err("start epoch 0 (epochs count from 1)".into());
-    }
-    if !(0.0..1.0).contains(&o.label_smoothing) {
-        return Err(format!("label smoothing {} is not in [0, 1)", o.label_smoothing));
-    }
-    if let Some(max) = o.clip_grad_norm.filter(|m| !(m.is_finite() && *m >= 0.0)) {
-        return Err(format!("gradient clipping at {max}"));
-    }
-    if let Some(a) = o
-        .augment
-        .as_ref()
-        .filter(|a| !(a.max_rotation_degrees.is_finite() && a.max_rotation_degrees >= 0.0))
-    {
-        return Err(format!("augmentation by up to {}°", a.max_rotation_degrees));
-    }
-    let (loss, correct, seen) = o.start_totals;
-    if !loss.is_finite() || correct > seen {
-        return Err(format!(
-            "running totals {:?} of the interrupted epoch",
-            o.start_totals
-        ));
-    }
-    if let Some(schedule) = &o.schedule {
-        schedule
-            .validate()
-            .map_err(|e| format!("learning-rate schedule: {e}"))?;
-    }
-    Ok(())
 }

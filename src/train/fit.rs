@@ -8,7 +8,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::health::{self, Fault, LossWatch};
-use super::predict::evaluate;
+use super::predict::{check_fits, evaluate};
 use super::{EpochStats, FitOptions, Progress, StepStats, TrainError};
 use crate::data::{Dataset, Order};
 use crate::nn::{Mode, Module};
@@ -115,16 +115,7 @@ pub fn fit(
     }
     let mut classes = 0;
     for data in std::iter::once(train).chain(eval) {
-        let (c, h, w) = data.image_shape();
-        let output = model.output_shape(&[c, h, w]).map_err(TrainError::Shape)?;
-        let outputs = output.first().copied().unwrap_or(0);
-        if output.len() != 1 || outputs < data.num_classes() {
-            return Err(TrainError::ClassMismatch {
-                outputs,
-                classes: data.num_classes(),
-            });
-        }
-        classes = outputs;
+        classes = check_fits(model, data)?;
     }
     let mut watch = LossWatch::new(opts.explosion, classes);
     let batches_per_epoch = train.len().div_ceil(opts.batch_size);
@@ -199,7 +190,9 @@ pub fn fit(
         }
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
-        let eval_result = eval.map(|d| evaluate(model, d, opts.eval_batch_size));
+        let eval_result = eval
+            .map(|d| evaluate(model, d, opts.eval_batch_size))
+            .transpose()?;
         let stats = EpochStats {
             epoch,
             train_loss: loss_sum / seen as f64,

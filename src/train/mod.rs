@@ -24,7 +24,7 @@ mod predict;
 
 pub use fit::{epoch_line, fit, train_step};
 pub use health::{ExplosionCheck, Fault, Origin};
-pub use predict::{evaluate, predict, Evaluation, PREDICT_SLICE};
+pub use predict::{check_fits, evaluate, predict, Evaluation, PREDICT_SLICE};
 
 /// Errors that stop training.
 #[derive(Debug, thiserror::Error)]
@@ -145,25 +145,47 @@ impl FitOptions {
     /// Checks every setting's range; [`fit`] calls it before the first step.
     pub fn validate(&self) -> Result<(), TrainError> {
         let fail = |what: String| Err(TrainError::Options(what));
-        if self.batch_size == 0 || self.eval_batch_size == 0 {
-            return fail(format!(
-                "batch sizes must be at least 1 (batch_size {}, eval_batch_size {})",
-                self.batch_size, self.eval_batch_size
-            ));
+        if self.batch_size == 0 {
+            return fail("batch size 0: it must be at least 1".into());
+        }
+        if self.eval_batch_size == 0 {
+            return fail("evaluation batch size 0: it must be at least 1".into());
         }
         if self.start_epoch == 0 {
-            return fail("start_epoch counts from 1".into());
+            return fail("start epoch 0: epochs count from 1".into());
         }
-        if let Some(max) = self.clip_grad_norm {
-            if !(max.is_finite() && max > 0.0) {
-                return fail(format!("clip_grad_norm must be finite and above 0, not {max}"));
-            }
+        if let Some(max) = self.clip_grad_norm.filter(|m| !(m.is_finite() && *m > 0.0)) {
+            return fail(format!(
+                "gradient clipping at {max}: it must be finite and above 0"
+            ));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return fail(format!(
-                "label_smoothing must be in [0, 1), not {}",
+                "label smoothing {} is not in [0, 1)",
                 self.label_smoothing
             ));
+        }
+        if let Some(a) = self
+            .augment
+            .as_ref()
+            .filter(|a| !(a.max_rotation_degrees.is_finite() && a.max_rotation_degrees >= 0.0))
+        {
+            return fail(format!(
+                "augmentation by up to {}°: it must be finite and at least 0",
+                a.max_rotation_degrees
+            ));
+        }
+        let (loss, correct, seen) = self.start_totals;
+        if !loss.is_finite() || correct > seen {
+            return fail(format!(
+                "the running totals {:?} of the interrupted epoch are not (finite loss, correct ≤ seen)",
+                self.start_totals
+            ));
+        }
+        if let Some(schedule) = &self.schedule {
+            schedule
+                .validate()
+                .map_err(|e| TrainError::Options(format!("learning-rate schedule: {e}")))?;
         }
         if let Some(check) = &self.explosion {
             check.validate().map_err(TrainError::Options)?;

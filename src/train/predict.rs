@@ -7,6 +7,8 @@ use crate::nn::{Mode, Module};
 use crate::ops::argmax_rows;
 use crate::tensor::Tensor;
 
+use super::TrainError;
+
 /// The result of [`evaluate`].
 #[derive(Clone, Debug)]
 pub struct Evaluation {
@@ -51,9 +53,31 @@ pub fn predict(model: &mut dyn Module, x: ndarray::ArrayViewD<f32>) -> ndarray::
     ndarray::concatenate(ndarray::Axis(0), &views).expect("slices share their shape")
 }
 
-/// Evaluates `model` on `data` in evaluation mode, recording nothing.
-pub fn evaluate(model: &mut dyn Module, data: &Dataset, batch_size: usize) -> Evaluation {
-    let mut confusion = ConfusionMatrix::new(data.num_classes().max(model_classes(model, data)));
+/// Checks that `model` takes `data`'s images and has an output for each of its
+/// classes; returns the width of its output.
+pub fn check_fits(model: &dyn Module, data: &Dataset) -> Result<usize, TrainError> {
+    let (c, h, w) = data.image_shape();
+    let output = model.output_shape(&[c, h, w]).map_err(TrainError::Shape)?;
+    let outputs = output.first().copied().unwrap_or(0);
+    if output.len() != 1 || outputs < data.num_classes() {
+        return Err(TrainError::ClassMismatch {
+            outputs,
+            classes: data.num_classes(),
+        });
+    }
+    Ok(outputs)
+}
+
+/// Evaluates `model` on `data` in evaluation mode, recording nothing; an error if
+/// the model does not fit the data ([`check_fits`]) or `batch_size` is 0.
+pub fn evaluate(model: &mut dyn Module, data: &Dataset, batch_size: usize) -> Result<Evaluation, TrainError> {
+    if batch_size == 0 {
+        return Err(TrainError::Options(
+            "the evaluation batch size must be at least 1".into(),
+        ));
+    }
+    let classes = check_fits(model, data)?;
+    let mut confusion = ConfusionMatrix::new(classes);
     let mut predictions = Vec::with_capacity(data.len());
     let mut loss_sum = 0.0f64;
     for batch in data.batches(batch_size, Order::Sequential, None) {
@@ -63,20 +87,10 @@ pub fn evaluate(model: &mut dyn Module, data: &Dataset, batch_size: usize) -> Ev
         confusion.add(&batch.y, &predicted);
         predictions.extend(predicted);
     }
-    Evaluation {
+    Ok(Evaluation {
         loss: loss_sum / data.len().max(1) as f64,
         accuracy: confusion.accuracy(),
         predictions,
         confusion,
-    }
-}
-
-/// Width of the model's output for this data's images.
-fn model_classes(model: &dyn Module, data: &Dataset) -> usize {
-    let (c, h, w) = data.image_shape();
-    model
-        .output_shape(&[c, h, w])
-        .ok()
-        .and_then(|s| s.first().copied())
-        .unwrap_or(0)
+    })
 }
