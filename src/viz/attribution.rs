@@ -105,7 +105,7 @@ pub fn gradient_times_input(
     images: ArrayView4<f32>,
     classes: &[usize],
 ) -> Result<Array4<f32>, VizError> {
-    Ok(saliency(model, images, classes)? * &images)
+    Ok(saliency(model, images, classes)? * images)
 }
 
 /// Integrated gradients (Sundararajan et al., 2017): the gradient averaged along
