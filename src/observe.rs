@@ -15,10 +15,7 @@ use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Instant;
-
-use ndarray::ArrayD;
 
 use crate::nn::Module;
 use crate::profile::{Phase, Profiler};
@@ -56,14 +53,17 @@ impl TraceKey {
 /// The outputs of one traced pass.
 #[derive(Default)]
 pub(crate) struct Trace {
-    pub outputs: HashMap<TraceKey, Arc<ArrayD<f32>>>,
+    /// Each module's output, as the tensor itself (on the tape, so a gradient can
+    /// start from it). A tensor holds the tape that holds this trace: the cycle
+    /// ends when the trace is taken ([`Tape::take_trace`](crate::Tape)).
+    pub outputs: HashMap<TraceKey, Tensor>,
     /// The keys in the order the outputs were reported (children before the
     /// container that holds them, as they finish first).
     pub order: Vec<TraceKey>,
 }
 
 impl Trace {
-    fn insert(&mut self, key: TraceKey, output: Arc<ArrayD<f32>>) {
+    fn insert(&mut self, key: TraceKey, output: Tensor) {
         if self.outputs.insert(key.clone(), output).is_none() {
             self.order.push(key);
         }
@@ -76,7 +76,7 @@ impl Trace {
         parent: &dyn Module,
         name: &str,
         module: &dyn Module,
-    ) -> Option<(TraceKey, &Arc<ArrayD<f32>>)> {
+    ) -> Option<(TraceKey, &Tensor)> {
         let leaf = name.rsplit('.').next().unwrap_or(name);
         std::iter::once(TraceKey::child(parent, leaf))
             .chain(TraceKey::of(module))
@@ -119,7 +119,7 @@ impl Probe {
             profiler.record(started, module.kind(), Phase::Forward);
         }
         if let (Some(trace), Some(key)) = (&observer.trace, TraceKey::of(module)) {
-            trace.borrow_mut().insert(key, y.shared_value());
+            trace.borrow_mut().insert(key, y.clone());
         }
     }
 }
@@ -132,6 +132,6 @@ pub(crate) fn child_output(container: &dyn Module, name: &str, y: &Tensor) {
     if let Some(trace) = &observer.trace {
         trace
             .borrow_mut()
-            .insert(TraceKey::child(container, name), y.shared_value());
+            .insert(TraceKey::child(container, name), y.clone());
     }
 }

@@ -73,8 +73,10 @@ pub(crate) fn trace(model: &dyn Module, input: ArrayD<f32>, f: &mut Traced) {
     copy.forward(&tape.input(input), Mode::Eval);
     let trace = tape.take_trace();
     walk(copy.as_ref(), "", 0, &mut |name, depth, parent, module| {
-        let output = trace.output_of(parent, name, module).map(|(_, output)| output);
-        f(name, depth, module, output);
+        let output = trace
+            .output_of(parent, name, module)
+            .map(|(_, output)| output.shared_value());
+        f(name, depth, module, output.as_ref());
     });
 }
 

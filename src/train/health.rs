@@ -300,7 +300,7 @@ pub(crate) fn origin(model: &dyn Module, tape: &Tape) -> Option<Origin> {
             return;
         };
         let at = position[&key];
-        if first.as_ref().is_some_and(|(seen, _)| *seen <= at) || array_all_finite(output) {
+        if first.as_ref().is_some_and(|(seen, _)| *seen <= at) || array_all_finite(output.value()) {
             return;
         }
         let origin = Origin::Output {

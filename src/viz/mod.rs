@@ -29,6 +29,8 @@
 //! # Ok::<(), ferrocnn::viz::VizError>(())
 //! ```
 
+mod attribution;
+mod channels;
 pub mod font;
 mod grid;
 mod image;
@@ -37,6 +39,8 @@ mod plot;
 
 use std::path::PathBuf;
 
+pub use attribution::{gradient_times_input, integrated_gradients, saliency};
+pub use channels::{maximize_channels, top_activating, Maximize};
 pub use grid::{auto_columns, normalize_tile, Grid, TileRange};
 pub use image::{read_grayscale_png, resize_gray, Filter, GrayImage, RgbImage, MAX_PNG_SIDE};
 pub use model::{save_conv_filters, save_feature_maps, save_image_grid};
