@@ -1,7 +1,8 @@
 //! The explorer page in a real browser: headless Chromium loads the page served by
 //! the `explore` example, a stroke is drawn on the canvas with synthesized mouse
 //! events (and one with a finger), and the test checks that a prediction appears,
-//! that every layer's maps are drawn, and that the numbers on the page are those of
+//! that every layer's maps and the saliency are drawn (for another class when one
+//! is clicked), and that the numbers on the page are those of
 //! `inspect --predict` on the same drawing and of the library's `predict` on the
 //! 28×28 input the page reports. Screenshots go to `target/explore-screenshots/`.
 //!
@@ -245,6 +246,23 @@ impl Browser {
         std::fs::write(path, png).expect("screenshot written");
     }
 
+    /// A screenshot of the part of the page an element covers, at twice its size.
+    fn screenshot_of(&mut self, selector: &str, path: &Path) {
+        let rect = self.eval(&format!(
+            "JSON.parse(JSON.stringify(document.querySelector('{selector}').getBoundingClientRect()))"
+        ));
+        let shot = self.call(
+            "Page.captureScreenshot",
+            json!({
+                "format": "png",
+                "captureBeyondViewport": true,
+                "clip": {"x": rect["x"], "y": rect["y"], "width": rect["width"], "height": rect["height"], "scale": 2},
+            }),
+        );
+        let png = base64_decode(shot["data"].as_str().expect("screenshot data"));
+        std::fs::write(path, png).expect("screenshot written");
+    }
+
     /// Presses, moves through `points` (page coordinates) and releases, as a mouse
     /// (`touch == false`) or a finger does.
     fn stroke(&mut self, points: &[(f64, f64)], touch: bool) {
@@ -458,7 +476,28 @@ fn the_explorer_page_predicts_a_drawn_digit_as_inspect_does() {
             layer[0]
         );
     }
+    // The saliency maps are drawn, for the prediction; a click on another class
+    // explains that class instead.
+    let colours = "(id => { const c = document.getElementById(id); \
+                     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+                     const s = new Set(); for (let i = 0; i < d.length; i += 4) s.add(d[i] * 65536 + d[i + 1] * 256 + d[i + 2]); \
+                     return s.size; })";
+    for id in ["saliency", "times-input"] {
+        let n = browser.eval(&format!("{colours}('{id}')")).as_u64().unwrap();
+        assert!(n > 10, "the {id} map has {n} colours: not drawn");
+    }
+    assert_eq!(browser.eval("explorer.lastResult.saliency.class"), json!(7));
     browser.screenshot(&shots.join("2-drawn-seven.png"));
+    let before = browser.eval("explorer.updates").as_u64().unwrap();
+    browser.eval("document.querySelectorAll('#probabilities tbody tr')[1].click(); true");
+    wait_settled(&mut browser, before);
+    assert_eq!(browser.eval("explorer.lastResult.saliency.class"), json!(1));
+    assert_eq!(
+        browser.eval("document.querySelector('#probabilities tr.explained td.class').textContent"),
+        json!("1")
+    );
+    browser.screenshot_of(".top", &shots.join("2b-saliency-of-class-1.png"));
+    browser.eval("document.querySelectorAll('#probabilities tbody tr')[1].click(); true");
 
     // The same numbers as `inspect --predict` on the same drawing…
     let drawing = browser.eval(
@@ -499,6 +538,16 @@ fn the_explorer_page_predicts_a_drawn_digit_as_inspect_does() {
     // is the drawing framed as MNIST frames its digits.
     let framed = base64_decode(drawing["framed"].as_str().unwrap());
     assert_eq!(framed, frame_like_mnist(&pixels, (h, w), (28, 28)));
+    let enlarged = GrayImage {
+        width: 28 * 8,
+        height: 28 * 8,
+        pixels: (0..28 * 8 * 28 * 8)
+            .map(|i| framed[(i / (28 * 8)) / 8 * 28 + (i % (28 * 8)) / 8])
+            .collect(),
+    };
+    enlarged
+        .save_png(shots.join("model-input-8x.png"))
+        .expect("model input saved");
     let mut model =
         ferrocnn::io::load_model(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mnist.bin")).unwrap();
     let x = ndarray::Array4::from_shape_fn((1, 1, 28, 28), |(_, _, y, x)| {

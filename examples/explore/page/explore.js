@@ -20,6 +20,7 @@ const state = {
   updates: 0,
   timings: [], // ms from a change to the updated page, last 50
   layerKey: '',
+  explain: null, // the class whose saliency is shown; null: the prediction
   live: { since: 0, steps: [], epochs: [], filtersStep: -1, done: false },
 };
 window.explorer = state; // for the browser test and the curious
@@ -40,11 +41,20 @@ function table(f) {
   return t;
 }
 const GRAY = table((t) => [255 * t, 255 * t, 255 * t]);
-// Weights: 0.5 is zero (black), above orange, below blue.
-const SIGNED = table((t) => {
-  const a = Math.abs(t - 0.5) * 2;
-  return t >= 0.5 ? [255 * a, 150 * a, 30 * a] : [40 * a, 140 * a, 255 * a];
-});
+// Signed values, 128 ± 127·v/max|v| (server/encode.rs): zero black, positive
+// orange, negative blue; `gamma` below 1 brightens the weak ones, so that a few
+// strong pixels do not leave a gradient × ink map black.
+function signedTable(gamma) {
+  const t = new Uint8Array(256 * 3);
+  for (let v = 0; v < 256; v++) {
+    const s = Math.max(-1, Math.min(1, (v - 128) / 127));
+    const a = Math.pow(Math.abs(s), gamma);
+    t.set(s >= 0 ? [255 * a, 150 * a, 30 * a] : [40 * a, 140 * a, 255 * a], v * 3);
+  }
+  return t;
+}
+const SIGNED = signedTable(1);
+const SIGNED_SQRT = signedTable(0.5);
 // Saliency: black, red, yellow, white.
 const HEAT = table((t) => [255 * Math.min(1, 3 * t), 255 * Math.min(1, Math.max(0, 3 * t - 1)), 255 * Math.max(0, 3 * t - 2)]);
 
@@ -188,14 +198,14 @@ async function update() {
   try {
     let response;
     if (source.kind === 'test') {
-      response = await fetch(`/api/test/${source.index}`);
+      response = await fetch(`/api/test/${source.index}${explainQuery('?')}`);
     } else {
       const rgba = padCtx.getImageData(0, 0, pad.width, pad.height).data;
       const gray = new Uint8Array(pad.width * pad.height);
       for (let i = 0; i < gray.length; i++) gray[i] = rgba[i * 4];
       state.lastDrawing = { width: pad.width, height: pad.height, pixels: gray };
       tSend = performance.now();
-      response = await fetch(`/api/drawing?width=${pad.width}&height=${pad.height}`, {
+      response = await fetch(`/api/drawing?width=${pad.width}&height=${pad.height}${explainQuery('&')}`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/octet-stream' },
         body: gray,
@@ -215,6 +225,10 @@ async function update() {
   }
   state.inFlight = false;
   if (state.pendingSince !== null) update();
+}
+
+function explainQuery(sep) {
+  return state.explain === null ? '' : `${sep}class=${state.explain}`;
 }
 
 // A picked test image goes on the pad (enlarged), so the user can draw over it.
@@ -264,11 +278,17 @@ function render(result) {
     probs.forEach((_, k) => {
       const row = body.insertRow();
       row.innerHTML = `<td class="class">${k}</td><td class="value"></td><td><div class="bar"><div></div></div></td>`;
+      row.title = `Show the saliency of class ${k}`;
+      // Clicking the class already explained goes back to explaining the prediction.
+      row.addEventListener('click', () => {
+        state.explain = state.explain === k ? null : k;
+        if (state.source) changed(state.source);
+      });
     });
   }
   probs.forEach((p, k) => {
     const row = body.rows[k];
-    row.className = k === top ? 'best' : '';
+    row.className = (k === top ? 'best ' : '') + (result.saliency && k === result.saliency.class ? 'explained' : '');
     row.dataset.p = String(p);
     row.cells[1].textContent = p.toFixed(4);
     row.querySelector('.bar div').style.width = `${(100 * p).toFixed(1)}%`;
@@ -280,16 +300,10 @@ function render(result) {
     ? 'your drawing, framed as MNIST'
     : `test image ${result.test_index}, labelled ${result.label}`;
 
-  if (result.saliency) {
-    const s = result.saliency;
-    drawImage($('saliency'), bytesOf(s.pixels), s.height, s.width, HEAT);
-    $('saliency-class').textContent = `class ${s.class}`;
-    $('saliency-note').textContent = s.note || 'where a change of ink moves its score most';
-  } else {
-    const c = $('saliency').getContext('2d');
-    c.clearRect(0, 0, 28, 28);
-    $('saliency-note').textContent = 'not available in this build';
-  }
+  const s = result.saliency;
+  drawImage($('saliency'), bytesOf(s.magnitude), s.height, s.width, HEAT);
+  drawImage($('times-input'), bytesOf(s.times_input), s.height, s.width, SIGNED_SQRT);
+  $('saliency-class').textContent = s.class === top ? `the prediction, ${s.class}` : `class ${s.class}`;
 
   renderLayers(result.layers);
 }

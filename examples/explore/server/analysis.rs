@@ -6,6 +6,9 @@
 //! 20×20 box, centred by mass) and normalized as the dataset is, which is what
 //! `inspect --predict` does with a PNG: the same drawing gets the same numbers in
 //! both. A test image is already framed and goes in as it is.
+//!
+//! The saliency comes from `viz::saliency`, one backward pass from the class's
+//! logit to the pixels.
 
 use std::time::Instant;
 
@@ -13,6 +16,7 @@ use ferrocnn::data::frame_like_mnist;
 use ferrocnn::nn::{activations, conv_of, Activation, Module};
 use ferrocnn::ops::softmax_rows;
 use ferrocnn::train::predict;
+use ferrocnn::viz::saliency;
 use ndarray::{Array4, Ix4};
 use serde_json::{json, Value};
 
@@ -22,8 +26,14 @@ use super::App;
 /// The largest drawing accepted, per side (the page sends 280×280).
 pub const MAX_DRAWING_SIDE: usize = 2048;
 
-/// The analysis of a drawing of `height × width` gray bytes, white on black.
-pub fn drawing(app: &App, pixels: &[u8], (height, width): (usize, usize)) -> Result<Value, String> {
+/// The analysis of a drawing of `height × width` gray bytes, white on black, with
+/// the saliency of class `explain` (the predicted class if `None`).
+pub fn drawing(
+    app: &App,
+    pixels: &[u8],
+    (height, width): (usize, usize),
+    explain: Option<usize>,
+) -> Result<Value, String> {
     if height == 0 || width == 0 || height > MAX_DRAWING_SIDE || width > MAX_DRAWING_SIDE {
         return Err(format!(
             "a drawing of {width}×{height}: each side must be 1 to {MAX_DRAWING_SIDE}"
@@ -39,13 +49,13 @@ pub fn drawing(app: &App, pixels: &[u8], (height, width): (usize, usize)) -> Res
     let (_, h, w) = app.input;
     let framed = frame_like_mnist(pixels, (height, width), (h, w));
     let frame_ms = ms(start);
-    let mut value = analyze(app, &framed, None)?;
+    let mut value = analyze(app, &framed, None, explain)?;
     value["server_ms"]["frame"] = json!(frame_ms);
     Ok(value)
 }
 
 /// The analysis of test image `index`, with its label.
-pub fn test_image(app: &App, index: usize) -> Result<Value, String> {
+pub fn test_image(app: &App, index: usize, explain: Option<usize>) -> Result<Value, String> {
     let test = app
         .test
         .as_ref()
@@ -59,13 +69,13 @@ pub fn test_image(app: &App, index: usize) -> Result<Value, String> {
     }
     let (_, h, w) = app.input;
     let pixels = &test.image(index)[..h * w];
-    let mut value = analyze(app, pixels, Some(test.label(index)))?;
+    let mut value = analyze(app, pixels, Some(test.label(index)), explain)?;
     value["test_index"] = json!(index);
     Ok(value)
 }
 
 /// Runs the model on framed pixels (`h × w` bytes).
-fn analyze(app: &App, pixels: &[u8], label: Option<usize>) -> Result<Value, String> {
+fn analyze(app: &App, pixels: &[u8], label: Option<usize>, explain: Option<usize>) -> Result<Value, String> {
     let start = Instant::now();
     let mut model = app.model();
     let (_, h, w) = app.input;
@@ -86,7 +96,8 @@ fn analyze(app: &App, pixels: &[u8], label: Option<usize>) -> Result<Value, Stri
     let layers_ms = ms(t);
 
     let t = Instant::now();
-    let saliency: Option<Value> = None;
+    let class = explain.unwrap_or(predicted);
+    let saliency = saliency_json(model.as_ref(), &x, class, app.normalize.apply(0.0))?;
     let saliency_ms = ms(t);
 
     let t = Instant::now();
@@ -107,6 +118,32 @@ fn analyze(app: &App, pixels: &[u8], label: Option<usize>) -> Result<Value, Stri
         },
     });
     Ok(value)
+}
+
+/// The saliency of `class` for input `x`: the gradient of its score (logit) with
+/// respect to each pixel, as magnitudes (where a change of ink moves the score
+/// most), and gradient × ink, signed (which ink speaks for the class, and which
+/// against it). Ink is the input less a blank pad's (`black`, the normalized value
+/// of a 0 pixel, −0.42 for MNIST): `viz::gradient_times_input` multiplies by the
+/// normalized input itself, which would credit the empty background too.
+fn saliency_json(model: &dyn Module, x: &Array4<f32>, class: usize, black: f32) -> Result<Value, String> {
+    let gradient = saliency(model, x.view(), &[class]).map_err(|e| e.to_string())?;
+    let (_, _, h, w) = gradient.dim();
+    let magnitude = gradient.mapv(f32::abs).into_dyn();
+    let peak = magnitude.iter().fold(0.0f32, |m, &v| m.max(v));
+    let scale = if peak > 0.0 { 255.0 / peak } else { 0.0 };
+    let magnitude: Vec<u8> = magnitude.iter().map(|&v| (v * scale).round() as u8).collect();
+    let ink = x.mapv(|v| v - black);
+    let (times_input, times_input_peak) = signed(&(&gradient * &ink).into_dyn().view(), h * w);
+    Ok(json!({
+        "class": class,
+        "height": h,
+        "width": w,
+        "magnitude": base64(&magnitude),
+        "magnitude_peak": peak,
+        "times_input": base64(&times_input),
+        "times_input_peak": times_input_peak[0],
+    }))
 }
 
 /// The layers worth a picture: every module's output once. A container whose output

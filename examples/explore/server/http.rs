@@ -8,6 +8,7 @@
 //! - `POST /api/drawing?width=W&height=H` with `W·H` gray bytes (white on black):
 //!   the analysis of a drawing;
 //! - `GET /api/test/N`: the analysis of test image `N`;
+//!   both take `&class=K` for the saliency of class `K` instead of the prediction;
 //! - `GET /api/training?since=K`: a live run's figures after step `K`.
 
 use std::io::Read;
@@ -127,7 +128,7 @@ fn handle(app: &App, mut request: Request) {
             let analysis = p["/api/test/".len()..]
                 .parse::<usize>()
                 .map_err(|_| format!("{p}: not a test image number"))
-                .and_then(|n| analysis::test_image(app, n));
+                .and_then(|n| analysis::test_image(app, n, param(query, "class")));
             analysis_reply(
                 &format!("test image {}", &p["/api/test/".len()..]),
                 analysis,
@@ -138,7 +139,7 @@ fn handle(app: &App, mut request: Request) {
             let size = (param(query, "height"), param(query, "width"));
             let analysis = match size {
                 (Some(h), Some(w)) => read_body(&mut request, MAX_DRAWING_SIDE * MAX_DRAWING_SIDE)
-                    .and_then(|body| analysis::drawing(app, &body, (h, w))),
+                    .and_then(|body| analysis::drawing(app, &body, (h, w), param(query, "class"))),
                 _ => Err("POST /api/drawing needs ?width=W&height=H".to_string()),
             };
             let what = format!("drawing {}×{}", size.1.unwrap_or(0), size.0.unwrap_or(0));
