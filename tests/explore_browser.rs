@@ -67,30 +67,89 @@ impl Drop for Killed {
     }
 }
 
-/// Starts `explore` on a free port; returns it and the page's address.
-fn start_explorer() -> (Killed, String) {
-    let mut child = Command::new(example("explore"))
-        .args(["models/mnist.bin", "--port", "0"])
+/// Starts an example that serves the page on a free port and prints its address;
+/// returns it and the address. Its output is passed on to the test's, prefixed.
+fn start_server(name: &str, args: &[&str]) -> (Killed, String) {
+    let mut child = Command::new(example(name))
+        .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("explore starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    lines.read_line(&mut first).expect("explore prints its address");
-    // Keep reading its log (one line per analysis), so it never blocks on a full pipe.
+        .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (tx, rx) = mpsc::channel();
+    let prefix = format!("[{name}]");
+    // Keep reading (one line per analysis), so the server never blocks on a full pipe.
     std::thread::spawn(move || {
-        for line in lines.lines().map_while(Result::ok) {
-            eprintln!("[explore] {line}");
+        for line in lines.map_while(Result::ok) {
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                let _ = tx.send(url.to_string());
+            }
+            eprintln!("{prefix} {line}");
         }
     });
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
+    let url = rx
+        .recv_timeout(PATIENCE)
+        .unwrap_or_else(|e| panic!("{name} printed no address: {e}"));
     (Killed(child), url)
+}
+
+/// Chromium on `url`, its window 1400×1000.
+fn open_page(chromium: &Path, profile: &Path, url: &str) -> Browser {
+    let mut browser = Browser::launch(chromium, profile);
+    let target = browser.call("Target.createTarget", json!({"url": "about:blank"}));
+    let attached = browser.call(
+        "Target.attachToTarget",
+        json!({"targetId": target["targetId"], "flatten": true}),
+    );
+    browser.session = Some(attached["sessionId"].as_str().expect("session").to_string());
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": false}),
+    );
+    browser.call("Runtime.enable", json!({}));
+    browser.call("Page.enable", json!({}));
+    browser.call("Page.navigate", json!({"url": url}));
+    browser
+}
+
+/// Chromium, or a loud note that the page goes untested here.
+fn chromium_or_skip() -> Option<PathBuf> {
+    let found = chromium();
+    if found.is_none() {
+        eprintln!(
+            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+             !!! SKIPPED: no chromium on the PATH, so the explorer page was NOT tested\n\
+             !!! in a browser. Install Debian's package: apt-get install chromium\n\
+             !!! (.ci/run does this itself).\n\
+             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+        );
+    }
+    found
+}
+
+/// The folder for screenshots, `target/explore-screenshots`.
+fn screenshots() -> PathBuf {
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../explore-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot folder");
+    shots
+}
+
+/// The tests take turns: two browsers and a training run at once on 2 cores would
+/// slow each other, and the page's timings with them.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Pixels of more than `n` colours in the canvas `id`: something was drawn.
+fn drawn(browser: &mut Browser, id: &str) -> u64 {
+    browser
+        .eval(&format!(
+            "(c => {{ const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+               const s = new Set(); for (let i = 0; i < d.length; i += 4) s.add(d[i] * 65536 + d[i + 1] * 256 + d[i + 2]); \
+               return s.size; }})(document.getElementById('{id}'))"
+        ))
+        .as_u64()
+        .unwrap()
 }
 
 /// A DevTools protocol connection to one page.
@@ -395,36 +454,16 @@ fn wait_settled(browser: &mut Browser, updates_before: u64) {
 
 #[test]
 fn the_explorer_page_predicts_a_drawn_digit_as_inspect_does() {
-    let Some(chromium) = chromium() else {
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !!! SKIPPED: no chromium on the PATH, so the explorer page was NOT tested\n\
-             !!! in a browser. Install Debian's package: apt-get install chromium\n\
-             !!! (.ci/run does this itself).\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-        );
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let started = Instant::now();
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../explore-screenshots");
-    std::fs::create_dir_all(&shots).expect("screenshot folder");
+    let shots = screenshots();
     let work = tempfile::tempdir().expect("temp dir");
 
-    let (_server, url) = start_explorer();
-    let mut browser = Browser::launch(&chromium, &work.path().join("profile"));
-    let target = browser.call("Target.createTarget", json!({"url": "about:blank"}));
-    let attached = browser.call(
-        "Target.attachToTarget",
-        json!({"targetId": target["targetId"], "flatten": true}),
-    );
-    browser.session = Some(attached["sessionId"].as_str().expect("session").to_string());
-    browser.call(
-        "Emulation.setDeviceMetricsOverride",
-        json!({"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": false}),
-    );
-    browser.call("Runtime.enable", json!({}));
-    browser.call("Page.enable", json!({}));
-    browser.call("Page.navigate", json!({"url": url}));
+    let (_server, url) = start_server("explore", &["models/mnist.bin", "--port", "0"]);
+    let mut browser = open_page(&chromium, &work.path().join("profile"), &url);
     let browser_ready = started.elapsed();
 
     // The page opens on test image 0 (a 7).
@@ -478,12 +517,8 @@ fn the_explorer_page_predicts_a_drawn_digit_as_inspect_does() {
     }
     // The saliency maps are drawn, for the prediction; a click on another class
     // explains that class instead.
-    let colours = "(id => { const c = document.getElementById(id); \
-                     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
-                     const s = new Set(); for (let i = 0; i < d.length; i += 4) s.add(d[i] * 65536 + d[i + 1] * 256 + d[i + 2]); \
-                     return s.size; })";
     for id in ["saliency", "times-input"] {
-        let n = browser.eval(&format!("{colours}('{id}')")).as_u64().unwrap();
+        let n = drawn(&mut browser, id);
         assert!(n > 10, "the {id} map has {n} colours: not drawn");
     }
     assert_eq!(browser.eval("explorer.lastResult.saliency.class"), json!(7));
@@ -601,6 +636,69 @@ fn the_explorer_page_predicts_a_drawn_digit_as_inspect_does() {
         inspect_time.as_secs_f64(),
         started.elapsed().as_secs_f64(),
     );
+    assert!(
+        browser.page_errors.is_empty(),
+        "the page reported errors: {:?}",
+        browser.page_errors
+    );
+}
+
+#[test]
+fn mnist_explore_shows_the_run_as_it_trains() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("temp dir");
+    let save = work.path().join("model.bin");
+    // 16 steps an epoch, 2 epochs: a few seconds.
+    let args = [
+        "--explore",
+        "0",
+        "--limit-train",
+        "1024",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "2",
+        "--save",
+    ];
+    let mut args: Vec<&str> = args.to_vec();
+    args.push(save.to_str().expect("a UTF-8 temp path"));
+    let (_training, url) = start_server("mnist", &args);
+    let mut browser = open_page(&chromium, &work.path().join("profile"), &url);
+
+    browser.wait_for(
+        "typeof explorer === 'object' && explorer.live.done && explorer.live.epochs.length === 2 \
+         && explorer.updates >= 1 && !explorer.inFlight",
+        "the run to finish on the page",
+    );
+    assert_eq!(
+        browser.eval("document.getElementById('training').hidden"),
+        json!(false)
+    );
+    assert_eq!(
+        browser.eval("explorer.live.steps.length"),
+        json!(32),
+        "every step is on the page"
+    );
+    let accuracy = browser
+        .eval("explorer.live.epochs[1].test_accuracy")
+        .as_f64()
+        .unwrap();
+    assert!(accuracy > 0.5, "test accuracy after two short epochs: {accuracy}");
+    let status = browser.eval("document.getElementById('train-status').textContent");
+    assert!(
+        status.as_str().unwrap().starts_with("Finished: 32 steps"),
+        "{status}"
+    );
+    for id in ["loss-chart", "accuracy-chart", "live-filters"] {
+        let n = drawn(&mut browser, id);
+        assert!(n > 3, "{id} has {n} colours: not drawn");
+    }
+    // The filters shown are the trained model's, at its last step.
+    assert_eq!(browser.eval("explorer.live.filtersStep"), json!(32));
+    browser.screenshot_of(".top", &screenshots().join("4-training.png"));
     assert!(
         browser.page_errors.is_empty(),
         "the page reported errors: {:?}",

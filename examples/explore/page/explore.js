@@ -405,6 +405,11 @@ function drawChart(canvas, series, { title, yMin, yMax, xMax }) {
   }
   ctx.fillText('0', left, top + h + 14);
   ctx.fillText(`step ${xMax}`, left + w - 60, top + h + 14);
+  // Lines stay inside the plot: the first steps' loss is often above the scale.
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top - 4, w + 4, h + 8);
+  ctx.clip();
   for (const s of series) {
     ctx.strokeStyle = s.color; ctx.fillStyle = s.color; ctx.lineWidth = s.width || 1.5;
     if (s.dots) {
@@ -415,6 +420,7 @@ function drawChart(canvas, series, { title, yMin, yMax, xMax }) {
       ctx.stroke();
     }
   }
+  ctx.restore();
   let lx = left + w;
   for (const s of [...series].reverse()) {
     lx -= ctx.measureText(s.label).width + 22;
