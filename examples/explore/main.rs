@@ -27,7 +27,7 @@ use ferrocnn::io;
 
 /// Serve a page that shows what a model sees in a digit you draw.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "explore", version)]
 struct Args {
     /// The model file (written by `--example mnist` or `io::save_model`).
     model: PathBuf,
