@@ -154,7 +154,7 @@ fn drawn(browser: &mut Browser, id: &str) -> u64 {
 
 /// A DevTools protocol connection to one page.
 struct Browser {
-    _process: Killed,
+    process: Killed,
     to_browser: std::io::PipeWriter,
     from_browser: mpsc::Receiver<Value>,
     next_id: u64,
@@ -217,7 +217,7 @@ impl Browser {
             }
         });
         Browser {
-            _process: process,
+            process,
             to_browser: ours_write,
             from_browser: rx,
             next_id: 0,
@@ -349,6 +349,23 @@ impl Browser {
                 self.call("Input.dispatchMouseEvent", mouse("mouseMoved", p, 1));
             }
             self.call("Input.dispatchMouseEvent", mouse("mouseReleased", last, 0));
+        }
+    }
+}
+
+impl Drop for Browser {
+    /// `Browser.close` lets Chromium end its renderer and helper processes itself,
+    /// which killing the main process alone would leave behind for a while.
+    fn drop(&mut self) {
+        let mut close = json!({"id": 0, "method": "Browser.close"})
+            .to_string()
+            .into_bytes();
+        close.push(0);
+        if self.to_browser.write_all(&close).is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(self.process.0.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 }
