@@ -72,7 +72,7 @@ struct Args {
     batch_size: usize,
     /// Learning rate (Adam), a finite number above 0.
     #[arg(long, default_value_t = 3e-3, value_parser = learning_rate)]
-    lr: f32,
+    lr: f64,
     /// Seed of the new head, shuffling and dropout.
     #[arg(long, default_value_t = 7)]
     seed: u64,

@@ -9,7 +9,17 @@
 //! - `features_<conv>.png` — what each convolution outputs for test image `--image`;
 //! - `input.png` — that test image, captioned with its label;
 //! - `misclassified.png` — up to 64 test images the model gets wrong, captioned
-//!   `true→predicted`.
+//!   `true→predicted`;
+//! - `confusion.png` — the confusion matrix on the test set.
+//!
+//! What the network sees, on request:
+//!
+//! - `--saliency N`: `saliency.png`, the first N test images beside what drove their
+//!   prediction (saliency, gradient × input, integrated gradients);
+//! - `--maximize LAYER[:CHANNEL]`: `maximize_<layer>.png`, inputs optimised from
+//!   noise to excite each channel of a module (or one), as Lucid does;
+//! - `--top-images LAYER:CHANNEL`: `top_<layer>_<channel>.png`, the 16 test images
+//!   that excite that channel most.
 //!
 //! With `--predict digit.png` it also classifies your own image (any PNG; it is
 //! turned gray, inverted if it is dark-on-light, cropped to the digit and framed
@@ -27,11 +37,13 @@ use ferrocnn::nn::{conv_of, Module};
 use ferrocnn::ops::softmax_rows;
 use ferrocnn::train::{evaluate, predict};
 use ferrocnn::viz::{
-    read_grayscale_png, resize_gray, save_conv_filters, save_feature_maps, save_image_grid, Filter,
+    read_grayscale_png, resize_gray, save_attributions, save_confusion_matrix, save_conv_filters,
+    save_feature_maps, save_image_grid, save_maximized, save_top_images, Filter, Maximize,
 };
 use ndarray::Array4;
 
 mod common;
+use common::args::at_least_one;
 use common::files::{report_ignored, same_file};
 use common::fit::{check_labels, check_memory, describe_tensors, non_finite_tensors, outputs_for};
 
@@ -54,6 +66,34 @@ struct Args {
     /// Classify this PNG image and print the class probabilities.
     #[arg(long)]
     predict: Option<PathBuf>,
+    /// Draw what drove the predictions of the first N test images (saliency.png).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    saliency: Option<usize>,
+    /// Draw inputs that excite the channels of module LAYER (all, or CHANNEL), e.g.
+    /// `conv1` or `blocks.0.main.conv1:3` (maximize_<layer>.png).
+    #[arg(long, value_name = "LAYER[:CHANNEL]", value_parser = layer_channel)]
+    maximize: Option<(String, Option<usize>)>,
+    /// Draw the 16 test images that excite CHANNEL of module LAYER most, e.g.
+    /// `conv2:5` (top_<layer>_<channel>.png).
+    #[arg(long, value_name = "LAYER:CHANNEL", value_parser = layer_channel)]
+    top_images: Option<(String, Option<usize>)>,
+}
+
+/// `LAYER[:CHANNEL]`: a module's dotted name and, optionally, a channel index.
+fn layer_channel(text: &str) -> Result<(String, Option<usize>), String> {
+    let (layer, channel) = match text.rsplit_once(':') {
+        Some((layer, channel)) => {
+            let channel = channel
+                .parse::<usize>()
+                .map_err(|_| format!("{channel:?} is not a channel number (LAYER:CHANNEL, e.g. conv1:3)"))?;
+            (layer, Some(channel))
+        }
+        None => (text, None),
+    };
+    if layer.is_empty() {
+        return Err("give a module's name, e.g. conv1 or blocks.0.main.conv1".into());
+    }
+    Ok((layer.to_string(), channel))
 }
 
 const DEFAULT_DATA: &str = "datasets/mnist";
@@ -76,9 +116,9 @@ fn main() -> ExitCode {
 /// pictures are written to: it would be replaced.
 fn refuse_to_overwrite_inputs(args: &Args) {
     let ours = |name: &str| {
-        name == "input.png"
-            || name == "misclassified.png"
-            || (name.ends_with(".png") && (name.starts_with("filters_") || name.starts_with("features_")))
+        let prefixes = ["filters_", "features_", "maximize_", "top_"];
+        ["input.png", "misclassified.png", "confusion.png", "saliency.png"].contains(&name)
+            || (name.ends_with(".png") && prefixes.iter().any(|p| name.starts_with(p)))
     };
     let inputs = [("MODEL", Some(&args.model)), ("--predict", args.predict.as_ref())];
     for (what, path) in inputs.into_iter().filter_map(|(w, p)| Some((w, p?))) {
@@ -230,6 +270,50 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
             save_image_grid(&images, (h, w), 8, 2, &path)?;
             written.push(path);
         }
+        let path = args.out.join("confusion.png");
+        save_confusion_matrix(&evaluation.confusion, &path)?;
+        written.push(path);
+        if let Some(n) = args.saliency {
+            let n = n.min(test.len());
+            let x = test.to_array(0..n);
+            let predicted = &evaluation.predictions[..n];
+            let captions: Vec<String> = (0..n)
+                .map(|i| format!("{}→{}", test.label(i), predicted[i]))
+                .collect();
+            let path = args.out.join("saliency.png");
+            let black = test.normalization().apply(0.0);
+            save_attributions(model.as_ref(), x.view(), predicted, &captions, black, &path)?;
+            written.push(path);
+        }
+        if let Some((layer, channel)) = &args.top_images {
+            let channel = channel.ok_or("--top-images needs LAYER:CHANNEL, e.g. conv2:5")?;
+            let path = args.out.join(format!("top_{layer}_{channel}.png"));
+            let x = test.to_array(0..test.len());
+            save_top_images(model.as_ref(), layer, channel, x.view(), 16, &path)?;
+            written.push(path);
+        }
+    }
+    if let Some((layer, channel)) = &args.maximize {
+        let channels = match channel {
+            Some(c) => vec![*c],
+            None => (0..channel_count(model.as_ref(), layer, (c, h, w))?).collect(),
+        };
+        let path = args.out.join(format!("maximize_{layer}.png"));
+        let started = std::time::Instant::now();
+        save_maximized(
+            model.as_ref(),
+            layer,
+            &channels,
+            (c, h, w),
+            &Maximize::default(),
+            &path,
+        )?;
+        println!(
+            "maximised {} channel(s) of {layer} in {:.1} s",
+            channels.len(),
+            started.elapsed().as_secs_f64()
+        );
+        written.push(path);
     }
 
     println!("wrote:");
@@ -244,6 +328,27 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         classify(model.as_ref(), path, image, (c, h, w), normalize)?;
     }
     Ok(())
+}
+
+/// The number of channels module `layer` outputs, from the summary's shapes.
+fn channel_count(
+    model: &dyn Module,
+    layer: &str,
+    (c, h, w): (usize, usize, usize),
+) -> Result<usize, Box<dyn Error>> {
+    let summary = model.try_summary(&[c, h, w])?;
+    let Some(row) = summary.rows.iter().find(|r| r.name == layer) else {
+        let names: Vec<&str> = summary.rows.iter().map(|r| r.name.as_str()).collect();
+        return Err(format!(
+            "--maximize {layer}: the model has no module of that name; its modules are: {}",
+            names.join(", ")
+        )
+        .into());
+    };
+    match row.output_shape.as_deref() {
+        Some([channels, ..]) => Ok(*channels),
+        _ => Err(format!("--maximize {layer}: its output is not observed; pick its container").into()),
+    }
 }
 
 /// Classifies one gray image and prints the probabilities, most likely first.

@@ -70,7 +70,7 @@ struct Args {
     /// Learning rate, a finite number above 0 [default: 3e-3 with a one-cycle schedule
     /// for the default net, 1e-3 constant for r1/r2/r3].
     #[arg(long, value_parser = learning_rate)]
-    lr: Option<f32>,
+    lr: Option<f64>,
     /// Optimizer.
     #[arg(long, value_enum, default_value_t = Opt::Adam)]
     optimizer: Opt,

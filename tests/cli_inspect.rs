@@ -291,3 +291,44 @@ fn an_input_where_a_picture_would_be_written_is_refused() {
     outcome.assert_usage("--predict", "would be replaced");
     assert_eq!(snapshot(&[&s.out]), before);
 }
+
+#[test]
+fn what_the_network_sees_is_drawn_on_request_and_bad_requests_say_what() {
+    let s = setup(10);
+    let model = arg(&s.model);
+    let data = arg(&s.data);
+    let outcome = inspect(
+        &s.out,
+        &[
+            model,
+            "--data",
+            data,
+            "--saliency",
+            "3",
+            "--maximize",
+            "conv1",
+            "--top-images",
+            "conv1:2",
+        ],
+    );
+    outcome.assert_ok();
+    assert!(
+        outcome.stdout.contains("maximised 4 channel(s) of conv1"),
+        "{outcome:#?}"
+    );
+    for name in [
+        "saliency.png",
+        "maximize_conv1.png",
+        "top_conv1_2.png",
+        "confusion.png",
+    ] {
+        assert!(s.out.join(name).exists(), "{name}: {outcome:#?}");
+    }
+    inspect(&s.out, &[model, "--saliency", "0"]).assert_usage("--saliency", "at least 1");
+    inspect(&s.out, &[model, "--maximize", "conv1:x"]).assert_usage("--maximize", "not a channel number");
+    let data_args = ["--data", data];
+    let run = |extra: &[&str]| inspect(&s.out, &[&[model][..], &data_args, extra].concat());
+    run(&["--maximize", "conv7"]).assert_error(&["--maximize conv7", "no module of that name", "conv1"]);
+    run(&["--maximize", "conv1:9"]).assert_error(&["`conv1` has 4 channels", "channel 9"]);
+    run(&["--top-images", "conv1"]).assert_error(&["--top-images needs LAYER:CHANNEL"]);
+}

@@ -40,8 +40,9 @@ fn checkpoint() -> Checkpoint {
 fn write(path: &std::path::Path, checkpoint: &Checkpoint) {
     let payload = bincode::serde::encode_to_vec(checkpoint, bincode::config::standard()).unwrap();
     let mut bytes = b"FERROCNN".to_vec();
-    bytes.extend_from_slice(&2u32.to_le_bytes());
-    bytes.push(2);
+    let kind = ferrocnn::io::FileKind::Checkpoint;
+    bytes.extend_from_slice(&kind.written_version().to_le_bytes());
+    bytes.push(kind as u8);
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     bytes.extend_from_slice(&payload);
@@ -69,7 +70,7 @@ fn a_plan_that_cannot_be_run_is_an_error_naming_the_file_and_the_setting() {
         (Box::new(|o| o.start_epoch = 0), "start epoch 0"),
         (Box::new(|o| o.label_smoothing = 1.5), "label smoothing 1.5"),
         (
-            Box::new(|o| o.clip_grad_norm = Some(f32::NAN)),
+            Box::new(|o| o.clip_grad_norm = Some(f64::NAN)),
             "gradient clipping",
         ),
         (
@@ -97,7 +98,7 @@ fn a_plan_that_cannot_be_run_is_an_error_naming_the_file_and_the_setting() {
             "step_size 0",
         ),
         (
-            Box::new(|o| o.schedule = Some(LrSchedule::Constant { lr: f32::NAN })),
+            Box::new(|o| o.schedule = Some(LrSchedule::Constant { lr: f64::NAN })),
             "lr NaN",
         ),
         (
@@ -132,4 +133,94 @@ fn optimizer_buffers_for_another_model_are_an_error_on_restore() {
     mixed.model = ModelRecord::of(&net(9));
     let err = mixed.restore(&Registry::new()).err().expect("refused");
     assert!(err.contains("position") && err.contains("[3, 4]"), "{err}");
+}
+
+/// `tests/golden/checkpoint_v2.ckpt` was written by the build of 2026-12-01 before
+/// the training hyperparameters became f64 (format 2): every setting comes back
+/// exactly (`f64::from` of the f32 it stored), and so do the momentum buffers.
+#[test]
+fn a_format_2_checkpoint_loads_with_every_setting_and_buffer() {
+    use ferrocnn::nn::{Conv2d, Module};
+    use ferrocnn::optim::{OptimizerState, SGDConfig, SGD};
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/checkpoint_v2.ckpt");
+    let loaded = load_checkpoint(path).expect("format 2 loads");
+    // The run that wrote it, repeated: one SGD step with fixed gradients.
+    let rng = &mut rand::rngs::StdRng::seed_from_u64(9);
+    let mut model = Sequential::new()
+        .add(Conv2d::new(1, 2, (3, 3), rng))
+        .add(Flatten)
+        .add(Linear::new(2 * 4 * 4, 3, rng));
+    let config = SGDConfig {
+        lr: 0.05f32.into(),
+        momentum: 0.9,
+        dampening: 0.0,
+        nesterov: true,
+        weight_decay: 1e-4,
+    };
+    let mut sgd = SGD::new(config.clone());
+    let mut grads = ferrocnn::Gradients::new();
+    for p in model.parameters() {
+        grads.insert(p, p.value().mapv(|v| v * 0.5 + 0.1));
+    }
+    sgd.step(&mut model.parameters_mut(), &grads);
+    let OptimizerState::SGD {
+        config: got,
+        momentum_buffers,
+    } = &loaded.optimizer
+    else {
+        panic!("expected SGD state, got {:?}", loaded.optimizer.kind());
+    };
+    assert_eq!(got, &config);
+    let OptimizerState::SGD {
+        momentum_buffers: expected,
+        ..
+    } = sgd.state()
+    else {
+        unreachable!()
+    };
+    assert_eq!(momentum_buffers, &expected);
+
+    let o = &loaded.options;
+    assert_eq!(
+        (o.epochs, o.batch_size, o.seed, o.eval_batch_size),
+        (3, 16, 7, 100)
+    );
+    assert_eq!(
+        o.augment,
+        Some(Augment {
+            max_shift: 2,
+            max_rotation_degrees: 10.0
+        })
+    );
+    assert_eq!(
+        (o.clip_grad_norm, o.label_smoothing),
+        (Some(1.5), f64::from(0.1f32))
+    );
+    assert_eq!(
+        o.schedule,
+        Some(LrSchedule::OneCycle {
+            max_lr: 0.05f32.into(),
+            total_steps: 30,
+            pct_start: 0.3,
+            div_factor: 25.0,
+            final_div_factor: 1e4
+        })
+    );
+    assert_eq!(
+        (o.progress, o.start_epoch, o.start_batch),
+        (Progress::Hidden, 2, 3)
+    );
+    assert_eq!(o.start_totals, (1.25, 20, 48));
+    assert_eq!(loaded.history[0].lr, f64::from(0.0123f32));
+    assert_eq!(loaded.history[0].eval, Some((0.4, 0.8)));
+    assert_eq!(loaded.meta["net"], "golden");
+    let (restored, optimizer) = loaded.clone().restore(&Registry::new()).expect("restores");
+    // The weights after that step, bit for bit (the f32 step of an f64 lr that was
+    // an f32 is the step it was).
+    let values = |m: &dyn Module| -> Vec<ndarray::ArrayD<f32>> {
+        m.parameters().iter().map(|p| p.value().clone()).collect()
+    };
+    assert_eq!(values(restored.as_ref()), values(&model));
+    assert_eq!(optimizer.lr(), f64::from(0.05f32));
 }

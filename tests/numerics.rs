@@ -129,7 +129,7 @@ fn a_non_finite_gradient_names_the_parameter_and_the_backward_op() {
 fn an_update_that_overflows_names_the_parameter() {
     let mut model = small_net(3);
     let mut sgd = SGD::new(SGDConfig {
-        lr: f32::MAX,
+        lr: f32::MAX.into(),
         ..Default::default()
     });
     let (x, y) = batch();
@@ -221,7 +221,7 @@ fn out_of_range_options_are_refused_before_training() {
             ..Default::default()
         },
         FitOptions {
-            clip_grad_norm: Some(f32::NAN),
+            clip_grad_norm: Some(f64::NAN),
             ..Default::default()
         },
         FitOptions {

@@ -93,7 +93,7 @@ struct SgdReference {
 impl SgdReference {
     fn new(c: &SGDConfig) -> Self {
         SgdReference {
-            lr: f64::from(c.lr),
+            lr: c.lr,
             momentum: c.momentum,
             dampening: c.dampening,
             nesterov: c.nesterov,
@@ -245,9 +245,9 @@ struct AdamReference {
 }
 
 impl AdamReference {
-    fn new(lr: f32, betas: (f64, f64), eps: f64, weight_decay: f64, decoupled: bool) -> Self {
+    fn new(lr: f64, betas: (f64, f64), eps: f64, weight_decay: f64, decoupled: bool) -> Self {
         AdamReference {
-            lr: f64::from(lr),
+            lr,
             beta1: betas.0,
             beta2: betas.1,
             eps,
@@ -614,7 +614,7 @@ fn step_schedule_decays_after_step_size() {
         step_size: 3,
         gamma: 0.5,
     };
-    let lrs: Vec<f32> = (0..7).map(|t| s.lr_at(t)).collect();
+    let lrs: Vec<f64> = (0..7).map(|t| s.lr_at(t)).collect();
     assert_eq!(lrs, vec![0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025]);
 }
 
@@ -638,7 +638,7 @@ fn cosine_schedule_is_halfway_at_half_the_steps() {
     assert!((s.lr_at(5) - 0.06).abs() < 1e-8);
     // PyTorch's closed form at step 2: η_min + (η_max − η_min)(1 + cos(π/5))/2.
     let expected = 0.02 + 0.08 * (1.0 + (std::f64::consts::PI / 5.0).cos()) / 2.0;
-    assert!((f64::from(s.lr_at(2)) - expected).abs() < 1e-8);
+    assert!((s.lr_at(2) - expected).abs() < 1e-8);
     assert!((s.lr_at(10) - 0.02).abs() < 1e-9);
     assert!((s.lr_at(25) - 0.02).abs() < 1e-9);
 }
@@ -679,13 +679,13 @@ fn one_cycle_matches_pytorch_formula() {
         } else {
             anneal(max_lr, min, (t - peak) / (total as f64 - 1.0 - peak))
         };
-        let got = f64::from(s.lr_at(step));
+        let got = s.lr_at(step);
         assert!(
             (got - expected).abs() <= 1e-6 * expected,
             "step {step}: {got} vs {expected}"
         );
     }
-    assert_eq!(s.lr_at(5), 0.1f32);
+    assert_eq!(s.lr_at(5), 0.1);
 }
 
 #[test]

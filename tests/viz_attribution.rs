@@ -146,6 +146,7 @@ fn the_input_that_maximises_a_lone_filter_under_an_l2_penalty_is_the_filter() {
         blur_every: 0,
         range: None,
         seed: 3,
+        ..Maximize::default()
     };
     let x = maximize_channels(&model, "conv", &[0], (1, 3, 3), &opts).unwrap();
     let x: Vec<f32> = x.iter().copied().collect();

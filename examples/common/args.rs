@@ -11,8 +11,8 @@ pub fn at_least_one(text: &str) -> Result<usize, String> {
 }
 
 /// `--lr`: a finite number above 0 (the optimizers refuse anything else).
-pub fn learning_rate(text: &str) -> Result<f32, String> {
-    match text.parse::<f32>() {
+pub fn learning_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
         Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
         Ok(lr) => Err(format!(
             "{lr} is not a learning rate: it must be finite and above 0"

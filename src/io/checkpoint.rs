@@ -18,8 +18,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::format::{decode_payload, encode, open, read_limited, write_atomic, FileKind, IoError};
-use super::legacy;
 use super::model::ModelRecord;
+use super::{legacy, legacy_training};
 use crate::nn::{Module, Registry};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::train::{EpochStats, FitOptions};
@@ -62,6 +62,14 @@ impl Checkpoint {
     }
 }
 
+/// A format-2 checkpoint: today's model record, and the training parts as they were
+/// then (frozen in `legacy_training`).
+#[derive(Deserialize)]
+struct CheckpointV2 {
+    model: ModelRecord,
+    training: legacy_training::Training,
+}
+
 /// Saves a checkpoint atomically.
 pub fn save_checkpoint(checkpoint: &Checkpoint, path: impl AsRef<Path>) -> Result<(), IoError> {
     write_atomic(path.as_ref(), &encode(checkpoint, FileKind::Checkpoint)?)
@@ -76,17 +84,28 @@ pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint, IoError> {
     let path = path.as_ref();
     let bytes = read_limited(path)?;
     let (version, payload) = open(&bytes, FileKind::Checkpoint, path)?;
-    let checkpoint = if version == 1 {
-        let (model, old) = legacy::decode_checkpoint(payload, path)?;
-        Checkpoint {
-            model: ModelRecord::of(&model),
-            optimizer: old.optimizer,
-            options: old.options,
-            history: old.history,
-            meta: old.meta,
+    let checkpoint = match version {
+        1 => {
+            let (model, old) = legacy::decode_checkpoint(payload, path)?;
+            Checkpoint {
+                model: ModelRecord::of(&model),
+                optimizer: old.optimizer.into(),
+                options: old.options.into(),
+                history: old.history.into_iter().map(EpochStats::from).collect(),
+                meta: old.meta,
+            }
         }
-    } else {
-        decode_payload(payload, path)?
+        2 => {
+            let old: CheckpointV2 = decode_payload(payload, path)?;
+            Checkpoint {
+                model: old.model,
+                optimizer: old.training.optimizer.into(),
+                options: old.training.options.into(),
+                history: old.training.history.into_iter().map(EpochStats::from).collect(),
+                meta: old.training.meta,
+            }
+        }
+        _ => decode_payload(payload, path)?,
     };
     // A plan that `fit` would refuse (or that would panic inside it) is no plan a
     // run writes: the file is damaged.

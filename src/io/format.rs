@@ -21,10 +21,13 @@ use serde::Serialize;
 
 /// First bytes of every ferrocnn file.
 pub const MAGIC: &[u8; 8] = b"FERROCNN";
-/// The format version this build writes and the newest it reads. Version 1 (up to
-/// ferrocnn 0.1's first release) stored a `Sequential` of a closed set of layers;
-/// version 2 stores the architecture by name (see `io::model`). Both are read.
-pub const FORMAT_VERSION: u32 = 2;
+/// The newest format version this build reads. Version 1 (up to ferrocnn 0.1's
+/// first release) stored a `Sequential` of a closed set of layers; version 2 stores
+/// the architecture by name (see `io::model`); version 3 changed checkpoints only
+/// (training hyperparameters became `f64`). All are read. Model files are still
+/// written as version 2, their payload being unchanged, so that older builds read
+/// them ([`FileKind::written_version`]).
+pub const FORMAT_VERSION: u32 = 3;
 /// Largest payload we decode (1 GiB): far above any small CNN, far below harm.
 pub const MAX_PAYLOAD: u64 = 1 << 30;
 const HEADER_LEN: usize = 8 + 4 + 1 + 8 + 4;
@@ -36,6 +39,16 @@ pub enum FileKind {
     Model = 1,
     /// A training checkpoint: model, optimizer state and position.
     Checkpoint = 2,
+}
+
+impl FileKind {
+    /// The format version this build writes for this kind of file.
+    pub fn written_version(self) -> u32 {
+        match self {
+            FileKind::Model => 2,
+            FileKind::Checkpoint => 3,
+        }
+    }
 }
 
 /// Why a file could not be saved or loaded.
@@ -135,7 +148,7 @@ pub(crate) fn encode<T: Serialize>(value: &T, kind: FileKind) -> Result<Vec<u8>,
         .map_err(|e| IoError::Encode(e.to_string()))?;
     let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
     bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&kind.written_version().to_le_bytes());
     bytes.push(kind as u8);
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());

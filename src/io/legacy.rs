@@ -12,9 +12,8 @@ use ndarray::{Array1, ArrayD};
 use serde::Deserialize;
 
 use super::format::{decode_payload, IoError};
+use super::legacy_training as training;
 use crate::nn;
-use crate::optim::OptimizerState;
-use crate::train::{EpochStats, FitOptions};
 
 #[derive(Deserialize)]
 struct Sequential {
@@ -122,13 +121,14 @@ struct Dropout {
     calls: u64,
 }
 
-/// A format-1 checkpoint: the other parts kept their layout in format 2.
+/// A format-1 checkpoint: its training parts kept their layout in format 2
+/// (`legacy_training`).
 #[derive(Deserialize)]
 pub(crate) struct Checkpoint {
     model: Sequential,
-    pub optimizer: OptimizerState,
-    pub options: FitOptions,
-    pub history: Vec<EpochStats>,
+    pub optimizer: training::Optimizer,
+    pub options: training::Options,
+    pub history: Vec<training::Epoch>,
     pub meta: std::collections::BTreeMap<String, String>,
 }
 

@@ -12,6 +12,7 @@
 mod checkpoint;
 mod format;
 mod legacy;
+mod legacy_training;
 mod model;
 mod safetensors;
 pub(crate) mod state_dict;

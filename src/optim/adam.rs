@@ -31,12 +31,13 @@ use crate::tape::Gradients;
 
 /// Hyperparameters of [`Adam`], with PyTorch's defaults.
 ///
-/// Everything but the learning rate is `f64`, as PyTorch's Python floats are:
-/// `1 − β2` for β2 = 0.999 rounded from an f32 β2 would be off by 1e-5 relative.
+/// Every hyperparameter is `f64`, as PyTorch's Python floats are: `1 − β2` for
+/// β2 = 0.999 rounded from an f32 β2 would be off by 1e-5 relative. The update's
+/// f32 factors are derived from them once per step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdamConfig {
     /// Learning rate (default 1e-3).
-    pub lr: f32,
+    pub lr: f64,
     /// Decay rates (β1, β2) of the first and second moment averages
     /// (default (0.9, 0.999)).
     pub betas: (f64, f64),
@@ -62,7 +63,7 @@ impl Default for AdamConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdamWConfig {
     /// Learning rate (default 1e-3).
-    pub lr: f32,
+    pub lr: f64,
     /// Decay rates (β1, β2) of the first and second moment averages
     /// (default (0.9, 0.999)).
     pub betas: (f64, f64),
@@ -98,7 +99,7 @@ pub struct AdamMoments {
 /// The hyperparameters both variants share, and how weight decay is applied.
 #[derive(Clone, Copy)]
 struct Hyper {
-    lr: f32,
+    lr: f64,
     betas: (f64, f64),
     eps: f64,
     weight_decay: f64,
@@ -141,7 +142,7 @@ impl Hyper {
 fn adam_step(h: Hyper, moments: &mut Vec<Option<AdamMoments>>, params: &mut [&mut Param], grads: &Gradients) {
     let kind = h.kind();
     let (beta1, beta2) = h.betas;
-    let lr = f64::from(h.lr);
+    let lr = h.lr;
     let one_minus_beta1 = (1.0 - beta1) as f32;
     let beta2_f32 = beta2 as f32;
     let one_minus_beta2 = (1.0 - beta2) as f32;
@@ -336,11 +337,11 @@ macro_rules! adam_variant {
                 adam_step(self.hyper(), &mut self.moments, params, grads);
             }
 
-            fn lr(&self) -> f32 {
+            fn lr(&self) -> f64 {
                 self.config.lr
             }
 
-            fn set_lr(&mut self, lr: f32) {
+            fn set_lr(&mut self, lr: f64) {
                 self.config.lr = lr;
             }
 

@@ -82,10 +82,10 @@ pub trait Optimizer {
     fn step(&mut self, params: &mut [&mut Param], grads: &Gradients);
 
     /// The current learning rate.
-    fn lr(&self) -> f32;
+    fn lr(&self) -> f64;
 
     /// Sets the learning rate used by the next steps (what a schedule drives).
-    fn set_lr(&mut self, lr: f32);
+    fn set_lr(&mut self, lr: f64);
 
     /// Which optimizer this is.
     fn kind(&self) -> OptimizerKind;

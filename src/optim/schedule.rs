@@ -33,23 +33,23 @@ pub enum LrSchedule {
     /// The same learning rate at every step.
     Constant {
         /// The learning rate.
-        lr: f32,
+        lr: f64,
     },
     /// PyTorch's `StepLR`: `base_lr · gamma^⌊step / step_size⌋`.
     Step {
         /// Learning rate of the first `step_size` steps.
-        base_lr: f32,
+        base_lr: f64,
         /// Steps between two decays.
         step_size: usize,
         /// Factor applied at each decay (PyTorch's default is 0.1).
-        gamma: f32,
+        gamma: f64,
     },
     /// PyTorch's `ExponentialLR`: `base_lr · gamma^step`.
     Exponential {
         /// Learning rate at step 0.
-        base_lr: f32,
+        base_lr: f64,
         /// Factor applied every step.
-        gamma: f32,
+        gamma: f64,
     },
     /// PyTorch's `CosineAnnealingLR` (closed form):
     /// `min_lr + (base_lr − min_lr)·(1 + cos(π·step/total_steps))/2`.
@@ -58,9 +58,9 @@ pub enum LrSchedule {
     /// (a warm restart), the learning rate stays at `min_lr` from then on.
     Cosine {
         /// Learning rate at step 0.
-        base_lr: f32,
+        base_lr: f64,
         /// Learning rate at `total_steps` and after (PyTorch's `eta_min`).
-        min_lr: f32,
+        min_lr: f64,
         /// Length of the decay (PyTorch's `T_max`).
         total_steps: usize,
     },
@@ -69,9 +69,9 @@ pub enum LrSchedule {
     /// `total_steps`, and `min_lr` after.
     WarmupCosine {
         /// Peak learning rate, reached at `warmup_steps`.
-        base_lr: f32,
+        base_lr: f64,
         /// Learning rate at `total_steps` and after.
-        min_lr: f32,
+        min_lr: f64,
         /// Length of the linear warmup.
         warmup_steps: usize,
         /// Step at which the cosine decay ends (counted from step 0, warmup
@@ -84,7 +84,7 @@ pub enum LrSchedule {
     /// where it stays (PyTorch raises past `total_steps`). Momentum is not cycled.
     OneCycle {
         /// Peak learning rate.
-        max_lr: f32,
+        max_lr: f64,
         /// Number of steps in the cycle.
         total_steps: usize,
         /// Fraction of the steps spent increasing the learning rate (default 0.3).
@@ -117,26 +117,26 @@ impl LrSchedule {
             }
         };
         match *self {
-            LrSchedule::Constant { lr } => rate("lr", lr.into()),
+            LrSchedule::Constant { lr } => rate("lr", lr),
             LrSchedule::Step {
                 base_lr,
                 step_size,
                 gamma,
             } => {
-                rate("base_lr", base_lr.into())?;
-                rate("gamma", gamma.into())?;
+                rate("base_lr", base_lr)?;
+                rate("gamma", gamma)?;
                 if step_size == 0 {
                     return Err("step_size 0: it must be at least 1".into());
                 }
                 Ok(())
             }
             LrSchedule::Exponential { base_lr, gamma } => {
-                rate("base_lr", base_lr.into())?;
-                rate("gamma", gamma.into())
+                rate("base_lr", base_lr)?;
+                rate("gamma", gamma)
             }
             LrSchedule::Cosine { base_lr, min_lr, .. } | LrSchedule::WarmupCosine { base_lr, min_lr, .. } => {
-                rate("base_lr", base_lr.into())?;
-                rate("min_lr", min_lr.into())
+                rate("base_lr", base_lr)?;
+                rate("min_lr", min_lr)
             }
             LrSchedule::OneCycle {
                 max_lr,
@@ -145,7 +145,7 @@ impl LrSchedule {
                 final_div_factor,
                 ..
             } => {
-                rate("max_lr", max_lr.into())?;
+                rate("max_lr", max_lr)?;
                 if !(0.0..=1.0).contains(&pct_start) {
                     return Err(format!("pct_start {pct_start} is not between 0 and 1"));
                 }
@@ -157,7 +157,7 @@ impl LrSchedule {
 
     /// PyTorch's `OneCycleLR` with its defaults: `pct_start` 0.3, `div_factor` 25,
     /// `final_div_factor` 1e4.
-    pub fn one_cycle(max_lr: f32, total_steps: usize) -> Self {
+    pub fn one_cycle(max_lr: f64, total_steps: usize) -> Self {
         LrSchedule::OneCycle {
             max_lr,
             total_steps,
@@ -168,7 +168,7 @@ impl LrSchedule {
     }
 
     /// The learning rate to use after `step` steps (0 for the first step).
-    pub fn lr_at(&self, step: usize) -> f32 {
+    pub fn lr_at(&self, step: usize) -> f64 {
         let s = step as f64;
         match *self {
             LrSchedule::Constant { lr } => lr,
@@ -179,11 +179,9 @@ impl LrSchedule {
             } => {
                 assert!(step_size > 0, "LrSchedule::Step: step_size must be > 0");
                 let decays = (step / step_size) as f64;
-                (f64::from(base_lr) * f64::from(gamma).powf(decays)) as f32
+                base_lr * gamma.powf(decays)
             }
-            LrSchedule::Exponential { base_lr, gamma } => {
-                (f64::from(base_lr) * f64::from(gamma).powf(s)) as f32
-            }
+            LrSchedule::Exponential { base_lr, gamma } => base_lr * gamma.powf(s),
             LrSchedule::Cosine {
                 base_lr,
                 min_lr,
@@ -194,7 +192,7 @@ impl LrSchedule {
                 } else {
                     (s / total_steps as f64).min(1.0)
                 };
-                cosine(base_lr.into(), min_lr.into(), progress) as f32
+                cosine(base_lr, min_lr, progress)
             }
             LrSchedule::WarmupCosine {
                 base_lr,
@@ -203,7 +201,7 @@ impl LrSchedule {
                 total_steps,
             } => {
                 if step < warmup_steps {
-                    return (f64::from(base_lr) * s / warmup_steps as f64) as f32;
+                    return base_lr * s / warmup_steps as f64;
                 }
                 let decay_steps = total_steps.saturating_sub(warmup_steps);
                 let progress = if decay_steps == 0 {
@@ -211,7 +209,7 @@ impl LrSchedule {
                 } else {
                     ((s - warmup_steps as f64) / decay_steps as f64).min(1.0)
                 };
-                cosine(base_lr.into(), min_lr.into(), progress) as f32
+                cosine(base_lr, min_lr, progress)
             }
             LrSchedule::OneCycle {
                 max_lr,
@@ -220,7 +218,6 @@ impl LrSchedule {
                 div_factor,
                 final_div_factor,
             } => {
-                let max_lr = f64::from(max_lr);
                 let initial_lr = max_lr / div_factor;
                 let min_lr = initial_lr / final_div_factor;
                 // PyTorch's phase ends, as floats: the peak is at step
@@ -229,10 +226,10 @@ impl LrSchedule {
                 let end = total_steps as f64 - 1.0;
                 if s <= warmup_end {
                     let pct = if warmup_end > 0.0 { s / warmup_end } else { 1.0 };
-                    anneal_cos(initial_lr, max_lr, pct) as f32
+                    anneal_cos(initial_lr, max_lr, pct)
                 } else {
                     let pct = ((s - warmup_end) / (end - warmup_end)).min(1.0);
-                    anneal_cos(max_lr, min_lr, pct) as f32
+                    anneal_cos(max_lr, min_lr, pct)
                 }
             }
         }

@@ -30,7 +30,7 @@ use crate::tape::Gradients;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SGDConfig {
     /// Learning rate (default 1e-3).
-    pub lr: f32,
+    pub lr: f64,
     /// Momentum factor μ (default 0: no momentum buffer).
     pub momentum: f64,
     /// Dampening of the gradient's contribution to the momentum buffer (default 0).
@@ -120,7 +120,7 @@ impl Optimizer for SGD {
     fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
         let c = &self.config;
         // The f32 factors, each rounded once from PyTorch's f64 scalars.
-        let neg_lr = -c.lr;
+        let neg_lr = -c.lr as f32;
         let wd = c.weight_decay as f32;
         let decay = c.weight_decay != 0.0;
         let mu = c.momentum as f32;
@@ -161,11 +161,11 @@ impl Optimizer for SGD {
         });
     }
 
-    fn lr(&self) -> f32 {
+    fn lr(&self) -> f64 {
         self.config.lr
     }
 
-    fn set_lr(&mut self, lr: f32) {
+    fn set_lr(&mut self, lr: f64) {
         self.config.lr = lr;
     }
 

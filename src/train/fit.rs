@@ -44,7 +44,7 @@ pub fn train_step(
         .filter(|(p, t)| p == t)
         .count();
     let step_loss = |model: &dyn Module, logits: &Tensor| {
-        let loss = logits.cross_entropy_smoothed(y, opts.label_smoothing);
+        let loss = logits.cross_entropy_smoothed(y, opts.label_smoothing as f32);
         match model.regularization(logits) {
             Some(penalty) => &loss + &penalty,
             None => loss,
@@ -87,7 +87,7 @@ pub fn train_step(
         }
     }
     if let Some(max) = opts.clip_grad_norm {
-        grads.clip_global_norm(max);
+        grads.clip_global_norm(max as f32);
     }
     let started = Instant::now();
     optimizer.step(&mut model.parameters_mut(), &grads);

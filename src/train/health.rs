@@ -172,7 +172,7 @@ impl std::error::Error for Fault {}
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExplosionCheck {
     /// Multiple of the reference loss that counts as exploded; above 1.
-    pub factor: f32,
+    pub factor: f64,
     /// Steps looked back at; the run stops when the loss was above the limit on
     /// more than half of them. At least 1.
     pub patience: usize,
@@ -227,7 +227,9 @@ impl LossWatch {
     pub(crate) fn observe(&mut self, loss: f32) -> Result<(), Fault> {
         let Some(check) = self.check else { return Ok(()) };
         let uniform = (self.classes.max(2) as f32).ln();
-        let limit = *self.limit.get_or_insert(check.factor * loss.max(uniform));
+        let limit = *self
+            .limit
+            .get_or_insert((check.factor * f64::from(loss.max(uniform))) as f32);
         if self.recent.len() == check.patience {
             self.recent.pop_front();
         }
@@ -376,7 +378,7 @@ mod tests {
 
     #[test]
     fn explosion_settings_are_validated() {
-        for (factor, patience) in [(1.0, 3), (f32::NAN, 3), (f32::INFINITY, 3), (10.0, 0)] {
+        for (factor, patience) in [(1.0, 3), (f64::NAN, 3), (f64::INFINITY, 3), (10.0, 0)] {
             assert!(ExplosionCheck { factor, patience }.validate().is_err());
         }
         assert!(ExplosionCheck::default().validate().is_ok());

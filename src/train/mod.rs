@@ -97,9 +97,9 @@ pub struct FitOptions {
     /// Augmentation of training images, if any.
     pub augment: Option<Augment>,
     /// Clip the gradients' global norm to this, if set.
-    pub clip_grad_norm: Option<f32>,
+    pub clip_grad_norm: Option<f64>,
     /// Label smoothing of the cross-entropy (0 = none).
-    pub label_smoothing: f32,
+    pub label_smoothing: f64,
     /// Learning-rate schedule over optimizer steps; `None` keeps the optimizer's lr.
     pub schedule: Option<LrSchedule>,
     /// Samples per evaluation batch.
@@ -232,7 +232,7 @@ pub struct StepStats {
     /// Fraction of this batch predicted correctly (in training mode).
     pub accuracy: f64,
     /// The learning rate of this step.
-    pub lr: f32,
+    pub lr: f64,
 }
 
 /// A function [`fit`] calls after every step with the step's figures and the
@@ -294,5 +294,5 @@ pub struct EpochStats {
     /// Training images per second.
     pub images_per_sec: f64,
     /// Learning rate at the end of the epoch.
-    pub lr: f32,
+    pub lr: f64,
 }

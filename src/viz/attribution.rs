@@ -74,7 +74,7 @@ fn class_gradient(model: &dyn Module, images: Array4<f32>, classes: &[usize], lo
 /// the score most. `images` is `[N, C, H, W]`, `classes` one class per image.
 ///
 /// ```
-/// use ferrocnn::nn::{Flatten, Linear, Sequential};
+/// use ferrocnn::nn::{Flatten, Linear, Module, Sequential};
 /// use ferrocnn::viz::saliency;
 /// use rand::SeedableRng;
 ///

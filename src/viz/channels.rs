@@ -3,8 +3,9 @@
 //! it most.
 //!
 //! A channel is named by its module's dotted name (`conv1`, `blocks.0.main.conv1`,
-//! or `fc2` for a class logit) and its index: the objective is the channel's mean
-//! over its positions (or the unit itself, for a layer with vector outputs).
+//! or `fc2` for a class logit) and its index. What is maximised is its value at the
+//! centre of the map or its mean over the map ([`Objective`]); a layer with vector
+//! outputs has one value per channel.
 
 use ndarray::{s, Array4, ArrayD, ArrayView4, Axis, IxDyn};
 use rand::rngs::StdRng;
@@ -16,6 +17,20 @@ use crate::data::Normalize;
 use crate::nn::{walk, Mode, Module};
 use crate::tape::Tape;
 use crate::tensor::Tensor;
+
+/// What [`maximize_channels`] maximises of a channel's map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Objective {
+    /// The value at the centre of the map (Lucid's "neuron"): the pattern its
+    /// receptive field responds to. For a first-layer filter this is the filter
+    /// itself, drawn as an image.
+    #[default]
+    Centre,
+    /// The mean over the map (Lucid's "channel"): a texture that excites it
+    /// everywhere. For a linear filter that is a flat image (its mean is the
+    /// filter's sum times the image's), so it is for layers after a nonlinearity.
+    Mean,
+}
 
 /// Settings of [`maximize_channels`]. The defaults are Lucid's recipe scaled to
 /// MNIST-sized inputs: a few hundred normalised gradient-ascent steps with an L2
@@ -39,6 +54,8 @@ pub struct Maximize {
     /// Clamp every pixel into this range after each step (default: the range of
     /// MNIST-normalised pixels, black to white).
     pub range: Option<(f32, f32)>,
+    /// What to maximise of each channel's map.
+    pub objective: Objective,
     /// Seed of the starting noise and of the jitter.
     pub seed: u64,
 }
@@ -50,8 +67,9 @@ impl Default for Maximize {
             lr: 0.1,
             l2: 1e-3,
             jitter: 1,
-            blur_every: 4,
+            blur_every: 16,
             range: Some((Normalize::MNIST.apply(0.0), Normalize::MNIST.apply(255.0))),
+            objective: Objective::Centre,
             seed: 0,
         }
     }
@@ -94,15 +112,18 @@ fn check_channels(layer: &str, shape: &[usize], channels: &[usize]) -> Result<()
 }
 
 /// The upstream gradient that makes `backward_with` compute, for each image `i`,
-/// the gradient of the mean of channel `channels[i]` of `shape` (`[N, C, …]`).
-fn channel_means(shape: &[usize], channels: &[usize]) -> ArrayD<f32> {
+/// the gradient of `objective` of channel `channels[i]` of `shape` (`[N, C, …]`).
+fn objective_gradient(shape: &[usize], channels: &[usize], objective: Objective) -> ArrayD<f32> {
     let positions: usize = shape[2..].iter().product();
+    let centre: Vec<usize> = shape[2..].iter().map(|&len| len / 2).collect();
     let mut upstream = ArrayD::zeros(IxDyn(shape));
     for (i, &c) in channels.iter().enumerate() {
-        upstream
-            .index_axis_mut(Axis(0), i)
-            .index_axis_mut(Axis(0), c)
-            .fill(1.0 / positions as f32);
+        let mut map = upstream.index_axis_mut(Axis(0), i);
+        let mut map = map.index_axis_mut(Axis(0), c);
+        match objective {
+            Objective::Mean => map.fill(1.0 / positions as f32),
+            Objective::Centre => map[IxDyn(&centre)] = 1.0,
+        }
     }
     upstream
 }
@@ -140,7 +161,7 @@ pub fn maximize_channels(
         if step == 0 {
             check_channels(layer, output.shape(), channels)?;
         }
-        let grads = output.backward_with(channel_means(output.shape(), channels));
+        let grads = output.backward_with(objective_gradient(output.shape(), channels, opts.objective));
         let Some(g) = grads.wrt(&input) else {
             return Err(VizError::Shape(format!("`{layer}` does not depend on the input")));
         };

@@ -31,18 +31,22 @@
 
 mod attribution;
 mod channels;
+mod confusion;
 pub mod font;
 mod grid;
 mod image;
+mod insight;
 mod model;
 mod plot;
 
 use std::path::PathBuf;
 
 pub use attribution::{gradient_times_input, integrated_gradients, saliency};
-pub use channels::{maximize_channels, top_activating, Maximize};
+pub use channels::{maximize_channels, top_activating, Maximize, Objective};
+pub use confusion::save_confusion_matrix;
 pub use grid::{auto_columns, normalize_tile, Grid, TileRange};
 pub use image::{read_grayscale_png, resize_gray, Filter, GrayImage, RgbImage, MAX_PNG_SIDE};
+pub use insight::{save_attributions, save_maximized, save_top_images};
 pub use model::{save_conv_filters, save_feature_maps, save_image_grid};
 pub use plot::{save_training_curves, CURVES_HEIGHT, CURVES_WIDTH};
 

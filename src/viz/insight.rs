@@ -1,0 +1,122 @@
+//! Pictures of what the network sees, on top of `attribution` and `channels`:
+//! attribution maps beside their images, the inputs that maximise channels, and
+//! the images that excite a channel most. Each tile is labelled and enlarged so a
+//! person can read it.
+
+use std::path::Path;
+
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis};
+
+use super::attribution::{gradient_times_input, integrated_gradients, saliency};
+use super::channels::{maximize_channels, top_activating, Maximize};
+use super::grid::{auto_columns, Grid};
+use super::VizError;
+use crate::nn::Module;
+
+/// Enlargement that brings a `side`-pixel tile to about 112 pixels.
+fn scale_for(side: usize) -> usize {
+    (112 / side.max(1)).max(1)
+}
+
+/// The first channel of image `i` of `images`.
+fn plane(images: ArrayView4<f32>, i: usize) -> ArrayView2<f32> {
+    images.index_axis_move(Axis(0), i).index_axis_move(Axis(0), 0)
+}
+
+/// Each pixel's attribution summed over channels, as a magnitude: where the
+/// model looks, whichever way the pixel pushes.
+fn magnitude(maps: ArrayView4<f32>, i: usize) -> Array2<f32> {
+    maps.index_axis(Axis(0), i).map_axis(Axis(0), |px| px.sum().abs())
+}
+
+/// Writes one row per image: the image (captioned `captions[i]`, e.g. `7→7`), then
+/// the magnitude of its saliency, of gradient × input and of integrated gradients
+/// (32 steps from a uniform image of value `baseline`, usually the input value of
+/// a black pixel) for `classes[i]`, each stretched to its own range (white: most
+/// attribution).
+pub fn save_attributions(
+    model: &dyn Module,
+    images: ArrayView4<f32>,
+    classes: &[usize],
+    captions: &[String],
+    baseline: f32,
+    path: impl AsRef<Path>,
+) -> Result<(), VizError> {
+    let n = images.len_of(Axis(0));
+    if captions.len() != n {
+        return Err(VizError::Shape(format!(
+            "{} captions for {n} images",
+            captions.len()
+        )));
+    }
+    let sal = saliency(model, images, classes)?;
+    let gxi = gradient_times_input(model, images, classes)?;
+    let black = Array4::from_elem(images.raw_dim(), baseline);
+    let ig = integrated_gradients(model, images, classes, Some(black.view()), 32)?;
+    let maps: Vec<Array2<f32>> = (0..n)
+        .flat_map(|i| {
+            [
+                plane(images, i).to_owned(),
+                magnitude(sal.view(), i),
+                magnitude(gxi.view(), i),
+                magnitude(ig.view(), i),
+            ]
+        })
+        .collect();
+    let tiles: Vec<ArrayView2<f32>> = maps.iter().map(|m| m.view()).collect();
+    let labels: Vec<&str> = captions
+        .iter()
+        .flat_map(|c| [c.as_str(), "SALIENCY", "GRAD X INPUT", "INTEGRATED"])
+        .collect();
+    let side = images.shape()[2].max(images.shape()[3]);
+    Grid::new(4)
+        .with_scale(scale_for(side))
+        .render_with_captions(&tiles, &labels)?
+        .save_png(path)
+}
+
+/// Runs [`maximize_channels`] for `channels` of `layer` and writes the results as
+/// one tile per channel, captioned with its index, stretched to their own range.
+pub fn save_maximized(
+    model: &dyn Module,
+    layer: &str,
+    channels: &[usize],
+    input_shape: (usize, usize, usize),
+    opts: &Maximize,
+    path: impl AsRef<Path>,
+) -> Result<(), VizError> {
+    let images = maximize_channels(model, layer, channels, input_shape, opts)?;
+    let tiles: Vec<ArrayView2<f32>> = (0..channels.len()).map(|i| plane(images.view(), i)).collect();
+    let captions: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
+    let captions: Vec<&str> = captions.iter().map(String::as_str).collect();
+    Grid::new(auto_columns(channels.len()))
+        .with_scale(scale_for(input_shape.1.max(input_shape.2)) / if channels.len() > 16 { 2 } else { 1 })
+        .render_with_captions(&tiles, &captions)?
+        .save_png(path)
+}
+
+/// Writes the `k` images of `images` that excite `channel` of `layer` most
+/// ([`top_activating`]), largest first, each captioned with its mean activation;
+/// returns their indices.
+pub fn save_top_images(
+    model: &dyn Module,
+    layer: &str,
+    channel: usize,
+    images: ArrayView4<f32>,
+    k: usize,
+    path: impl AsRef<Path>,
+) -> Result<Vec<usize>, VizError> {
+    let top = top_activating(model, layer, channel, images, k)?;
+    if top.is_empty() {
+        return Err(VizError::Empty("no images to rank".into()));
+    }
+    let tiles: Vec<ArrayView2<f32>> = top.iter().map(|&(i, _)| plane(images, i)).collect();
+    let captions: Vec<String> = top.iter().map(|(_, a)| format!("{a:.2}")).collect();
+    let captions: Vec<&str> = captions.iter().map(String::as_str).collect();
+    let side = images.shape()[2].max(images.shape()[3]);
+    Grid::new(auto_columns(top.len()))
+        .with_scale(scale_for(side) / 2)
+        .render_with_captions(&tiles, &captions)?
+        .save_png(path)?;
+    Ok(top.into_iter().map(|(i, _)| i).collect())
+}
