@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use ferrocnn::data::{Dataset, Mnist};
+use ferrocnn::data::{read_csv, Dataset, Mnist};
 use ferrocnn::gradcheck::random_like;
 use ferrocnn::metrics::peak_resident_mib;
 use ferrocnn::nn::{Mode, Module, Sequential};
@@ -366,6 +366,41 @@ fn gemm_crate_single(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut
 
 // ---------------------------------------------------------------- nets
 
+/// The row of reading Kaggle's digit-recognizer `train.csv` layout.
+const CSV_READ: &str = "csv_read_42000";
+/// Rows of Kaggle's `train.csv`.
+const CSV_ROWS: usize = 42_000;
+
+/// Median ms of `read_csv` on a file of Kaggle's `train.csv` shape (42,000 rows of
+/// `label,pixel0,…,pixel783` with a header), written from the MNIST training images.
+fn csv_read_ms(train: &Dataset, reps: Reps) -> Result<f64, Box<dyn Error>> {
+    use std::fmt::Write as _;
+    let mut text = String::from("label");
+    (0..784).for_each(|i| {
+        let _ = write!(text, ",pixel{i}");
+    });
+    text.push('\n');
+    for i in 0..CSV_ROWS.min(train.len()) {
+        let _ = write!(text, "{}", train.label(i));
+        for p in train.image(i) {
+            let _ = write!(text, ",{p}");
+        }
+        text.push('\n');
+    }
+    let path = std::env::temp_dir().join(format!("ferrocnn_bench_{}.csv", std::process::id()));
+    std::fs::write(&path, text)?;
+    let ms = median_ms(
+        reps,
+        || (),
+        |()| {
+            let csv = read_csv(&path).expect("the file just written");
+            assert_eq!(csv.rows, CSV_ROWS.min(train.len()));
+        },
+    );
+    std::fs::remove_file(&path)?;
+    Ok(ms)
+}
+
 /// The row of the numerical checks of one R1 training step.
 const CHECKS_R1: &str = "checks_r1";
 
@@ -619,6 +654,7 @@ fn wants_data(bench: &Bench) -> bool {
             "scaling_r1_1thread".to_string(),
             ANOMALY_STEP_R1.to_string(),
             CHECKS_R1.to_string(),
+            CSV_READ.to_string(),
         ]);
     names.into_iter().any(|n| bench.wants(&n))
 }
@@ -703,6 +739,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             net_workloads(&mut bench, net, &mnist, &train, &batches);
         }
         scaling_json = scaling(&mut bench, &mnist, &train)?;
+        if bench.wants(CSV_READ) {
+            let ms = csv_read_ms(&mnist.train, bench.reps)?;
+            bench.record(Row::images(CSV_READ.to_string(), ms, CSV_ROWS));
+        }
     }
 
     let peak_share = conv_share_of_peak(&bench);

@@ -702,3 +702,35 @@ fn schedule_round_trips_through_bincode() {
     assert_eq!(back, s);
     assert_eq!(back.lr_at(537), s.lr_at(537));
 }
+
+#[test]
+fn learning_rates_must_be_finite_and_not_negative() {
+    for lr in [f64::INFINITY, f64::NAN, -1e-3] {
+        let sgd = SGDConfig {
+            lr,
+            ..SGDConfig::default()
+        };
+        let adam = OptimizerState::Adam {
+            config: AdamConfig {
+                lr,
+                ..AdamConfig::default()
+            },
+            moments: Vec::new(),
+        };
+        let adam = match Adam::new(AdamConfig::default()).load_state(adam) {
+            Err(OptimError::InvalidState(message)) => message,
+            other => panic!("lr {lr}: {other:?}"),
+        };
+        for message in [sgd.validate().unwrap_err(), adam] {
+            assert!(
+                message.contains("invalid learning rate") && message.contains("finite"),
+                "{message}"
+            );
+        }
+    }
+    let zero = SGDConfig {
+        lr: 0.0,
+        ..SGDConfig::default()
+    };
+    assert!(zero.validate().is_ok());
+}

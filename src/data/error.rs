@@ -212,6 +212,20 @@ pub enum DataError {
         tried: Vec<String>,
     },
 
+    /// A CSV file's line (1-based) and, where it is about one value, column
+    /// (1-based) does not hold what the layout needs.
+    #[error("{}:{line}{}: {reason}", .path.display(), .column.map(|c| format!(":{c}")).unwrap_or_default())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (field), if the error is about one value.
+        column: Option<usize>,
+        /// What is wrong, and what was expected.
+        reason: String,
+    },
+
     /// Arguments that do not describe a valid dataset (shape, sizes, split sizes).
     #[error("{0}")]
     Invalid(String),

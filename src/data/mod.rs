@@ -24,11 +24,14 @@
 //! - [`Augment`] shifts and rotates, seeded per sample.
 //! - [`Mnist`] loads a folder of the four MNIST files; [`MnistFiles`] finds them
 //!   and says which were read where a folder holds a file twice (`x`, `x.gz`).
+//! - [`read_csv`] and [`Dataset::from_csv`] read images in CSV, in Kaggle's
+//!   digit-recognizer layout.
 //! - [`frame_like_mnist`] frames a digit of any size as MNIST frames its own.
 //! - Errors are [`DataError`], naming the file they are about.
 
 mod augment;
 mod batch;
+mod csv;
 mod dataset;
 mod error;
 mod files;
@@ -38,6 +41,7 @@ mod mnist;
 
 pub use augment::{shift_rotate, Augment};
 pub use batch::{Batch, Batches, Order};
+pub use csv::{read_csv, CsvImages, MAX_CSV_LABEL};
 pub use dataset::{Dataset, Normalize};
 pub use error::{DataError, IdxKind};
 pub use files::{DataFile, MnistFiles};

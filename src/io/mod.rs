@@ -20,5 +20,5 @@ pub(crate) mod state_dict;
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, Restored};
 pub use format::{write_atomic, FileKind, IoError, FORMAT_VERSION, MAGIC, MAX_PAYLOAD};
 pub use model::{load_model, load_model_with, load_weights, read_model_record, save_model, ModelRecord};
-pub use safetensors::{export_safetensors, read_safetensors};
+pub use safetensors::{export_safetensors, import_safetensors, read_safetensors};
 pub use state_dict::{LoadReport, StateDict};

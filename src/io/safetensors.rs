@@ -1,8 +1,8 @@
-//! Export of a network's weights as safetensors, the format PyTorch
-//! (`safetensors.torch.load_file`) and numpy (`safetensors.numpy.load_file`) read
-//! directly. Names are the state-dict names (`conv1.weight`) and layouts are
-//! PyTorch's (`[out, in, kh, kw]`, `[out, in]`), so the tensors drop into a PyTorch
-//! module with the same names.
+//! Weights in safetensors, the format PyTorch (`safetensors.torch.load_file`,
+//! `save_file`) and numpy read and write directly, both ways. Names are the
+//! state-dict names (`conv1.weight`) and layouts are PyTorch's (`[out, in, kh, kw]`,
+//! `[out, in]`), so tensors move between a PyTorch module and a ferrocnn one of the
+//! same architecture as they are, given a map where the names differ.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -73,4 +73,76 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<StateDict, IoError> {
             Ok((name, array))
         })
         .collect()
+}
+
+/// Loads weights PyTorch saved as safetensors
+/// (`safetensors.torch.save_file(model.state_dict(), path)`) into `model`, a ferrocnn
+/// module of the same architecture; returns the names of the integer tensors it
+/// skipped (batch norm's `num_batches_tracked`).
+///
+/// `renames` maps the file's names to the model's: each name starting with a pair's
+/// first prefix has it replaced by the second (the first pair that matches), e.g.
+/// `&[("fc.", "fc1.")]` for a PyTorch `self.fc` that ferrocnn's `Sequential` calls
+/// `fc1`. Names that match no pair are kept. `f64` tensors are narrowed to `f32`.
+///
+/// # Errors
+/// Every parameter and buffer of the model must be in the file with its shape, and
+/// every float tensor of the file must find a place in the model; otherwise an
+/// [`IoError::Invalid`] names the file and the tensor, and the model is unchanged.
+/// Those of [`read_safetensors`] for the file itself.
+pub fn import_safetensors(
+    model: &mut dyn Module,
+    path: impl AsRef<Path>,
+    renames: &[(&str, &str)],
+) -> Result<Vec<String>, IoError> {
+    let path = path.as_ref();
+    let bytes = read_at_most(path, MAX_PAYLOAD)?;
+    let invalid = |reason: String| IoError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| IoError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let (mut state, mut skipped): (StateDict, Vec<String>) = (Vec::new(), Vec::new());
+    for (name, view) in tensors.tensors() {
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            Dtype::I64 | Dtype::I32 | Dtype::I16 | Dtype::I8 | Dtype::U8 | Dtype::BOOL => {
+                skipped.push(name);
+                continue;
+            }
+            other => {
+                return Err(invalid(format!(
+                    "{name} is {other:?}; only F32 and F64 tensors are read"
+                )))
+            }
+        };
+        let array = ArrayD::from_shape_vec(IxDyn(view.shape()), values)
+            .map_err(|e| invalid(format!("{name}: {e}")))?;
+        let renamed = renames
+            .iter()
+            .find_map(|(from, to)| name.strip_prefix(from).map(|rest| format!("{to}{rest}")))
+            .unwrap_or(name);
+        state.push((renamed, array));
+    }
+    skipped.sort();
+    model.load_state_dict(&state, true).map_err(|e| {
+        let ours: Vec<String> = model.state_dict().into_iter().map(|(n, _)| n).collect();
+        invalid(format!(
+            "{e}; the model's tensors are {}; map differing names with `renames`",
+            ours.join(", ")
+        ))
+    })?;
+    Ok(skipped)
 }

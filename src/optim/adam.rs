@@ -119,8 +119,12 @@ impl Hyper {
     fn validate(&self) -> Result<(), String> {
         let kind = self.kind();
         let (beta1, beta2) = self.betas;
-        if self.lr.is_nan() || self.lr < 0.0 {
-            return Err(format!("{kind}: invalid learning rate {}", self.lr));
+        // PyTorch accepts an infinite rate; it can only make the weights infinite.
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return Err(format!(
+                "{kind}: invalid learning rate {}: it must be finite and at least 0",
+                self.lr
+            ));
         }
         if self.eps.is_nan() || self.eps < 0.0 {
             return Err(format!("{kind}: invalid eps {}", self.eps));

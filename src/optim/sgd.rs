@@ -56,8 +56,12 @@ impl Default for SGDConfig {
 impl SGDConfig {
     /// The reason these hyperparameters are rejected, if they are (PyTorch's checks).
     pub fn validate(&self) -> Result<(), String> {
-        if self.lr.is_nan() || self.lr < 0.0 {
-            return Err(format!("SGD: invalid learning rate {}", self.lr));
+        // PyTorch accepts an infinite rate; it can only make the weights infinite.
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return Err(format!(
+                "SGD: invalid learning rate {}: it must be finite and at least 0",
+                self.lr
+            ));
         }
         if self.momentum.is_nan() || self.momentum < 0.0 {
             return Err(format!("SGD: invalid momentum {}", self.momentum));
