@@ -23,7 +23,7 @@
 //!
 //! With `--predict digit.png` it also classifies your own image (any PNG; it is
 //! turned gray, inverted if it is dark-on-light, cropped to the digit and framed
-//! as MNIST frames its digits) and prints the class probabilities.
+//! as MNIST frames its digits, by `data::frame_like_mnist`) and prints the class probabilities.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -31,14 +31,14 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
-use ferrocnn::data::{DataFile, Dataset, Normalize};
+use ferrocnn::data::{frame_like_mnist, DataFile, Dataset, Normalize};
 use ferrocnn::io;
 use ferrocnn::nn::{conv_of, Module};
 use ferrocnn::ops::softmax_rows;
 use ferrocnn::train::{evaluate, predict};
 use ferrocnn::viz::{
-    read_grayscale_png, resize_gray, save_attributions, save_confusion_matrix, save_conv_filters,
-    save_feature_maps, save_image_grid, save_maximized, save_top_images, Filter, Maximize,
+    read_grayscale_png, save_attributions, save_confusion_matrix, save_conv_filters, save_feature_maps,
+    save_image_grid, save_maximized, save_top_images, Maximize,
 };
 use ndarray::Array4;
 
@@ -371,6 +371,7 @@ fn classify(
         println!("mean brightness {mean:.0} > 127: inverted to white-on-black like MNIST");
     }
     let pixels = frame_like_mnist(&pixels, (height, width), (h, w));
+    println!("framed as MNIST frames its digits: scaled into a 20×20 box, centred by mass in {w}×{h}");
     let x = Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| {
         normalize.apply(pixels[y * w + x] as f32)
     });
@@ -384,53 +385,4 @@ fn classify(
         println!("{class:>5}  {p:.4}  {bar}");
     }
     Ok(())
-}
-
-/// MNIST's framing: the digit's bounding box scaled (aspect kept) to fit 20/28 of
-/// the input, placed with its centre of mass at the centre. A digit that fills a user's whole canvas would otherwise be
-/// far larger than anything the model saw in training.
-fn frame_like_mnist(pixels: &[u8], (height, width): (usize, usize), (h, w): (usize, usize)) -> Vec<u8> {
-    let ink = |y: usize, x: usize| pixels[y * width + x] > 32;
-    let rows: Vec<usize> = (0..height).filter(|&y| (0..width).any(|x| ink(y, x))).collect();
-    let cols: Vec<usize> = (0..width).filter(|&x| (0..height).any(|y| ink(y, x))).collect();
-    let (Some(&top), Some(&bottom), Some(&left), Some(&right)) =
-        (rows.first(), rows.last(), cols.first(), cols.last())
-    else {
-        // Blank image: nothing to frame.
-        return resize_gray(pixels, (height, width), (h, w), Filter::Bilinear);
-    };
-    let (bh, bw) = (bottom - top + 1, right - left + 1);
-    let crop: Vec<u8> = (top..=bottom)
-        .flat_map(|y| pixels[y * width + left..=y * width + right].iter().copied())
-        .collect();
-    let fit = (20 * h.min(w)).div_ceil(28) as f64 / bh.max(bw) as f64;
-    let (nh, nw) = (
-        ((bh as f64 * fit).round() as usize).clamp(1, h),
-        ((bw as f64 * fit).round() as usize).clamp(1, w),
-    );
-    let digit = resize_gray(&crop, (bh, bw), (nh, nw), Filter::Bilinear);
-    // Centre of mass at the centre, as MNIST places its digits.
-    let mass: f64 = digit.iter().map(|&p| p as f64).sum::<f64>().max(1.0);
-    let moment = |f: &dyn Fn(usize) -> f64| {
-        digit
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| p as f64 * f(i))
-            .sum::<f64>()
-            / mass
-    };
-    let (cy, cx) = (
-        moment(&|i| (i / nw) as f64 + 0.5),
-        moment(&|i| (i % nw) as f64 + 0.5),
-    );
-    let place = |centre: f64, len: usize, n: usize| {
-        ((len as f64 / 2.0 - centre).round().max(0.0) as usize).min(len - n)
-    };
-    let (oy, ox) = (place(cy, h, nh), place(cx, w, nw));
-    let mut out = vec![0u8; h * w];
-    for y in 0..nh {
-        out[(oy + y) * w + ox..(oy + y) * w + ox + nw].copy_from_slice(&digit[y * nw..(y + 1) * nw]);
-    }
-    println!("digit cropped to its {bw}×{bh} bounding box, scaled to {nw}×{nh}, centred by mass in {w}×{h}");
-    out
 }
