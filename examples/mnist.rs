@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
-use ferrocnn::data::{Augment, Mnist};
+use ferrocnn::data::{Augment, TrainingData};
 use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint, ModelRecord};
 use ferrocnn::metrics::peak_resident_mib;
 use ferrocnn::nn::{Module, Registry};
@@ -55,7 +55,9 @@ enum Opt {
 #[derive(Parser, Debug)]
 #[command(name = "mnist", version, about)]
 struct Args {
-    /// Folder with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-…
+    /// Folder with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-…,
+    /// or a CSV file in Kaggle's layout (label,pixel0,…; a labelled test.csv beside it
+    /// is the test set, otherwise 10% is held out for validation)
     #[arg(long, default_value = "datasets/mnist")]
     data: PathBuf,
     /// Which network to train.
@@ -199,20 +201,21 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             .build_global()?;
     }
 
-    // Data: sizes and classes come from the files.
-    let files = ferrocnn::data::MnistFiles::find(&args.data)?;
-    files.with_ignored().for_each(|file| println!("reading {file}"));
-    let Mnist { mut train, test } = Mnist::load_files(&files)?;
+    // Data: what is at --data, its sizes and classes.
+    let data = TrainingData::load(&args.data, args.seed)?;
+    data.notes.iter().for_each(|note| println!("{note}"));
+    let TrainingData { mut train, test, .. } = data;
     if let Some(n) = args.limit_train {
         train = train.take(n.min(train.len()));
     }
     let (c, h, w) = train.image_shape();
     let classes = train.num_classes().max(test.num_classes());
     println!(
-        "data: {} training and {} test images of {c}×{h}×{w}, {classes} classes, from {}",
+        "data: {}: {} training images of {c}×{h}×{w}, {classes} classes; {} {}",
+        data.found,
         train.len(),
         test.len(),
-        args.data.display()
+        data.evaluation
     );
 
     // A resumed run saves where the interrupted one would have (its checkpoint is

@@ -215,3 +215,41 @@ fn a_learning_rate_that_makes_the_loss_explode_stops_the_run_and_saves_nothing()
         assert_eq!(std::fs::read(&model).unwrap(), b"an existing model");
     }
 }
+
+#[test]
+fn a_kaggle_style_train_csv_trains_with_a_validation_split() {
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let images = ferrocnn::data::Mnist::load("datasets/mnist").unwrap().train;
+    let mut text = String::from("label");
+    (0..784).for_each(|i| {
+        let _ = write!(text, ",pixel{i}");
+    });
+    for i in 0..300 {
+        let _ = write!(text, "\n{}", images.label(i));
+        images.image(i).iter().for_each(|p| {
+            let _ = write!(text, ",{p}");
+        });
+    }
+    let csv = dir.path().join("train.csv");
+    std::fs::write(&csv, text).unwrap();
+    let save = dir.path().join("m.bin");
+    let output = mnist()
+        .args(["--data", csv.to_str().unwrap(), "--net", "r1", "--epochs", "1"])
+        .args(["--save", save.to_str().unwrap()])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("images in CSV")
+            && stdout.contains("270 training images of 1×28×28")
+            && stdout.contains("30 validation images (10% held out: no test.csv beside"),
+        "{stdout}"
+    );
+    assert!(save.exists());
+}

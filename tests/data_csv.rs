@@ -107,3 +107,58 @@ fn windows_line_ends_and_spaces_are_read() {
     assert_eq!(data.pixels(), &[0, 255, 7, 8, 1, 2, 3, 4]);
     assert_eq!(data.image_shape(), (1, 2, 2));
 }
+
+#[test]
+fn training_data_is_found_by_what_is_at_the_path() {
+    use ferrocnn::data::{EvalSplit, TrainingData};
+    let idx = TrainingData::load("datasets/mnist", 0).unwrap();
+    assert!(idx.found.starts_with("MNIST IDX files"), "{}", idx.found);
+    assert_eq!((idx.train.len(), idx.test.len()), (60_000, 10_000));
+    assert!(matches!(idx.evaluation, EvalSplit::Test(_)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let train = mnist_csv(dir.path(), 50, true, true);
+    let csv = dir.path().join("train.csv");
+    std::fs::rename(&train, &csv).unwrap();
+    // Alone: a tenth held out, drawn with the seed, disjoint from the rest.
+    let alone = TrainingData::load(&csv, 3).unwrap();
+    assert_eq!((alone.train.len(), alone.test.len()), (45, 5));
+    assert!(
+        matches!(&alone.evaluation, EvalSplit::Validation(why) if why.contains("no test.csv")),
+        "{:?}",
+        alone.evaluation
+    );
+    // Kaggle's test.csv (no labels) is for predictions: still a validation split.
+    std::fs::rename(
+        mnist_csv(dir.path(), 20, true, false),
+        dir.path().join("test.csv"),
+    )
+    .unwrap();
+    let kaggle = TrainingData::load(&csv, 3).unwrap();
+    assert!(
+        matches!(&kaggle.evaluation, EvalSplit::Validation(why) if why.contains("no labels")),
+        "{:?}",
+        kaggle.evaluation
+    );
+    // A labelled test.csv is the test set.
+    std::fs::rename(
+        mnist_csv(dir.path(), 20, false, true),
+        dir.path().join("test.csv"),
+    )
+    .unwrap();
+    let labelled = TrainingData::load(&csv, 3).unwrap();
+    assert_eq!((labelled.train.len(), labelled.test.len()), (50, 20));
+    assert!(matches!(labelled.evaluation, EvalSplit::Test(_)));
+
+    let other = dir.path().join("notes.txt");
+    std::fs::write(&other, "hello").unwrap();
+    let err = TrainingData::load(&other, 0).unwrap_err().to_string();
+    assert!(
+        err.contains("neither a folder of MNIST IDX files nor a .csv file"),
+        "{err}"
+    );
+    assert!(matches!(
+        TrainingData::load(dir.path().join("none.csv"), 0),
+        Err(DataError::NotFound { .. })
+    ));
+}

@@ -26,6 +26,9 @@
 //!   and says which were read where a folder holds a file twice (`x`, `x.gz`).
 //! - [`read_csv`] and [`Dataset::from_csv`] read images in CSV, in Kaggle's
 //!   digit-recognizer layout.
+//! - [`TrainingData::load`] finds training and test data by what is at a path (an
+//!   IDX folder, or a CSV file with a labelled `test.csv` beside it, or a
+//!   validation split).
 //! - [`frame_like_mnist`] frames a digit of any size as MNIST frames its own.
 //! - Errors are [`DataError`], naming the file they are about.
 
@@ -38,6 +41,7 @@ mod files;
 mod frame;
 pub mod idx;
 mod mnist;
+mod source;
 
 pub use augment::{shift_rotate, Augment};
 pub use batch::{Batch, Batches, Order};
@@ -48,3 +52,4 @@ pub use files::{DataFile, MnistFiles};
 pub use frame::frame_like_mnist;
 pub use idx::IdxImages;
 pub use mnist::Mnist;
+pub use source::{EvalSplit, TrainingData, VALIDATION_SHARE};
