@@ -7,6 +7,7 @@
 //! model, so the whole file takes a second or two.
 
 mod cli_support;
+mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -191,29 +192,10 @@ fn a_folder_holding_x_and_x_gz_says_which_was_read() {
     assert!(outcome.stdout.contains(&line), "{outcome:#?}");
 }
 
-/// A PNG chunk: length, type, data, CRC.
-fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut out = (data.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(kind);
-    crc.update(data);
-    out.extend_from_slice(&crc.finalize().to_be_bytes());
-    out
-}
-
 /// A PNG whose header says `width`×`height` 8-bit gray and whose data is one
 /// empty zlib stream.
 fn png_claiming(width: u32, height: u32) -> Vec<u8> {
-    let mut ihdr = width.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(chunk(b"IHDR", &ihdr));
-    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
-    png.extend(chunk(b"IEND", &[]));
-    png
+    common::png::gray_png_claiming(width, height, &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])
 }
 
 #[test]

@@ -6,27 +6,13 @@
 //! changing the example, run plain `cargo test` (not `--test cli_mnist` alone, which
 //! does not rebuild the examples).
 
-use std::path::PathBuf;
+mod cli_support;
+
 use std::process::{Command, Output};
 
-/// The example's binary, which `cargo test` builds beside the tests.
+/// The example's binary, run from the crate root.
 fn mnist() -> Command {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target profile folder");
-    let path: PathBuf = dir
-        .join("examples")
-        .join(format!("mnist{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test`, which builds the examples",
-        path.display()
-    );
-    let mut command = Command::new(path);
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
-    command
+    cli_support::example("mnist")
 }
 
 fn run(args: &[&str]) -> (i32, String) {

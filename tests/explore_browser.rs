@@ -23,6 +23,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod cli_support;
+
+use cli_support::example_path;
 use ferrocnn::data::{frame_like_mnist, Normalize};
 use ferrocnn::ops::softmax_rows;
 use ferrocnn::train::predict;
@@ -31,24 +34,6 @@ use serde_json::{json, Value};
 
 /// How long any one wait may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// An example's binary, which `cargo test` builds beside the tests.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target profile folder");
-    let path = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test`, which builds the examples",
-        path.display()
-    );
-    path
-}
 
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -70,7 +55,7 @@ impl Drop for Killed {
 /// Starts an example that serves the page on a free port and prints its address;
 /// returns it and the address. Its output is passed on to the test's, prefixed.
 fn start_server(name: &str, args: &[&str]) -> (Killed, String) {
-    let mut child = Command::new(example(name))
+    let mut child = Command::new(example_path(name))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
@@ -413,7 +398,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 /// The probabilities `inspect --predict` prints, by class.
 fn inspect_predict(png: &Path, out: &Path) -> Vec<(usize, String)> {
-    let output = Command::new(example("inspect"))
+    let output = Command::new(example_path("inspect"))
         .arg("models/mnist.bin")
         .arg("--predict")
         .arg(png)

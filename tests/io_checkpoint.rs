@@ -3,6 +3,8 @@
 //! optimizer buffers for another model. Each is an error naming the file or the
 //! parameter, where training would have panicked.
 
+mod cli_support;
+
 use ferrocnn::data::{Augment, Dataset};
 use ferrocnn::io::{load_checkpoint, Checkpoint, IoError, ModelRecord};
 use ferrocnn::nn::{Flatten, Linear, Registry, Sequential};
@@ -38,15 +40,7 @@ fn checkpoint() -> Checkpoint {
 
 /// Writes `checkpoint` with a valid header and checksum (the public layout).
 fn write(path: &std::path::Path, checkpoint: &Checkpoint) {
-    let payload = bincode::serde::encode_to_vec(checkpoint, bincode::config::standard()).unwrap();
-    let mut bytes = b"FERROCNN".to_vec();
-    let kind = ferrocnn::io::FileKind::Checkpoint;
-    bytes.extend_from_slice(&kind.written_version().to_le_bytes());
-    bytes.push(kind as u8);
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    bytes.extend_from_slice(&payload);
-    std::fs::write(path, bytes).unwrap();
+    cli_support::write_file(path, ferrocnn::io::FileKind::Checkpoint, checkpoint);
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! Model files: bit-exact round trip, and a clear error for every kind of bad file.
 
+mod cli_support;
+
+use cli_support::write_record;
 use ferrocnn::io::{load_model, save_model, IoError};
 use ferrocnn::nn::{Mode, Module};
 use ferrocnn::{zoo, Tensor};
@@ -343,18 +346,6 @@ fn the_architecture_is_stored_by_name_as_json() {
         .tensors
         .iter()
         .any(|(n, _)| n == "blocks.2.shortcut.conv1.weight"));
-}
-
-/// Writes a format-2 model file holding `record` (the header is the public format).
-fn write_record(path: &std::path::Path, record: &ferrocnn::io::ModelRecord) {
-    let payload = bincode::serde::encode_to_vec(record, bincode::config::standard()).unwrap();
-    let mut bytes = b"FERROCNN".to_vec();
-    bytes.extend_from_slice(&2u32.to_le_bytes());
-    bytes.push(1);
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    bytes.extend_from_slice(&payload);
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The pictures of `ferrocnn::viz`: grid layout, per-tile normalization, PNG round
 //! trips and error handling, training curves, feature maps.
 
+mod common;
+
 use ferrocnn::nn::Module;
 use ferrocnn::train::EpochStats;
 use ferrocnn::viz::{
@@ -309,23 +311,7 @@ fn image_grid_checks_image_sizes() {
 fn a_png_whose_header_claims_a_huge_image_is_refused_before_allocating() {
     // 69 bytes: the signature, an IHDR of 1,000,000 × 1,000,000 gray pixels, a
     // scrap of IDAT and IEND, each chunk with its right CRC.
-    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-        let mut out = (data.len() as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(kind);
-        crc.update(data);
-        out.extend_from_slice(&crc.finalize().to_be_bytes());
-        out
-    }
-    let mut ihdr = 1_000_000u32.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&1_000_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(chunk(b"IHDR", &ihdr));
-    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00]));
-    png.extend(chunk(b"IEND", &[]));
+    let png = common::png::gray_png_claiming(1_000_000, 1_000_000, &[0x78, 0x9c, 0x03, 0x00]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("huge.png");
     std::fs::write(&path, &png).unwrap();

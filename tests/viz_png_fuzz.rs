@@ -5,7 +5,10 @@
 //! size its header says or an error — never a panic — and none may allocate more
 //! than the largest image the reader accepts.
 
+mod common;
 mod peak_alloc;
+
+use common::png::chunk;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -58,18 +61,6 @@ fn format() -> impl Strategy<Value = (png::ColorType, png::BitDepth)> {
         prop::sample::select(vec![Eight, Sixteen]).prop_map(|d| (GrayscaleAlpha, d)),
         prop::sample::select(vec![Eight, Sixteen]).prop_map(|d| (Rgba, d)),
     ]
-}
-
-/// A chunk: length, type, data, CRC.
-fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut out = (data.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(kind);
-    crc.update(data);
-    out.extend_from_slice(&crc.finalize().to_be_bytes());
-    out
 }
 
 /// The chunks of a PNG as `(type, data)`, as far as they parse.

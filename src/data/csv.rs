@@ -90,10 +90,9 @@ pub fn read_csv(path: impl AsRef<Path>) -> Result<CsvImages, DataError> {
         if text.is_empty() {
             return Err(fail(number_of_line, None, "an empty line".into()));
         }
-        let fields = text.split(|&b| b == b',');
-        let Some(shape) = &layout else {
+        if layout.is_none() {
             // The first line: a header, or the first image.
-            let fields: Vec<&[u8]> = fields.collect();
+            let fields: Vec<&[u8]> = text.split(|&b| b == b',').collect();
             let header = fields.iter().any(|f| number(f).is_none());
             let labelled = match header {
                 true => fields[0].trim_ascii().eq_ignore_ascii_case(b"label"),
@@ -119,17 +118,9 @@ pub fn read_csv(path: impl AsRef<Path>) -> Result<CsvImages, DataError> {
             if header {
                 continue;
             }
-            // No header: this line is the first image; parse it below.
-            line_into(
-                fields.into_iter(),
-                layout.as_ref().expect("just set"),
-                (&mut pixels, &mut labels),
-            )
-            .map_err(|(column, reason)| fail(number_of_line, column, reason))?;
-            rows += 1;
-            continue;
-        };
-        line_into(fields, shape, (&mut pixels, &mut labels))
+        }
+        let shape = layout.as_ref().expect("set by the first line");
+        line_into(text.split(|&b| b == b','), shape, (&mut pixels, &mut labels))
             .map_err(|(column, reason)| fail(number_of_line, column, reason))?;
         rows += 1;
     }

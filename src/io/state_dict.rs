@@ -5,7 +5,7 @@
 use ndarray::ArrayD;
 
 use super::format::IoError;
-use crate::nn::Module;
+use crate::nn::{join, Module};
 
 /// Named tensors in module order: `conv1.weight`, `conv1.bias`, `bn1.weight`, …,
 /// `bn1.running_mean`, …
@@ -20,24 +20,23 @@ pub struct LoadReport {
     pub unexpected: Vec<String>,
 }
 
+/// Calls `f(dotted name, value)` on every parameter and buffer of `model`, in
+/// state-dict order: by module, its own parameters, then its own buffers.
+fn for_each_tensor(model: &dyn Module, mut f: impl FnMut(String, &ArrayD<f32>)) {
+    for (prefix, module) in model.named_modules() {
+        for (n, p) in module.own_parameters() {
+            f(join(&prefix, &n), p.value());
+        }
+        for (n, b) in module.own_buffers() {
+            f(join(&prefix, &n), &b);
+        }
+    }
+}
+
 /// The body of [`Module::state_dict`].
 pub(crate) fn state_dict(model: &dyn Module) -> StateDict {
     let mut out = Vec::new();
-    for (prefix, module) in model.named_modules() {
-        let name = |n: &str| {
-            if prefix.is_empty() {
-                n.to_string()
-            } else {
-                format!("{prefix}.{n}")
-            }
-        };
-        for (n, p) in module.own_parameters() {
-            out.push((name(&n), p.value().clone()));
-        }
-        for (n, b) in module.own_buffers() {
-            out.push((name(&n), b));
-        }
-    }
+    for_each_tensor(model, |name, value| out.push((name, value.clone())));
     out
 }
 
@@ -45,21 +44,7 @@ pub(crate) fn state_dict(model: &dyn Module) -> StateDict {
 /// without copying a weight.
 fn names_and_shapes(model: &dyn Module) -> Vec<(String, Vec<usize>)> {
     let mut out = Vec::new();
-    for (prefix, module) in model.named_modules() {
-        let name = |n: &str| {
-            if prefix.is_empty() {
-                n.to_string()
-            } else {
-                format!("{prefix}.{n}")
-            }
-        };
-        for (n, p) in module.own_parameters() {
-            out.push((name(&n), p.shape().to_vec()));
-        }
-        for (n, b) in module.own_buffers() {
-            out.push((name(&n), b.shape().to_vec()));
-        }
-    }
+    for_each_tensor(model, |name, value| out.push((name, value.shape().to_vec())));
     out
 }
 
@@ -116,11 +101,7 @@ pub(crate) fn load_state_dict(
     let mut failed = None;
     model.visit_mut(&mut |prefix, module| {
         for (n, _) in module.own_buffers() {
-            let full = if prefix.is_empty() {
-                n.clone()
-            } else {
-                format!("{prefix}.{n}")
-            };
+            let full = join(prefix, &n);
             if let Some(v) = find(&full) {
                 if let Err(e) = module.set_own_buffer(&n, v.clone()) {
                     failed.get_or_insert(format!("{full}: {e}"));

@@ -19,6 +19,7 @@ mod shape;
 mod summary;
 mod transfer;
 
+pub(crate) use module::join;
 pub(crate) use summary::{trace, walk};
 
 pub use crate::param::{Param, ParamId};

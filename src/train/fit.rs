@@ -8,7 +8,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::health::{self, Fault, LossWatch};
-use super::predict::{check_fits, evaluate};
+use super::predict::{check_fits, evaluate_checked};
 use super::{EpochStats, FitOptions, Progress, StepStats, TrainError};
 use crate::data::{Dataset, Order};
 use crate::nn::{Mode, Module};
@@ -58,28 +58,17 @@ pub fn train_step(
     } else {
         Err(Fault::Loss { value, origin: None })
     };
-    // Where did it start? The anomaly-watching tape knows; otherwise the step runs
-    // again, on a copy of the model, with one.
-    let origin = || match opts.detect_anomaly {
-        true => health::origin(&*model, &tape),
-        false => health::locate(&*model, &input.shared_value(), &step_loss),
-    };
     let mut grads = match checked {
         Ok(grads) => grads,
-        Err(Fault::Loss { value, .. }) => {
-            return Err(Fault::Loss {
-                value,
-                origin: origin(),
-            })
+        Err(fault) => {
+            // Where did it start? The anomaly-watching tape knows; otherwise the
+            // step runs again, on a copy of the model, with one.
+            let origin = match opts.detect_anomaly {
+                true => health::origin(&*model, &tape),
+                false => health::locate(&*model, &input.shared_value(), &step_loss),
+            };
+            return Err(fault.with_origin(origin));
         }
-        Err(Fault::Gradient { param, value, .. }) => {
-            return Err(Fault::Gradient {
-                param,
-                value,
-                origin: origin(),
-            })
-        }
-        Err(other) => return Err(other),
     };
     if opts.detect_anomaly {
         if let Some(origin) = health::origin(&*model, &tape) {
@@ -190,9 +179,7 @@ pub fn fit(
         }
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
-        let eval_result = eval
-            .map(|d| evaluate(model, d, opts.eval_batch_size))
-            .transpose()?;
+        let eval_result = eval.map(|d| evaluate_checked(model, d, opts.eval_batch_size, classes));
         let stats = EpochStats {
             epoch,
             train_loss: loss_sum / seen as f64,

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::nn::{walk, Module};
 use crate::ops::finite::{array_all_finite, first_non_finite};
+use crate::param::Param;
 use crate::tape::{Gradients, Tape};
 
 /// What a failed check found, and where.
@@ -117,6 +118,18 @@ impl fmt::Display for Origin {
                     "the first non-finite gradient came from the backward pass of `{op}`"
                 )
             }
+        }
+    }
+}
+
+impl Fault {
+    /// The same fault with `origin` as where it started, for the kinds that say
+    /// (a non-finite loss or gradient); others are returned as they are.
+    pub(crate) fn with_origin(self, origin: Option<Origin>) -> Fault {
+        match self {
+            Fault::Loss { value, .. } => Fault::Loss { value, origin },
+            Fault::Gradient { param, value, .. } => Fault::Gradient { param, value, origin },
+            other => other,
         }
     }
 }
@@ -264,30 +277,38 @@ pub fn check_input(x: &ArrayD<f32>) -> Result<(), Fault> {
 /// The first parameter (in `named_parameters` order) whose gradient is not finite;
 /// [`train_step`](super::train_step) runs it before every update.
 pub fn check_gradients(model: &dyn Module, grads: &Gradients) -> Result<(), Fault> {
-    for (name, param) in model.named_parameters() {
-        let Some(grad) = grads.get(param) else { continue };
-        if !array_all_finite(grad) {
-            let value = first_non_finite(grad).map_or(f32::NAN, |(_, v)| v);
-            return Err(Fault::Gradient {
-                param: name,
-                value,
-                origin: None,
-            });
-        }
+    match first_bad(model, |p| grads.get(p).is_some_and(|g| !array_all_finite(g))) {
+        Some((name, param)) => Err(Fault::Gradient {
+            param: name,
+            value: grads.get(param).map_or(f32::NAN, first_value),
+            origin: None,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The first parameter whose value is not finite; [`train_step`](super::train_step)
 /// runs it after every update.
 pub fn check_parameters(model: &dyn Module) -> Result<(), Fault> {
-    for (name, param) in model.named_parameters() {
-        if !array_all_finite(param.value()) {
-            let value = first_non_finite(param.value()).map_or(f32::NAN, |(_, v)| v);
-            return Err(Fault::Parameter { param: name, value });
-        }
+    match first_bad(model, |p| !array_all_finite(p.value())) {
+        Some((name, param)) => Err(Fault::Parameter {
+            param: name,
+            value: first_value(param.value()),
+        }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The first parameter (in `named_parameters` order) that is `bad`, with its dotted
+/// name. The scan runs on every step, so it builds no name until it finds one.
+fn first_bad(model: &dyn Module, bad: impl Fn(&Param) -> bool) -> Option<(String, &Param)> {
+    let at = model.parameters().into_iter().position(bad)?;
+    Some(model.named_parameters().swap_remove(at))
+}
+
+/// The first non-finite value of an array that holds one.
+fn first_value(values: &ArrayD<f32>) -> f32 {
+    first_non_finite(values).map_or(f32::NAN, |(_, v)| v)
 }
 
 /// Where the first non-finite value of a pass on an anomaly-watching tape

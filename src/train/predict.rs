@@ -77,6 +77,17 @@ pub fn evaluate(model: &mut dyn Module, data: &Dataset, batch_size: usize) -> Re
         ));
     }
     let classes = check_fits(model, data)?;
+    Ok(evaluate_checked(model, data, batch_size, classes))
+}
+
+/// [`evaluate`] once [`check_fits`] has passed (giving `classes`) and the batch size
+/// is known to be at least 1: `fit` checks both before its first epoch.
+pub(super) fn evaluate_checked(
+    model: &mut dyn Module,
+    data: &Dataset,
+    batch_size: usize,
+    classes: usize,
+) -> Evaluation {
     let mut confusion = ConfusionMatrix::new(classes);
     let mut predictions = Vec::with_capacity(data.len());
     let mut loss_sum = 0.0f64;
@@ -87,10 +98,10 @@ pub fn evaluate(model: &mut dyn Module, data: &Dataset, batch_size: usize) -> Re
         confusion.add(&batch.y, &predicted);
         predictions.extend(predicted);
     }
-    Ok(Evaluation {
+    Evaluation {
         loss: loss_sum / data.len().max(1) as f64,
         accuracy: confusion.accuracy(),
         predictions,
         confusion,
-    })
+    }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use ferrocnn::io::{save_checkpoint, save_model, Checkpoint, ModelRecord};
+use ferrocnn::io::{save_checkpoint, save_model, Checkpoint, FileKind, ModelRecord};
 use ferrocnn::nn::{Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
 use ferrocnn::optim::{Adam, AdamConfig, Optimizer};
 use ferrocnn::train::FitOptions;
@@ -20,6 +20,14 @@ use rand::SeedableRng;
 
 /// The example `name`'s binary, run from the crate root.
 pub fn example(name: &str) -> Command {
+    let mut command = Command::new(example_path(name));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+/// The path of the example `name`'s binary, which `cargo test` builds beside the
+/// tests.
+pub fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()
@@ -33,9 +41,7 @@ pub fn example(name: &str) -> Command {
         "{} is missing: run `cargo test`, which builds the examples",
         path.display()
     );
-    let mut command = Command::new(path);
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
-    command
+    path
 }
 
 /// How a run ended.
@@ -156,10 +162,17 @@ pub fn save(model: &dyn Module, dir: &Path, name: &str) -> PathBuf {
 /// (the layout is the public format), so that what it holds reaches the loader's
 /// checks.
 pub fn write_record(path: &Path, record: &ModelRecord) {
-    let payload = bincode::serde::encode_to_vec(record, bincode::config::standard()).unwrap();
+    write_file(path, FileKind::Model, record);
+}
+
+/// Writes `value` as a ferrocnn file of `kind` (the version this build writes),
+/// with a valid header and checksum: the public layout, by hand, so that a test
+/// can put in it what `save_*` never would.
+pub fn write_file(path: &Path, kind: FileKind, value: &impl serde::Serialize) {
+    let payload = bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap();
     let mut bytes = b"FERROCNN".to_vec();
-    bytes.extend_from_slice(&2u32.to_le_bytes());
-    bytes.push(1);
+    bytes.extend_from_slice(&kind.written_version().to_le_bytes());
+    bytes.push(kind as u8);
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     bytes.extend_from_slice(&payload);

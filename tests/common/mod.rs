@@ -1,6 +1,8 @@
 //! Helpers shared by the test files that `mod common;` them (each uses a part).
 #![allow(dead_code)]
 
+pub mod png;
+
 use std::sync::Mutex;
 
 use ferrocnn::runtime::{self, Simd};
