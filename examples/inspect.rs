@@ -180,7 +180,7 @@ fn load_test_set(args: &Args) -> Result<Option<TestSet>, Box<dyn Error>> {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
-    let model = io::load_model(&args.model)?;
+    let (model, spec) = io::load_model_and_data(&args.model)?;
     let broken = non_finite_tensors(model.as_ref());
     if !broken.is_empty() {
         // Worth inspecting (that is what this program is for), but say why it looks odd.
@@ -195,6 +195,16 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
 
     // The data gives the input shape and the test images; without it, assume MNIST.
     let data = load_test_set(args)?;
+    // Images are normalised as the model's training images were (its file says how;
+    // a file from before that kept it was trained on MNIST's statistics).
+    let normalize = spec.as_ref().map_or(Normalize::MNIST, |s| s.normalize.clone());
+    let data = data.map(|set| TestSet {
+        data: match normalize.fits(set.data.image_shape().0) {
+            true => set.data.with_normalization(normalize.clone()),
+            false => set.data,
+        },
+        ..set
+    });
     let (c, h, w) = data.as_ref().map_or((1, 28, 28), |set| set.data.image_shape());
     // Everything the model and the data must agree on, checked before any picture
     // is written.
@@ -281,7 +291,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
                 .map(|i| format!("{}→{}", test.label(i), predicted[i]))
                 .collect();
             let path = args.out.join("saliency.png");
-            let black = test.normalization().apply(0.0);
+            let black = test.normalization().apply(0, 0.0);
             save_attributions(model.as_ref(), x.view(), predicted, &captions, black, &path)?;
             written.push(path);
         }
@@ -322,10 +332,8 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     }
 
     if let (Some(path), Some(image)) = (&args.predict, user_image) {
-        let normalize = data
-            .as_ref()
-            .map_or(Normalize::MNIST, |set| set.data.normalization());
-        classify(model.as_ref(), path, image, (c, h, w), normalize)?;
+        let names = spec.map(|s| s.classes).unwrap_or_default();
+        classify(model.as_ref(), path, image, (c, h, w), &normalize, &names)?;
     }
     Ok(())
 }
@@ -357,7 +365,8 @@ fn classify(
     path: &Path,
     (pixels, height, width): (Vec<u8>, usize, usize),
     (c, h, w): (usize, usize, usize),
-    normalize: Normalize,
+    normalize: &Normalize,
+    names: &[String],
 ) -> Result<(), Box<dyn Error>> {
     if c != 1 {
         return Err(format!("--predict reads gray images, but the model takes {c} channels").into());
@@ -373,7 +382,7 @@ fn classify(
     let pixels = frame_like_mnist(&pixels, (height, width), (h, w));
     println!("framed as MNIST frames its digits: scaled into a 20×20 box, centred by mass in {w}×{h}");
     let x = Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| {
-        normalize.apply(pixels[y * w + x] as f32)
+        normalize.apply(0, pixels[y * w + x] as f32)
     });
     let logits = predict(model.clone_module().as_mut(), x.view().into_dyn());
     let probs = softmax_rows(&logits);
@@ -382,7 +391,8 @@ fn classify(
     println!("class  probability");
     for (class, p) in ranked {
         let bar = "#".repeat((p * 40.0).round() as usize);
-        println!("{class:>5}  {p:.4}  {bar}");
+        let name = names.get(class).cloned().unwrap_or_else(|| class.to_string());
+        println!("{name:>5}  {p:.4}  {bar}");
     }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Train a digit classifier on MNIST: `cargo run --example mnist`.
 //!
-//! Reads the IDX files in `datasets/mnist` (or `--data DIR`: any MNIST-style folder;
-//! image size and class count come from the files), trains, evaluates on the test set
-//! after every epoch, prints a confusion matrix and saves the model.
+//! Reads the IDX files in `datasets/mnist` (or `--data PATH`: another MNIST-style
+//! folder, an image folder of class subfolders, or a CSV file; image size, channels
+//! and classes come from the data), trains, evaluates on the test set after every
+//! epoch, prints a confusion matrix and saves the model with its class names and
+//! normalisation.
 //! `cargo run --example mnist -- --help` lists the knobs.
 
 use std::collections::BTreeMap;
@@ -14,8 +16,8 @@ use std::time::Instant;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
-use ferrocnn::data::{Augment, TrainingData};
-use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint, ModelRecord};
+use ferrocnn::data::{Augment, Fit, FolderOptions, TrainingData};
+use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint, DataSpec, ModelRecord};
 use ferrocnn::metrics::peak_resident_mib;
 use ferrocnn::nn::{Module, Registry};
 use ferrocnn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, Optimizer, SGDConfig, SGD};
@@ -24,7 +26,7 @@ use ferrocnn::train::{evaluate, fit, EpochStats, FitOptions, Progress, TrainErro
 use ferrocnn::{io, zoo};
 
 mod common;
-use common::args::{at_least_one, learning_rate};
+use common::args::{at_least_one, channels, image_size, learning_rate};
 use common::files::same_file;
 
 // The explorer page's server (examples/explore), for `--explore`.
@@ -44,6 +46,15 @@ enum Net {
     R3,
 }
 
+/// How image-folder images of another shape are brought to `--image-size`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FitArg {
+    /// Scale to cover the size keeping the aspect ratio, then cut the centre.
+    Crop,
+    /// Scale each side to the size.
+    Stretch,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Opt {
     Sgd,
@@ -55,11 +66,23 @@ enum Opt {
 #[derive(Parser, Debug)]
 #[command(name = "mnist", version, about)]
 struct Args {
-    /// Folder with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-…,
-    /// or a CSV file in Kaggle's layout (label,pixel0,…; a labelled test.csv beside it
-    /// is the test set, otherwise 10% is held out for validation)
+    /// Folder with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-…;
+    /// or an image folder, DIR/train/<class>/*.png|jpg beside DIR/test/<class>/… (or
+    /// val/), or DIR/<class>/… alone; or a CSV file in Kaggle's layout (label,pixel0,…;
+    /// a labelled test.csv beside it is the test set). Without a test set, 10% is
+    /// held out for validation.
     #[arg(long, default_value = "datasets/mnist")]
     data: PathBuf,
+    /// Image folders: bring every image to HxW (or one side for a square)
+    /// [default: the most common size among the images].
+    #[arg(long, value_parser = image_size, value_name = "HxW")]
+    image_size: Option<(usize, usize)>,
+    /// Image folders: how an image of another shape is brought to the size.
+    #[arg(long, value_enum, default_value_t = FitArg::Crop)]
+    fit: FitArg,
+    /// Image folders: 1 (gray) or 3 (RGB) [default: 1 if every image is gray, else 3].
+    #[arg(long, value_parser = channels)]
+    channels: Option<usize>,
     /// Which network to train.
     #[arg(long, value_enum, default_value_t = Net::Default)]
     net: Net,
@@ -202,20 +225,30 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
 
     // Data: what is at --data, its sizes and classes.
-    let data = TrainingData::load(&args.data, args.seed)?;
+    let folder_options = FolderOptions {
+        size: args.image_size,
+        fit: match args.fit {
+            FitArg::Crop => Fit::Crop,
+            FitArg::Stretch => Fit::Stretch,
+        },
+        channels: args.channels,
+    };
+    let load_start = Instant::now();
+    let data = TrainingData::load_with(&args.data, args.seed, &folder_options)?;
     data.notes.iter().for_each(|note| println!("{note}"));
-    let TrainingData { mut train, test, .. } = data;
+    let TrainingData { mut train, mut test, .. } = data;
     if let Some(n) = args.limit_train {
         train = train.take(n.min(train.len()));
     }
     let (c, h, w) = train.image_shape();
     let classes = train.num_classes().max(test.num_classes());
     println!(
-        "data: {}: {} training images of {c}×{h}×{w}, {classes} classes; {} {}",
+        "data: {}: {} training images of {c}×{h}×{w}, {classes} classes; {} {} (read in {:.1} s)",
         data.found,
         train.len(),
         test.len(),
-        data.evaluation
+        data.evaluation,
+        load_start.elapsed().as_secs_f64()
     );
 
     // A resumed run saves where the interrupted one would have (its checkpoint is
@@ -256,6 +289,12 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             let (model, optimizer) = ckpt
                 .restore(&Registry::new())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
+            // The run goes on with the statistics it started with.
+            let spec = ckpt.model.data().map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Some(spec) = spec.filter(|s| s.normalize.fits(c)) {
+                train = train.with_normalization(spec.normalize.clone());
+                test = test.with_normalization(spec.normalize);
+            }
             (model, optimizer, ckpt.options, ckpt.history, ckpt.meta)
         }
         None => {
@@ -299,6 +338,9 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let profiler = args.profile.then(Profiler::new);
     options.profiler = profiler.clone();
     let start = Instant::now();
+    // What the model is trained for, saved with it: shape, class names, statistics.
+    let mut spec = DataSpec::of(&train);
+    spec.classes = (0..classes).map(|c| train.class_name(c)).collect();
     let save_checkpoint_at =
         |model: &dyn Module, optimizer: &dyn Optimizer, history: &[EpochStats], position| {
             let (start_epoch, start_batch, start_totals) = position;
@@ -311,7 +353,7 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 ..options.clone()
             };
             let ckpt = Checkpoint {
-                model: ModelRecord::of(model),
+                model: ModelRecord::of(model).with_data(&spec)?,
                 optimizer: optimizer.state(),
                 options,
                 history: history.to_vec(),
@@ -387,7 +429,7 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         ),
     }
 
-    io::save_model(model.as_ref(), &save)?;
+    io::save_model_with_data(model.as_ref(), &spec, &save)?;
     println!(
         "saved the model to {} (checkpoint: {})",
         save.display(),
@@ -446,7 +488,7 @@ fn explore(
         "training".into(),
         model.clone_module(),
         train.image_shape(),
-        train.normalization(),
+        train.normalization().clone(),
         test,
     )
     .map_err(|e| format!("--explore: {e}"))?;

@@ -8,10 +8,19 @@
 //! - A `.csv` of images in Kaggle's digit-recognizer layout (its `test.csv`, pixels
 //!   only, or a labelled file) gives Kaggle's submission form: `ImageId,Label`, with
 //!   ids from 1 in the file's order.
-//! - PNG files, and folders of them (their `*.png`, sorted by name), give
-//!   `file,predicted class,probability`. Each image is turned gray, inverted if it is
-//!   dark on light, and framed as MNIST frames its digits (`data::frame_like_mnist`),
-//!   as `inspect --predict` does.
+//! - PNG and JPEG files, and folders of them (every `*.png`/`*.jpg` inside, at any
+//!   depth, sorted by path), give `file,predicted class,probability`, the class by
+//!   its name when the model file keeps class names (a model trained on an image
+//!   folder does).
+//!
+//! Images are prepared as the model's training images were, from what its file
+//! says (`io::DataSpec`: channels, size, normalisation; a file without it is taken
+//! for a 28×28 MNIST model). `--fit` chooses how an image reaches that size:
+//! `mnist` turns it gray, inverts a dark digit on light paper and frames it as
+//! MNIST frames its digits (`data::frame_like_mnist`), as `inspect --predict` does;
+//! `crop` and `stretch` resize it as `mnist --data` resized the training images.
+//! By default (`auto`) an image of the model's size is taken as it is, and any
+//! other is framed like MNIST for a model of 1×28×28 images, cropped otherwise.
 //!
 //! Without `--out` the CSV goes to standard output. The file is written whole or
 //! not at all, and never over an input.
@@ -22,13 +31,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
-use ferrocnn::data::{frame_like_mnist, read_csv, Normalize};
-use ferrocnn::io::{self, write_atomic};
+use clap::{CommandFactory, Parser, ValueEnum};
+use ferrocnn::data::{frame_like_mnist, read_csv, read_image, Fit, Image};
+use ferrocnn::io::{self, write_atomic, DataSpec};
 use ferrocnn::nn::Module;
 use ferrocnn::ops::softmax_rows;
 use ferrocnn::train::predict;
-use ferrocnn::viz::read_grayscale_png;
 use ndarray::Array4;
 
 mod common;
@@ -41,16 +49,30 @@ use common::files::same_file;
 struct Args {
     /// The model file.
     model: PathBuf,
-    /// A .csv of images, or PNG files and folders of them.
+    /// A .csv of images, or PNG/JPEG files and folders of them.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Where to write the CSV [default: standard output].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// How an image is brought to the model's input size.
+    #[arg(long, value_enum, default_value_t = FitArg::Auto)]
+    fit: FitArg,
 }
 
-/// Side of the gray images PNGs are framed into: MNIST's.
-const SIDE: usize = 28;
+/// `--fit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FitArg {
+    /// As it is if it has the model's size; otherwise mnist for a model of 1×28×28
+    /// images, crop for others.
+    Auto,
+    /// Gray, white on black, framed as MNIST frames its digits.
+    Mnist,
+    /// Scale to cover the size keeping the aspect ratio, then cut the centre.
+    Crop,
+    /// Scale each side to the size.
+    Stretch,
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -75,14 +97,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
-    let model = io::load_model(&args.model)?;
+    let (model, spec) = io::load_model_and_data(&args.model)?;
+    let spec = spec.unwrap_or_else(DataSpec::mnist);
+    let fit = args.fit;
     let is_csv = |p: &PathBuf| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let csv = match args.inputs.as_slice() {
-        [one] if is_csv(one) => kaggle_submission(model.as_ref(), &args.model, one)?,
+        [one] if is_csv(one) => kaggle_submission(model.as_ref(), &args.model, &spec, one)?,
         inputs if inputs.iter().any(is_csv) => {
-            return Err("give either one .csv file or PNG files and folders, not both".into())
+            return Err("give either one .csv file or image files and folders, not both".into())
         }
-        inputs => png_predictions(model.as_ref(), &args.model, inputs)?,
+        inputs => image_predictions(model.as_ref(), &args.model, &spec, fit, inputs)?,
     };
     match &args.out {
         Some(out) => {
@@ -98,8 +122,8 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Runs `model` on `[n, 1, side, side]` normalised images: class and probability
-/// of each.
+/// Runs `model` on `[n, c, h, w]` normalised images: class and probability of
+/// each.
 fn classify(
     model: &dyn Module,
     model_path: &Path,
@@ -129,64 +153,111 @@ fn classify(
 }
 
 /// `ImageId,Label` for every image of a Kaggle-style CSV.
-fn kaggle_submission(model: &dyn Module, model_path: &Path, path: &Path) -> Result<String, Box<dyn Error>> {
+fn kaggle_submission(
+    model: &dyn Module,
+    model_path: &Path,
+    spec: &DataSpec,
+    path: &Path,
+) -> Result<String, Box<dyn Error>> {
     let images = read_csv(path)?;
     let side = images.side;
     let x = Array4::from_shape_fn((images.rows, 1, side, side), |(i, _, y, x)| {
-        Normalize::MNIST.apply(images.pixels[(i * side + y) * side + x] as f32)
+        spec.normalize.apply(0, images.pixels[(i * side + y) * side + x] as f32)
     });
     let mut csv = String::from("ImageId,Label\n");
     for (i, (class, _)) in classify(model, model_path, x)?.into_iter().enumerate() {
-        let _ = writeln!(csv, "{},{class}", i + 1);
+        let _ = writeln!(csv, "{},{}", i + 1, spec.class_name(class));
     }
     Ok(csv)
 }
 
-/// `file,predicted class,probability` for every PNG given or in a folder given.
-fn png_predictions(
+/// `file,predicted class,probability` for every image given or in a folder given.
+fn image_predictions(
     model: &dyn Module,
     model_path: &Path,
+    spec: &DataSpec,
+    fit: FitArg,
     inputs: &[PathBuf],
 ) -> Result<String, Box<dyn Error>> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let read = std::fs::read_dir(input).map_err(|e| format!("{}: {e}", input.display()))?;
-            let mut pngs: Vec<PathBuf> = read
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-                .collect();
-            if pngs.is_empty() {
-                return Err(format!("{}: no .png files in this folder", input.display()).into());
+            let before = files.len();
+            images_in(input, &mut files)?;
+            if files.len() == before {
+                return Err(format!("{}: no PNG or JPEG files in this folder", input.display()).into());
             }
-            pngs.sort();
-            files.extend(pngs);
         } else {
             files.push(input.clone());
         }
     }
-    let mut x = Array4::<f32>::zeros((files.len(), 1, SIDE, SIDE));
+    let (c, h, w) = spec.input;
+    let mut x = Array4::<f32>::zeros((files.len(), c, h, w));
     for (i, file) in files.iter().enumerate() {
-        let (mut pixels, height, width) = read_grayscale_png(file)?;
-        let mean = pixels.iter().map(|&p| p as f64).sum::<f64>() / pixels.len().max(1) as f64;
-        if mean > 127.0 {
-            // MNIST digits are white on black; a dark digit on white paper is inverted.
-            pixels.iter_mut().for_each(|p| *p = 255 - *p);
-        }
-        let framed = frame_like_mnist(&pixels, (height, width), (SIDE, SIDE));
-        for (v, &p) in x.index_axis_mut(ndarray::Axis(0), i).iter_mut().zip(&framed) {
-            *v = Normalize::MNIST.apply(p as f32);
+        let image = read_image(file)?;
+        let fit = match fit {
+            FitArg::Auto if (image.height, image.width) == (h, w) => FitArg::Crop,
+            FitArg::Auto if spec.input == (1, 28, 28) => FitArg::Mnist,
+            FitArg::Auto => FitArg::Crop,
+            fit => fit,
+        };
+        let input = match fit {
+            FitArg::Auto | FitArg::Mnist => mnist_framed(&image, spec)?,
+            FitArg::Crop => spec.input_of(&image, Fit::Crop)?,
+            FitArg::Stretch => spec.input_of(&image, Fit::Stretch)?,
+        };
+        for (v, p) in x.index_axis_mut(ndarray::Axis(0), i).iter_mut().zip(input) {
+            *v = p;
         }
     }
     let mut csv = String::from("file,predicted class,probability\n");
     for (file, (class, p)) in files.iter().zip(classify(model, model_path, x)?) {
-        let name = file.display().to_string();
-        let name = if name.contains([',', '"']) {
-            format!("\"{}\"", name.replace('"', "\"\""))
-        } else {
-            name
-        };
-        let _ = writeln!(csv, "{name},{class},{p:.4}");
+        let _ = writeln!(csv, "{},{},{p:.4}", quoted(&file.display().to_string()), quoted(&spec.class_name(class)));
     }
     Ok(csv)
+}
+
+/// A CSV field: quoted when it holds a comma or a quote.
+fn quoted(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// The PNG and JPEG files under `dir`, at any depth, sorted by path.
+fn images_in(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Box<dyn Error>> {
+    let read = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut entries: Vec<PathBuf> = read.filter_map(|entry| entry.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for path in entries {
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+        if path.is_dir() {
+            images_in(&path, files)?;
+        } else if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// A digit photo as MNIST's digits are: gray, white on black, its ink scaled into
+/// 20×20 and centred by mass in the model's frame.
+fn mnist_framed(image: &Image, spec: &DataSpec) -> Result<Vec<f32>, String> {
+    let (c, h, w) = spec.input;
+    if c != 1 {
+        return Err(format!(
+            "--fit mnist makes gray images, but the model takes {c} channels; use --fit crop or stretch"
+        ));
+    }
+    // A digit drawn on a transparent canvas reads as drawn on white paper.
+    let mut pixels = image.over_background(255).to_planes(1);
+    let mean = pixels.iter().map(|&p| p as f64).sum::<f64>() / pixels.len().max(1) as f64;
+    if mean > 127.0 {
+        // MNIST digits are white on black; a dark digit on white paper is inverted.
+        pixels.iter_mut().for_each(|p| *p = 255 - *p);
+    }
+    let framed = frame_like_mnist(&pixels, (image.height, image.width), (h, w));
+    Ok(framed.iter().map(|&p| spec.normalize.apply(0, p as f32)).collect())
 }

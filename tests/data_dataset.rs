@@ -283,7 +283,7 @@ fn normalization_has_known_values() {
         vec![0.0, 1.0, 0.2, 128.0 / 255.0]
     );
     let custom = ds
-        .with_normalization(Normalize { mean: 0.5, std: 0.5 })
+        .with_normalization(Normalize::new(vec![0.5], vec![0.5]).unwrap())
         .to_array(0..1);
     assert_eq!(custom[[0, 0, 0, 0]], -1.0);
     assert_eq!(custom[[0, 0, 0, 1]], 1.0);

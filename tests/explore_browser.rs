@@ -588,7 +588,7 @@ fn the_explorer_page_predicts_a_drawn_digit_as_inspect_does() {
     let mut model =
         ferrocnn::io::load_model(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mnist.bin")).unwrap();
     let x = ndarray::Array4::from_shape_fn((1, 1, 28, 28), |(_, _, y, x)| {
-        Normalize::MNIST.apply(f32::from(framed[y * 28 + x]))
+        Normalize::MNIST.apply(0, f32::from(framed[y * 28 + x]))
     });
     let probabilities = softmax_rows(&predict(model.as_mut(), x.view().into_dyn()));
     for (k, (_, on_page)) in shown.iter().enumerate() {

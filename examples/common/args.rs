@@ -20,3 +20,28 @@ pub fn learning_rate(text: &str) -> Result<f64, String> {
         Err(_) => Err(format!("{text:?} is not a number")),
     }
 }
+
+/// `--image-size`: `HxW` (`28x28`) or one side for a square (`64`), each side 1 to
+/// 8192 pixels.
+pub fn image_size(text: &str) -> Result<(usize, usize), String> {
+    let side = |t: &str| match t.trim().parse::<usize>() {
+        Ok(n) if (1..=ferrocnn::data::MAX_IMAGE_SIDE).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not an image size: give HxW (e.g. 28x28) or one side, 1 to {} pixels",
+            ferrocnn::data::MAX_IMAGE_SIDE
+        )),
+    };
+    match text.split_once(['x', 'X', '×']) {
+        Some((h, w)) => Ok((side(h)?, side(w)?)),
+        None => side(text).map(|s| (s, s)),
+    }
+}
+
+/// `--channels`: 1 (gray) or 3 (RGB).
+pub fn channels(text: &str) -> Result<usize, String> {
+    match text {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        _ => Err(format!("{text:?}: images have 1 (gray) or 3 (RGB) channels")),
+    }
+}

@@ -54,10 +54,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
-    let model = io::load_model(&args.model)?;
+    let (model, spec) = io::load_model_and_data(&args.model)?;
     let test = load_test_set(args.data.as_deref())?;
     let input = test.as_ref().map_or((1, 28, 28), |t| t.image_shape());
-    let normalize = test.as_ref().map_or(Normalize::MNIST, |t| t.normalization());
+    // Inputs are normalised as the model's training images were.
+    let normalize = spec.map_or(Normalize::MNIST, |s| s.normalize);
+    let test = test.map(|t| match normalize.fits(t.image_shape().0) {
+        true => t.with_normalization(normalize.clone()),
+        false => t,
+    });
     let title = args.model.display().to_string();
     let app = server::App::new(title, model, input, normalize, test)
         .map_err(|e| format!("{}: {e}", args.model.display()))?;

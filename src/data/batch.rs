@@ -95,7 +95,8 @@ impl<'a> Batches<'a> {
         let (c, h, w) = dataset.image_shape();
         let n = dataset.image_len();
         let norm = dataset.normalization();
-        let table = norm.table();
+        let tables: Vec<[f32; 256]> = (0..c).map(|ch| norm.table(ch)).collect();
+        let plane = h * w;
         let mut x = vec![0.0f32; indices.len() * n];
         let mut y = Vec::with_capacity(indices.len());
         for (&i, out) in indices.iter().zip(x.chunks_exact_mut(n)) {
@@ -104,13 +105,17 @@ impl<'a> Batches<'a> {
                 Some(aug) => {
                     let mut rng = StdRng::seed_from_u64(sample_seed(seed, i));
                     aug.apply(image, (c, h, w), &mut rng, out);
-                    for v in out.iter_mut() {
-                        *v = norm.apply(*v);
+                    for (ch, out) in out.chunks_exact_mut(plane).enumerate() {
+                        for v in out.iter_mut() {
+                            *v = norm.apply(ch, *v);
+                        }
                     }
                 }
                 None => {
-                    for (o, &p) in out.iter_mut().zip(image) {
-                        *o = table[usize::from(p)];
+                    for ((out, image), table) in out.chunks_exact_mut(plane).zip(image.chunks_exact(plane)).zip(&tables) {
+                        for (o, &p) in out.iter_mut().zip(image) {
+                            *o = table[usize::from(p)];
+                        }
                     }
                 }
             }

@@ -20,45 +20,7 @@ use rand::SeedableRng;
 use super::batch::{Batch, Batches, Order};
 use super::error::DataError;
 use super::idx;
-use super::Augment;
-
-/// Input normalisation: a pixel `p` becomes `(p / 255 − mean) / std`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Normalize {
-    /// Mean of `p / 255` over the training set.
-    pub mean: f32,
-    /// Standard deviation of `p / 255` over the training set.
-    pub std: f32,
-}
-
-impl Normalize {
-    /// MNIST's training-set statistics, the usual choice: mean 0.1307, std 0.3081.
-    pub const MNIST: Normalize = Normalize {
-        mean: 0.1307,
-        std: 0.3081,
-    };
-
-    /// `p / 255` only: values in `0.0..=1.0`.
-    pub const UNIT: Normalize = Normalize { mean: 0.0, std: 1.0 };
-
-    /// The normalised value of one pixel value (`0.0..=255.0`, fractional after
-    /// augmentation).
-    #[inline]
-    pub fn apply(&self, pixel: f32) -> f32 {
-        (pixel / 255.0 - self.mean) / self.std
-    }
-
-    /// The normalised value of every byte, indexed by the byte.
-    pub fn table(&self) -> [f32; 256] {
-        std::array::from_fn(|p| self.apply(p as f32))
-    }
-}
-
-impl Default for Normalize {
-    fn default() -> Self {
-        Normalize::MNIST
-    }
-}
+use super::{Augment, Normalize};
 
 /// Labelled images: `len()` samples of shape `[channels, height, width]` bytes, each
 /// with a class label below `num_classes()`.
@@ -82,6 +44,7 @@ pub struct Dataset {
     width: usize,
     num_classes: usize,
     normalize: Normalize,
+    class_names: Option<Vec<String>>,
 }
 
 impl Dataset {
@@ -123,6 +86,7 @@ impl Dataset {
             width,
             num_classes,
             normalize: Normalize::default(),
+            class_names: None,
         })
     }
 
@@ -192,22 +156,50 @@ impl Dataset {
         Ok(self)
     }
 
-    /// Sets the normalisation used by batches (default [`Normalize::MNIST`]).
+    /// Sets the normalisation used by batches (default [`Normalize::MNIST`]; compute
+    /// a dataset's own with [`Normalize::of`]).
     ///
     /// # Panics
-    /// If `std` is not a positive finite number or `mean` is not finite.
+    /// If `normalize` has statistics for another number of channels.
     pub fn with_normalization(mut self, normalize: Normalize) -> Dataset {
         assert!(
-            normalize.mean.is_finite() && normalize.std.is_finite() && normalize.std > 0.0,
-            "Dataset::with_normalization: need finite mean and std > 0, got {normalize:?}"
+            normalize.fits(self.channels),
+            "Dataset::with_normalization: {} statistics for {} channels",
+            normalize.mean().len(),
+            self.channels
         );
         self.normalize = normalize;
         self
     }
 
     /// The normalisation used by batches.
-    pub fn normalization(&self) -> Normalize {
-        self.normalize
+    pub fn normalization(&self) -> &Normalize {
+        &self.normalize
+    }
+
+    /// Names the classes (`names[label]`), as an image folder's subfolders do.
+    ///
+    /// # Errors
+    /// [`DataError::Invalid`] if there are fewer names than classes, or a name is
+    /// empty or repeated.
+    pub fn with_class_names(mut self, names: Vec<String>) -> Result<Dataset, DataError> {
+        check_class_names(&names, self.num_classes)?;
+        self.num_classes = names.len();
+        self.class_names = Some(names);
+        Ok(self)
+    }
+
+    /// The class names, if the data has them (an image folder's subfolders).
+    pub fn class_names(&self) -> Option<&[String]> {
+        self.class_names.as_deref()
+    }
+
+    /// The name of class `label`: its folder name, or the label itself.
+    pub fn class_name(&self, label: usize) -> String {
+        match &self.class_names {
+            Some(names) if label < names.len() => names[label].clone(),
+            _ => label.to_string(),
+        }
     }
 
     /// Number of samples.
@@ -322,6 +314,10 @@ impl Dataset {
             *l = classes.iter().position(|c| c == l).unwrap_or(0);
         }
         ds.num_classes = classes.len();
+        ds.class_names = self
+            .class_names
+            .as_ref()
+            .map(|names| classes.iter().map(|&c| names.get(c).cloned().unwrap_or(c.to_string())).collect());
         ds
     }
 
@@ -334,6 +330,8 @@ impl Dataset {
             pixels: self.pixels.clone(),
             labels,
             num_classes,
+            // The new labels mean something else.
+            class_names: None,
             ..self.empty_like()
         }
     }
@@ -374,7 +372,28 @@ impl Dataset {
         Dataset {
             pixels: Vec::new(),
             labels: Vec::new(),
+            normalize: self.normalize.clone(),
+            class_names: self.class_names.clone(),
             ..*self
         }
     }
+}
+
+/// Class names must name every class, once each.
+pub(crate) fn check_class_names(names: &[String], num_classes: usize) -> Result<(), DataError> {
+    if names.len() < num_classes {
+        return Err(DataError::Invalid(format!(
+            "{} class names for {num_classes} classes",
+            names.len()
+        )));
+    }
+    if let Some(i) = names.iter().position(|n| n.trim().is_empty()) {
+        return Err(DataError::Invalid(format!("class {i} has an empty name")));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if let Some(j) = names[..i].iter().position(|n| n == name) {
+            return Err(DataError::Invalid(format!("classes {j} and {i} are both named {name:?}")));
+        }
+    }
+    Ok(())
 }

@@ -226,6 +226,15 @@ pub enum DataError {
         reason: String,
     },
 
+    /// An image file that cannot be decoded, or is not one this reader takes.
+    #[error("{}: {reason}", .path.display())]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+
     /// Arguments that do not describe a valid dataset (shape, sizes, split sizes).
     #[error("{0}")]
     Invalid(String),

@@ -1,15 +1,24 @@
-//! Training data found by what is at a path: a folder of MNIST's IDX files, or a
-//! CSV file in Kaggle's layout with, where there is one, a labelled `test.csv`
-//! beside it. Without a labelled test set, a seeded tenth of the training images
-//! is held out for validation, so a run still reports figures on unseen images.
+//! Training data found by what is at a path: a folder of MNIST's IDX files, an
+//! image folder (`DIR/train/<class>/…` beside `DIR/test/<class>/…` or `val/`, or a
+//! single `DIR/<class>/…`), or a CSV file in Kaggle's layout with, where there is
+//! one, a labelled `test.csv` beside it. Without a labelled test set, a seeded
+//! tenth of the training images is held out for validation, so a run still
+//! reports figures on unseen images.
+//!
+//! The normalisation statistics are computed from the training images (never the
+//! test images) and set on both sets.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::csv::read_csv;
 use super::files::MnistFiles;
+use super::folder::{has_class_folders, FolderOptions, ImageFolder};
 use super::mnist::Mnist;
-use super::{DataError, Dataset};
+use super::{DataError, Dataset, Normalize};
+
+/// The names a test split's folder goes by beside `train/`, in the order looked for.
+const TEST_FOLDERS: [&str; 4] = ["test", "val", "validation", "valid"];
 
 /// Share of the training images held out for validation when there is no
 /// labelled test set.
@@ -55,7 +64,18 @@ impl fmt::Display for EvalSplit {
 }
 
 impl TrainingData {
+    /// [`load_with`](Self::load_with) with the default [`FolderOptions`].
+    ///
+    /// # Errors
+    /// Those of `load_with`.
+    pub fn load(path: impl AsRef<Path>, seed: u64) -> Result<TrainingData, DataError> {
+        Self::load_with(path, seed, &FolderOptions::default())
+    }
+
     /// Loads what `path` holds:
+    /// - an image folder: `path/train/<class>/…` with `path/test/<class>/…` (or
+    ///   `val`, `validation`, `valid`) as its test set, or `path/<class>/…` alone;
+    ///   images are brought to one shape by `options`;
     /// - a folder with MNIST's four IDX files (raw or `.gz`);
     /// - a `.csv` file of labelled images ([`Dataset::from_csv`]), with `test.csv`
     ///   in the same folder as its test set when that file is labelled (Kaggle's
@@ -67,8 +87,23 @@ impl TrainingData {
     /// # Errors
     /// The reading errors of the files, naming them; [`DataError::Invalid`] for a
     /// path that is neither, or a training set too small to hold images out.
-    pub fn load(path: impl AsRef<Path>, seed: u64) -> Result<TrainingData, DataError> {
-        let path = path.as_ref();
+    pub fn load_with(path: impl AsRef<Path>, seed: u64, options: &FolderOptions) -> Result<TrainingData, DataError> {
+        Ok(Self::read(path.as_ref(), seed, options)?.normalized())
+    }
+
+    /// The statistics of the training images, set on both sets.
+    fn normalized(mut self) -> TrainingData {
+        if let Ok(stats) = Normalize::of(&self.train) {
+            self.train = self.train.with_normalization(stats.clone());
+            self.test = self.test.with_normalization(stats);
+        }
+        self
+    }
+
+    fn read(path: &Path, seed: u64, options: &FolderOptions) -> Result<TrainingData, DataError> {
+        if path.is_dir() && has_class_folders(path) {
+            return Self::image_folder(path, seed, options);
+        }
         if path.is_dir() {
             let files = MnistFiles::find(path)?;
             let notes = files.with_ignored().map(|f| format!("reading {f}")).collect();
@@ -115,6 +150,38 @@ impl TrainingData {
         Self::held_out(train, why, found, seed)
     }
 
+    /// An image folder, split into `train/` and `test/` (or `val/`…) or not.
+    fn image_folder(path: &Path, seed: u64, options: &FolderOptions) -> Result<TrainingData, DataError> {
+        let train_dir = path.join("train");
+        let split = has_class_folders(&train_dir)
+            .then(|| TEST_FOLDERS.iter().map(|t| path.join(t)).find(|t| has_class_folders(t)))
+            .flatten();
+        let Some(test_dir) = split else {
+            let folder = ImageFolder::scan(path)?;
+            let train = folder.load(options)?;
+            let found = describe(&folder, &train);
+            let why = format!("no train/ and test/ (or val/) folders in {}", path.display());
+            return Self::held_out(train, why, found, seed);
+        };
+        let folder = ImageFolder::scan(&train_dir)?;
+        let train = folder.load(options)?;
+        let (c, h, w) = train.image_shape();
+        // The test images take the training images' shape and labels.
+        let test_options = FolderOptions {
+            size: Some((h, w)),
+            channels: Some(c),
+            ..options.clone()
+        };
+        let test = ImageFolder::scan(&test_dir)?.load_as(folder.classes(), &test_options)?;
+        Ok(TrainingData {
+            found: describe(&folder, &train),
+            train,
+            test,
+            evaluation: EvalSplit::Test(test_dir),
+            notes: Vec::new(),
+        })
+    }
+
     /// `train` split into training and validation images.
     fn held_out(train: Dataset, why: String, found: String, seed: u64) -> Result<TrainingData, DataError> {
         let validation = (train.len() as f64 * VALIDATION_SHARE).round() as usize;
@@ -135,4 +202,21 @@ impl TrainingData {
             notes: Vec::new(),
         })
     }
+}
+
+/// `"an image folder, pets/train: 2 classes (cat, dog), 3×64×64"`.
+fn describe(folder: &ImageFolder, data: &Dataset) -> String {
+    let (c, h, w) = data.image_shape();
+    let classes = folder.classes();
+    let names = if classes.len() <= 12 {
+        classes.join(", ")
+    } else {
+        format!("{}, …, {}", classes[..10].join(", "), classes[classes.len() - 1])
+    };
+    format!(
+        "an image folder, {}: {} classes ({names}), {}, {h}×{w}",
+        folder.root().display(),
+        classes.len(),
+        if c == 1 { "gray" } else { "RGB" }
+    )
 }

@@ -6,10 +6,13 @@
 //!   [`Registry`](crate::nn::Registry)).
 //! - [`load_weights`] and [`Module::load_state_dict`](crate::nn::Module::load_state_dict):
 //!   weights by name into a model built in code, strict or not (PyTorch's way).
+//! - [`save_model_with_data`]/[`load_model_and_data`]: the same, with the
+//!   [`DataSpec`] the model was trained for (class names, normalisation).
 //! - [`Checkpoint`]: model + optimizer state + position, to resume training exactly.
 //! - [`export_safetensors`]: weights for PyTorch or numpy.
 
 mod checkpoint;
+mod data_spec;
 mod format;
 mod legacy;
 mod legacy_training;
@@ -19,6 +22,10 @@ pub(crate) mod state_dict;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, Restored};
 pub use format::{write_atomic, FileKind, IoError, FORMAT_VERSION, MAGIC, MAX_PAYLOAD};
-pub use model::{load_model, load_model_with, load_weights, read_model_record, save_model, ModelRecord};
+pub use data_spec::DataSpec;
+pub use model::{
+    load_model, load_model_and_data, load_model_with, load_weights, read_model_record, save_model, save_model_with_data,
+    ModelRecord,
+};
 pub use safetensors::{export_safetensors, import_safetensors, read_safetensors};
 pub use state_dict::{LoadReport, StateDict};

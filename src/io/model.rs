@@ -11,6 +11,9 @@
 //! - `extra_state`: per module, the counters that are neither parameter nor
 //!   buffer (dropout's mask stream, batch norm's batch count), as JSON.
 //!
+//! The architecture JSON may also hold `"data"`: the [`DataSpec`] the model was
+//! trained for (image shape, class names, normalisation).
+//!
 //! Loading checks what the file decodes to, not just its checksum: the architecture
 //! must build, and its parameters and buffers must match the stored tensors name for
 //! name and shape for shape, before anything is returned.
@@ -20,6 +23,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::data_spec::DataSpec;
 use super::format::{decode_payload, encode, open, read_limited, write_atomic, FileKind, IoError};
 use super::legacy;
 use super::state_dict::{check_state_dict, LoadReport, StateDict};
@@ -38,11 +42,14 @@ pub struct ModelRecord {
     pub extra_state: Vec<(String, String)>,
 }
 
-/// The `architecture` JSON: the config layout's version and the module tree.
+/// The `architecture` JSON: the config layout's version, the module tree and,
+/// where known, the data the model was trained for.
 #[derive(Serialize, Deserialize)]
 struct Architecture {
     format: u32,
     model: ModuleConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<DataSpec>,
 }
 
 impl ModelRecord {
@@ -51,6 +58,7 @@ impl ModelRecord {
         let architecture = Architecture {
             format: CONFIG_VERSION,
             model: ModuleConfig::of(model),
+            data: None,
         };
         ModelRecord {
             architecture: serde_json::to_string(&architecture).expect("a config is plain data"),
@@ -69,8 +77,43 @@ impl ModelRecord {
         }
     }
 
+    /// The record with `spec` as the data the model was trained for.
+    ///
+    /// # Errors
+    /// [`IoError::Invalid`] if the spec fails [`DataSpec::check`] or the stored
+    /// architecture does not parse.
+    pub fn with_data(mut self, spec: &DataSpec) -> Result<ModelRecord, IoError> {
+        let invalid = |reason: String| IoError::Invalid {
+            path: "model record".into(),
+            reason,
+        };
+        spec.check().map_err(invalid)?;
+        let mut architecture = self.architecture().map_err(|e| invalid(e.to_string()))?;
+        architecture.data = Some(spec.clone());
+        self.architecture = serde_json::to_string(&architecture).expect("a config is plain data");
+        Ok(self)
+    }
+
+    /// The data the model was trained for, if the file says (files written before
+    /// specs existed do not).
+    ///
+    /// # Errors
+    /// A message naming the key for an architecture that does not parse or a spec
+    /// that fails [`DataSpec::check`].
+    pub fn data(&self) -> Result<Option<DataSpec>, ConfigError> {
+        let spec = self.architecture()?.data;
+        if let Some(spec) = &spec {
+            spec.check().map_err(|e| ConfigError::invalid("model file", e))?;
+        }
+        Ok(spec)
+    }
+
     /// The stored architecture.
     pub fn config(&self) -> Result<ModuleConfig, ConfigError> {
+        Ok(self.architecture()?.model)
+    }
+
+    fn architecture(&self) -> Result<Architecture, ConfigError> {
         let invalid = |reason: String| ConfigError::invalid("model file", reason);
         let architecture: Architecture =
             serde_json::from_str(&self.architecture).map_err(|e| invalid(format!("architecture: {e}")))?;
@@ -80,7 +123,7 @@ impl ModelRecord {
                 architecture.format
             )));
         }
-        Ok(architecture.model)
+        Ok(architecture)
     }
 
     /// Builds the stored model with `registry`'s constructors and loads its state.
@@ -91,6 +134,7 @@ impl ModelRecord {
     /// reported by the weight that differs, the clearer message.
     pub fn build(&self, registry: &Registry) -> Result<Box<dyn Module>, String> {
         let config = self.config().map_err(|e| e.to_string())?;
+        self.data().map_err(|e| e.to_string())?;
         let stored: usize = self.tensors.iter().map(|(_, t)| t.len()).sum();
         let registry = registry
             .clone()
@@ -150,6 +194,37 @@ impl ModelRecord {
 /// Saves a whole model — architecture and weights — atomically.
 pub fn save_model(model: &dyn Module, path: impl AsRef<Path>) -> Result<(), IoError> {
     write_atomic(path.as_ref(), &encode(&ModelRecord::of(model), FileKind::Model)?)
+}
+
+/// Saves a whole model with the data it was trained for ([`DataSpec`]: image
+/// shape, class names, normalisation), so that [`load_model_and_data`] prepares
+/// new images the same way.
+///
+/// # Errors
+/// [`IoError::Invalid`] for a spec that fails [`DataSpec::check`]; write errors.
+pub fn save_model_with_data(model: &dyn Module, spec: &DataSpec, path: impl AsRef<Path>) -> Result<(), IoError> {
+    let record = ModelRecord::of(model).with_data(spec).map_err(|e| match e {
+        IoError::Invalid { reason, .. } => IoError::Invalid {
+            path: path.as_ref().to_path_buf(),
+            reason,
+        },
+        e => e,
+    })?;
+    write_atomic(path.as_ref(), &encode(&record, FileKind::Model)?)
+}
+
+/// Loads a model and the data it was trained for, `None` for a file saved without
+/// it (see [`DataSpec::mnist`] for what those were trained on).
+pub fn load_model_and_data(path: impl AsRef<Path>) -> Result<(Box<dyn Module>, Option<DataSpec>), IoError> {
+    let path = path.as_ref();
+    let invalid = |reason: String| IoError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let record = read_model_record(path)?;
+    let model = record.build(&Registry::new()).map_err(invalid)?;
+    let spec = record.data().map_err(|e| invalid(e.to_string()))?;
+    Ok((model, spec))
 }
 
 /// Reads the record of a model file (format 2, or format 1 converted).

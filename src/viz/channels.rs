@@ -68,7 +68,7 @@ impl Default for Maximize {
             l2: 1e-3,
             jitter: 1,
             blur_every: 16,
-            range: Some((Normalize::MNIST.apply(0.0), Normalize::MNIST.apply(255.0))),
+            range: Some(Normalize::MNIST.range(0)),
             objective: Objective::Centre,
             seed: 0,
         }

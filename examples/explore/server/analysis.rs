@@ -80,7 +80,7 @@ fn analyze(app: &App, pixels: &[u8], label: Option<usize>, explain: Option<usize
     let mut model = app.model();
     let (_, h, w) = app.input;
     let x = Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| {
-        app.normalize.apply(f32::from(pixels[y * w + x]))
+        app.normalize.apply(0, f32::from(pixels[y * w + x]))
     });
 
     let t = Instant::now();
@@ -97,7 +97,7 @@ fn analyze(app: &App, pixels: &[u8], label: Option<usize>, explain: Option<usize
 
     let t = Instant::now();
     let class = explain.unwrap_or(predicted);
-    let saliency = saliency_json(model.as_ref(), &x, class, app.normalize.apply(0.0))?;
+    let saliency = saliency_json(model.as_ref(), &x, class, app.normalize.apply(0, 0.0))?;
     let saliency_ms = ms(t);
 
     let t = Instant::now();

@@ -1,0 +1,69 @@
+//! Writes MNIST's IDX files out as an image folder, the layout torchvision's
+//! `ImageFolder` and Keras's `image_dataset_from_directory` read:
+//!
+//! ```sh
+//! cargo run --release --example mnist_to_folder -- /tmp/mnist-png
+//! cargo run --release --example mnist -- --data /tmp/mnist-png
+//! ```
+//!
+//! gives `/tmp/mnist-png/train/<digit>/00000.png` (60,000 files) and
+//! `/tmp/mnist-png/test/<digit>/00000.png` (10,000): a folder to try `--data` on,
+//! and the same images as the IDX files, to compare the two.
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferrocnn::data::{Dataset, Mnist};
+use ferrocnn::viz::GrayImage;
+use rayon::prelude::*;
+
+/// Write MNIST's IDX files as PNG files in class folders.
+#[derive(Parser, Debug)]
+#[command(name = "mnist_to_folder", version, about)]
+struct Args {
+    /// The folder to create (it must not exist yet).
+    out: PathBuf,
+    /// The folder with MNIST's IDX files.
+    #[arg(long, default_value = "datasets/mnist")]
+    data: PathBuf,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    if args.out.exists() {
+        return Err(format!("{} already exists; give a new folder", args.out.display()).into());
+    }
+    let Mnist { train, test } = Mnist::load(&args.data)?;
+    for (split, data) in [("train", &train), ("test", &test)] {
+        write_split(&args.out.join(split), data)?;
+        println!("wrote {} images to {}", data.len(), args.out.join(split).display());
+    }
+    Ok(())
+}
+
+fn write_split(dir: &std::path::Path, data: &Dataset) -> Result<(), Box<dyn Error>> {
+    for class in 0..data.num_classes() {
+        std::fs::create_dir_all(dir.join(data.class_name(class)))?;
+    }
+    let (_, h, w) = data.image_shape();
+    (0..data.len()).into_par_iter().try_for_each(|i| {
+        let mut image = GrayImage::new(w, h, 0);
+        for (j, &p) in data.image(i).iter().enumerate() {
+            image.put(j % w, j / w, p);
+        }
+        let path = dir.join(data.class_name(data.label(i))).join(format!("{i:05}.png"));
+        image.save_png(&path).map_err(|e| e.to_string())
+    })?;
+    Ok(())
+}
