@@ -29,6 +29,17 @@ pub const IR_VERSION: i64 = 8;
 /// `model` as the bytes of an ONNX file, for inputs of `(channels, height, width)`
 /// (any batch size).
 ///
+/// ```
+/// use ferrocnn::io::to_onnx_bytes;
+/// use ferrocnn::nn::Module;
+///
+/// let model = ferrocnn::zoo::r1((1, 28, 28), 10, 0);
+/// let bytes = to_onnx_bytes(&model, (1, 28, 28))?;
+/// // The weights as raw f32s, and the graph around them.
+/// assert!(bytes.len() > 4 * model.num_parameters());
+/// # Ok::<(), ferrocnn::io::IoError>(())
+/// ```
+///
 /// # Errors
 /// [`IoError::NotExportable`] naming the module (by its dotted path) if the model
 /// contains a module of a kind the exporter does not know (one of your own: see
