@@ -403,6 +403,21 @@ fn a_module_of_an_unknown_kind_is_an_error_naming_it() {
 }
 
 #[test]
+fn a_module_named_as_the_graphs_input_or_output_is_an_error() {
+    for name in ["input", "logits"] {
+        let mut model = Sequential::new();
+        model.push_named(name, ReLU);
+        model.push(Tanh);
+        let err = to_onnx_bytes(&model, (1, 4, 4)).unwrap_err();
+        assert!(
+            matches!(&err, IoError::NotExportable { module, kind, .. } if module == name && kind == "ReLU"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("rename the module"), "{err}");
+    }
+}
+
+#[test]
 fn an_input_the_model_does_not_take_is_an_error() {
     let model = zoo::r1((1, 28, 28), 10, 0);
     let err = to_onnx_bytes(&model, (3, 28, 28)).unwrap_err();

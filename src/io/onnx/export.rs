@@ -16,6 +16,8 @@
 //! `auto_pad = SAME_UPPER` would agree with ferrocnn's `Same` today, but explicit
 //! pads leave no rule for a reader to get wrong.
 
+use std::collections::HashSet;
+
 use crate::io::format::IoError;
 use crate::nn::{
     join, AvgPool2d, BatchNorm2d, Conv2d, Conv2dBlock, Dropout, Flatten, GlobalAvgPool, LeakyReLU, Linear,
@@ -84,46 +86,32 @@ pub(crate) fn graph(model: &dyn Module, (c, h, w): (usize, usize, usize)) -> Res
     let mut builder = Builder::default();
     let output = builder.module("", model, input.clone())?;
     builder.name_output(&output);
-    let info = |v: &Value| ValueInfo {
-        name: v.name.clone(),
-        dims: std::iter::once(Dim::Symbolic(BATCH))
-            .chain(v.shape.iter().map(|&d| Dim::Fixed(d)))
-            .collect(),
-    };
-    let output = Value {
-        name: OUTPUT.into(),
-        shape: output.shape,
-    };
-    let value_info = builder
+    let initializers: Vec<Tensor> = model
+        .state_dict()
+        .into_iter()
+        .map(|(name, value)| Tensor {
+            name,
+            dims: value.shape().to_vec(),
+            values: value.iter().copied().collect(),
+        })
+        .collect();
+    check_unique_names(&builder.nodes, &initializers)?;
+    let between = builder
         .shapes
         .iter()
-        .filter(|(name, _)| name != OUTPUT)
-        .map(|(name, shape)| {
-            info(&Value {
-                name: name.clone(),
-                shape: shape.clone(),
-            })
-        })
+        .map(|(name, shape)| value_info(name, shape))
         .collect();
     Ok(Graph {
         name: model.kind().to_string(),
         nodes: builder.nodes,
-        initializers: model
-            .state_dict()
-            .into_iter()
-            .map(|(name, value)| Tensor {
-                name,
-                dims: value.shape().to_vec(),
-                values: value.iter().copied().collect(),
-            })
-            .collect(),
+        initializers,
         doc_string: format!(
             "{} in evaluation mode; input [{BATCH}, {c}, {h}, {w}] as the model was trained on (normalised)",
             model.kind()
         ),
-        inputs: vec![info(&input)],
-        outputs: vec![info(&output)],
-        value_info,
+        inputs: vec![value_info(INPUT, &input.shape)],
+        outputs: vec![value_info(OUTPUT, &output.shape)],
+        value_info: between,
     })
 }
 
@@ -151,8 +139,8 @@ impl Builder {
     }
 
     /// Renames the model's output to [`OUTPUT`]: the last node's output when it is
-    /// that node's (nothing else reads it then), else through an `Identity` (a model
-    /// that computes nothing, or ends in a pass-through).
+    /// that node's (nothing else reads it then), else through an `Identity` (for a
+    /// model that computes nothing, whose output is its input).
     fn name_output(&mut self, output: &Value) {
         match self.nodes.last_mut() {
             Some(last) if last.outputs[0] == output.name => {
@@ -365,6 +353,45 @@ fn float(name: &'static str, value: f32) -> Attribute {
     Attribute {
         name,
         value: AttributeValue::Float(value),
+    }
+}
+
+/// ONNX values are named once: a module named as the graph's input or output, or as
+/// a weight (a layer `input`, or `fc1.weight` beside `fc1`'s own weight), would
+/// make a second value of the same name.
+fn check_unique_names(nodes: &[Node], initializers: &[Tensor]) -> Result<(), IoError> {
+    let mut seen: HashSet<&str> = initializers.iter().map(|t| t.name.as_str()).collect();
+    seen.insert(INPUT);
+    let Some(clash) = nodes
+        .iter()
+        .map(|n| n.outputs[0].as_str())
+        .find(|o| !seen.insert(o))
+    else {
+        return Ok(());
+    };
+    // Blame the module named so: the last node's output was renamed to `logits`.
+    let node = nodes.iter().find(|n| n.name == clash).unwrap_or_else(|| {
+        nodes
+            .iter()
+            .rfind(|n| n.outputs[0] == clash)
+            .expect("a node writes it")
+    });
+    Err(IoError::NotExportable {
+        module: node.name.clone(),
+        kind: node.doc_string.clone(),
+        reason: format!(
+            "its output would be named {clash:?}, as another value of the graph is; rename the module"
+        ),
+    })
+}
+
+/// A value's name and type: f32 of `[N, shape…]`, the batch size left open.
+fn value_info(name: &str, shape: &[usize]) -> ValueInfo {
+    ValueInfo {
+        name: name.to_string(),
+        dims: std::iter::once(Dim::Symbolic(BATCH))
+            .chain(shape.iter().map(|&d| Dim::Fixed(d)))
+            .collect(),
     }
 }
 
