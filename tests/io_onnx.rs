@@ -480,15 +480,14 @@ fn onnx_python() -> Option<PathBuf> {
     None
 }
 
-/// The first `IMAGES` MNIST test images, normalised as in training.
-fn test_images() -> Array4<f32> {
+/// MNIST's test set, normalised as in training.
+fn mnist_test() -> Dataset {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist");
-    let test = Dataset::from_idx(
+    Dataset::from_idx(
         dir.join("t10k-images-idx3-ubyte.gz"),
         dir.join("t10k-labels-idx1-ubyte.gz"),
     )
-    .expect("MNIST test set");
-    test.to_array(0..IMAGES)
+    .expect("MNIST test set")
 }
 
 /// `model`'s outputs for `x` as onnxruntime computes them from its export.
@@ -592,16 +591,9 @@ fn every_layer(seed: u64) -> Sequential {
 fn exported_models_match_ferrocnn_in_onnxruntime() {
     let Some(python) = onnx_python() else { return };
     let started = std::time::Instant::now();
-    let images = test_images();
-    let holdout = {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/mnist");
-        Dataset::from_idx(
-            dir.join("t10k-images-idx3-ubyte.gz"),
-            dir.join("t10k-labels-idx1-ubyte.gz"),
-        )
-        .unwrap()
-        .to_array(IMAGES..IMAGES + 300)
-    };
+    let test = mnist_test();
+    let images = test.to_array(0..IMAGES);
+    let holdout = test.to_array(IMAGES..IMAGES + 300);
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mnist.bin");
     let models: Vec<(&str, Box<dyn Module>)> = vec![
         ("mnist", load_model(&shipped).expect("models/mnist.bin")),
