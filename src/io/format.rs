@@ -130,6 +130,17 @@ pub enum IoError {
         /// What is wrong.
         reason: String,
     },
+    /// A module cannot be written as ONNX: a kind the exporter does not know, or an
+    /// input shape the model does not take.
+    #[error("cannot export {} ({kind}) to ONNX: {reason}", if module.is_empty() { "the model" } else { module.as_str() })]
+    NotExportable {
+        /// The module's dotted path (`blocks.0.main`); empty for the model itself.
+        module: String,
+        /// Its kind.
+        kind: String,
+        /// Why.
+        reason: String,
+    },
     /// Encoding failed (should not happen for our types).
     #[error("encoding failed: {0}")]
     Encode(String),

@@ -1,4 +1,4 @@
-//! Files: models, checkpoints, state dicts, and safetensors export.
+//! Files: models, checkpoints, state dicts, and safetensors and ONNX export.
 //!
 //! - [`save_model`]/[`load_model`]: a whole model, architecture by name and weights
 //!   by name, so loading needs no code that rebuilds it; [`load_model_with`] for
@@ -10,6 +10,7 @@
 //!   [`DataSpec`] the model was trained for (class names, normalisation).
 //! - [`Checkpoint`]: model + optimizer state + position, to resume training exactly.
 //! - [`export_safetensors`]: weights for PyTorch or numpy.
+//! - [`export_onnx`]: the whole model as ONNX, for onnxruntime, tract or Netron.
 
 mod checkpoint;
 mod data_spec;
@@ -17,6 +18,7 @@ mod format;
 mod legacy;
 mod legacy_training;
 mod model;
+pub mod onnx;
 mod safetensors;
 pub(crate) mod state_dict;
 
@@ -27,5 +29,6 @@ pub use model::{
     load_model, load_model_and_data, load_model_with, load_weights, read_model_record, save_model, save_model_with_data,
     ModelRecord,
 };
+pub use onnx::{export_onnx, to_onnx_bytes};
 pub use safetensors::{export_safetensors, import_safetensors, read_safetensors};
 pub use state_dict::{LoadReport, StateDict};

@@ -227,6 +227,11 @@ impl Registry {
             })
     }
 
+    /// The kinds this registry builds, in name order.
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.builders.keys().map(String::as_str)
+    }
+
     /// True if `kind` can be built.
     pub fn contains(&self, kind: &str) -> bool {
         self.builders.contains_key(kind)

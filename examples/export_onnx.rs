@@ -1,0 +1,118 @@
+//! Export a saved model to ONNX, for onnxruntime, tract, or a look in Netron:
+//!
+//! ```sh
+//! cargo run --release --example export_onnx -- models/mnist.bin mnist.onnx
+//! ```
+//!
+//! The graph takes `input` `[N, C, H, W]` (any batch size) normalised as in
+//! training — for MNIST `(pixel / 255 − 0.1307) / 0.3081` — and gives `logits`
+//! `[N, classes]`. Model files do not record the image size: `--input C,H,W` gives
+//! it; without it the images are taken to be 28×28 (MNIST's) with as many channels
+//! as the first convolution takes.
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+use ferrocnn::io::{self, onnx};
+use ferrocnn::nn::{conv_of, Module};
+
+mod common;
+use common::files::same_file;
+
+/// Write a ferrocnn model file as an ONNX model (opset 17).
+#[derive(Parser, Debug)]
+#[command(name = "export_onnx", version, about)]
+struct Args {
+    /// The model file (written by `--example mnist` or `io::save_model`).
+    model: PathBuf,
+    /// The ONNX file to write.
+    out: PathBuf,
+    /// The shape of one input image, CHANNELS,HEIGHT,WIDTH [default: 28×28 with the
+    /// first convolution's channels].
+    #[arg(long, value_name = "C,H,W", value_parser = image_shape)]
+    input: Option<(usize, usize, usize)>,
+}
+
+/// `C,H,W`: three whole numbers of at least 1.
+fn image_shape(text: &str) -> Result<(usize, usize, usize), String> {
+    let sizes: Vec<usize> = text
+        .split(',')
+        .map(|part| match part.trim().parse::<usize>() {
+            Ok(0) | Err(_) => Err(format!(
+                "{text:?} is not C,H,W (three whole numbers of at least 1, e.g. 1,28,28)"
+            )),
+            Ok(n) => Ok(n),
+        })
+        .collect::<Result<_, _>>()?;
+    match sizes[..] {
+        [c, h, w] => Ok((c, h, w)),
+        _ => Err(format!("{text:?} is not C,H,W (three sizes, e.g. 1,28,28)")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if same_file(&args.model, &args.out) {
+        let usage = format!(
+            "OUT {} is the model file being exported; give another path, such as model.onnx",
+            args.out.display()
+        );
+        Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    let model = io::load_model(&args.model)?;
+    let (c, h, w) = match args.input {
+        Some(shape) => shape,
+        None => {
+            let shape = assumed_input(model.as_ref());
+            model.output_shape(&[shape.0, shape.1, shape.2]).map_err(|e| {
+                format!(
+                    "the model {} does not take {}×{}×{} images, which export_onnx assumes without \
+                     --input: {e}; give --input C,H,W with the size it was trained on",
+                    args.model.display(),
+                    shape.0,
+                    shape.1,
+                    shape.2
+                )
+            })?;
+            shape
+        }
+    };
+    let bytes = io::to_onnx_bytes(model.as_ref(), (c, h, w))?;
+    io::write_atomic(&args.out, &bytes)?;
+    let output = model.output_shape(&[c, h, w])?;
+    println!(
+        "wrote {} ({:.1} MB, ONNX opset {}): input [N, {c}, {h}, {w}] → logits [N, {}]",
+        args.out.display(),
+        bytes.len() as f64 / 1e6,
+        onnx::OPSET,
+        output.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "open it in Netron (https://netron.app, or `pip install netron && netron {}`)",
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// MNIST's 28×28 with the first convolution's input channels (1 if there is none).
+fn assumed_input(model: &dyn Module) -> (usize, usize, usize) {
+    let channels = model
+        .named_modules()
+        .into_iter()
+        .find_map(|(_, m)| conv_of(m).map(|conv| conv.kernel_shape().1))
+        .unwrap_or(1);
+    (channels, 28, 28)
+}
