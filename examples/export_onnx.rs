@@ -6,9 +6,11 @@
 //!
 //! The graph takes `input` `[N, C, H, W]` (any batch size) normalised as in
 //! training — for MNIST `(pixel / 255 − 0.1307) / 0.3081` — and gives `logits`
-//! `[N, classes]`. Model files do not record the image size: `--input C,H,W` gives
-//! it; without it the images are taken to be 28×28 (MNIST's) with as many channels
-//! as the first convolution takes.
+//! `[N, classes]`. The image shape comes from the model file where it keeps the
+//! data it was trained for (then its class names and normalisation go into the
+//! ONNX metadata too); `--input C,H,W` gives it otherwise, and without either the
+//! images are taken to be 28×28 (MNIST's) with as many channels as the first
+//! convolution takes.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -30,8 +32,8 @@ struct Args {
     model: PathBuf,
     /// The ONNX file to write.
     out: PathBuf,
-    /// The shape of one input image, CHANNELS,HEIGHT,WIDTH [default: 28×28 with the
-    /// first convolution's channels].
+    /// The shape of one input image, CHANNELS,HEIGHT,WIDTH [default: the model
+    /// file's, or 28×28 with the first convolution's channels].
     #[arg(long, value_name = "C,H,W", value_parser = image_shape)]
     input: Option<(usize, usize, usize)>,
 }
@@ -72,10 +74,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
-    let model = io::load_model(&args.model)?;
-    let (c, h, w) = match args.input {
-        Some(shape) => shape,
-        None => {
+    let (model, spec) = io::load_model_and_data(&args.model)?;
+    let (c, h, w) = match (args.input, &spec) {
+        (Some(shape), _) => shape,
+        (None, Some(spec)) => spec.input,
+        (None, None) => {
             let shape = assumed_input(model.as_ref());
             model.output_shape(&[shape.0, shape.1, shape.2]).map_err(|e| {
                 format!(
@@ -90,7 +93,10 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
             shape
         }
     };
-    let bytes = io::to_onnx_bytes(model.as_ref(), (c, h, w))?;
+    let bytes = match spec {
+        Some(spec) if spec.input == (c, h, w) => io::to_onnx_bytes_with_data(model.as_ref(), &spec)?,
+        _ => io::to_onnx_bytes(model.as_ref(), (c, h, w))?,
+    };
     io::write_atomic(&args.out, &bytes)?;
     let output = model.output_shape(&[c, h, w])?;
     println!(

@@ -236,7 +236,9 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let load_start = Instant::now();
     let data = TrainingData::load_with(&args.data, args.seed, &folder_options)?;
     data.notes.iter().for_each(|note| println!("{note}"));
-    let TrainingData { mut train, mut test, .. } = data;
+    let TrainingData {
+        mut train, mut test, ..
+    } = data;
     if let Some(n) = args.limit_train {
         train = train.take(n.min(train.len()));
     }
@@ -290,7 +292,10 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 .restore(&Registry::new())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             // The run goes on with the statistics it started with.
-            let spec = ckpt.model.data().map_err(|e| format!("{}: {e}", path.display()))?;
+            let spec = ckpt
+                .model
+                .data()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             if let Some(spec) = spec.filter(|s| s.normalize.fits(c)) {
                 train = train.with_normalization(spec.normalize.clone());
                 test = test.with_normalization(spec.normalize);

@@ -47,7 +47,11 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let Mnist { train, test } = Mnist::load(&args.data)?;
     for (split, data) in [("train", &train), ("test", &test)] {
         write_split(&args.out.join(split), data)?;
-        println!("wrote {} images to {}", data.len(), args.out.join(split).display());
+        println!(
+            "wrote {} images to {}",
+            data.len(),
+            args.out.join(split).display()
+        );
     }
     Ok(())
 }
@@ -62,7 +66,9 @@ fn write_split(dir: &std::path::Path, data: &Dataset) -> Result<(), Box<dyn Erro
         for (j, &p) in data.image(i).iter().enumerate() {
             image.put(j % w, j / w, p);
         }
-        let path = dir.join(data.class_name(data.label(i))).join(format!("{i:05}.png"));
+        let path = dir
+            .join(data.class_name(data.label(i)))
+            .join(format!("{i:05}.png"));
         image.save_png(&path).map_err(|e| e.to_string())
     })?;
     Ok(())

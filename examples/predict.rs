@@ -162,7 +162,8 @@ fn kaggle_submission(
     let images = read_csv(path)?;
     let side = images.side;
     let x = Array4::from_shape_fn((images.rows, 1, side, side), |(i, _, y, x)| {
-        spec.normalize.apply(0, images.pixels[(i * side + y) * side + x] as f32)
+        spec.normalize
+            .apply(0, images.pixels[(i * side + y) * side + x] as f32)
     });
     let mut csv = String::from("ImageId,Label\n");
     for (i, (class, _)) in classify(model, model_path, x)?.into_iter().enumerate() {
@@ -212,7 +213,12 @@ fn image_predictions(
     }
     let mut csv = String::from("file,predicted class,probability\n");
     for (file, (class, p)) in files.iter().zip(classify(model, model_path, x)?) {
-        let _ = writeln!(csv, "{},{},{p:.4}", quoted(&file.display().to_string()), quoted(&spec.class_name(class)));
+        let _ = writeln!(
+            csv,
+            "{},{},{p:.4}",
+            quoted(&file.display().to_string()),
+            quoted(&spec.class_name(class))
+        );
     }
     Ok(csv)
 }
@@ -259,5 +265,8 @@ fn mnist_framed(image: &Image, spec: &DataSpec) -> Result<Vec<f32>, String> {
         pixels.iter_mut().for_each(|p| *p = 255 - *p);
     }
     let framed = frame_like_mnist(&pixels, (image.height, image.width), (h, w));
-    Ok(framed.iter().map(|&p| spec.normalize.apply(0, p as f32)).collect())
+    Ok(framed
+        .iter()
+        .map(|&p| spec.normalize.apply(0, p as f32))
+        .collect())
 }

@@ -37,7 +37,9 @@ fn gray_folder(root: &Path, per_class: usize) -> Vec<(String, Vec<u8>)> {
     let mut written = Vec::new();
     for class in ["cat", "ant", "dog"] {
         for i in 0..per_class {
-            let value = |y: usize, x: usize| (class.len() * 40 + class.as_bytes()[0] as usize + i * 7 + y * 5 + x) as u8;
+            let value = |y: usize, x: usize| {
+                (class.len() * 40 + class.as_bytes()[0] as usize + i * 7 + y * 5 + x) as u8
+            };
             gray_png(&root.join(class).join(format!("{i:03}.png")), (4, 5), value);
             let pixels = (0..20).map(|j| value(j / 5, j % 5)).collect();
             written.push((class.to_string(), pixels));
@@ -56,10 +58,17 @@ fn a_gray_folder_reads_back_pixel_for_pixel_with_classes_sorted_by_name() {
     let written = gray_folder(dir.path(), 3);
     let data = read_image_folder(dir.path(), &FolderOptions::default()).unwrap();
     assert_eq!(data.class_names().unwrap(), ["ant", "cat", "dog"]);
-    assert_eq!((data.len(), data.image_shape(), data.num_classes()), (9, (1, 4, 5), 3));
+    assert_eq!(
+        (data.len(), data.image_shape(), data.num_classes()),
+        (9, (1, 4, 5), 3)
+    );
     // Class by class in name order, files sorted: ant's three, then cat's, then dog's.
     for (i, class) in ["ant", "cat", "dog"].iter().enumerate() {
-        let expected: Vec<&Vec<u8>> = written.iter().filter(|(c, _)| c == class).map(|(_, p)| p).collect();
+        let expected: Vec<&Vec<u8>> = written
+            .iter()
+            .filter(|(c, _)| c == class)
+            .map(|(_, p)| p)
+            .collect();
         for (k, pixels) in expected.into_iter().enumerate() {
             assert_eq!(data.image(i * 3 + k), pixels.as_slice(), "{class} image {k}");
             assert_eq!(data.label(i * 3 + k), i);
@@ -101,7 +110,10 @@ fn sizes_are_the_most_common_one_or_the_chosen_one() {
     assert_eq!(data.image_shape(), (1, 4, 4));
     // The 2×8 image is cropped to its centre 2×2, then scaled up to 4×4.
     let wide: Vec<u8> = (0..16).map(|j| ((j % 8) * 30) as u8).collect();
-    assert_eq!(data.image(2), fit_image(&wide, (1, 2, 8), (4, 4), Fit::Crop).as_slice());
+    assert_eq!(
+        data.image(2),
+        fit_image(&wide, (1, 2, 8), (4, 4), Fit::Crop).as_slice()
+    );
     let stretched = FolderOptions {
         size: Some((2, 2)),
         fit: Fit::Stretch,
@@ -110,7 +122,10 @@ fn sizes_are_the_most_common_one_or_the_chosen_one() {
     let data = read_image_folder(root, &stretched).unwrap();
     assert_eq!(data.image_shape(), (1, 2, 2));
     assert_eq!(data.image(0), [50; 4]);
-    assert_eq!(data.image(2), fit_image(&wide, (1, 2, 8), (2, 2), Fit::Stretch).as_slice());
+    assert_eq!(
+        data.image(2),
+        fit_image(&wide, (1, 2, 8), (2, 2), Fit::Stretch).as_slice()
+    );
 }
 
 #[test]
@@ -152,7 +167,10 @@ fn bad_folders_and_images_say_which_and_why() {
     std::fs::create_dir_all(root.join("b")).unwrap();
     std::fs::write(root.join("b/notes.txt"), "not an image").unwrap();
     let e = message(ImageFolder::scan(root).unwrap_err());
-    assert!(e.contains(&root.join("b").display().to_string()) && e.contains("no PNG or JPEG"), "{e}");
+    assert!(
+        e.contains(&root.join("b").display().to_string()) && e.contains("no PNG or JPEG"),
+        "{e}"
+    );
 
     std::fs::write(root.join("b/broken.png"), b"\x89PNG\r\n\x1a\nshort").unwrap();
     let e = message(read_image_folder(root, &FolderOptions::default()).unwrap_err());
@@ -175,8 +193,20 @@ fn bad_folders_and_images_say_which_and_why() {
     let good = tempfile::tempdir().unwrap();
     gray_folder(good.path(), 1);
     for (options, says) in [
-        (FolderOptions { channels: Some(2), ..Default::default() }, "1 or 3 channels"),
-        (FolderOptions { size: Some((0, 4)), ..Default::default() }, "sides must be"),
+        (
+            FolderOptions {
+                channels: Some(2),
+                ..Default::default()
+            },
+            "1 or 3 channels",
+        ),
+        (
+            FolderOptions {
+                size: Some((0, 4)),
+                ..Default::default()
+            },
+            "sides must be",
+        ),
     ] {
         let e = message(read_image_folder(good.path(), &options).unwrap_err());
         assert!(e.contains(says), "{e}");
@@ -190,7 +220,11 @@ fn a_train_and_test_layout_is_found_and_shares_classes_shape_and_statistics() {
     gray_folder(&root.join("train"), 4);
     // The test split lacks `cat` and holds larger images: it takes train's labels and size.
     for (class, i) in [("ant", 0), ("dog", 1)] {
-        gray_png(&root.join("val").join(class).join(format!("{i}.png")), (8, 10), |_, _| 100);
+        gray_png(
+            &root.join("val").join(class).join(format!("{i}.png")),
+            (8, 10),
+            |_, _| 100,
+        );
     }
     let data = TrainingData::load(root, 7).unwrap();
     assert_eq!(data.evaluation, EvalSplit::Test(root.join("val")));
@@ -228,7 +262,11 @@ fn normalisation_statistics_are_the_training_pixels_mean_and_std() {
     assert_eq!(stats.std(), [0.5, 1.0]);
     let x = data.clone().with_normalization(stats).to_array(0..2);
     assert_eq!(x.as_slice().unwrap(), [-1.0, -1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
-    for (mean, std) in [(vec![0.5], vec![0.0]), (vec![f32::NAN], vec![1.0]), (vec![0.1, 0.2], vec![1.0])] {
+    for (mean, std) in [
+        (vec![0.5], vec![0.0]),
+        (vec![f32::NAN], vec![1.0]),
+        (vec![0.1, 0.2], vec![1.0]),
+    ] {
         assert!(Normalize::new(mean, std).is_err());
     }
 }

@@ -256,6 +256,37 @@ fn r1_exports_its_layers_as_named_onnx_nodes() {
 }
 
 #[test]
+fn a_models_data_spec_gives_the_input_shape_and_goes_into_the_metadata() {
+    let model = zoo::r1((3, 28, 28), 2, 0);
+    let spec = ferrocnn::io::DataSpec {
+        input: (3, 28, 28),
+        classes: vec!["cat".into(), "dog".into()],
+        normalize: ferrocnn::data::Normalize::new(vec![0.4, 0.5, 0.6], vec![0.2, 0.2, 0.2]).unwrap(),
+    };
+    let bytes = ferrocnn::io::to_onnx_bytes_with_data(&model, &spec).expect("export");
+    let onnx = Exported::parse(&bytes);
+    // StringStringEntryProto: key = 1, value = 2.
+    let metadata: Vec<(&str, &str)> = onnx
+        .model
+        .messages(14)
+        .iter()
+        .map(|e| (e.string(1), e.string(2)))
+        .collect();
+    assert_eq!(
+        metadata[1..],
+        [
+            ("ferrocnn.classes", r#"["cat","dog"]"#),
+            (
+                "ferrocnn.normalize",
+                r#"{"mean":[0.4,0.5,0.6],"std":[0.2,0.2,0.2]}"#
+            ),
+        ]
+    );
+    let input = &onnx.value_infos(11)[0];
+    assert_eq!(input.1[1..], [Ok(3), Ok(28), Ok(28)]);
+}
+
+#[test]
 fn r3_exports_residual_blocks_with_batch_norm_and_projections() {
     let model = zoo::r3((1, 28, 28), 10, 0);
     let bytes = to_onnx_bytes(&model, (1, 28, 28)).expect("export");

@@ -112,7 +112,11 @@ impl<'a> Batches<'a> {
                     }
                 }
                 None => {
-                    for ((out, image), table) in out.chunks_exact_mut(plane).zip(image.chunks_exact(plane)).zip(&tables) {
+                    for ((out, image), table) in out
+                        .chunks_exact_mut(plane)
+                        .zip(image.chunks_exact(plane))
+                        .zip(&tables)
+                    {
                         for (o, &p) in out.iter_mut().zip(image) {
                             *o = table[usize::from(p)];
                         }

@@ -314,10 +314,12 @@ impl Dataset {
             *l = classes.iter().position(|c| c == l).unwrap_or(0);
         }
         ds.num_classes = classes.len();
-        ds.class_names = self
-            .class_names
-            .as_ref()
-            .map(|names| classes.iter().map(|&c| names.get(c).cloned().unwrap_or(c.to_string())).collect());
+        ds.class_names = self.class_names.as_ref().map(|names| {
+            classes
+                .iter()
+                .map(|&c| names.get(c).cloned().unwrap_or(c.to_string()))
+                .collect()
+        });
         ds
     }
 
@@ -392,7 +394,9 @@ pub(crate) fn check_class_names(names: &[String], num_classes: usize) -> Result<
     }
     for (i, name) in names.iter().enumerate() {
         if let Some(j) = names[..i].iter().position(|n| n == name) {
-            return Err(DataError::Invalid(format!("classes {j} and {i} are both named {name:?}")));
+            return Err(DataError::Invalid(format!(
+                "classes {j} and {i} are both named {name:?}"
+            )));
         }
     }
     Ok(())

@@ -140,7 +140,12 @@ impl ImageFolder {
                     Err(e) => return Some((i, e)),
                 };
                 let planes = image.to_planes(channels);
-                out.copy_from_slice(&fit_image(&planes, (channels, image.height, image.width), size, options.fit));
+                out.copy_from_slice(&fit_image(
+                    &planes,
+                    (channels, image.height, image.width),
+                    size,
+                    options.fit,
+                ));
                 None
             })
             .min_by_key(|(i, _)| *i);
@@ -157,7 +162,9 @@ impl ImageFolder {
     /// they leave a choice to the data.
     fn shape(&self, options: &FolderOptions) -> Result<((usize, usize), usize), DataError> {
         if let Some(c) = options.channels.filter(|c| *c != 1 && *c != 3) {
-            return Err(DataError::Invalid(format!("images have 1 or 3 channels, not {c}")));
+            return Err(DataError::Invalid(format!(
+                "images have 1 or 3 channels, not {c}"
+            )));
         }
         if let Some((h, w)) = options.size {
             if h == 0 || w == 0 || h > MAX_IMAGE_SIDE || w > MAX_IMAGE_SIDE {
@@ -240,7 +247,10 @@ fn collect_images(dir: &Path, found: &mut dyn FnMut(PathBuf)) -> Result<(), Data
         .map_err(io_err)?;
     entries.sort();
     for path in entries {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.starts_with('.') {
             continue;
         }

@@ -73,7 +73,10 @@ impl Image {
     /// # Panics
     /// If `channels` is not 1 or 3.
     pub fn to_planes(&self, channels: usize) -> Vec<u8> {
-        assert!(channels == 1 || channels == 3, "Image::to_planes: {channels} channels");
+        assert!(
+            channels == 1 || channels == 3,
+            "Image::to_planes: {channels} channels"
+        );
         let plane = self.height * self.width;
         let mut out = vec![0u8; channels * plane];
         let samples = self.pixels.chunks_exact(self.channels);
@@ -132,7 +135,9 @@ pub fn read_image(path: impl AsRef<Path>) -> Result<Image, DataError> {
     } else if bytes.starts_with(JPEG_SIGNATURE) {
         decode_jpeg(&bytes).map_err(fail)
     } else {
-        Err(fail("not a PNG or JPEG file (its first bytes are neither's signature)".into()))
+        Err(fail(
+            "not a PNG or JPEG file (its first bytes are neither's signature)".into(),
+        ))
     }
 }
 
@@ -238,7 +243,9 @@ fn jpeg_headers(bytes: &[u8]) -> Result<(JpegDecoder<'_>, bool), String> {
         .set_max_width(MAX_IMAGE_SIDE)
         .set_max_height(MAX_IMAGE_SIDE);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    decoder.decode_headers().map_err(|e| format!("not a readable JPEG: {e:?}"))?;
+    decoder
+        .decode_headers()
+        .map_err(|e| format!("not a readable JPEG: {e:?}"))?;
     let info = decoder.info().ok_or("no JPEG header")?;
     check_side(usize::from(info.width), usize::from(info.height))?;
     let gray = decoder.input_colorspace() == Some(ColorSpace::Luma);

@@ -51,7 +51,11 @@ impl Normalize {
     pub fn new(mean: Vec<f32>, std: Vec<f32>) -> Result<Normalize, DataError> {
         let invalid = |why: String| Err(DataError::Invalid(format!("normalisation: {why}")));
         if mean.is_empty() || mean.len() != std.len() {
-            return invalid(format!("{} means and {} standard deviations", mean.len(), std.len()));
+            return invalid(format!(
+                "{} means and {} standard deviations",
+                mean.len(),
+                std.len()
+            ));
         }
         if let Some(m) = mean.iter().find(|m| !m.is_finite()) {
             return invalid(format!("mean {m} is not finite"));

@@ -119,7 +119,12 @@ pub enum Fit {
 ///
 /// # Panics
 /// If `pixels.len() != channels × height × width` or a size is zero.
-pub fn fit_image(pixels: &[u8], (c, h, w): (usize, usize, usize), (oh, ow): (usize, usize), fit: Fit) -> Vec<u8> {
+pub fn fit_image(
+    pixels: &[u8],
+    (c, h, w): (usize, usize, usize),
+    (oh, ow): (usize, usize),
+    fit: Fit,
+) -> Vec<u8> {
     assert!(
         pixels.len() == c * h * w && c > 0,
         "fit_image: {} pixels for {c}×{h}×{w}",

@@ -87,7 +87,11 @@ impl TrainingData {
     /// # Errors
     /// The reading errors of the files, naming them; [`DataError::Invalid`] for a
     /// path that is neither, or a training set too small to hold images out.
-    pub fn load_with(path: impl AsRef<Path>, seed: u64, options: &FolderOptions) -> Result<TrainingData, DataError> {
+    pub fn load_with(
+        path: impl AsRef<Path>,
+        seed: u64,
+        options: &FolderOptions,
+    ) -> Result<TrainingData, DataError> {
         Ok(Self::read(path.as_ref(), seed, options)?.normalized())
     }
 
@@ -154,7 +158,12 @@ impl TrainingData {
     fn image_folder(path: &Path, seed: u64, options: &FolderOptions) -> Result<TrainingData, DataError> {
         let train_dir = path.join("train");
         let split = has_class_folders(&train_dir)
-            .then(|| TEST_FOLDERS.iter().map(|t| path.join(t)).find(|t| has_class_folders(t)))
+            .then(|| {
+                TEST_FOLDERS
+                    .iter()
+                    .map(|t| path.join(t))
+                    .find(|t| has_class_folders(t))
+            })
             .flatten();
         let Some(test_dir) = split else {
             let folder = ImageFolder::scan(path)?;

@@ -63,7 +63,10 @@ impl DataSpec {
 
     /// The name of class `label` (the label itself past the names).
     pub fn class_name(&self, label: usize) -> String {
-        self.classes.get(label).cloned().unwrap_or_else(|| label.to_string())
+        self.classes
+            .get(label)
+            .cloned()
+            .unwrap_or_else(|| label.to_string())
     }
 
     /// Checks what a file decoded to: a plausible image shape, normalisation for

@@ -23,12 +23,12 @@ mod safetensors;
 pub(crate) mod state_dict;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, Restored};
-pub use format::{write_atomic, FileKind, IoError, FORMAT_VERSION, MAGIC, MAX_PAYLOAD};
 pub use data_spec::DataSpec;
+pub use format::{write_atomic, FileKind, IoError, FORMAT_VERSION, MAGIC, MAX_PAYLOAD};
 pub use model::{
-    load_model, load_model_and_data, load_model_with, load_weights, read_model_record, save_model, save_model_with_data,
-    ModelRecord,
+    load_model, load_model_and_data, load_model_with, load_weights, read_model_record, save_model,
+    save_model_with_data, ModelRecord,
 };
-pub use onnx::{export_onnx, to_onnx_bytes};
+pub use onnx::{export_onnx, to_onnx_bytes, to_onnx_bytes_with_data};
 pub use safetensors::{export_safetensors, import_safetensors, read_safetensors};
 pub use state_dict::{LoadReport, StateDict};

@@ -202,7 +202,11 @@ pub fn save_model(model: &dyn Module, path: impl AsRef<Path>) -> Result<(), IoEr
 ///
 /// # Errors
 /// [`IoError::Invalid`] for a spec that fails [`DataSpec::check`]; write errors.
-pub fn save_model_with_data(model: &dyn Module, spec: &DataSpec, path: impl AsRef<Path>) -> Result<(), IoError> {
+pub fn save_model_with_data(
+    model: &dyn Module,
+    spec: &DataSpec,
+    path: impl AsRef<Path>,
+) -> Result<(), IoError> {
     let record = ModelRecord::of(model).with_data(spec).map_err(|e| match e {
         IoError::Invalid { reason, .. } => IoError::Invalid {
             path: path.as_ref().to_path_buf(),

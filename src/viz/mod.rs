@@ -41,11 +41,11 @@ mod plot;
 
 use std::path::PathBuf;
 
+pub use crate::data::{resize_gray, Filter};
 pub use attribution::{gradient_times_input, integrated_gradients, saliency};
 pub use channels::{maximize_channels, top_activating, Maximize, Objective};
 pub use confusion::save_confusion_matrix;
 pub use grid::{auto_columns, normalize_tile, Grid, TileRange};
-pub use crate::data::{resize_gray, Filter};
 pub use image::{read_grayscale_png, GrayImage, RgbImage, MAX_PNG_SIDE};
 pub use insight::{save_attributions, save_maximized, save_top_images};
 pub use model::{save_conv_filters, save_feature_maps, save_image_grid};

@@ -19,6 +19,7 @@ use std::path::Path;
 pub use export::EXPORTABLE_KINDS;
 
 use super::format::{write_atomic, IoError};
+use super::DataSpec;
 use crate::nn::{Module, ModuleConfig};
 
 /// The ONNX operator set the graph uses (the default domain's).
@@ -45,6 +46,25 @@ pub const IR_VERSION: i64 = 8;
 /// contains a module of a kind the exporter does not know (one of your own: see
 /// [`EXPORTABLE_KINDS`]) or does not take inputs of that shape.
 pub fn to_onnx_bytes(model: &dyn Module, input: (usize, usize, usize)) -> Result<Vec<u8>, IoError> {
+    encode(model, input, None)
+}
+
+/// As [`to_onnx_bytes`] for the data `spec` describes: its image shape, and its
+/// class names and normalisation in the file's metadata (`ferrocnn.classes`, a
+/// JSON list; `ferrocnn.normalize`, `{"mean": […], "std": […]}` per channel), so
+/// that a program running the graph can prepare inputs and name outputs.
+///
+/// # Errors
+/// As [`to_onnx_bytes`].
+pub fn to_onnx_bytes_with_data(model: &dyn Module, spec: &DataSpec) -> Result<Vec<u8>, IoError> {
+    encode(model, spec.input, Some(spec))
+}
+
+fn encode(
+    model: &dyn Module,
+    input: (usize, usize, usize),
+    spec: Option<&DataSpec>,
+) -> Result<Vec<u8>, IoError> {
     let graph = export::graph(model, input)?;
     let architecture =
         serde_json::to_string(&ModuleConfig::of(model)).map_err(|e| IoError::Encode(e.to_string()))?;
@@ -65,6 +85,18 @@ pub fn to_onnx_bytes(model: &dyn Module, input: (usize, usize, usize)) -> Result
         // it (Netron shows it under the model's properties).
         metadata: vec![("ferrocnn.architecture".into(), architecture)],
     };
+    let mut model = model;
+    if let Some(spec) = spec {
+        let json = |v: serde_json::Result<String>| v.map_err(|e| IoError::Encode(e.to_string()));
+        model.metadata.push((
+            "ferrocnn.classes".into(),
+            json(serde_json::to_string(&spec.classes))?,
+        ));
+        model.metadata.push((
+            "ferrocnn.normalize".into(),
+            json(serde_json::to_string(&spec.normalize))?,
+        ));
+    }
     Ok(model.encode())
 }
 
