@@ -19,8 +19,9 @@
 //! `mnist` turns it gray, inverts a dark digit on light paper and frames it as
 //! MNIST frames its digits (`data::frame_like_mnist`), as `inspect --predict` does;
 //! `crop` and `stretch` resize it as `mnist --data` resized the training images.
-//! By default (`auto`) an image of the model's size is taken as it is, and any
-//! other is framed like MNIST for a model of 1×28×28 images, cropped otherwise.
+//! By default (`auto`), for a model of 1×28×28 images, an image is made gray and
+//! white on black and framed like MNIST unless it is 28×28 already (framed, then);
+//! for any other model it is cropped.
 //!
 //! Without `--out` the CSV goes to standard output. The file is written whole or
 //! not at all, and never over an input.
@@ -63,8 +64,8 @@ struct Args {
 /// `--fit`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum FitArg {
-    /// As it is if it has the model's size; otherwise mnist for a model of 1×28×28
-    /// images, crop for others.
+    /// For a model of 1×28×28 images: gray and white on black, and framed like
+    /// MNIST unless it is 28×28 already; for others, crop.
     Auto,
     /// Gray, white on black, framed as MNIST frames its digits.
     Mnist,
@@ -196,14 +197,13 @@ fn image_predictions(
     let mut x = Array4::<f32>::zeros((files.len(), c, h, w));
     for (i, file) in files.iter().enumerate() {
         let image = read_image(file)?;
-        let fit = match fit {
-            FitArg::Auto if (image.height, image.width) == (h, w) => FitArg::Crop,
-            FitArg::Auto if spec.input == (1, 28, 28) => FitArg::Mnist,
-            FitArg::Auto => FitArg::Crop,
-            fit => fit,
-        };
+        // By default an image already of the model's size is taken to be framed
+        // already: framing an MNIST digit again moves it from where MNIST put it.
+        let framed_already = (image.height, image.width) == (h, w);
         let input = match fit {
-            FitArg::Auto | FitArg::Mnist => mnist_framed(&image, spec)?,
+            FitArg::Auto if spec.input == (1, 28, 28) => mnist_framed(&image, spec, !framed_already)?,
+            FitArg::Auto => spec.input_of(&image, Fit::Crop)?,
+            FitArg::Mnist => mnist_framed(&image, spec, true)?,
             FitArg::Crop => spec.input_of(&image, Fit::Crop)?,
             FitArg::Stretch => spec.input_of(&image, Fit::Stretch)?,
         };
@@ -248,9 +248,9 @@ fn images_in(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Box<dyn Error>>
     Ok(())
 }
 
-/// A digit photo as MNIST's digits are: gray, white on black, its ink scaled into
-/// 20×20 and centred by mass in the model's frame.
-fn mnist_framed(image: &Image, spec: &DataSpec) -> Result<Vec<f32>, String> {
+/// A digit photo as MNIST's digits are: gray, white on black and, with `frame`,
+/// its ink scaled into 20×20 and centred by mass in the model's frame.
+fn mnist_framed(image: &Image, spec: &DataSpec, frame: bool) -> Result<Vec<f32>, String> {
     let (c, h, w) = spec.input;
     if c != 1 {
         return Err(format!(
@@ -264,7 +264,10 @@ fn mnist_framed(image: &Image, spec: &DataSpec) -> Result<Vec<f32>, String> {
         // MNIST digits are white on black; a dark digit on white paper is inverted.
         pixels.iter_mut().for_each(|p| *p = 255 - *p);
     }
-    let framed = frame_like_mnist(&pixels, (image.height, image.width), (h, w));
+    let framed = match frame {
+        true => frame_like_mnist(&pixels, (image.height, image.width), (h, w)),
+        false => pixels,
+    };
     Ok(framed
         .iter()
         .map(|&p| spec.normalize.apply(0, p as f32))

@@ -110,7 +110,7 @@ fn bad_input_is_one_error_line_and_no_input_is_overwritten() {
     run(example("predict"), &["models/mnist.bin", arg(&broken)]).assert_error(&["broken.png"]);
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    run(example("predict"), &["models/mnist.bin", arg(&empty)]).assert_error(&["no .png files"]);
+    run(example("predict"), &["models/mnist.bin", arg(&empty)]).assert_error(&["no PNG or JPEG files"]);
     let ragged = dir.path().join("ragged.csv");
     std::fs::write(&ragged, "label,a,b,c,d\n1,2,3,4,5\n1,2\n").unwrap();
     run(example("predict"), &["models/mnist.bin", arg(&ragged)]).assert_error(&["ragged.csv:3"]);
