@@ -31,14 +31,16 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
-use ferrocnn::data::{frame_like_mnist, DataFile, Dataset, Normalize};
-use ferrocnn::io;
+use ferrocnn::data::{
+    frame_like_mnist, read_image, DataFile, Dataset, Fit, FolderOptions, Image, Normalize, TrainingData,
+};
+use ferrocnn::io::{self, DataSpec};
 use ferrocnn::nn::{conv_of, Module};
 use ferrocnn::ops::softmax_rows;
 use ferrocnn::train::{evaluate, predict};
 use ferrocnn::viz::{
-    read_grayscale_png, save_attributions, save_confusion_matrix, save_conv_filters, save_feature_maps,
-    save_image_grid, save_maximized, save_top_images, Maximize,
+    save_attributions, save_confusion_matrix, save_conv_filters, save_feature_maps, save_image_grid,
+    save_maximized, save_top_images, Maximize,
 };
 use ndarray::Array4;
 
@@ -59,8 +61,9 @@ struct Args {
     /// Which test image to show feature maps for.
     #[arg(long, default_value_t = 0)]
     image: usize,
-    /// MNIST-style dataset folder (its test set is used) [default: datasets/mnist,
-    /// or 1×28×28 inputs and no test pictures if that folder is absent].
+    /// The data whose test set is used: an MNIST-style folder, an image folder or a
+    /// CSV file, as `mnist --data` takes [default: datasets/mnist, or the model's
+    /// input shape and no test pictures if that folder is absent].
     #[arg(long)]
     data: Option<PathBuf>,
     /// Classify this PNG image and print the class probabilities.
@@ -148,8 +151,25 @@ struct TestSet {
 
 /// The test set of `--data`; `None` (with a note) when `--data` is not given and the
 /// default folder is absent, so that a model alone can be inspected anywhere.
-fn load_test_set(args: &Args) -> Result<Option<TestSet>, Box<dyn Error>> {
+/// Image folders and CSV files are read as `mnist --data` reads them, at the size
+/// and channels of the model's data spec where its file has one.
+fn load_test_set(args: &Args, spec: Option<&DataSpec>) -> Result<Option<TestSet>, Box<dyn Error>> {
     let dir = args.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+    let is_idx = dir.is_dir() && DataFile::find(&dir, "t10k-images-idx3-ubyte", "test images").is_ok();
+    if args.data.is_some() && !is_idx {
+        let options = FolderOptions {
+            size: spec.map(|s| (s.input.1, s.input.2)),
+            channels: spec.map(|s| s.input.0).filter(|c| *c == 1 || *c == 3),
+            ..FolderOptions::default()
+        };
+        let data = TrainingData::load_with(&dir, 0, &options)?;
+        println!("data: {}; {}", data.found, data.evaluation);
+        return Ok(Some(TestSet {
+            data: data.test,
+            images: dir.clone(),
+            labels: dir,
+        }));
+    }
     let found = DataFile::find(&dir, "t10k-images-idx3-ubyte", "test images").and_then(|images| {
         Ok((
             images,
@@ -159,7 +179,7 @@ fn load_test_set(args: &Args) -> Result<Option<TestSet>, Box<dyn Error>> {
     let (images, labels) = match found {
         Ok(files) => files,
         Err(e) if args.data.is_none() => {
-            eprintln!("note: no dataset ({e}); assuming 1×28×28 inputs, skipping feature maps and mistakes");
+            eprintln!("note: no dataset ({e}); assuming the model's input shape, skipping feature maps and mistakes");
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
@@ -191,10 +211,10 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         );
     }
     // Read the PNG to classify first, so a bad file fails before the slow part.
-    let user_image = args.predict.as_ref().map(read_grayscale_png).transpose()?;
+    let user_image = args.predict.as_ref().map(read_image).transpose()?;
 
     // The data gives the input shape and the test images; without it, assume MNIST.
-    let data = load_test_set(args)?;
+    let data = load_test_set(args, spec.as_ref())?;
     // Images are normalised as the model's training images were (its file says how;
     // a file from before that kept it was trained on MNIST's statistics).
     let normalize = spec.as_ref().map_or(Normalize::MNIST, |s| s.normalize.clone());
@@ -205,7 +225,9 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         },
         ..set
     });
-    let (c, h, w) = data.as_ref().map_or((1, 28, 28), |set| set.data.image_shape());
+    // Without data, the shape the model file says it was trained on, else MNIST's.
+    let assumed = spec.as_ref().map_or((1, 28, 28), |s| s.input);
+    let (c, h, w) = data.as_ref().map_or(assumed, |set| set.data.image_shape());
     // Everything the model and the data must agree on, checked before any picture
     // is written.
     match &data {
@@ -216,7 +238,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         None => {
             model.output_shape(&[c, h, w]).map_err(|e| {
                 format!(
-                    "the model {} does not take 1×28×28 images, which inspect assumes without a \
+                    "the model {} does not take {c}×{h}×{w} images, which inspect assumes without a \
                      dataset: {e}; give --data with images like the ones it was trained on",
                     args.model.display()
                 )
@@ -239,7 +261,11 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         if let Some(conv) = conv_of(module) {
             let (_, in_channels, kh, kw) = conv.kernel_shape();
             // First-layer kernels are few: show them large. Deeper ones are many.
-            let target = if in_channels == 1 { 48 } else { 18 };
+            let target = if in_channels == 1 || in_channels == 3 {
+                48
+            } else {
+                18
+            };
             let path = args.out.join(format!("filters_{name}.png"));
             save_conv_filters(conv, &path, (target / kh.max(kw)).max(1))?;
             written.push(path);
@@ -250,9 +276,9 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         let n = args.image;
         let x = test.to_array(n..n + 1);
         written.extend(save_feature_maps(model.as_ref(), &x, &args.out)?);
-        let label = test.label(n).to_string();
+        let label = test.class_name(test.label(n));
         let input_path = args.out.join("input.png");
-        save_image_grid(&[(&test.image(n)[..h * w], &label)], (h, w), 1, 4, &input_path)?;
+        save_image_grid(&[(test.image(n), &label)], (h, w), 1, 4, &input_path)?;
         written.push(input_path);
 
         let evaluation = evaluate(model.clone().as_mut(), test, EVAL_BATCH)?;
@@ -268,13 +294,18 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         let wrong: Vec<(usize, String)> = wrong
             .into_iter()
             .take(64)
-            .map(|i| (i, format!("{}→{}", test.label(i), evaluation.predictions[i])))
+            .map(|i| {
+                let (truth, predicted) = (test.label(i), evaluation.predictions[i]);
+                (
+                    i,
+                    format!("{}→{}", test.class_name(truth), test.class_name(predicted)),
+                )
+            })
             .collect();
         if !wrong.is_empty() {
-            // First channel only: the grid shows gray images.
             let images: Vec<(&[u8], &str)> = wrong
                 .iter()
-                .map(|(i, caption)| (&test.image(*i)[..h * w], caption.as_str()))
+                .map(|(i, caption)| (test.image(*i), caption.as_str()))
                 .collect();
             let path = args.out.join("misclassified.png");
             save_image_grid(&images, (h, w), 8, 2, &path)?;
@@ -288,11 +319,17 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
             let x = test.to_array(0..n);
             let predicted = &evaluation.predictions[..n];
             let captions: Vec<String> = (0..n)
-                .map(|i| format!("{}→{}", test.label(i), predicted[i]))
+                .map(|i| {
+                    format!(
+                        "{}→{}",
+                        test.class_name(test.label(i)),
+                        test.class_name(predicted[i])
+                    )
+                })
                 .collect();
             let path = args.out.join("saliency.png");
-            let black = test.normalization().apply(0, 0.0);
-            save_attributions(model.as_ref(), x.view(), predicted, &captions, black, &path)?;
+            let black: Vec<f32> = (0..c).map(|ch| test.normalization().apply(ch, 0.0)).collect();
+            save_attributions(model.as_ref(), x.view(), predicted, &captions, &black, &path)?;
             written.push(path);
         }
         if let Some((layer, channel)) = &args.top_images {
@@ -304,20 +341,23 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         }
     }
     if let Some((layer, channel)) = &args.maximize {
+        // Pixels stay between black and white, in every channel's normalisation.
+        let (black, white) = (0..c)
+            .map(|ch| normalize.range(ch))
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (b, w)| {
+                (lo.min(b), hi.max(w))
+            });
+        let maximize = Maximize {
+            range: Some((black, white)),
+            ..Maximize::default()
+        };
         let channels = match channel {
             Some(c) => vec![*c],
             None => (0..channel_count(model.as_ref(), layer, (c, h, w))?).collect(),
         };
         let path = args.out.join(format!("maximize_{layer}.png"));
         let started = std::time::Instant::now();
-        save_maximized(
-            model.as_ref(),
-            layer,
-            &channels,
-            (c, h, w),
-            &Maximize::default(),
-            &path,
-        )?;
+        save_maximized(model.as_ref(), layer, &channels, (c, h, w), &maximize, &path)?;
         println!(
             "maximised {} channel(s) of {layer} in {:.1} s",
             channels.len(),
@@ -332,8 +372,12 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     }
 
     if let (Some(path), Some(image)) = (&args.predict, user_image) {
-        let names = spec.map(|s| s.classes).unwrap_or_default();
-        classify(model.as_ref(), path, image, (c, h, w), &normalize, &names)?;
+        let spec = DataSpec {
+            input: (c, h, w),
+            classes: spec.map(|s| s.classes).unwrap_or_default(),
+            normalize,
+        };
+        classify(model.as_ref(), path, &image, &spec)?;
     }
     Ok(())
 }
@@ -360,30 +404,34 @@ fn channel_count(
 }
 
 /// Classifies one gray image and prints the probabilities, most likely first.
-fn classify(
-    model: &dyn Module,
-    path: &Path,
-    (pixels, height, width): (Vec<u8>, usize, usize),
-    (c, h, w): (usize, usize, usize),
-    normalize: &Normalize,
-    names: &[String],
-) -> Result<(), Box<dyn Error>> {
-    if c != 1 {
-        return Err(format!("--predict reads gray images, but the model takes {c} channels").into());
-    }
-    let mut pixels = pixels;
-    println!("\n{}: {width}×{height}", path.display());
-    let mean = pixels.iter().map(|&p| p as f64).sum::<f64>() / pixels.len() as f64;
-    if mean > 127.0 {
-        // MNIST digits are white on black; a dark digit on white paper is inverted.
-        pixels.iter_mut().for_each(|p| *p = 255 - *p);
-        println!("mean brightness {mean:.0} > 127: inverted to white-on-black like MNIST");
-    }
-    let pixels = frame_like_mnist(&pixels, (height, width), (h, w));
-    println!("framed as MNIST frames its digits: scaled into a 20×20 box, centred by mass in {w}×{h}");
-    let x = Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| {
-        normalize.apply(0, pixels[y * w + x] as f32)
-    });
+fn classify(model: &dyn Module, path: &Path, image: &Image, spec: &DataSpec) -> Result<(), Box<dyn Error>> {
+    let (c, h, w) = spec.input;
+    println!("\n{}: {}×{}", path.display(), image.width, image.height);
+    let x = match c {
+        1 => {
+            // A digit drawn on a transparent canvas reads as drawn on white paper.
+            let mut pixels = image.over_background(255).to_planes(1);
+            let mean = pixels.iter().map(|&p| p as f64).sum::<f64>() / pixels.len() as f64;
+            if mean > 127.0 {
+                // MNIST digits are white on black; a dark digit on white paper is inverted.
+                pixels.iter_mut().for_each(|p| *p = 255 - *p);
+                println!("mean brightness {mean:.0} > 127: inverted to white-on-black like MNIST");
+            }
+            let pixels = frame_like_mnist(&pixels, (image.height, image.width), (h, w));
+            println!(
+                "framed as MNIST frames its digits: scaled into a 20×20 box, centred by mass in {w}×{h}"
+            );
+            pixels
+                .iter()
+                .map(|&p| spec.normalize.apply(0, p as f32))
+                .collect()
+        }
+        _ => {
+            println!("scaled to cover {w}×{h} and cropped to it, as the training images were");
+            spec.input_of(image, Fit::Crop)?
+        }
+    };
+    let x = Array4::from_shape_vec((1, c, h, w), x)?;
     let logits = predict(model.clone_module().as_mut(), x.view().into_dyn());
     let probs = softmax_rows(&logits);
     let mut ranked: Vec<(usize, f32)> = probs.row(0).iter().copied().enumerate().collect();
@@ -391,7 +439,7 @@ fn classify(
     println!("class  probability");
     for (class, p) in ranked {
         let bar = "#".repeat((p * 40.0).round() as usize);
-        let name = names.get(class).cloned().unwrap_or_else(|| class.to_string());
+        let name = spec.class_name(class);
         println!("{name:>5}  {p:.4}  {bar}");
     }
     Ok(())

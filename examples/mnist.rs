@@ -422,6 +422,14 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 test.len(),
                 result.confusion
             );
+            if let Some(names) = train.class_names() {
+                let legend: Vec<String> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| format!("{i} {n}"))
+                    .collect();
+                println!("classes: {}", legend.join(", "));
+            }
             println!(
                 "test accuracy {:.2}%  loss {:.4}  ({total:.1} s in all)",
                 100.0 * result.accuracy,

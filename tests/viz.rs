@@ -10,6 +10,7 @@ use ferrocnn::viz::{
     save_training_curves, Filter, GrayImage, Grid, TileRange, VizError, CURVES_HEIGHT, CURVES_WIDTH,
 };
 use ndarray::{array, Array2, Array4};
+use rand::SeedableRng;
 
 fn png_size(path: &std::path::Path) -> (usize, usize) {
     let (_, h, w) = read_grayscale_png(path).expect("a readable PNG");
@@ -89,6 +90,61 @@ fn fixed_range_shows_raw_values() {
         .unwrap();
     let row: Vec<u8> = (0..4).map(|x| image.get(x, 0)[0]).collect();
     assert_eq!(row, [0, 51, 255, 255]);
+}
+
+#[test]
+fn colour_tiles_keep_their_balance_under_one_range() {
+    // One tile of three planes: red ramps 0..4, green is 2, blue is 4 everywhere.
+    let tile = ndarray::Array3::from_shape_fn((3, 1, 3), |(c, _, x)| match c {
+        0 => 2.0 * x as f32,
+        1 => 2.0,
+        _ => 4.0,
+    });
+    let gray = array![[1.0f32, 0.0, 1.0]];
+    let image = Grid::new(2)
+        .with_border(0)
+        .render_colour(&[tile.view(), gray.view().insert_axis(ndarray::Axis(0))])
+        .unwrap();
+    // One range (0..4) over the three planes: the colours keep their proportions.
+    assert_eq!(image.get(0, 0), [0, 128, 255]);
+    assert_eq!(image.get(2, 0), [255, 128, 255]);
+    // A one-plane tile is gray.
+    assert_eq!(image.get(4, 0), [0; 3]);
+    assert_eq!(image.get(5, 0), [255; 3]);
+    let two = ndarray::Array3::<f32>::zeros((2, 1, 1));
+    assert!(matches!(
+        Grid::new(1).render_colour(&[two.view()]),
+        Err(VizError::Shape(_))
+    ));
+}
+
+#[test]
+fn an_rgb_image_grid_and_the_filters_of_a_colour_net_are_drawn_in_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 1×2 RGB image, planes as a dataset keeps them: a red pixel, then a blue one.
+    let image: [u8; 6] = [255, 0, 0, 0, 0, 255];
+    let path = dir.path().join("grid.png");
+    save_image_grid(&[(&image, "A")], (1, 2), 1, 1, &path).unwrap();
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    // Inside the 1 px border: (1, 1) red, (2, 1) blue.
+    let at = |x: usize, y: usize| &buf[y * info.line_size + 3 * x..][..3];
+    assert_eq!((at(1, 1), at(2, 1)), (&[255, 0, 0][..], &[0, 0, 255][..]));
+    let mixed: [&[u8]; 2] = [&image, &image[..2]];
+    assert!(matches!(
+        save_image_grid(&[(mixed[0], "a"), (mixed[1], "b")], (1, 2), 2, 1, &path),
+        Err(VizError::Shape(_))
+    ));
+
+    // Filters over three input channels: one colour tile per filter.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let conv = ferrocnn::nn::Conv2d::new(3, 4, (3, 3), &mut rng);
+    let path = dir.path().join("filters.png");
+    save_conv_filters(&conv, &path, 2).unwrap();
+    // 4 tiles of 3×3 at scale 2 in 2 columns, 1 px borders: 2·6 + 3 wide.
+    assert_eq!(png_size(&path), (15, 15));
 }
 
 #[test]

@@ -131,7 +131,7 @@ pub fn read_image(path: impl AsRef<Path>) -> Result<Image, DataError> {
         reason,
     };
     if bytes.starts_with(PNG_SIGNATURE) {
-        decode_png(&bytes).map_err(fail)
+        decode_png(&bytes).map_err(|e| fail(format!("not a readable PNG: {e}")))
     } else if bytes.starts_with(JPEG_SIGNATURE) {
         decode_jpeg(&bytes).map_err(fail)
     } else {
@@ -194,7 +194,7 @@ pub(crate) fn read_header(path: &Path) -> Result<Header, DataError> {
 fn check_side(width: usize, height: usize) -> Result<(), String> {
     if width == 0 || height == 0 || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
         return Err(format!(
-            "a {width}×{height} image (sides must be 1 to {MAX_IMAGE_SIDE} pixels)"
+            "a {width}×{height} image (the limit is 1 to {MAX_IMAGE_SIDE} pixels a side)"
         ));
     }
     Ok(())

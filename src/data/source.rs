@@ -154,26 +154,29 @@ impl TrainingData {
         Self::held_out(train, why, found, seed)
     }
 
-    /// An image folder, split into `train/` and `test/` (or `val/`…) or not.
+    /// An image folder: `train/` with `test/` (or `val/`…), `train/` alone, or the
+    /// class folders themselves; validation images are held out where there is no
+    /// test split.
     fn image_folder(path: &Path, seed: u64, options: &FolderOptions) -> Result<TrainingData, DataError> {
         let train_dir = path.join("train");
-        let split = has_class_folders(&train_dir)
-            .then(|| {
-                TEST_FOLDERS
-                    .iter()
-                    .map(|t| path.join(t))
-                    .find(|t| has_class_folders(t))
-            })
-            .flatten();
-        let Some(test_dir) = split else {
+        if !has_class_folders(&train_dir) {
             let folder = ImageFolder::scan(path)?;
             let train = folder.load(options)?;
             let found = describe(&folder, &train);
             let why = format!("no train/ and test/ (or val/) folders in {}", path.display());
             return Self::held_out(train, why, found, seed);
-        };
+        }
+        let test_dir = TEST_FOLDERS
+            .iter()
+            .map(|t| path.join(t))
+            .find(|t| has_class_folders(t));
         let folder = ImageFolder::scan(&train_dir)?;
         let train = folder.load(options)?;
+        let Some(test_dir) = test_dir else {
+            let found = describe(&folder, &train);
+            let why = format!("no test/ or val/ folder beside {}", train_dir.display());
+            return Self::held_out(train, why, found, seed);
+        };
         let (c, h, w) = train.image_shape();
         // The test images take the training images' shape and labels.
         let test_options = FolderOptions {
@@ -197,7 +200,7 @@ impl TrainingData {
         if validation == 0 || validation == train.len() {
             return Err(DataError::Invalid(format!(
                 "{found}: {} training images are too few to hold {:.0}% out for validation ({why}); \
-                 give a labelled test.csv beside it",
+                 give a test set",
                 train.len(),
                 100.0 * VALIDATION_SHARE
             )));

@@ -5,7 +5,7 @@
 //! one shared range would leave most tiles flat gray. Tiles are enlarged by
 //! nearest neighbour so that one weight is one visible square.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
 
 use super::font::{self, GLYPH_HEIGHT};
 use super::image::RgbImage;
@@ -106,7 +106,31 @@ impl Grid {
     /// [`VizError::Empty`] for no tiles or an empty tile, [`VizError::Shape`] if the
     /// tiles differ in shape.
     pub fn render(&self, tiles: &[ArrayView2<f32>]) -> Result<RgbImage, VizError> {
+        self.render_inner(&planes(tiles), None)
+    }
+
+    /// Like [`Grid::render`] for colour tiles `[3, h, w]` (red, green, blue planes),
+    /// each tile's three planes stretched by one range so its colours keep their
+    /// balance. Tiles of one plane are drawn gray.
+    ///
+    /// # Errors
+    /// As [`Grid::render`], and [`VizError::Shape`] for a tile of other than 1 or 3
+    /// planes.
+    pub fn render_colour(&self, tiles: &[ArrayView3<f32>]) -> Result<RgbImage, VizError> {
         self.render_inner(tiles, None)
+    }
+
+    /// [`Grid::render_colour`] with a caption under each tile.
+    ///
+    /// # Errors
+    /// As [`Grid::render_colour`] and [`Grid::render_with_captions`].
+    pub fn render_colour_with_captions(
+        &self,
+        tiles: &[ArrayView3<f32>],
+        captions: &[&str],
+    ) -> Result<RgbImage, VizError> {
+        self.check_captions(tiles.len(), captions)?;
+        self.render_inner(tiles, Some(captions))
     }
 
     /// Like [`Grid::render`] with a line of text under each tile (digits, letters,
@@ -120,14 +144,18 @@ impl Grid {
         tiles: &[ArrayView2<f32>],
         captions: &[&str],
     ) -> Result<RgbImage, VizError> {
-        if captions.len() != tiles.len() {
+        self.check_captions(tiles.len(), captions)?;
+        self.render_inner(&planes(tiles), Some(captions))
+    }
+
+    fn check_captions(&self, tiles: usize, captions: &[&str]) -> Result<(), VizError> {
+        if captions.len() != tiles {
             return Err(VizError::Shape(format!(
-                "grid: {} captions for {} tiles",
-                captions.len(),
-                tiles.len()
+                "grid: {} captions for {tiles} tiles",
+                captions.len()
             )));
         }
-        self.render_inner(tiles, Some(captions))
+        Ok(())
     }
 
     /// `(columns, rows)` actually used for `n` tiles.
@@ -141,22 +169,37 @@ impl Grid {
         cells * (len * self.scale + extra) + (cells + 1) * self.border
     }
 
+    /// Tiles of 1 (gray) or 3 (RGB) planes.
     fn render_inner(
         &self,
-        tiles: &[ArrayView2<f32>],
+        tiles: &[ArrayView3<f32>],
         captions: Option<&[&str]>,
     ) -> Result<RgbImage, VizError> {
         let first = tiles
             .first()
             .ok_or_else(|| VizError::Empty("grid: no tiles".into()))?;
-        let (th, tw) = first.dim();
+        let (_, th, tw) = first.dim();
         if th == 0 || tw == 0 {
             return Err(VizError::Empty(format!("grid: {th}×{tw} tiles")));
         }
-        if let Some((i, t)) = tiles.iter().enumerate().find(|(_, t)| t.dim() != (th, tw)) {
+        if let Some((i, t)) = tiles
+            .iter()
+            .enumerate()
+            .find(|(_, t)| !matches!(t.dim().0, 1 | 3))
+        {
+            return Err(VizError::Shape(format!(
+                "grid: tile {i} has {} planes; tiles are gray (1) or RGB (3)",
+                t.dim().0
+            )));
+        }
+        if let Some((i, t)) = tiles
+            .iter()
+            .enumerate()
+            .find(|(_, t)| (t.dim().1, t.dim().2) != (th, tw))
+        {
             return Err(VizError::Shape(format!(
                 "grid: tile {i} is {:?}, tile 0 is {:?}; all tiles must have one shape",
-                t.dim(),
+                (t.dim().1, t.dim().2),
                 (th, tw)
             )));
         }
@@ -183,14 +226,23 @@ impl Grid {
             let (row, col) = (k / cols, k % cols);
             let x0 = self.border + col * (cell_w + self.border);
             let y0 = self.border + row * (cell_h + caption_h + self.border);
-            let gray = match self.range {
-                TileRange::PerTile => normalize_tile(*tile),
-                TileRange::Fixed { min, max } => tile.mapv(|v| to_gray(v, min, max)),
+            let (min, max) = match self.range {
+                TileRange::PerTile => finite_range(tile.iter()),
+                TileRange::Fixed { min, max } => (min, max),
             };
-            for ((y, x), &v) in gray.indexed_iter() {
-                for dy in 0..s {
-                    let start = 3 * ((y0 + y * s + dy) * width + x0 + x * s);
-                    image.pixels[start..start + 3 * s].fill(v);
+            let levels = tile.mapv(|v| to_gray(v, min, max));
+            // A gray tile's one plane goes to all three colours.
+            let plane = |c: usize| levels.index_axis(Axis(0), c.min(levels.dim().0 - 1));
+            let (r, g, b) = (plane(0), plane(1), plane(2));
+            for y in 0..th {
+                for x in 0..tw {
+                    let colour = [r[[y, x]], g[[y, x]], b[[y, x]]];
+                    for dy in 0..s {
+                        let start = 3 * ((y0 + y * s + dy) * width + x0 + x * s);
+                        for px in image.pixels[start..start + 3 * s].chunks_exact_mut(3) {
+                            px.copy_from_slice(&colour);
+                        }
+                    }
                 }
             }
             if let (Some(text), Some(ts)) = (captions.map(|c| c[k]), text_scale) {
@@ -219,17 +271,23 @@ impl Grid {
 /// assert_eq!(g, array![[0u8, 64], [128, 255]]);
 /// ```
 pub fn normalize_tile(tile: ArrayView2<f32>) -> Array2<u8> {
-    let (min, max) = tile
-        .iter()
+    let (min, max) = finite_range(tile.iter());
+    tile.mapv(|v| to_gray(v, min, max))
+}
+
+/// The smallest and largest finite values (`(∞, −∞)` if there are none, which
+/// [`to_gray`] draws black).
+fn finite_range<'a>(values: impl Iterator<Item = &'a f32>) -> (f32, f32) {
+    values
         .filter(|v| v.is_finite())
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
-        });
-    if max > min {
-        tile.mapv(|v| to_gray(v, min, max))
-    } else {
-        Array2::zeros(tile.dim())
-    }
+        })
+}
+
+/// Gray tiles as tiles of one plane.
+fn planes<'a>(tiles: &[ArrayView2<'a, f32>]) -> Vec<ArrayView3<'a, f32>> {
+    tiles.iter().map(|t| t.insert_axis(Axis(0))).collect()
 }
 
 fn to_gray(v: f32, min: f32, max: f32) -> u8 {

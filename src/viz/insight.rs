@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis};
+use ndarray::{Array2, Array3, Array4, ArrayView3, ArrayView4, Axis};
 
 use super::attribution::{gradient_times_input, integrated_gradients, saliency};
 use super::channels::{maximize_channels, top_activating, Maximize};
@@ -18,9 +18,14 @@ fn scale_for(side: usize) -> usize {
     (112 / side.max(1)).max(1)
 }
 
-/// The first channel of image `i` of `images`.
-fn plane(images: ArrayView4<f32>, i: usize) -> ArrayView2<f32> {
-    images.index_axis_move(Axis(0), i).index_axis_move(Axis(0), 0)
+/// Image `i` of `images` as a tile: in colour if it has three channels, else its
+/// first channel.
+fn shown(images: ArrayView4<f32>, i: usize) -> ArrayView3<f32> {
+    let image = images.index_axis_move(Axis(0), i);
+    match image.len_of(Axis(0)) {
+        3 => image,
+        _ => image.slice_move(ndarray::s![0..1, .., ..]),
+    }
 }
 
 /// Each pixel's attribution summed over channels, as a magnitude: where the
@@ -29,41 +34,54 @@ fn magnitude(maps: ArrayView4<f32>, i: usize) -> Array2<f32> {
     maps.index_axis(Axis(0), i).map_axis(Axis(0), |px| px.sum().abs())
 }
 
-/// Writes one row per image: the image (captioned `captions[i]`, e.g. `7→7`), then
-/// the magnitude of its saliency, of gradient × input and of integrated gradients
-/// (32 steps from a uniform image of value `baseline`, usually the input value of
-/// a black pixel) for `classes[i]`, each stretched to its own range (white: most
+/// Writes one row per image: the image (captioned `captions[i]`, e.g. `7→7`; in
+/// colour for 3-channel images), then the magnitude of its saliency, of gradient ×
+/// input and of integrated gradients (32 steps from a uniform image of
+/// `baseline`, one value per channel or one for all, usually the input values of a
+/// black pixel) for `classes[i]`, each stretched to its own range (white: most
 /// attribution).
+///
+/// # Errors
+/// [`VizError::Shape`] for a caption count or baseline length that does not match
+/// the images; the errors of the attribution functions.
 pub fn save_attributions(
     model: &dyn Module,
     images: ArrayView4<f32>,
     classes: &[usize],
     captions: &[String],
-    baseline: f32,
+    baseline: &[f32],
     path: impl AsRef<Path>,
 ) -> Result<(), VizError> {
-    let n = images.len_of(Axis(0));
+    let (n, c, _, _) = images.dim();
     if captions.len() != n {
         return Err(VizError::Shape(format!(
             "{} captions for {n} images",
             captions.len()
         )));
     }
+    if baseline.len() != 1 && baseline.len() != c {
+        return Err(VizError::Shape(format!(
+            "a baseline of {} values for {c}-channel images",
+            baseline.len()
+        )));
+    }
     let sal = saliency(model, images, classes)?;
     let gxi = gradient_times_input(model, images, classes)?;
-    let black = Array4::from_elem(images.raw_dim(), baseline);
+    let black = Array4::from_shape_fn(images.raw_dim(), |(_, ch, _, _)| {
+        baseline[ch.min(baseline.len() - 1)]
+    });
     let ig = integrated_gradients(model, images, classes, Some(black.view()), 32)?;
-    let maps: Vec<Array2<f32>> = (0..n)
+    let maps: Vec<Array3<f32>> = (0..n)
         .flat_map(|i| {
             [
-                plane(images, i).to_owned(),
-                magnitude(sal.view(), i),
-                magnitude(gxi.view(), i),
-                magnitude(ig.view(), i),
+                shown(images, i).to_owned(),
+                magnitude(sal.view(), i).insert_axis(Axis(0)),
+                magnitude(gxi.view(), i).insert_axis(Axis(0)),
+                magnitude(ig.view(), i).insert_axis(Axis(0)),
             ]
         })
         .collect();
-    let tiles: Vec<ArrayView2<f32>> = maps.iter().map(|m| m.view()).collect();
+    let tiles: Vec<ArrayView3<f32>> = maps.iter().map(|m| m.view()).collect();
     let labels: Vec<&str> = captions
         .iter()
         .flat_map(|c| [c.as_str(), "SALIENCY", "GRAD X INPUT", "INTEGRATED"])
@@ -71,12 +89,13 @@ pub fn save_attributions(
     let side = images.shape()[2].max(images.shape()[3]);
     Grid::new(4)
         .with_scale(scale_for(side))
-        .render_with_captions(&tiles, &labels)?
+        .render_colour_with_captions(&tiles, &labels)?
         .save_png(path)
 }
 
 /// Runs [`maximize_channels`] for `channels` of `layer` and writes the results as
-/// one tile per channel, captioned with its index, stretched to their own range.
+/// one tile per channel (in colour for 3-channel inputs), captioned with its
+/// index, stretched to their own range.
 pub fn save_maximized(
     model: &dyn Module,
     layer: &str,
@@ -86,12 +105,12 @@ pub fn save_maximized(
     path: impl AsRef<Path>,
 ) -> Result<(), VizError> {
     let images = maximize_channels(model, layer, channels, input_shape, opts)?;
-    let tiles: Vec<ArrayView2<f32>> = (0..channels.len()).map(|i| plane(images.view(), i)).collect();
+    let tiles: Vec<ArrayView3<f32>> = (0..channels.len()).map(|i| shown(images.view(), i)).collect();
     let captions: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
     let captions: Vec<&str> = captions.iter().map(String::as_str).collect();
     Grid::new(auto_columns(channels.len()))
         .with_scale(scale_for(input_shape.1.max(input_shape.2)) / if channels.len() > 16 { 2 } else { 1 })
-        .render_with_captions(&tiles, &captions)?
+        .render_colour_with_captions(&tiles, &captions)?
         .save_png(path)
 }
 
@@ -110,13 +129,13 @@ pub fn save_top_images(
     if top.is_empty() {
         return Err(VizError::Empty("no images to rank".into()));
     }
-    let tiles: Vec<ArrayView2<f32>> = top.iter().map(|&(i, _)| plane(images, i)).collect();
+    let tiles: Vec<ArrayView3<f32>> = top.iter().map(|&(i, _)| shown(images, i)).collect();
     let captions: Vec<String> = top.iter().map(|(_, a)| format!("{a:.2}")).collect();
     let captions: Vec<&str> = captions.iter().map(String::as_str).collect();
     let side = images.shape()[2].max(images.shape()[3]);
     Grid::new(auto_columns(top.len()))
         .with_scale(scale_for(side) / 2)
-        .render_with_captions(&tiles, &captions)?
+        .render_colour_with_captions(&tiles, &captions)?
         .save_png(path)?;
     Ok(top.into_iter().map(|(i, _)| i).collect())
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, Array4, ArrayView2, Axis, Ix4};
+use ndarray::{Array3, Array4, ArrayView2, ArrayView3, Axis, Ix4};
 
 use super::grid::{auto_columns, Grid, TileRange};
 use super::VizError;
@@ -15,9 +15,11 @@ use crate::nn::{conv_of, Conv2d, Module};
 ///
 /// A layer with one input channel (the first layer of a gray-image net) gets one
 /// tile per output channel, about √out per row: these are the edge and blob
-/// detectors the net learned. A deeper layer gets one row per output channel and
-/// one tile per input channel, so row `o` shows how filter `o` combines the
-/// previous layer's maps.
+/// detectors the net learned. A layer with three (the first layer of a colour
+/// net) gets the same, each tile in colour, its red, green and blue kernels as the
+/// three colours: the colour each filter looks for. A deeper layer gets one row
+/// per output channel and one tile per input channel, so row `o` shows how filter
+/// `o` combines the previous layer's maps.
 ///
 /// # Errors
 /// [`VizError::Io`]/[`VizError::Encode`] if the file cannot be written.
@@ -29,18 +31,19 @@ pub fn save_conv_filters(conv: &Conv2d, path: impl AsRef<Path>, scale: usize) ->
         .view()
         .into_dimensionality::<Ix4>()
         .map_err(|e| VizError::Shape(format!("conv weight {:?}: {e}", conv.weight.shape())))?;
+    // A 1 px line vanishes between large tiles; 2 px stays visible.
+    let border = if scale >= 6 { 2 } else { 1 };
+    let grid = |columns| Grid::new(columns).with_scale(scale).with_border(border);
+    if in_c == 3 {
+        let tiles: Vec<_> = weight.outer_iter().collect();
+        return grid(auto_columns(out_c)).render_colour(&tiles)?.save_png(path);
+    }
     let tiles: Vec<ArrayView2<f32>> = weight
         .outer_iter()
         .flat_map(|filter| filter.into_outer_iter())
         .collect();
     let columns = if in_c == 1 { auto_columns(out_c) } else { in_c };
-    // A 1 px line vanishes between large tiles; 2 px stays visible.
-    let border = if scale >= 6 { 2 } else { 1 };
-    Grid::new(columns)
-        .with_scale(scale)
-        .with_border(border)
-        .render(&tiles)?
-        .save_png(path)
+    grid(columns).render(&tiles)?.save_png(path)
 }
 
 /// Runs `model` on one normalized input `[1, c, h, w]` in evaluation mode and
@@ -106,14 +109,15 @@ pub fn save_feature_maps(
     Ok(written)
 }
 
-/// Writes raw gray images (`height × width` bytes each, shown as they are, not
-/// stretched) with a caption under each — for example true→predicted labels of
-/// misclassified test images, `"7→1"`. `columns` images per row, enlarged `scale`
-/// times. For multi-channel images pass the first channel's bytes.
+/// Writes raw images with a caption under each — for example true→predicted
+/// labels of misclassified test images, `"7→1"` — shown as they are, not stretched.
+/// Each image is `height × width` bytes (gray) or `3 × height × width` (RGB
+/// planes, as a dataset keeps them), all of one kind. `columns` images per row,
+/// enlarged `scale` times.
 ///
 /// # Errors
-/// [`VizError::Empty`] for no images, [`VizError::Shape`] if an image is not
-/// `height × width` bytes, I/O errors naming the file.
+/// [`VizError::Empty`] for no images, [`VizError::Shape`] if an image is neither
+/// size or the images are not all one kind, I/O errors naming the file.
 pub fn save_image_grid(
     images: &[(&[u8], &str)],
     (height, width): (usize, usize),
@@ -121,25 +125,31 @@ pub fn save_image_grid(
     scale: usize,
     path: impl AsRef<Path>,
 ) -> Result<(), VizError> {
+    let plane = height * width;
+    let planes = images.first().map_or(1, |(px, _)| px.len() / plane.max(1));
     if let Some((i, (px, _))) = images
         .iter()
         .enumerate()
-        .find(|(_, (px, _))| px.len() != height * width)
+        .find(|(_, (px, _))| px.len() != planes * plane || !matches!(planes, 1 | 3))
     {
         return Err(VizError::Shape(format!(
-            "image grid: image {i} has {} bytes, expected {height}×{width}",
+            "image grid: image {i} has {} bytes, expected {height}×{width} (gray) or 3×{height}×{width} (RGB), as image 0",
             px.len()
         )));
     }
-    let arrays: Vec<Array2<f32>> = images
+    let arrays: Vec<Array3<f32>> = images
         .iter()
-        .map(|(px, _)| Array2::from_shape_fn((height, width), |(y, x)| px[y * width + x] as f32))
+        .map(|(px, _)| {
+            Array3::from_shape_fn((planes, height, width), |(c, y, x)| {
+                px[c * plane + y * width + x] as f32
+            })
+        })
         .collect();
-    let tiles: Vec<ArrayView2<f32>> = arrays.iter().map(|a| a.view()).collect();
+    let tiles: Vec<ArrayView3<f32>> = arrays.iter().map(|a| a.view()).collect();
     let captions: Vec<&str> = images.iter().map(|(_, c)| *c).collect();
     Grid::new(columns)
         .with_scale(scale)
         .with_range(TileRange::Fixed { min: 0.0, max: 255.0 })
-        .render_with_captions(&tiles, &captions)?
+        .render_colour_with_captions(&tiles, &captions)?
         .save_png(path)
 }
