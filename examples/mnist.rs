@@ -502,6 +502,7 @@ fn explore(
         model.clone_module(),
         train.image_shape(),
         train.normalization().clone(),
+        train.class_names().map(<[String]>::to_vec),
         test,
     )
     .map_err(|e| format!("--explore: {e}"))?;

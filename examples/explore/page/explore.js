@@ -1,5 +1,7 @@
 // The explorer page: a drawing pad, the model's answer for what is on it, every
 // layer's output, the filters, and (under `mnist --explore`) the training run.
+// The model takes gray images (1 channel) or RGB ones (3): an RGB image arrives as
+// three planes, red, green, blue, and is drawn in colour.
 //
 // Arrays arrive as base64 bytes (see server/encode.rs) and are drawn straight into
 // canvas pixels at their own size, then enlarged by CSS with `pixelated` rendering,
@@ -66,8 +68,9 @@ function autoColumns(n) {
 }
 
 // Draws `planes` tiles of ph×pw bytes in `cols` columns with 1 px gaps, colours
-// from `lut`, and sets the canvas' CSS size to `scale` times its pixels.
-function drawTiles(canvas, bytes, planes, ph, pw, cols, lut, scale) {
+// from `lut`, and sets the canvas' CSS size to `scale` times its pixels. With
+// `rgb`, a tile is three planes (red, green, blue) of bytes drawn as they are.
+function drawTiles(canvas, bytes, planes, ph, pw, cols, lut, scale, rgb = false) {
   const rows = Math.ceil(planes / cols);
   const width = cols * (pw + 1) + 1;
   const height = rows * (ph + 1) + 1;
@@ -80,12 +83,18 @@ function drawTiles(canvas, bytes, planes, ph, pw, cols, lut, scale) {
   for (let p = 0; p < planes; p++) {
     const ox = (p % cols) * (pw + 1) + 1;
     const oy = Math.floor(p / cols) * (ph + 1) + 1;
-    const base = p * ph * pw;
+    const n = ph * pw;
+    const base = p * n * (rgb ? 3 : 1);
     for (let y = 0; y < ph; y++) {
       let o = ((oy + y) * width + ox) * 4;
       for (let x = 0; x < pw; x++, o += 4) {
-        const c = bytes[base + y * pw + x] * 3;
-        px[o] = lut[c]; px[o + 1] = lut[c + 1]; px[o + 2] = lut[c + 2];
+        const i = base + y * pw + x;
+        if (rgb) {
+          px[o] = bytes[i]; px[o + 1] = bytes[i + n]; px[o + 2] = bytes[i + 2 * n];
+        } else {
+          const c = bytes[i] * 3;
+          px[o] = lut[c]; px[o + 1] = lut[c + 1]; px[o + 2] = lut[c + 2];
+        }
       }
     }
   }
@@ -104,6 +113,28 @@ function drawImage(canvas, bytes, h, w, lut) {
     image.data.set([lut[c], lut[c + 1], lut[c + 2], 255], i * 4);
   }
   ctx.putImageData(image, 0, 0);
+}
+
+// An image the model takes: `c` planes of h×w bytes, gray (1) or RGB (3).
+function drawInput(canvas, bytes, c, h, w) {
+  if (c !== 3) { drawImage(canvas, bytes, h, w, GRAY); return; }
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext('2d');
+  const image = ctx.createImageData(w, h);
+  const n = h * w;
+  for (let i = 0; i < n; i++) image.data.set([bytes[i], bytes[i + n], bytes[i + 2 * n], 255], i * 4);
+  ctx.putImageData(image, 0, 0);
+}
+
+// Whether the model takes RGB images.
+function isColour() {
+  return state.model !== null && state.model.input[0] === 3;
+}
+
+// The name of class k (the model file's or the data's names; else its number).
+function className(k) {
+  const names = state.model && state.model.class_names;
+  return names && k < names.length ? names[k] : String(k);
 }
 
 function fmt(x) {
@@ -135,7 +166,7 @@ function padPoint(e) {
 
 function drawSegment(from, to) {
   // A stroke 18 px wide on 280 px becomes about 2 px of a 20 px digit: MNIST's pen.
-  padCtx.strokeStyle = '#fff';
+  padCtx.strokeStyle = isColour() ? $('pen').value : '#fff';
   padCtx.lineWidth = 18;
   padCtx.lineCap = 'round';
   padCtx.lineJoin = 'round';
@@ -200,15 +231,21 @@ async function update() {
     if (source.kind === 'test') {
       response = await fetch(`/api/test/${source.index}${explainQuery('?')}`);
     } else {
+      // A gray model gets the red plane (the pen is white); an RGB model gets all
+      // three, interleaved as the canvas holds them.
+      const channels = isColour() ? 3 : 1;
       const rgba = padCtx.getImageData(0, 0, pad.width, pad.height).data;
-      const gray = new Uint8Array(pad.width * pad.height);
-      for (let i = 0; i < gray.length; i++) gray[i] = rgba[i * 4];
-      state.lastDrawing = { width: pad.width, height: pad.height, pixels: gray };
+      const pixels = new Uint8Array(pad.width * pad.height * channels);
+      for (let i = 0, j = 0; j < pixels.length; i += 4) {
+        for (let k = 0; k < channels; k++) pixels[j++] = rgba[i + k];
+      }
+      state.lastDrawing = { width: pad.width, height: pad.height, channels, pixels };
       tSend = performance.now();
-      response = await fetch(`/api/drawing?width=${pad.width}&height=${pad.height}${explainQuery('&')}`, {
+      const query = `width=${pad.width}&height=${pad.height}${channels === 3 ? '&channels=3' : ''}`;
+      response = await fetch(`/api/drawing?${query}${explainQuery('&')}`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/octet-stream' },
-        body: gray,
+        body: pixels,
       });
     }
     const tHeaders = performance.now();
@@ -233,9 +270,9 @@ function explainQuery(sep) {
 
 // A picked test image goes on the pad (enlarged), so the user can draw over it.
 function showTestImage(result) {
-  const { height: h, width: w } = result.input;
+  const { channels: c, height: h, width: w } = result.input;
   const small = document.createElement('canvas');
-  drawImage(small, bytesOf(result.input.pixels), h, w, GRAY);
+  drawInput(small, bytesOf(result.input.pixels), c, h, w);
   clearPad();
   padCtx.imageSmoothingEnabled = true;
   padCtx.drawImage(small, 0, 0, pad.width, pad.height);
@@ -268,7 +305,7 @@ function render(result) {
   const top = result.predicted;
 
   const prediction = $('prediction');
-  prediction.textContent = String(top);
+  prediction.textContent = className(top);
   prediction.dataset.updates = String(state.updates);
   $('confidence').textContent = `${(100 * probs[top]).toFixed(1)}% sure`;
 
@@ -277,8 +314,9 @@ function render(result) {
     body.innerHTML = '';
     probs.forEach((_, k) => {
       const row = body.insertRow();
-      row.innerHTML = `<td class="class">${k}</td><td class="value"></td><td><div class="bar"><div></div></div></td>`;
-      row.title = `Show the saliency of class ${k}`;
+      row.innerHTML = '<td class="class"></td><td class="value"></td><td><div class="bar"><div></div></div></td>';
+      row.cells[0].textContent = className(k);
+      row.title = `Show the saliency of class ${className(k)}`;
       // Clicking the class already explained goes back to explaining the prediction.
       row.addEventListener('click', () => {
         state.explain = state.explain === k ? null : k;
@@ -294,16 +332,17 @@ function render(result) {
     row.querySelector('.bar div').style.width = `${(100 * p).toFixed(1)}%`;
   });
 
-  const { height: h, width: w } = result.input;
-  drawImage($('model-input'), bytesOf(result.input.pixels), h, w, GRAY);
+  const { channels: c, height: h, width: w } = result.input;
+  drawInput($('model-input'), bytesOf(result.input.pixels), c, h, w);
+  const framed = c === 3 ? `scaled to ${w}×${h}` : 'framed as MNIST';
   $('input-source').textContent = result.test_index === undefined
-    ? 'your drawing, framed as MNIST'
-    : `test image ${result.test_index}, labelled ${result.label}`;
+    ? `your drawing, ${framed}`
+    : `test image ${result.test_index}, labelled ${className(result.label)}`;
 
   const s = result.saliency;
   drawImage($('saliency'), bytesOf(s.magnitude), s.height, s.width, HEAT);
   drawImage($('times-input'), bytesOf(s.times_input), s.height, s.width, SIGNED_SQRT);
-  $('saliency-class').textContent = s.class === top ? `the prediction, ${s.class}` : `class ${s.class}`;
+  $('saliency-class').textContent = s.class === top ? `the prediction, ${className(s.class)}` : `class ${className(s.class)}`;
 
   renderLayers(result.layers);
 }
@@ -348,12 +387,16 @@ function renderLayers(layers) {
   });
 }
 
-// A convolution's filters: first layer one tile per filter, deeper layers one row
+// A convolution's filters: first layer one tile per filter (in colour for an RGB
+// model: a weight's sign and size per plane, zero mid-gray), deeper layers one row
 // per filter with a tile per input channel.
-function drawFilters(canvas, f) {
+function drawFilters(canvas, f, first) {
   const [out, inC, kh, kw] = f.shape;
   const bytes = bytesOf(f.bytes);
-  if (inC === 1) {
+  if (first && inC === 3 && isColour()) {
+    drawTiles(canvas, bytes, out, kh, kw, autoColumns(out), null, Math.max(2, Math.floor(40 / Math.max(kh, kw))), true);
+    canvas.dataset.tiles = 'rgb';
+  } else if (inC === 1) {
     drawTiles(canvas, bytes, out, kh, kw, autoColumns(out), SIGNED, Math.max(2, Math.floor(40 / Math.max(kh, kw))));
   } else {
     drawTiles(canvas, bytes, out * inC, kh, kw, inC, SIGNED, Math.max(1, Math.floor(12 / Math.max(kh, kw))));
@@ -368,14 +411,16 @@ function renderFilters(filters) {
     const details = document.createElement('details');
     details.className = 'filter';
     details.open = i === 0 || out * inC <= 256;
-    const what = inC === 1 ? `${out} filters of ${kh}×${kw}` : `${out} filters × ${inC} input channels, ${kh}×${kw}`;
+    const rgb = i === 0 && inC === 3 && isColour();
+    const what = inC === 1 || rgb ? `${out} filters of ${kh}×${kw}${rgb ? ' × RGB' : ''}`
+      : `${out} filters × ${inC} input channels, ${kh}×${kw}`;
     details.innerHTML = `<summary><b></b> ${f.kind} · ${what}</summary>`;
     details.querySelector('b').textContent = f.name;
     const canvas = document.createElement('canvas');
     canvas.className = 'pixelated';
     details.appendChild(canvas);
     list.appendChild(details);
-    drawFilters(canvas, f);
+    drawFilters(canvas, f, i === 0);
   });
 }
 
@@ -471,7 +516,7 @@ async function pollTraining() {
     renderTraining(live);
     if (live.filters && live.filters.step !== s.filtersStep) {
       s.filtersStep = live.filters.step;
-      drawFilters($('live-filters'), live.filters.filter);
+      drawFilters($('live-filters'), live.filters.filter, true);
       $('live-filters-step').textContent = `at step ${live.filters.step}`;
       // The model changed: show what the new one makes of the same input.
       if (state.source && !state.inFlight) changed(state.source);
@@ -484,6 +529,14 @@ async function pollTraining() {
 
 // ---- start -------------------------------------------------------------------
 
+// An RGB model: a pen colour, and words that do not promise MNIST's framing.
+function showColourControls([, h, w]) {
+  $('pen-label').hidden = false;
+  $('input-heading').textContent = 'Draw, or pick a test image';
+  $('pad-hint').textContent = `Draw with the mouse, a pen or a finger, in the pen's colour on black. ` +
+    `The model sees the ${w}×${h} RGB image below: your drawing scaled to it, as predict scales a photo.`;
+}
+
 async function start() {
   clearPad();
   try {
@@ -492,6 +545,7 @@ async function start() {
     $('title').textContent = `${model.title} · ${model.parameters.toLocaleString('en')} parameters`;
     document.title = `ferrocnn explorer · ${model.title}`;
     $('summary').textContent = model.summary;
+    if (isColour()) showColourControls(model.input);
     renderFilters(model.filters);
     if (!model.test_images) {
       for (const id of ['prev', 'next', 'random', 'test-index']) $(id).disabled = true;

@@ -1,23 +1,28 @@
-//! What the page shows for one input, as JSON: the 28×28 image the model sees, the
-//! class probabilities, every layer's output and the saliency; and, once per page,
-//! the model's filters.
+//! What the page shows for one input, as JSON: the image the model sees, the class
+//! probabilities, every layer's output and the saliency; and, once per page, the
+//! model's filters.
 //!
-//! A drawing is framed as MNIST frames its digits (`data::frame_like_mnist`: a
-//! 20×20 box, centred by mass) and normalized as the dataset is, which is what
-//! `inspect --predict` does with a PNG: the same drawing gets the same numbers in
-//! both. A test image is already framed and goes in as it is.
+//! A drawing goes in as `inspect --predict` and `predict` take a picture, so the
+//! same drawing gets the same numbers in all three. For a gray model it is framed
+//! as MNIST frames its digits (`data::frame_like_mnist`: a 20×20 box, centred by
+//! mass); for an RGB model its pixels (a gray pen's strokes repeated into the
+//! three planes) are scaled to cover the input and cut to it, as
+//! `DataSpec::input_of` does with `Fit::Crop`. Each channel is then normalized
+//! with its own statistics. A test image is already at the model's size and goes
+//! in as it is.
 //!
 //! The saliency comes from `viz::saliency`, one backward pass from the class's
-//! logit to the pixels.
+//! logit to the pixels; for RGB it is summed over the three planes, one map per
+//! pixel.
 
 use std::time::Instant;
 
-use ferrocnn::data::frame_like_mnist;
+use ferrocnn::data::{fit_image, frame_like_mnist, Fit, Image};
 use ferrocnn::nn::{activations, conv_of, Activation, Module};
 use ferrocnn::ops::softmax_rows;
 use ferrocnn::train::predict;
 use ferrocnn::viz::saliency;
-use ndarray::{Array4, Ix4};
+use ndarray::{Array2, Array4, Axis, Ix4};
 use serde_json::{json, Value};
 
 use super::encode::{base64, signed, stretch};
@@ -26,12 +31,13 @@ use super::App;
 /// The largest drawing accepted, per side (the page sends 280×280).
 pub const MAX_DRAWING_SIDE: usize = 2048;
 
-/// The analysis of a drawing of `height × width` gray bytes, white on black, with
-/// the saliency of class `explain` (the predicted class if `None`).
+/// The analysis of a drawing of `height × width` pixels of `channels` bytes each
+/// (1 gray or 3 RGB, interleaved as a canvas gives them), light on black, with the
+/// saliency of class `explain` (the predicted class if `None`).
 pub fn drawing(
     app: &App,
     pixels: &[u8],
-    (height, width): (usize, usize),
+    (height, width, channels): (usize, usize, usize),
     explain: Option<usize>,
 ) -> Result<Value, String> {
     if height == 0 || width == 0 || height > MAX_DRAWING_SIDE || width > MAX_DRAWING_SIDE {
@@ -39,15 +45,28 @@ pub fn drawing(
             "a drawing of {width}×{height}: each side must be 1 to {MAX_DRAWING_SIDE}"
         ));
     }
-    if pixels.len() != height * width {
+    if channels != 1 && channels != 3 {
+        return Err(format!("a drawing of {channels} channels: 1 (gray) or 3 (RGB)"));
+    }
+    if pixels.len() != height * width * channels {
         return Err(format!(
-            "{} bytes are not a {width}×{height} drawing",
+            "{} bytes are not a {width}×{height} drawing of {channels} channel(s)",
             pixels.len()
         ));
     }
     let start = Instant::now();
-    let (_, h, w) = app.input;
-    let framed = frame_like_mnist(pixels, (height, width), (h, w));
+    let (c, h, w) = app.input;
+    let image = Image {
+        pixels: pixels.to_vec(),
+        height,
+        width,
+        channels,
+    };
+    let planes = image.to_planes(c);
+    let framed = match c {
+        1 => frame_like_mnist(&planes, (height, width), (h, w)),
+        _ => fit_image(&planes, (c, height, width), (h, w), Fit::Crop),
+    };
     let frame_ms = ms(start);
     let mut value = analyze(app, &framed, None, explain)?;
     value["server_ms"]["frame"] = json!(frame_ms);
@@ -67,20 +86,20 @@ pub fn test_image(app: &App, index: usize, explain: Option<usize>) -> Result<Val
             test.len()
         ));
     }
-    let (_, h, w) = app.input;
-    let pixels = &test.image(index)[..h * w];
+    let (c, h, w) = app.input;
+    let pixels = &test.image(index)[..c * h * w];
     let mut value = analyze(app, pixels, Some(test.label(index)), explain)?;
     value["test_index"] = json!(index);
     Ok(value)
 }
 
-/// Runs the model on framed pixels (`h × w` bytes).
+/// Runs the model on framed pixels (`c × h × w` bytes, one plane per channel).
 fn analyze(app: &App, pixels: &[u8], label: Option<usize>, explain: Option<usize>) -> Result<Value, String> {
     let start = Instant::now();
     let mut model = app.model();
-    let (_, h, w) = app.input;
-    let x = Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| {
-        app.normalize.apply(0, f32::from(pixels[y * w + x]))
+    let (c, h, w) = app.input;
+    let x = Array4::from_shape_fn((1, c, h, w), |(_, ch, y, x)| {
+        app.normalize.apply(ch, f32::from(pixels[(ch * h + y) * w + x]))
     });
 
     let t = Instant::now();
@@ -97,13 +116,14 @@ fn analyze(app: &App, pixels: &[u8], label: Option<usize>, explain: Option<usize
 
     let t = Instant::now();
     let class = explain.unwrap_or(predicted);
-    let saliency = saliency_json(model.as_ref(), &x, class, app.normalize.apply(0, 0.0))?;
+    let black: Vec<f32> = (0..c).map(|ch| app.normalize.apply(ch, 0.0)).collect();
+    let saliency = saliency_json(model.as_ref(), &x, class, &black)?;
     let saliency_ms = ms(t);
 
     let t = Instant::now();
     let layers: Vec<Value> = shown(&traced).into_iter().map(layer_json).collect();
     let value = json!({
-        "input": {"height": h, "width": w, "pixels": base64(pixels)},
+        "input": {"channels": c, "height": h, "width": w, "pixels": base64(pixels)},
         "label": label,
         "probabilities": probabilities,
         "predicted": predicted,
@@ -124,17 +144,27 @@ fn analyze(app: &App, pixels: &[u8], label: Option<usize>, explain: Option<usize
 /// respect to each pixel, as magnitudes (where a change of ink moves the score
 /// most), and gradient × ink, signed (which ink speaks for the class, and which
 /// against it). Ink is the input less a blank pad's (`black`, the normalized value
-/// of a 0 pixel, −0.42 for MNIST): `viz::gradient_times_input` multiplies by the
-/// normalized input itself, which would credit the empty background too.
-fn saliency_json(model: &dyn Module, x: &Array4<f32>, class: usize, black: f32) -> Result<Value, String> {
+/// of a 0 pixel in each channel, −0.42 for MNIST): `viz::gradient_times_input`
+/// multiplies by the normalized input itself, which would credit the empty
+/// background too. Both are summed over the channels, so an RGB pixel is one
+/// value: how much it matters, not which of its colours.
+fn saliency_json(model: &dyn Module, x: &Array4<f32>, class: usize, black: &[f32]) -> Result<Value, String> {
     let gradient = saliency(model, x.view(), &[class]).map_err(|e| e.to_string())?;
     let (_, _, h, w) = gradient.dim();
-    let magnitude = gradient.mapv(f32::abs).into_dyn();
+    let mut magnitude = Array2::<f32>::zeros((h, w));
+    let mut times_input = Array2::<f32>::zeros((h, w));
+    for (ch, plane) in gradient.index_axis(Axis(0), 0).outer_iter().enumerate() {
+        let ink = x
+            .index_axis(Axis(0), 0)
+            .index_axis(Axis(0), ch)
+            .mapv(|v| v - black[ch]);
+        magnitude += &plane.mapv(f32::abs);
+        times_input += &(&plane * &ink);
+    }
     let peak = magnitude.iter().fold(0.0f32, |m, &v| m.max(v));
     let scale = if peak > 0.0 { 255.0 / peak } else { 0.0 };
     let magnitude: Vec<u8> = magnitude.iter().map(|&v| (v * scale).round() as u8).collect();
-    let ink = x.mapv(|v| v - black);
-    let (times_input, times_input_peak) = signed(&(&gradient * &ink).into_dyn().view(), h * w);
+    let (times_input, times_input_peak) = signed(&times_input.into_dyn().view(), h * w);
     Ok(json!({
         "class": class,
         "height": h,
@@ -210,8 +240,8 @@ pub fn filters(model: &dyn Module) -> Vec<Value> {
         .collect()
 }
 
-/// What the page loads once: the model's title, layer table and filters, and what
-/// it can ask for.
+/// What the page loads once: the model's title, input shape, class names, layer
+/// table and filters, and what it can ask for.
 pub fn model_info(app: &App) -> Value {
     let model = app.model();
     let (c, h, w) = app.input;
@@ -222,7 +252,8 @@ pub fn model_info(app: &App) -> Value {
     json!({
         "title": app.title,
         "input": [c, h, w],
-        "classes": model.output_shape(&[c, h, w]).ok().and_then(|s| s.first().copied()),
+        "classes": app.classes.len(),
+        "class_names": app.classes,
         "parameters": model.num_parameters(),
         "summary": summary,
         "filters": filters(model.as_ref()),

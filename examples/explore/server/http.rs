@@ -5,8 +5,8 @@
 //! Routes:
 //! - `GET /`, `/explore.js`, `/explore.css`: the page;
 //! - `GET /api/model`: title, layer table, filters, number of test images;
-//! - `POST /api/drawing?width=W&height=H` with `W·H` gray bytes (white on black):
-//!   the analysis of a drawing;
+//! - `POST /api/drawing?width=W&height=H[&channels=3]` with `W·H` gray bytes
+//!   (light on black), or `W·H·3` RGB bytes: the analysis of a drawing;
 //! - `GET /api/test/N`: the analysis of test image `N`;
 //!   both take `&class=K` for the saliency of class `K` instead of the prediction;
 //! - `GET /api/training?since=K`: a live run's figures after step `K`.
@@ -132,18 +132,20 @@ fn handle(app: &App, mut request: Request) {
             analysis_reply(
                 &format!("test image {}", &p["/api/test/".len()..]),
                 analysis,
+                &app.classes,
                 start,
             )
         }
         (Method::Post, "/api/drawing") => {
             let size = (param(query, "height"), param(query, "width"));
+            let channels = param(query, "channels").unwrap_or(1);
             let analysis = match size {
-                (Some(h), Some(w)) => read_body(&mut request, MAX_DRAWING_SIDE * MAX_DRAWING_SIDE)
-                    .and_then(|body| analysis::drawing(app, &body, (h, w), param(query, "class"))),
+                (Some(h), Some(w)) => read_body(&mut request, MAX_DRAWING_SIDE * MAX_DRAWING_SIDE * 3)
+                    .and_then(|body| analysis::drawing(app, &body, (h, w, channels), param(query, "class"))),
                 _ => Err("POST /api/drawing needs ?width=W&height=H".to_string()),
             };
             let what = format!("drawing {}×{}", size.1.unwrap_or(0), size.0.unwrap_or(0));
-            analysis_reply(&what, analysis, start)
+            analysis_reply(&what, analysis, &app.classes, start)
         }
         _ => (
             404,
@@ -203,18 +205,19 @@ fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-/// The analysis as a reply, and one log line: what, the answer, and where the
-/// server's time went (the total includes writing the JSON).
-fn analysis_reply(what: &str, analysis: Result<Value, String>, start: Instant) -> Reply {
+/// The analysis as a reply, and one log line: what, the answer (by class name), and
+/// where the server's time went (the total includes writing the JSON).
+fn analysis_reply(what: &str, analysis: Result<Value, String>, classes: &[String], start: Instant) -> Reply {
     let summary = analysis.as_ref().ok().map(|value| {
         let t = &value["server_ms"];
         let parts: Vec<String> = ["frame", "predict", "layers", "saliency", "encode"]
             .iter()
             .filter_map(|name| Some(format!("{name} {:.1}", t[name].as_f64()?)))
             .collect();
-        let predicted = value["predicted"].as_u64().unwrap_or(0);
-        let p = value["probabilities"][predicted as usize].as_f64().unwrap_or(0.0);
-        (format!("{predicted} ({p:.3})"), parts.join(", "))
+        let predicted = value["predicted"].as_u64().unwrap_or(0) as usize;
+        let p = value["probabilities"][predicted].as_f64().unwrap_or(0.0);
+        let name = classes.get(predicted).map_or("?", String::as_str);
+        (format!("{name} ({p:.3})"), parts.join(", "))
     });
     let reply = json_reply(analysis);
     match summary {

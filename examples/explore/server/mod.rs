@@ -1,9 +1,9 @@
 //! The explorer's server, shared by the `explore` example (a saved model) and
 //! `mnist --explore` (the model being trained): what the page is sent, and how.
 //!
-//! - [`analysis`]: what the page shows for one input — the framed 28×28 image,
-//!   class probabilities, every layer's output, the saliency — and the filters, as
-//!   JSON;
+//! - [`analysis`]: what the page shows for one input — the image the model sees
+//!   (gray or RGB), class probabilities, every layer's output, the saliency — and
+//!   the filters, as JSON;
 //! - [`encode`]: arrays as bytes for the page (base64), the compact form that keeps
 //!   a response to a few hundred kilobytes;
 //! - [`http`]: the routes, the embedded page, one log line per request;
@@ -19,17 +19,20 @@ use std::sync::{Arc, Mutex};
 use ferrocnn::data::{Dataset, Normalize};
 use ferrocnn::nn::Module;
 
-/// What the server answers from: the model, the test images, the run if one is live.
+/// What the server answers from: the model, its classes, the test images, the run
+/// if one is live.
 pub struct App {
     /// Shown in the page's title (the model file, or "training").
     pub title: String,
     /// The model the page explores; `mnist --explore` replaces it with a fresh copy
     /// of the one in training every few hundred milliseconds.
     pub model: Mutex<Box<dyn Module>>,
-    /// Input shape `(channels, height, width)`; the page draws gray digits, so 1 channel.
+    /// Input shape `(channels, height, width)`: 1 channel (gray) or 3 (RGB).
     pub input: (usize, usize, usize),
-    /// How pixels become model inputs (the dataset's normalization).
+    /// How pixels become model inputs (the dataset's normalization, per channel).
     pub normalize: Normalize,
+    /// The name of each class the model scores, by label.
+    pub classes: Vec<String>,
     /// Test images to pick from, if a dataset was found.
     pub test: Option<Dataset>,
     /// The training run, for `mnist --explore`.
@@ -37,19 +40,27 @@ pub struct App {
 }
 
 impl App {
-    /// An app for `model`, checking that it takes gray images of `input`'s size and
-    /// gives one score per class.
+    /// An app for `model`, checking that it takes gray or RGB images of `input`'s
+    /// size and gives one score per class. Classes past `class_names` (all of
+    /// them without names) are named by their number.
     pub fn new(
         title: String,
         model: Box<dyn Module>,
         input: (usize, usize, usize),
         normalize: Normalize,
+        class_names: Option<Vec<String>>,
         test: Option<Dataset>,
     ) -> Result<App, String> {
         let (c, h, w) = input;
-        if c != 1 {
+        if c != 1 && c != 3 {
             return Err(format!(
-                "the page draws gray digits, but the model takes {c} channels"
+                "the page shows gray (1 channel) or RGB (3) images, but the model takes {c} channels"
+            ));
+        }
+        if !normalize.fits(c) {
+            return Err(format!(
+                "{} normalisation statistics for {c} channels",
+                normalize.mean().len()
             ));
         }
         let output = model
@@ -60,11 +71,16 @@ impl App {
                 "the model outputs {output:?} per image, not one score per class"
             ));
         }
+        let names = class_names.unwrap_or_default();
+        let classes = (0..output[0])
+            .map(|k| names.get(k).cloned().unwrap_or_else(|| k.to_string()))
+            .collect();
         Ok(App {
             title,
             model: Mutex::new(model),
             input,
             normalize,
+            classes,
             test,
             live: None,
         })
