@@ -4,7 +4,10 @@
 //! that every layer's maps and the saliency are drawn (for another class when one
 //! is clicked), and that the numbers on the page are those of
 //! `inspect --predict` on the same drawing and of the library's `predict` on the
-//! 28×28 input the page reports. Screenshots go to `target/explore-screenshots/`.
+//! 28×28 input the page reports. A second case explores a small RGB model with
+//! named classes on an image folder: the names are on the page, a test image and a
+//! drawing in a coloured pen are drawn in colour, and the drawing's numbers are the
+//! library's for the same pixels. Screenshots go to `target/explore-screenshots/`.
 //!
 //! Chromium is driven through the DevTools protocol over a pipe
 //! (`--remote-debugging-pipe`: JSON messages ended by a NUL byte on file
@@ -25,11 +28,12 @@ use std::time::{Duration, Instant};
 
 mod cli_support;
 
-use cli_support::example_path;
-use ferrocnn::data::{frame_like_mnist, Normalize};
+use cli_support::{example_path, small_net};
+use ferrocnn::data::{fit_image, frame_like_mnist, Fit, Image, Normalize};
+use ferrocnn::io::{save_model_with_data, DataSpec};
 use ferrocnn::ops::softmax_rows;
 use ferrocnn::train::predict;
-use ferrocnn::viz::GrayImage;
+use ferrocnn::viz::{GrayImage, RgbImage};
 use serde_json::{json, Value};
 
 /// How long any one wait may take before the test fails.
@@ -701,6 +705,257 @@ fn mnist_explore_shows_the_run_as_it_trains() {
     // The filters shown are the trained model's, at its last step.
     assert_eq!(browser.eval("explorer.live.filtersStep"), json!(32));
     browser.screenshot_of(".top", &screenshots().join("4-training.png"));
+    assert!(
+        browser.page_errors.is_empty(),
+        "the page reported errors: {:?}",
+        browser.page_errors
+    );
+}
+
+/// The side of the colour case's images.
+const SIDE: usize = 16;
+
+/// Image `i` of a class: a 6×6 square of its colour on gray, placed by `i`.
+fn colour_image(colour: [u8; 3], i: usize) -> RgbImage {
+    let mut image = RgbImage::new(SIDE, SIDE, [120, 120, 120]);
+    for y in 5..11 {
+        for x in 2 + 3 * i..8 + 3 * i {
+            image.put(x as i64, y as i64, colour);
+        }
+    }
+    image
+}
+
+/// The canvas `id`'s pixels as RGB bytes, row by row.
+fn canvas_rgb(browser: &mut Browser, id: &str) -> (usize, usize, Vec<u8>) {
+    let value = browser.eval(&format!(
+        "(c => ({{width: c.width, height: c.height, \
+           rgb: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data).filter((_, i) => i % 4 !== 3)}}))\
+         (document.getElementById('{id}'))"
+    ));
+    let rgb = value["rgb"]
+        .as_array()
+        .expect("canvas pixels")
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
+    let size = |key: &str| value[key].as_u64().unwrap() as usize;
+    (size("width"), size("height"), rgb)
+}
+
+#[test]
+fn the_explorer_page_shows_a_colour_model_by_class_name() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let started = Instant::now();
+    let shots = screenshots();
+    let work = tempfile::tempdir().expect("temp dir");
+
+    // An image folder of three colours (classes sorted by name, as ImageFolder
+    // sorts them), and a seeded RGB net saved with their names and per-channel
+    // statistics unlike any other channel's.
+    let classes = [
+        ("blue", [30, 60, 220]),
+        ("green", [40, 200, 60]),
+        ("red", [220, 40, 30]),
+    ];
+    let data = work.path().join("colours");
+    for (split, n) in [("train", 1), ("test", 2)] {
+        for (class, colour) in classes {
+            let dir = data.join(split).join(class);
+            std::fs::create_dir_all(&dir).expect("class folder");
+            for i in 0..n {
+                colour_image(colour, i)
+                    .save_png(dir.join(format!("{i:02}.png")))
+                    .expect("image saved");
+            }
+        }
+    }
+    let spec = DataSpec {
+        input: (3, SIDE, SIDE),
+        classes: classes.iter().map(|(name, _)| name.to_string()).collect(),
+        normalize: Normalize::new(vec![0.45, 0.5, 0.55], vec![0.2, 0.25, 0.3]).unwrap(),
+    };
+    let model_path = work.path().join("colours.bin");
+    save_model_with_data(&small_net(3, SIDE, 3), &spec, &model_path).expect("model saved");
+
+    let (_server, url) = start_server(
+        "explore",
+        &[
+            model_path.to_str().expect("a UTF-8 temp path"),
+            "--port",
+            "0",
+            "--data",
+            data.to_str().expect("a UTF-8 temp path"),
+        ],
+    );
+    let mut browser = open_page(&chromium, &work.path().join("profile"), &url);
+
+    // The page opens on test image 0, blue/00.png, and names every class.
+    browser.wait_for(
+        "typeof explorer === 'object' && explorer.updates >= 1 && !explorer.inFlight",
+        "the first prediction",
+    );
+    let names =
+        browser.eval("[...document.querySelectorAll('#probabilities td.class')].map(c => c.textContent)");
+    assert_eq!(names, json!(["blue", "green", "red"]));
+    let (prediction, _) = page_numbers(&mut browser);
+    assert!(
+        ["blue", "green", "red"].contains(&prediction.as_str()),
+        "the prediction is named: {prediction}"
+    );
+    assert_eq!(
+        browser.eval("document.getElementById('input-source').textContent"),
+        json!("test image 0, labelled blue")
+    );
+    // What the model sees is drawn in colour, pixel for pixel; the pad shows the
+    // image enlarged, in colour too.
+    let (w, h, shown) = canvas_rgb(&mut browser, "model-input");
+    assert_eq!((w, h), (SIDE, SIDE));
+    assert_eq!(
+        shown,
+        colour_image(classes[0].1, 0).pixels,
+        "test image 0 as drawn"
+    );
+    let (_, _, pad) = canvas_rgb(&mut browser, "pad");
+    let at = |x: usize, y: usize| &pad[(y * 280 + x) * 3..][..3];
+    // The square's centre (5, 8) of 16, and the gray corner.
+    assert!(
+        at(5 * 280 / 16, 8 * 280 / 16)[2] > 180,
+        "blue on the pad: {:?}",
+        at(87, 140)
+    );
+    assert_eq!(at(2, 2), [120, 120, 120]);
+    for id in ["saliency", "times-input"] {
+        let n = drawn(&mut browser, id);
+        assert!(n > 10, "the {id} map has {n} colours: not drawn");
+    }
+    // The first layer's filters are colour tiles; every layer is drawn.
+    let filters = browser.eval(
+        "(c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+           let tinted = 0; for (let i = 0; i < d.length; i += 4) if (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2]) tinted++; \
+           return [c.dataset.tiles, tinted]; })(document.querySelector('#filter-list canvas'))",
+    );
+    assert_eq!(filters[0], json!("rgb"), "{filters}");
+    assert!(filters[1].as_u64().unwrap() > 20, "colour filters: {filters}");
+    let layers = browser.eval(
+        "[...document.querySelectorAll('#layer-list figure canvas')].map(c => { \
+           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+           const colours = new Set(); \
+           for (let i = 0; i < d.length; i += 4) colours.add(d[i] * 65536 + d[i + 1] * 256 + d[i + 2]); \
+           return colours.size; })",
+    );
+    let layers = layers.as_array().expect("layers");
+    assert!(layers.len() >= 4, "{layers:?}");
+    assert!(
+        layers.iter().all(|n| n.as_u64().unwrap() > 2),
+        "layers drawn: {layers:?}"
+    );
+    browser.screenshot(&shots.join("5-colour-test-image.png"));
+
+    // A click on "red" explains that class, by name.
+    let before = browser.eval("explorer.updates").as_u64().unwrap();
+    browser.eval("document.querySelectorAll('#probabilities tbody tr')[2].click(); true");
+    wait_settled(&mut browser, before);
+    assert_eq!(
+        browser.eval("document.querySelector('#probabilities tr.explained td.class').textContent"),
+        json!("red")
+    );
+    assert!(browser
+        .eval("document.getElementById('saliency-class').textContent")
+        .as_str()
+        .unwrap()
+        .ends_with("red"));
+    browser.eval("document.querySelectorAll('#probabilities tbody tr')[2].click(); true");
+
+    // A drawing in an orange pen: the page sends its RGB pixels, and shows the
+    // numbers the library gives for them (fitted as `predict` fits a photo).
+    assert_eq!(
+        browser.eval("document.getElementById('pen-label').hidden"),
+        json!(false)
+    );
+    browser.eval(
+        "document.getElementById('pen').value = '#ff8000'; document.getElementById('clear').click(); true",
+    );
+    let pad_rect =
+        browser.eval("JSON.parse(JSON.stringify(document.getElementById('pad').getBoundingClientRect()))");
+    let before = browser.eval("explorer.updates").as_u64().unwrap();
+    let zigzag = path_on_pad(
+        &pad_rect,
+        &[(0.2, 0.2), (0.8, 0.3), (0.2, 0.5), (0.8, 0.7), (0.3, 0.85)],
+    );
+    browser.stroke(&zigzag, false);
+    wait_settled(&mut browser, before);
+    // The test image asked for by the click above may answer after the pad was
+    // cleared: it must not come back under the drawing.
+    let (_, _, pad) = canvas_rgb(&mut browser, "pad");
+    assert_eq!(&pad[..3], [0, 0, 0], "the pad was cleared");
+    let drawing = browser.eval(
+        "({width: explorer.lastDrawing.width, height: explorer.lastDrawing.height, \
+           channels: explorer.lastDrawing.channels, pixels: Array.from(explorer.lastDrawing.pixels), \
+           framed: explorer.lastResult.input.pixels})",
+    );
+    assert_eq!(drawing["channels"], json!(3));
+    let image = Image {
+        pixels: drawing["pixels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap() as u8)
+            .collect(),
+        height: drawing["height"].as_u64().unwrap() as usize,
+        width: drawing["width"].as_u64().unwrap() as usize,
+        channels: 3,
+    };
+    let framed = base64_decode(drawing["framed"].as_str().unwrap());
+    let expected = fit_image(
+        &image.to_planes(3),
+        (3, image.height, image.width),
+        (SIDE, SIDE),
+        Fit::Crop,
+    );
+    assert_eq!(
+        framed, expected,
+        "the page's input is the drawing fitted to 16×16"
+    );
+    let (_, _, shown_input) = canvas_rgb(&mut browser, "model-input");
+    let plane = SIDE * SIDE;
+    let interleaved: Vec<u8> = (0..plane)
+        .flat_map(|i| [framed[i], framed[i + plane], framed[i + 2 * plane]])
+        .collect();
+    assert_eq!(
+        shown_input, interleaved,
+        "the drawing as the model sees it, in colour"
+    );
+    let orange = interleaved
+        .chunks(3)
+        .filter(|p| p[0] > 60 && p[1] > 20 && p[0] > p[1] && p[1] > p[2])
+        .count();
+    assert!(orange > 10, "{orange} orange pixels in what the model sees");
+    let mut model = ferrocnn::io::load_model(&model_path).unwrap();
+    let x = ndarray::Array4::from_shape_vec((1, 3, SIDE, SIDE), spec.input_of(&image, Fit::Crop).unwrap())
+        .unwrap();
+    let probabilities = softmax_rows(&predict(model.as_mut(), x.view().into_dyn()));
+    let (prediction, shown) = page_numbers(&mut browser);
+    assert_eq!(shown.len(), 3);
+    for (k, (_, on_page)) in shown.iter().enumerate() {
+        let p = f64::from(probabilities[[0, k]]);
+        assert!(
+            (p - on_page).abs() <= 1e-6,
+            "class {k}: predict gives {p}, the page {on_page}"
+        );
+    }
+    let best = (0..3)
+        .max_by(|&a, &b| probabilities[[0, a]].total_cmp(&probabilities[[0, b]]))
+        .unwrap();
+    assert_eq!(prediction, classes[best].0);
+    browser.screenshot_of(".top", &shots.join("6-colour-drawing.png"));
+    eprintln!(
+        "explorer page, colour model: whole test {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(
         browser.page_errors.is_empty(),
         "the page reported errors: {:?}",

@@ -253,7 +253,8 @@ async function update() {
     const t1 = performance.now();
     if (result.error) throw new Error(result.error);
     showError('');
-    if (source.kind === 'test') showTestImage(result);
+    // Not over a drawing begun while the test image was on its way.
+    if (source.kind === 'test' && state.source === source) showTestImage(result);
     render(result);
     const t2 = performance.now();
     noteTiming(since, { read: tSend - t0, answer: tHeaders - tSend, body: t1 - tHeaders, draw: t2 - t1, end: t2 }, result.server_ms.total);
