@@ -872,9 +872,10 @@ fn the_explorer_page_shows_a_colour_model_by_class_name() {
 
     // A drawing in an orange pen: the page sends its RGB pixels, and shows the
     // numbers the library gives for them (fitted as `predict` fits a photo).
-    assert_eq!(
-        browser.eval("document.getElementById('pen-label').hidden"),
-        json!(false)
+    assert_ne!(
+        browser.eval("getComputedStyle(document.getElementById('pen-label')).display"),
+        json!("none"),
+        "an RGB model's page offers a pen colour"
     );
     browser.eval(
         "document.getElementById('pen').value = '#ff8000'; document.getElementById('clear').click(); true",
