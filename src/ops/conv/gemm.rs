@@ -1,7 +1,8 @@
 //! The one matrix product everything goes through: `C ← α·A·B + β·C` on ndarray
-//! views (strided, so transposes are free), computed by the `gemm` crate with its
-//! AVX-512 kernels (`x86-v4`; it picks AVX2/FMA or scalar code at run time on other
-//! CPUs) and split over rayon's threads when the product is large enough to pay.
+//! views (strided, so transposes are free), computed by the `gemm-f32` crate (the
+//! `gemm` family's f32 kernels) with its AVX-512 kernels (`x86-v4`; it picks
+//! AVX2/FMA or scalar code at run time on other CPUs) and split over rayon's threads
+//! when the product is large enough to pay.
 //!
 //! Why `gemm` rather than ndarray's `matrixmultiply`: on conv- and dense-layer shapes
 //! here it measured 10-25% faster per product, most of all when both operands are
@@ -14,7 +15,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
-/// The widest product the `gemm` crate runs without copying ("packing") its left
+/// The widest product `gemm-f32` runs without copying ("packing") its left
 /// operand first, when that operand's layout would do: its kernels are 6 columns
 /// wide (`NR`, AVX-512 and AVX2 alike) and its single-thread threshold is 8 kernels
 /// (`DEFAULT_LHS_PACKING_THRESHOLD_SINGLE_THREAD`), so 48 columns of the crate's
@@ -35,7 +36,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 /// twice (im2col's weight gradient, whose column matrix is read transposed).
 const UNPACKED_COLUMNS: usize = 8 * KERNEL_COLUMNS;
 
-/// The `gemm` crate's kernel width (`NR`): a split lands on a multiple of it, so
+/// `gemm-f32`'s kernel width (`NR`): a split lands on a multiple of it, so
 /// that two calls use as many full-width kernels as one would.
 const KERNEL_COLUMNS: usize = 6;
 
@@ -133,7 +134,7 @@ pub fn gemm_serial(
     }
 }
 
-/// One call of the `gemm` crate: `C ← α·A·B + β·C` on the calling thread, shapes
+/// One call of `gemm-f32`: `C ← α·A·B + β·C` on the calling thread, shapes
 /// already checked.
 fn crate_gemm(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
@@ -144,7 +145,9 @@ fn crate_gemm(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c
     // elements (ndarray guarantees it, and the shapes were checked to chain); `c` is
     // borrowed mutably, so it overlaps neither `a` nor `b`.
     unsafe {
-        ::gemm::gemm(
+        // What `gemm::gemm::<f32>` calls: the kernel picked for this CPU (AVX-512,
+        // AVX2+FMA or scalar) at the first call, then cached.
+        gemm_f32::gemm::f32::get_gemm_fn()(
             m,
             n,
             k,
@@ -163,7 +166,7 @@ fn crate_gemm(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c
             false,
             false,
             false,
-            ::gemm::Parallelism::None,
+            gemm_common::Parallelism::None,
         );
     }
 }
