@@ -2,6 +2,7 @@
 //! variant and a message naming the file; random and damaged bytes never panic, and
 //! never make it allocate more than the data that arrives.
 
+mod common;
 mod peak_alloc;
 
 use std::io::Write;
@@ -11,7 +12,9 @@ use ferrocnn::data::idx::{self, MAX_DATA_BYTES};
 use ferrocnn::data::{DataError, IdxKind};
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use proptest::prelude::*;
+use rand::Rng;
+
+use common::property::{self, Index};
 
 #[global_allocator]
 static ALLOC: peak_alloc::Tracking = peak_alloc::Tracking;
@@ -346,7 +349,7 @@ fn parse_in_memory_matches_files() {
     assert!(err.to_string().starts_with("memory: "), "{err}");
 }
 
-/// A valid file of either kind, raw or gzip'd, built from proptest's choices.
+/// A valid file of either kind, raw or gzip'd, built from a property's choices.
 fn valid_file(kind: bool, n: u32, side: u32, gz: bool) -> Vec<u8> {
     let bytes = if kind {
         images_bytes(n, side, side, &vec![7; (n * side * side) as usize])
@@ -378,40 +381,93 @@ fn read_both(bytes: &[u8]) {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+/// As many cases as each property had under proptest: the file runs in seconds.
+const CASES: u32 = 300;
 
-    #[test]
-    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64), gz in any::<bool>()) {
-        let bytes = if gz { gzip(&bytes) } else { bytes };
-        read_both(&bytes);
-    }
+#[test]
+fn random_bytes_never_panic() {
+    property::check(
+        "random_bytes_never_panic",
+        CASES,
+        |rng| (property::bytes(rng, 0..64), rng.random::<bool>()),
+        |(bytes, gz)| {
+            let bytes = if gz { gzip(&bytes) } else { bytes };
+            read_both(&bytes);
+        },
+    );
+}
 
-    #[test]
-    fn random_header_never_panics(dims in proptest::array::uniform4(any::<u32>()), body in 0usize..64, gz in any::<bool>()) {
-        let mut bytes = Vec::new();
-        for (i, d) in dims.iter().enumerate() {
-            let d = if i == 0 { 2051 } else { *d };
-            bytes.extend_from_slice(&d.to_be_bytes());
-        }
-        bytes.resize(bytes.len() + body, 1);
-        let bytes = if gz { gzip(&bytes) } else { bytes };
-        read_both(&bytes);
-    }
+#[test]
+fn random_header_never_panics() {
+    property::check(
+        "random_header_never_panics",
+        CASES,
+        |rng| {
+            (
+                rng.random::<[u32; 4]>(),
+                rng.random_range(0usize..64),
+                rng.random::<bool>(),
+            )
+        },
+        |(dims, body, gz)| {
+            let mut bytes = Vec::new();
+            for (i, d) in dims.iter().enumerate() {
+                let d = if i == 0 { 2051 } else { *d };
+                bytes.extend_from_slice(&d.to_be_bytes());
+            }
+            bytes.resize(bytes.len() + body, 1);
+            let bytes = if gz { gzip(&bytes) } else { bytes };
+            read_both(&bytes);
+        },
+    );
+}
 
-    #[test]
-    fn truncated_files_are_errors(kind in any::<bool>(), n in 1u32..5, side in 1u32..6, gz in any::<bool>(), cut in any::<prop::sample::Index>()) {
-        let bytes = valid_file(kind, n, side, gz);
-        let cut = cut.index(bytes.len());
-        let result = if kind { idx::parse_images(&bytes[..cut], "t").map(|_| ()) } else { idx::parse_labels(&bytes[..cut], "t").map(|_| ()) };
-        prop_assert!(result.is_err());
-    }
+#[test]
+fn truncated_files_are_errors() {
+    property::check(
+        "truncated_files_are_errors",
+        CASES,
+        |rng| {
+            (
+                rng.random::<bool>(),
+                rng.random_range(1u32..5),
+                rng.random_range(1u32..6),
+                rng.random::<bool>(),
+                Index::random(rng),
+            )
+        },
+        |(kind, n, side, gz, cut)| {
+            let bytes = valid_file(kind, n, side, gz);
+            let cut = cut.index(bytes.len());
+            if kind {
+                idx::parse_images(&bytes[..cut], "t").is_err()
+            } else {
+                idx::parse_labels(&bytes[..cut], "t").is_err()
+            }
+        },
+    );
+}
 
-    #[test]
-    fn bit_flipped_files_never_panic(kind in any::<bool>(), n in 0u32..5, side in 1u32..6, gz in any::<bool>(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
-        let mut bytes = valid_file(kind, n, side, gz);
-        let i = at.index(bytes.len());
-        bytes[i] ^= 1 << bit;
-        read_both(&bytes);
-    }
+#[test]
+fn bit_flipped_files_never_panic() {
+    property::check(
+        "bit_flipped_files_never_panic",
+        CASES,
+        |rng| {
+            (
+                rng.random::<bool>(),
+                rng.random_range(0u32..5),
+                rng.random_range(1u32..6),
+                rng.random::<bool>(),
+                Index::random(rng),
+                property::bit(rng),
+            )
+        },
+        |(kind, n, side, gz, at, bit)| {
+            let mut bytes = valid_file(kind, n, side, gz);
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+            read_both(&bytes);
+        },
+    );
 }

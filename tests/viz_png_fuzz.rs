@@ -9,9 +9,10 @@ mod common;
 mod peak_alloc;
 
 use common::png::chunk;
+use common::property::{self, Index};
 
-use proptest::prelude::*;
-use proptest::sample::Index;
+use rand::rngs::StdRng;
+use rand::Rng;
 
 use ferrocnn::viz::{read_grayscale_png, MAX_PNG_SIDE};
 
@@ -50,17 +51,23 @@ fn valid_png(width: u32, height: u32, color: png::ColorType, depth: png::BitDept
     out
 }
 
-/// Every colour type with the depths PNG allows for it.
-fn format() -> impl Strategy<Value = (png::ColorType, png::BitDepth)> {
+/// Every colour type with the depths PNG allows for it: a colour type, each as
+/// likely, then one of its depths.
+fn format(rng: &mut StdRng) -> (png::ColorType, png::BitDepth) {
     use png::BitDepth::*;
     use png::ColorType::*;
-    prop_oneof![
-        prop::sample::select(vec![One, Two, Four, Eight, Sixteen]).prop_map(|d| (Grayscale, d)),
-        prop::sample::select(vec![One, Two, Four, Eight]).prop_map(|d| (Indexed, d)),
-        prop::sample::select(vec![Eight, Sixteen]).prop_map(|d| (Rgb, d)),
-        prop::sample::select(vec![Eight, Sixteen]).prop_map(|d| (GrayscaleAlpha, d)),
-        prop::sample::select(vec![Eight, Sixteen]).prop_map(|d| (Rgba, d)),
-    ]
+    let color = property::pick(rng, &[Grayscale, Indexed, Rgb, GrayscaleAlpha, Rgba]);
+    let depths: &[png::BitDepth] = match color {
+        Grayscale => &[One, Two, Four, Eight, Sixteen],
+        Indexed => &[One, Two, Four, Eight],
+        Rgb | GrayscaleAlpha | Rgba => &[Eight, Sixteen],
+    };
+    (color, property::pick(rng, depths))
+}
+
+/// A side of a valid PNG.
+fn side(rng: &mut StdRng) -> u32 {
+    rng.random_range(1..40)
 }
 
 /// The chunks of a PNG as `(type, data)`, as far as they parse.
@@ -98,86 +105,159 @@ fn read(bytes: &[u8]) {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+/// As many cases as each property had under proptest: the file runs in seconds.
+const CASES: u32 = 200;
 
-    #[test]
-    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), signed in any::<bool>()) {
-        // With the signature in front, the bytes reach the chunk parser.
-        let bytes = if signed { [&b"\x89PNG\r\n\x1a\n"[..], &bytes].concat() } else { bytes };
-        read(&bytes);
-    }
+#[test]
+fn random_bytes_never_panic() {
+    property::check(
+        "random_bytes_never_panic",
+        CASES,
+        |rng| (property::bytes(rng, 0..200), rng.random::<bool>()),
+        |(bytes, signed)| {
+            // With the signature in front, the bytes reach the chunk parser.
+            let bytes = if signed {
+                [&b"\x89PNG\r\n\x1a\n"[..], &bytes].concat()
+            } else {
+                bytes
+            };
+            read(&bytes);
+        },
+    );
+}
 
-    #[test]
-    fn valid_pngs_read_at_their_size(
-        width in 1u32..40, height in 1u32..40, (color, depth) in format(), seed in any::<u8>(),
-    ) {
-        let png = valid_png(width, height, color, depth, seed);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("ok.png");
-        std::fs::write(&path, &png).unwrap();
-        let (pixels, h, w) = read_grayscale_png(&path).expect("a valid PNG reads");
-        prop_assert_eq!((h, w, pixels.len()), (height as usize, width as usize, (height * width) as usize));
-    }
+#[test]
+fn valid_pngs_read_at_their_size() {
+    property::check(
+        "valid_pngs_read_at_their_size",
+        CASES,
+        |rng| (side(rng), side(rng), format(rng), rng.random::<u8>()),
+        |(width, height, (color, depth), seed)| {
+            let png = valid_png(width, height, color, depth, seed);
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("ok.png");
+            std::fs::write(&path, &png).unwrap();
+            let (pixels, h, w) = read_grayscale_png(&path).expect("a valid PNG reads");
+            assert_eq!(
+                (h, w, pixels.len()),
+                (height as usize, width as usize, (height * width) as usize)
+            );
+        },
+    );
+}
 
-    #[test]
-    fn damaged_pngs_never_panic(
-        width in 1u32..40, height in 1u32..40, (color, depth) in format(),
-        cut in any::<Index>(), at in any::<Index>(), bit in 0u8..8,
-    ) {
-        let png = valid_png(width, height, color, depth, 7);
-        read(&png[..cut.index(png.len())]);
-        let mut flipped = png.clone();
-        flipped[at.index(png.len())] ^= 1 << bit;
-        read(&flipped);
-    }
+#[test]
+fn damaged_pngs_never_panic() {
+    property::check(
+        "damaged_pngs_never_panic",
+        CASES,
+        |rng| {
+            (
+                side(rng),
+                side(rng),
+                format(rng),
+                Index::random(rng),
+                Index::random(rng),
+                property::bit(rng),
+            )
+        },
+        |(width, height, (color, depth), cut, at, bit)| {
+            let png = valid_png(width, height, color, depth, 7);
+            read(&png[..cut.index(png.len())]);
+            let mut flipped = png.clone();
+            flipped[at.index(png.len())] ^= 1 << bit;
+            read(&flipped);
+        },
+    );
+}
 
-    #[test]
-    fn a_chunk_changed_behind_a_valid_crc_never_panics(
-        width in 1u32..40, height in 1u32..40, (color, depth) in format(),
-        which in any::<Index>(), at in any::<Index>(), byte in any::<u8>(),
-    ) {
-        // A byte of one chunk's data replaced and its CRC recomputed: the header's
-        // fields, the palette, the compressed stream itself reach the decoder.
-        let png = valid_png(width, height, color, depth, 9);
-        let mut parts = chunks(&png);
-        let which = which.index(parts.len());
-        let data = &mut parts[which].1;
-        if !data.is_empty() {
-            let i = at.index(data.len());
-            data[i] = byte;
-        }
-        let mut rebuilt = b"\x89PNG\r\n\x1a\n".to_vec();
-        for (kind, data) in &parts {
-            rebuilt.extend(chunk(kind, data));
-        }
-        read(&rebuilt);
-    }
+#[test]
+fn a_chunk_changed_behind_a_valid_crc_never_panics() {
+    property::check(
+        "a_chunk_changed_behind_a_valid_crc_never_panics",
+        CASES,
+        |rng| {
+            (
+                side(rng),
+                side(rng),
+                format(rng),
+                Index::random(rng),
+                Index::random(rng),
+                rng.random::<u8>(),
+            )
+        },
+        |(width, height, (color, depth), which, at, byte)| {
+            // A byte of one chunk's data replaced and its CRC recomputed: the header's
+            // fields, the palette, the compressed stream itself reach the decoder.
+            let png = valid_png(width, height, color, depth, 9);
+            let mut parts = chunks(&png);
+            let which = which.index(parts.len());
+            let data = &mut parts[which].1;
+            if !data.is_empty() {
+                let i = at.index(data.len());
+                data[i] = byte;
+            }
+            let mut rebuilt = b"\x89PNG\r\n\x1a\n".to_vec();
+            for (kind, data) in &parts {
+                rebuilt.extend(chunk(kind, data));
+            }
+            read(&rebuilt);
+        },
+    );
+}
 
-    #[test]
-    fn headers_of_any_size_and_format_never_panic(
-        width in prop_oneof![0u32..64, Just(MAX_PNG_SIDE), Just(MAX_PNG_SIDE + 1), any::<u32>()],
-        height in prop_oneof![0u32..64, Just(MAX_PNG_SIDE), any::<u32>()],
-        depth in prop_oneof![Just(1u8), Just(2), Just(4), Just(8), Just(16), any::<u8>()],
-        color in prop_oneof![Just(0u8), Just(2), Just(3), Just(4), Just(6), any::<u8>()],
-        interlace in 0u8..3,
-        stream in proptest::collection::vec(any::<u8>(), 0..64),
-    ) {
-        let mut ihdr = width.to_be_bytes().to_vec();
-        ihdr.extend_from_slice(&height.to_be_bytes());
-        ihdr.extend_from_slice(&[depth, color, 0, 0, interlace]);
-        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-        png.extend(chunk(b"IHDR", &ihdr));
-        if color == 3 {
-            png.extend(chunk(b"PLTE", &[0, 0, 0, 255, 255, 255]));
-        }
-        // A zlib stream of random data: decodes to whatever it decodes to.
-        let mut z = vec![0x78, 0x01, 0x01];
-        z.extend_from_slice(&(stream.len() as u16).to_le_bytes());
-        z.extend_from_slice(&(!(stream.len() as u16)).to_le_bytes());
-        z.extend_from_slice(&stream);
-        png.extend(chunk(b"IDAT", &z));
-        png.extend(chunk(b"IEND", &[]));
-        read(&png);
-    }
+#[test]
+fn headers_of_any_size_and_format_never_panic() {
+    property::check(
+        "headers_of_any_size_and_format_never_panic",
+        CASES,
+        |rng| {
+            // Each kind of value as likely: the edges would be rare among any u32.
+            let width = match rng.random_range(0..4) {
+                0 => rng.random_range(0u32..64),
+                1 => MAX_PNG_SIDE,
+                2 => MAX_PNG_SIDE + 1,
+                _ => rng.random(),
+            };
+            let height = match rng.random_range(0..3) {
+                0 => rng.random_range(0u32..64),
+                1 => MAX_PNG_SIDE,
+                _ => rng.random(),
+            };
+            let depth = match rng.random_range(0..6) {
+                0..5 => property::pick(rng, &[1u8, 2, 4, 8, 16]),
+                _ => rng.random(),
+            };
+            let color = match rng.random_range(0..6) {
+                0..5 => property::pick(rng, &[0u8, 2, 3, 4, 6]),
+                _ => rng.random(),
+            };
+            (
+                width,
+                height,
+                depth,
+                color,
+                rng.random_range(0u8..3),
+                property::bytes(rng, 0..64),
+            )
+        },
+        |(width, height, depth, color, interlace, stream)| {
+            let mut ihdr = width.to_be_bytes().to_vec();
+            ihdr.extend_from_slice(&height.to_be_bytes());
+            ihdr.extend_from_slice(&[depth, color, 0, 0, interlace]);
+            let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+            png.extend(chunk(b"IHDR", &ihdr));
+            if color == 3 {
+                png.extend(chunk(b"PLTE", &[0, 0, 0, 255, 255, 255]));
+            }
+            // A zlib stream of random data: decodes to whatever it decodes to.
+            let mut z = vec![0x78, 0x01, 0x01];
+            z.extend_from_slice(&(stream.len() as u16).to_le_bytes());
+            z.extend_from_slice(&(!(stream.len() as u16)).to_le_bytes());
+            z.extend_from_slice(&stream);
+            png.extend(chunk(b"IDAT", &z));
+            png.extend(chunk(b"IEND", &[]));
+            read(&png);
+        },
+    );
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod png;
+pub mod property;
 pub mod protobuf;
 
 use std::sync::Mutex;
