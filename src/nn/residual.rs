@@ -73,6 +73,11 @@ impl Residual {
 impl Module for Residual {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
         let probe = Probe::start(x);
+        // A ResNet basic block runs through fused ops (`residual_fused.rs`).
+        if let Some(out) = self.forward_fused(x, mode) {
+            probe.finish(self, &out);
+            return out;
+        }
         let y = self.main.forward(x, mode);
         child_output(self, "main", &y);
         let skip = match &mut self.shortcut {

@@ -336,7 +336,7 @@ fn forward(
         values: &mut out,
         argmax: &mut [],
     };
-    forward_with(g, algorithm, n, o, x, w, outputs, |planes, out, _| {
+    forward_with(g, algorithm, n, o, x, w, outputs, |_, planes, out, _| {
         for (oc, out) in out.chunks_exact_mut(p).enumerate() {
             let b = bias.map_or(0.0, |b| b[oc]);
             out.iter_mut()
@@ -355,8 +355,8 @@ pub(super) struct Outputs<'a> {
 }
 
 /// The products of the forward pass by `algorithm` (Direct, Im2col or Winograd),
-/// group by group, each image's `[O, P]` result handed to `finish(planes, out,
-/// argmax)` with that image's share of the outputs. `finish` turns the raw products
+/// group by group, each image's `[O, P]` result handed to `finish(image, planes,
+/// out, argmax)` with that image's share of the outputs. `finish` turns the raw products
 /// (no bias yet) into the op's output: the plain conv adds the bias, a fused block
 /// also pools and applies ReLU (`conv_block`).
 #[allow(clippy::too_many_arguments)]
@@ -370,7 +370,7 @@ pub(super) fn forward_with<F>(
     outputs: Outputs,
     finish: F,
 ) where
-    F: Fn(&mut Planes, &mut [f32], &mut [u32]) + Sync,
+    F: Fn(usize, &mut Planes, &mut [f32], &mut [u32]) + Sync,
 {
     let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
     if n * o * p == 0 {
@@ -401,7 +401,8 @@ pub(super) fn forward_with<F>(
     out.par_chunks_mut(split.per_task * out_len)
         .zip(argmax.into_par_iter())
         .zip(x.par_chunks(split.per_task * image))
-        .for_each(|((out, argmax), x)| {
+        .enumerate()
+        .for_each(|(task, ((out, argmax), x))| {
             let images = out.len() / out_len;
             with_scratch(
                 [col_len, o * split.group * p, v_len, m_len, work_len],
@@ -438,6 +439,7 @@ pub(super) fn forward_with<F>(
                             };
                             let image = first + i;
                             finish(
+                                task * split.per_task + image,
                                 &mut planes,
                                 &mut out[image * out_len..(image + 1) * out_len],
                                 &mut argmax[image * argmax_len..(image + 1) * argmax_len],
