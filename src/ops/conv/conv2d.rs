@@ -391,7 +391,7 @@ pub(super) fn forward_with<F>(
         .for_direct(algorithm == ConvAlgorithm::Direct);
     let u = winograd.map(|wg| wg.transform_kernel(w, false));
     let [v_len, m_len, work_len] = winograd.map_or([0; 3], |wg| wg.scratch_len(split.group));
-    let col_len = if algorithm == ConvAlgorithm::Im2col {
+    let col_len = if algorithm == ConvAlgorithm::Im2col && !g.is_pointwise() {
         k * split.group * p
     } else {
         0
@@ -419,6 +419,13 @@ pub(super) fn forward_with<F>(
                             // One image (`for_direct`): `product` is its `[O, P]`.
                             let x = &x[first * image..(first + 1) * image];
                             reference::forward(g, 1, o, x, kernel, None, &mut product[..o * p]);
+                        } else if g.is_pointwise() {
+                            // A 1×1 kernel, stride 1, no padding: an image's `[C, P]`
+                            // planes are its column matrix already.
+                            for i in 0..b {
+                                let x = mat(&x[(first + i) * image..], k, p, p, false);
+                                matmul(&w, &x, false, &mut mat_mut(&mut product[i * p..], o, p, ld));
+                            }
                         } else {
                             for i in 0..b {
                                 g.im2col(&x[(first + i) * image..], col, ld, i * p);
@@ -539,7 +546,7 @@ where
             // quarter of the backward time).
             dx.fill(0.0);
         }
-        let col_len = if uses(ConvAlgorithm::Im2col) {
+        let col_len = if uses(ConvAlgorithm::Im2col) && !g.is_pointwise() {
             k * split.group * p
         } else {
             0
@@ -582,6 +589,12 @@ where
                         wg.weight_gradient(b, &x[first * image..], input, gathered, grad, &mut uw, scratch);
                     } else if w_algorithm == Some(ConvAlgorithm::Direct) {
                         reference::weight_gradient(g, 1, o, x_image, &gathered[..o * p], &mut dw);
+                    } else if need_w && g.is_pointwise() {
+                        for i in 0..b {
+                            let g_image = mat(&gathered[i * p..], o, p, ld, false);
+                            let xt = mat(&x[(first + i) * image..], p, k, p, true);
+                            matmul(&g_image, &xt, true, &mut mat_mut(&mut dw, o, k, k));
+                        }
                     } else if need_w {
                         for i in 0..b {
                             g.im2col(&x[(first + i) * image..], col, ld, i * p);
@@ -601,6 +614,13 @@ where
                     } else if let (Some(dx), Some(ConvAlgorithm::Direct)) = (dx.as_deref_mut(), x_algorithm) {
                         let dx = &mut dx[first * image..(first + 1) * image];
                         reference::input_gradient(g, 1, o, w, &gathered[..o * p], dx);
+                    } else if let (Some(dx), true) = (dx.as_deref_mut(), g.is_pointwise()) {
+                        // Wᵀ·G of an image is its input gradient, written in place.
+                        for i in 0..b {
+                            let g_image = mat(&gathered[i * p..], o, p, ld, false);
+                            let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
+                            matmul(&wt, &g_image, false, &mut mat_mut(dx, k, p, p));
+                        }
                     } else if let Some(dx) = dx.as_deref_mut() {
                         matmul(&wt, &gmat, false, &mut mat_mut(col, k, ld, ld));
                         for i in 0..b {

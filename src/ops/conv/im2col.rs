@@ -50,6 +50,15 @@ impl ConvGeometry {
         self.oh * self.ow
     }
 
+    /// A 1×1 kernel with stride 1 and no padding: the column matrix of an image is
+    /// the image itself, `[C, H·W]`.
+    pub fn is_pointwise(&self) -> bool {
+        (self.kh, self.kw) == (1, 1)
+            && self.stride == (1, 1)
+            && (self.top, self.left) == (0, 0)
+            && (self.oh, self.ow) == (self.h, self.w)
+    }
+
     /// Input row read by output row `oy` through kernel row `i`, if not padding.
     #[inline]
     fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
