@@ -308,10 +308,8 @@ impl ConvGeometry {
                         if sw == 1 {
                             dst.copy_from_slice(&row.values[j..j + ow]);
                         } else {
-                            // Chunks of `sw`, not `step_by`: a plain loop, no stride
-                            // arithmetic per pixel (col2im's likewise).
-                            let taps = row.values[j..].chunks(sw);
-                            dst.iter_mut().zip(taps).for_each(|(d, v)| *d = v[0]);
+                            let taps = row.values[j..].iter().step_by(sw);
+                            dst.iter_mut().zip(taps).for_each(|(d, &v)| *d = v);
                         }
                     }
                 }
@@ -346,8 +344,8 @@ impl ConvGeometry {
                             let sums = &mut row.values[j..j + ow];
                             sums.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
                         } else {
-                            let sums = row.values[j..].chunks_mut(sw);
-                            sums.zip(src).for_each(|(d, &v)| d[0] += v);
+                            let sums = row.values[j..].iter_mut().step_by(sw);
+                            sums.zip(src).for_each(|(d, &v)| *d += v);
                         }
                     }
                     dst[row.columns.clone()].copy_from_slice(&row.values[row.inside.clone()]);
