@@ -52,6 +52,11 @@ struct Args {
     /// [default: 20, 5 with --quick].
     #[arg(long)]
     reps: Option<usize>,
+    /// Untimed runs before the timed ones [default: 3, 2 with --quick; inference
+    /// 1]. `--warmup 0 --reps 1` runs each workload once: for counting its
+    /// instructions under callgrind.
+    #[arg(long)]
+    warmup: Option<usize>,
     /// A smoke run: few repetitions, epochs of 6400 images, inference on 2000, the
     /// scaling line on a training step instead of an epoch.
     #[arg(long)]
@@ -130,6 +135,8 @@ struct Bench {
     skip_epochs: bool,
     threads: usize,
     reps: Reps,
+    /// Inference's: as the reference scripts (1 warm-up, 3 timed) unless given.
+    infer_reps: Reps,
     rows: Vec<Row>,
 }
 
@@ -142,8 +149,12 @@ impl Bench {
             skip_epochs: args.skip_epochs,
             threads: args.threads,
             reps: Reps {
-                warmup: if args.quick { 2 } else { 3 },
+                warmup: args.warmup.unwrap_or(if args.quick { 2 } else { 3 }),
                 timed: timed.max(1),
+            },
+            infer_reps: Reps {
+                warmup: args.warmup.unwrap_or(1),
+                timed: args.reps.unwrap_or(3).max(1),
             },
             rows: Vec::new(),
         }
@@ -524,10 +535,9 @@ fn epoch_ms(net: Net, train: &Dataset) -> f64 {
 
 /// Median ms of one pass of eval-mode inference (`predict`: no tape, in slices)
 /// over `batches`, after a warm-up pass: the same protocol as the reference scripts
-/// (median of 3).
-fn infer_ms(net: Net, data: &Dataset, batches: &[Tensor]) -> f64 {
+/// (median of 3), unless `reps` says otherwise.
+fn infer_ms(net: Net, data: &Dataset, batches: &[Tensor], reps: Reps) -> f64 {
     let mut model = net.build(data);
-    let reps = Reps { warmup: 1, timed: 3 };
     median_ms(
         reps,
         || (),
@@ -592,7 +602,7 @@ fn net_workloads(bench: &mut Bench, net: Net, mnist: &Mnist, train: &Dataset, ba
         bench.record(Row::images(net.epoch_name(), ms, train.len()));
     }
     if bench.wants(&net.infer_name()) {
-        let ms = infer_ms(net, &mnist.test, batches);
+        let ms = infer_ms(net, &mnist.test, batches, bench.infer_reps);
         let images = batches.iter().map(|b| b.shape()[0]).sum();
         bench.record(Row::images(net.infer_name(), ms, images));
     }

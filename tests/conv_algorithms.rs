@@ -52,6 +52,13 @@ fn geometries() -> Vec<Geometry> {
         conv([1, 8, 11, 11], [16, 8, 5, 5], 2, Explicit(2, 1), 1),
         conv([2, 3, 11, 11], [4, 3, 3, 3], 1, Valid, 2),
         conv([13, 8, 12, 12], [8, 8, 3, 3], 1, Same, 2),
+        // R3's: stride-2 3×3 padded by 1 and 1×1 stride-2 projections on even and
+        // odd planes, a batch of one; 3×3 padded by 1 on 7×7 (im2col backward).
+        conv([1, 16, 14, 14], [32, 16, 3, 3], 2, Explicit(1, 1), 1),
+        conv([3, 8, 7, 7], [16, 8, 3, 3], 2, Explicit(1, 1), 1),
+        conv([2, 16, 14, 14], [32, 16, 1, 1], 2, Valid, 1),
+        conv([1, 5, 7, 7], [6, 5, 1, 1], 2, Valid, 1),
+        conv([2, 8, 7, 7], [8, 8, 3, 3], 1, Explicit(1, 1), 1),
     ]
 }
 

@@ -178,6 +178,13 @@ impl FromConfig for BatchNorm2d {
 impl BatchNorm2d {
     /// The normalization itself (`forward` without the probe).
     fn normalize(&mut self, x: &Tensor, mode: Mode) -> Tensor {
+        self.normalize_then(x, mode, None, false)
+    }
+
+    /// The normalization, then `+ skip` and ReLU if asked: in training, one op
+    /// ([`Tensor::batch_norm2d_then`]); in evaluation, the evaluation form followed
+    /// by the separate ops. What a residual block's branches end with.
+    pub(crate) fn normalize_then(&mut self, x: &Tensor, mode: Mode, skip: Option<&Tensor>, relu: bool) -> Tensor {
         let (gamma, beta) = (self.weight.bind(x), self.bias.bind(x));
         // As Keras: a frozen batch norm runs in inference mode even in training, so
         // fine-tuning with a frozen feature extractor leaves it bit for bit unchanged.
@@ -188,7 +195,7 @@ impl BatchNorm2d {
         };
         match mode {
             Mode::Train => {
-                let (y, stats) = x.batch_norm2d(&gamma, &beta, self.eps);
+                let (y, stats) = x.batch_norm2d_then(&gamma, &beta, self.eps, skip, relu);
                 let m = self.momentum;
                 let unbias = stats.count as f32 / (stats.count as f32 - 1.0);
                 self.running_mean
@@ -198,7 +205,31 @@ impl BatchNorm2d {
                 self.num_batches_tracked += 1;
                 y
             }
-            Mode::Eval => x.batch_norm2d_eval(&gamma, &beta, &self.running_mean, &self.running_var, self.eps),
+            Mode::Eval => {
+                let mut y = x.batch_norm2d_eval(&gamma, &beta, &self.running_mean, &self.running_var, self.eps);
+                if let Some(skip) = skip {
+                    y = &y + skip;
+                }
+                if relu {
+                    y = y.relu();
+                }
+                y
+            }
         }
+    }
+
+    /// The per-channel affine map of the evaluation form, `y = scale·x + shift`:
+    /// `scale = γ/√(running_var + eps)`, `shift = β − running_mean·scale`, computed
+    /// as [`Tensor::batch_norm2d_eval`] computes them. What folding the layer into
+    /// the convolution before it multiplies in.
+    pub(crate) fn eval_affine(&self) -> (Vec<f32>, Vec<f32>) {
+        let (g, b) = (self.weight.value(), self.bias.value());
+        let scale: Vec<f32> = (0..self.channels())
+            .map(|ch| g[ch] * (1.0 / (self.running_var[ch] + self.eps).sqrt()))
+            .collect();
+        let shift = (0..self.channels())
+            .map(|ch| b[ch] - self.running_mean[ch] * scale[ch])
+            .collect();
+        (scale, shift)
     }
 }

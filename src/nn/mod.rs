@@ -15,6 +15,7 @@ mod init;
 mod module;
 mod registry;
 mod regularizer;
+mod residual_fused;
 mod shape;
 mod summary;
 mod transfer;

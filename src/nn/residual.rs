@@ -11,6 +11,14 @@ use crate::tensor::Tensor;
 /// shortcut is the identity unless a projection is given (typically a 1×1 conv with
 /// the block's stride, then batch norm, when the block changes the shape).
 ///
+/// When both branches are chains of `Conv2d → BatchNorm2d (→ ReLU)` (a ResNet basic
+/// block, as [`zoo::basic_block`](crate::zoo::basic_block) builds), the block runs
+/// them through fused ops: in training each batch norm takes the ReLU after it, and
+/// the main branch's last one the addition and the final ReLU, with the values and
+/// gradients of the layers, bit for bit; in inference (no tape, evaluation mode) the
+/// batch norms are folded into the convolutions, equal to the layers within 1e-5.
+/// The layers, their names and the model file stay the same.
+///
 /// # Shapes
 /// `main` and the shortcut must produce the same shape; the block outputs it.
 /// Parameter names: `main.…` and `shortcut.…`.
@@ -73,6 +81,11 @@ impl Residual {
 impl Module for Residual {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
         let probe = Probe::start(x);
+        // A ResNet basic block runs through fused ops (`residual_fused.rs`).
+        if let Some(out) = self.forward_fused(x, mode) {
+            probe.finish(self, &out);
+            return out;
+        }
         let y = self.main.forward(x, mode);
         child_output(self, "main", &y);
         let skip = match &mut self.shortcut {

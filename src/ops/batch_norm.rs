@@ -10,10 +10,13 @@
 //! elements. (A single f64 running sum per channel was a chain of dependent
 //! additions, and batch norm took 40% of the default net's training time.)
 
+use std::sync::Arc;
+
 use ndarray::{Array1, ArrayD, Ix1};
 use rayon::prelude::*;
 
-use super::elementwise::{sum, sum_map, sum_map2};
+use super::activation::relu as relu_of;
+use super::elementwise::{keep_if, sum, sum_map, sum_map2, sum_map3};
 use crate::tensor::Tensor;
 
 /// Per-channel batch statistics from a training-mode pass, for the running averages.
@@ -60,6 +63,25 @@ impl Tensor {
     /// Normalizes `[N, C, H, W]` with the batch's own statistics, then applies
     /// `gamma` and `beta` (`[C]` each). Returns the output and the statistics.
     pub fn batch_norm2d(&self, gamma: &Tensor, beta: &Tensor, eps: f32) -> (Tensor, BatchStats) {
+        self.batch_norm2d_then(gamma, beta, eps, None, false)
+    }
+
+    /// [`batch_norm2d`](Self::batch_norm2d), then `+ skip` if given, then ReLU if
+    /// `relu`, in one op: the values and gradients of the separate ops, bit for bit,
+    /// in one pass over memory each way instead of three. This is a ResNet block's
+    /// ending (`relu(bn(conv(…)) + shortcut)`) and the middle of its main branch
+    /// (`relu(bn(conv(x)))`).
+    ///
+    /// # Shapes
+    /// `self` and `skip` `[N, C, H, W]`, `gamma` and `beta` `[C]` → `[N, C, H, W]`.
+    pub fn batch_norm2d_then(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+        skip: Option<&Tensor>,
+        relu: bool,
+    ) -> (Tensor, BatchStats) {
         let x = self.view4("batch_norm2d");
         let (n, c, h, w) = x.dim();
         let (hw, count) = (h * w, n * h * w);
@@ -68,6 +90,15 @@ impl Tensor {
             "batch_norm2d: needs more than one value per channel, got shape {:?}",
             self.shape()
         );
+        if let Some(skip) = skip {
+            assert_eq!(
+                skip.shape(),
+                self.shape(),
+                "batch_norm2d: the added tensor has shape {:?}, the input {:?}",
+                skip.shape(),
+                self.shape()
+            );
+        }
         let xs = x.as_standard_layout();
         let xs = xs.as_slice().expect("standard layout");
         let (g, b) = (channel_vector("gamma", gamma, c), channel_vector("beta", beta, c));
@@ -86,10 +117,14 @@ impl Tensor {
             .collect();
         let inv_std: Vec<f32> = stats.iter().map(|&(_, var)| 1.0 / (var + eps).sqrt()).collect();
 
-        // y = gamma·x̂ + beta. The backward pass recomputes x̂ = (x − mean)·inv_std
-        // from x, the same bits, rather than keep a copy of it.
+        // y = gamma·x̂ + beta (+ skip, then ReLU). The backward pass recomputes
+        // x̂ = (x − mean)·inv_std from x, the same bits, rather than keep a copy of it.
         let means: Vec<f32> = stats.iter().map(|s| s.0).collect();
         let normalizer = (means.clone(), inv_std.clone());
+        let skip_value = skip.map(|s| s.value().as_standard_layout());
+        let skip_slice = skip_value
+            .as_ref()
+            .map(|s| s.as_slice().expect("standard layout"));
         let mut y = vec![0.0f32; xs.len()];
         y.par_chunks_mut(hw)
             .zip(xs.par_chunks(hw))
@@ -100,9 +135,17 @@ impl Tensor {
                 for (y, &x) in y.iter_mut().zip(x) {
                     *y = g * ((x - mean) * inv) + b;
                 }
+                if let Some(skip) = skip_slice {
+                    let skip = &skip[plane * hw..(plane + 1) * hw];
+                    y.iter_mut().zip(skip).for_each(|(y, &s)| *y += s);
+                }
+                if relu {
+                    y.iter_mut().for_each(|y| *y = relu_of(*y));
+                }
             });
+        drop(skip_value);
         let shape = self.value().raw_dim();
-        let value = ArrayD::from_shape_vec(shape, y).expect("same element count");
+        let value = Arc::new(ArrayD::from_shape_vec(shape, y).expect("same element count"));
         let batch = BatchStats {
             mean: stats.iter().map(|s| s.0).collect(),
             var: stats.iter().map(|s| s.1).collect(),
@@ -110,44 +153,103 @@ impl Tensor {
         };
         let gamma_v = g.to_owned();
         let x_shared = self.shared_value();
-        let out = Tensor::record("batch_norm2d", &[self, gamma, beta], value, move |grad, needs| {
+        let y_shared = relu.then(|| value.clone());
+        let inputs: Vec<&Tensor> = [self, gamma, beta].into_iter().chain(skip).collect();
+        let out = Tensor::record("batch_norm2d", &inputs, value, move |grad, needs| {
             let (means, inv_std) = &normalizer;
             let grad = grad.as_standard_layout();
-            let gs = grad.as_slice().expect("standard layout");
+            // ReLU's backward as in `relu`: the gradient times 1 or 0 where the output
+            // is positive. Made once when the skip wants it too, else on the fly.
+            let needs_skip = needs.get(3).copied().unwrap_or(false);
+            let masked: Option<Vec<f32>> = (y_shared.is_some() && needs_skip).then(|| {
+                let gs = grad.as_slice().expect("standard layout");
+                let y = y_shared
+                    .as_ref()
+                    .expect("relu")
+                    .as_slice()
+                    .expect("standard layout");
+                let mut m = vec![0.0f32; gs.len()];
+                m.par_chunks_mut(hw)
+                    .zip(gs.par_chunks(hw).zip(y.par_chunks(hw)))
+                    .for_each(|(m, (g, y))| {
+                        for ((m, &g), &y) in m.iter_mut().zip(g).zip(y) {
+                            *m = g * keep_if(y > 0.0, 1.0);
+                        }
+                    });
+                m
+            });
+            let premasked = masked.is_some() || y_shared.is_none();
+            let gs: &[f32] = match &masked {
+                Some(m) => m,
+                None => grad.as_slice().expect("standard layout"),
+            };
             let x = x_shared.as_standard_layout();
             let xs = x.as_slice().expect("standard layout");
             // Per channel: Σg and Σg·x̂, which give dbeta, dgamma and the input gradient.
             let sums: Vec<(f64, f64)> = (0..c)
                 .into_par_iter()
                 .map(|ch| {
+                    let (mean, inv) = (means[ch], inv_std[ch]);
                     planes(ch).fold((0.0, 0.0), |(s, sx), r| {
-                        let (g, x) = (&gs[r.clone()], &xs[r]);
-                        let s2 = f64::from(sum(g));
-                        let (mean, inv) = (means[ch], inv_std[ch]);
-                        let sx2 = f64::from(sum_map2(g, x, |g, x| g * ((x - mean) * inv)));
-                        (s + s2, sx + sx2)
+                        let (s2, sx2) = if premasked {
+                            let (g, x) = (&gs[r.clone()], &xs[r]);
+                            (sum(g), sum_map2(g, x, |g, x| g * ((x - mean) * inv)))
+                        } else {
+                            let y = &y_shared
+                                .as_ref()
+                                .expect("relu")
+                                .as_slice()
+                                .expect("standard layout")[r.clone()];
+                            let (g, x) = (&gs[r.clone()], &xs[r]);
+                            let m = |g: f32, y: f32| g * keep_if(y > 0.0, 1.0);
+                            (
+                                sum_map2(g, y, m),
+                                sum_map3(g, y, x, |g, y, x| m(g, y) * ((x - mean) * inv)),
+                            )
+                        };
+                        (s + f64::from(s2), sx + f64::from(sx2))
                     })
                 })
                 .collect();
             let dx = needs[0].then(|| {
                 let mut dx = vec![0.0f32; gs.len()];
                 dx.par_chunks_mut(hw)
-                    .zip(gs.par_chunks(hw))
                     .zip(xs.par_chunks(hw))
                     .enumerate()
-                    .for_each(|(plane, ((dx, g), x))| {
+                    .for_each(|(plane, (dx, x))| {
                         let ch = plane % c;
                         let mean_g = (sums[ch].0 / count as f64) as f32;
                         let mean_gx = (sums[ch].1 / count as f64) as f32;
                         let (k, mean, inv) = (gamma_v[ch] * inv_std[ch], means[ch], inv_std[ch]);
-                        for ((d, &g), &x) in dx.iter_mut().zip(g).zip(x) {
-                            *d = k * (g - mean_g - (x - mean) * inv * mean_gx);
+                        let at = plane * hw;
+                        let g = &gs[at..at + hw];
+                        let dx_of = |g: f32, x: f32| k * (g - mean_g - (x - mean) * inv * mean_gx);
+                        match y_shared.as_ref().filter(|_| !premasked) {
+                            Some(y) => {
+                                let y = &y.as_slice().expect("standard layout")[at..at + hw];
+                                for (((d, &g), &y), &x) in dx.iter_mut().zip(g).zip(y).zip(x) {
+                                    *d = dx_of(g * keep_if(y > 0.0, 1.0), x);
+                                }
+                            }
+                            None => {
+                                for ((d, &g), &x) in dx.iter_mut().zip(g).zip(x) {
+                                    *d = dx_of(g, x);
+                                }
+                            }
                         }
                     });
                 ArrayD::from_shape_vec(grad.raw_dim(), dx).expect("same element count")
             });
             let (dgamma, dbeta) = affine_grads(&sums, needs);
-            vec![dx, dgamma, dbeta]
+            let mut out = vec![dx, dgamma, dbeta];
+            if needs.len() == 4 {
+                // The addition passes the (masked) gradient through unchanged.
+                out.push(needs_skip.then(|| match masked {
+                    Some(m) => ArrayD::from_shape_vec(grad.raw_dim(), m).expect("same element count"),
+                    None => grad.into_owned(),
+                }));
+            }
+            out
         });
         (out, batch)
     }

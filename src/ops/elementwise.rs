@@ -51,6 +51,25 @@ pub(crate) fn sum_map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32
     lanes.iter().sum::<f32>() + tail
 }
 
+/// `Σ f(a, b, c)` over triples of elements, in 16 interleaved lanes as [`sum`].
+pub(crate) fn sum_map3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let (ca, cb, cc) = (a.chunks_exact(16), b.chunks_exact(16), c.chunks_exact(16));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .zip(cc.remainder())
+        .map(|((&x, &y), &z)| f(x, y, z))
+        .sum();
+    for ((x, y), z) in ca.zip(cb).zip(cc) {
+        for i in 0..16 {
+            lanes[i] += f(x[i], y[i], z[i]);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 /// Arrays shorter than this are processed on the calling thread.
 const CHUNK: usize = 1 << 15;
 

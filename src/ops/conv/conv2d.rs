@@ -336,7 +336,7 @@ fn forward(
         values: &mut out,
         argmax: &mut [],
     };
-    forward_with(g, algorithm, n, o, x, w, outputs, |planes, out, _| {
+    forward_with(g, algorithm, n, o, x, w, outputs, |_, planes, out, _| {
         for (oc, out) in out.chunks_exact_mut(p).enumerate() {
             let b = bias.map_or(0.0, |b| b[oc]);
             out.iter_mut()
@@ -355,8 +355,8 @@ pub(super) struct Outputs<'a> {
 }
 
 /// The products of the forward pass by `algorithm` (Direct, Im2col or Winograd),
-/// group by group, each image's `[O, P]` result handed to `finish(planes, out,
-/// argmax)` with that image's share of the outputs. `finish` turns the raw products
+/// group by group, each image's `[O, P]` result handed to `finish(image, planes,
+/// out, argmax)` with that image's share of the outputs. `finish` turns the raw products
 /// (no bias yet) into the op's output: the plain conv adds the bias, a fused block
 /// also pools and applies ReLU (`conv_block`).
 #[allow(clippy::too_many_arguments)]
@@ -370,7 +370,7 @@ pub(super) fn forward_with<F>(
     outputs: Outputs,
     finish: F,
 ) where
-    F: Fn(&mut Planes, &mut [f32], &mut [u32]) + Sync,
+    F: Fn(usize, &mut Planes, &mut [f32], &mut [u32]) + Sync,
 {
     let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
     if n * o * p == 0 {
@@ -391,7 +391,7 @@ pub(super) fn forward_with<F>(
         .for_direct(algorithm == ConvAlgorithm::Direct);
     let u = winograd.map(|wg| wg.transform_kernel(w, false));
     let [v_len, m_len, work_len] = winograd.map_or([0; 3], |wg| wg.scratch_len(split.group));
-    let col_len = if algorithm == ConvAlgorithm::Im2col {
+    let col_len = if algorithm == ConvAlgorithm::Im2col && !g.is_pointwise() {
         k * split.group * p
     } else {
         0
@@ -401,7 +401,8 @@ pub(super) fn forward_with<F>(
     out.par_chunks_mut(split.per_task * out_len)
         .zip(argmax.into_par_iter())
         .zip(x.par_chunks(split.per_task * image))
-        .for_each(|((out, argmax), x)| {
+        .enumerate()
+        .for_each(|(task, ((out, argmax), x))| {
             let images = out.len() / out_len;
             with_scratch(
                 [col_len, o * split.group * p, v_len, m_len, work_len],
@@ -418,6 +419,13 @@ pub(super) fn forward_with<F>(
                             // One image (`for_direct`): `product` is its `[O, P]`.
                             let x = &x[first * image..(first + 1) * image];
                             reference::forward(g, 1, o, x, kernel, None, &mut product[..o * p]);
+                        } else if g.is_pointwise() {
+                            // A 1×1 kernel, stride 1, no padding: an image's `[C, P]`
+                            // planes are its column matrix already.
+                            for i in 0..b {
+                                let x = mat(&x[(first + i) * image..], k, p, p, false);
+                                matmul(&w, &x, false, &mut mat_mut(&mut product[i * p..], o, p, ld));
+                            }
                         } else {
                             for i in 0..b {
                                 g.im2col(&x[(first + i) * image..], col, ld, i * p);
@@ -438,6 +446,7 @@ pub(super) fn forward_with<F>(
                             };
                             let image = first + i;
                             finish(
+                                task * split.per_task + image,
                                 &mut planes,
                                 &mut out[image * out_len..(image + 1) * out_len],
                                 &mut argmax[image * argmax_len..(image + 1) * argmax_len],
@@ -537,7 +546,7 @@ where
             // quarter of the backward time).
             dx.fill(0.0);
         }
-        let col_len = if uses(ConvAlgorithm::Im2col) {
+        let col_len = if uses(ConvAlgorithm::Im2col) && !g.is_pointwise() {
             k * split.group * p
         } else {
             0
@@ -580,6 +589,12 @@ where
                         wg.weight_gradient(b, &x[first * image..], input, gathered, grad, &mut uw, scratch);
                     } else if w_algorithm == Some(ConvAlgorithm::Direct) {
                         reference::weight_gradient(g, 1, o, x_image, &gathered[..o * p], &mut dw);
+                    } else if need_w && g.is_pointwise() {
+                        for i in 0..b {
+                            let g_image = mat(&gathered[i * p..], o, p, ld, false);
+                            let xt = mat(&x[(first + i) * image..], p, k, p, true);
+                            matmul(&g_image, &xt, true, &mut mat_mut(&mut dw, o, k, k));
+                        }
                     } else if need_w {
                         for i in 0..b {
                             g.im2col(&x[(first + i) * image..], col, ld, i * p);
@@ -599,6 +614,13 @@ where
                     } else if let (Some(dx), Some(ConvAlgorithm::Direct)) = (dx.as_deref_mut(), x_algorithm) {
                         let dx = &mut dx[first * image..(first + 1) * image];
                         reference::input_gradient(g, 1, o, w, &gathered[..o * p], dx);
+                    } else if let (Some(dx), true) = (dx.as_deref_mut(), g.is_pointwise()) {
+                        // Wᵀ·G of an image is its input gradient, written in place.
+                        for i in 0..b {
+                            let g_image = mat(&gathered[i * p..], o, p, ld, false);
+                            let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
+                            matmul(&wt, &g_image, false, &mut mat_mut(dx, k, p, p));
+                        }
                     } else if let Some(dx) = dx.as_deref_mut() {
                         matmul(&wt, &gmat, false, &mut mat_mut(col, k, ld, ld));
                         for i in 0..b {

@@ -113,7 +113,7 @@ impl Tensor {
                     values: &mut out,
                     argmax: &mut argmax,
                 },
-                |planes, out, argmax| {
+                |_, planes, out, argmax| {
                     for oc in 0..o {
                         let plane = planes.plane(oc);
                         let out = &mut out[oc * q..(oc + 1) * q];
@@ -193,5 +193,90 @@ impl Tensor {
             }
             out
         })
+    }
+}
+
+impl Tensor {
+    /// Inference only: `conv2d(x, weight) + bias`, then `+ skip` if given, then ReLU
+    /// if `relu`, in one pass over each image's products while they are in cache.
+    /// Records nothing, so `self` must be on no tape. What a residual block with its
+    /// batch norms folded into the convolutions' weights and biases computes.
+    ///
+    /// # Shapes
+    /// `self` `[N, C, H, W]`, `weight` `[O, C, kh, kw]`, `bias` `[O]`, `skip` the
+    /// output's shape → `[N, O, OH, OW]`.
+    pub(crate) fn conv2d_inference(
+        &self,
+        weight: &Tensor,
+        bias: &[f32],
+        opts: &Conv2dOptions,
+        skip: Option<&Tensor>,
+        relu: bool,
+    ) -> Tensor {
+        assert!(
+            self.tape().is_none(),
+            "conv2d_inference: records no backward pass, so its input must be on no tape"
+        );
+        let (geometry, n, o, algorithms) = conv2d_geometry("conv2d", self, weight, None, opts);
+        let p = geometry.p();
+        let out_shape = [n, o, geometry.oh, geometry.ow];
+        assert_eq!(
+            bias.len(),
+            o,
+            "conv2d_inference: {} biases for {o} channels",
+            bias.len()
+        );
+        let skip = skip.map(|s| {
+            assert_eq!(
+                s.shape(),
+                &out_shape,
+                "conv2d_inference: the added tensor has shape {:?}, the output {out_shape:?}",
+                s.shape()
+            );
+            s.value().as_standard_layout()
+        });
+        let skip = skip.as_ref().map(|s| s.as_slice().expect("standard layout"));
+        let x = self.value().as_standard_layout();
+        let wv = weight.value().as_standard_layout();
+        let mut out = vec![0.0f32; n * o * p];
+        let outputs = Outputs {
+            values: &mut out,
+            argmax: &mut [],
+        };
+        let (x, wv) = (
+            x.as_slice().expect("standard layout"),
+            wv.as_slice().expect("standard layout"),
+        );
+        forward_with(
+            &geometry,
+            algorithms.forward,
+            n,
+            o,
+            x,
+            wv,
+            outputs,
+            |image, planes, out, _| {
+                let at = image * o * p;
+                for (oc, out) in out.chunks_exact_mut(p).enumerate() {
+                    let (plane, b) = (planes.plane(oc), bias[oc]);
+                    match skip {
+                        Some(skip) => {
+                            let skip = &skip[at + oc * p..at + (oc + 1) * p];
+                            for ((out, &v), &s) in out.iter_mut().zip(plane.iter()).zip(skip) {
+                                *out = (v + b) + s;
+                            }
+                        }
+                        None => out
+                            .iter_mut()
+                            .zip(plane.iter())
+                            .for_each(|(out, &v)| *out = v + b),
+                    }
+                    if relu {
+                        out.iter_mut().for_each(|v| *v = relu_of(*v));
+                    }
+                }
+            },
+        );
+        Tensor::new(ArrayD::from_shape_vec(IxDyn(&out_shape), out).expect("output size"))
     }
 }

@@ -50,6 +50,15 @@ impl ConvGeometry {
         self.oh * self.ow
     }
 
+    /// A 1×1 kernel with stride 1 and no padding: the column matrix of an image is
+    /// the image itself, `[C, H·W]`.
+    pub fn is_pointwise(&self) -> bool {
+        (self.kh, self.kw) == (1, 1)
+            && self.stride == (1, 1)
+            && (self.top, self.left) == (0, 0)
+            && (self.oh, self.ow) == (self.h, self.w)
+    }
+
     /// Input row read by output row `oy` through kernel row `i`, if not padding.
     #[inline]
     fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
@@ -79,6 +88,8 @@ impl ConvGeometry {
     pub fn im2col(&self, x: &[f32], col: &mut [f32], ld: usize, offset: usize) {
         if self.is_valid_3_wide() {
             self.im2col_valid_3_wide(x, col, ld, offset);
+        } else if self.dilation == (1, 1) {
+            self.im2col_dense(x, col, ld, offset);
         } else {
             self.im2col_general(x, col, ld, offset);
         }
@@ -125,6 +136,8 @@ impl ConvGeometry {
     pub fn col2im(&self, col: &[f32], ld: usize, offset: usize, dx: &mut [f32]) {
         if self.is_valid_3_wide() {
             self.col2im_valid_3_wide(col, ld, offset, dx);
+        } else if self.dilation == (1, 1) {
+            self.col2im_dense(col, ld, offset, dx);
         } else {
             self.col2im_general(col, ld, offset, dx);
         }
@@ -234,6 +247,108 @@ impl ConvGeometry {
                         dst[ow] += s1[0];
                     }
                     dst[ow + 1] += s2[ow - 1];
+                }
+            }
+        }
+    }
+}
+
+/// A padded input row: the pixels output columns `0..OW` read through the taps of
+/// a dense (dilation 1) kernel row, `(OW − 1)·stride + kw` of them, column `q`
+/// holding input column `q − left` or 0 in the padding. Tap `j` of output column
+/// `x` is then `row[x·stride + j]`, with no bounds to check per pixel.
+struct PaddedRow {
+    values: Vec<f32>,
+    /// The part of `values` that holds input pixels, and the input columns it holds.
+    inside: std::ops::Range<usize>,
+    columns: std::ops::Range<usize>,
+}
+
+impl PaddedRow {
+    fn new(g: &ConvGeometry) -> PaddedRow {
+        let len = (g.ow - 1) * g.stride.1 + g.kw;
+        let start = g.left.min(len);
+        let end = (g.left + g.w).min(len);
+        PaddedRow {
+            values: vec![0.0; len],
+            inside: start..end.max(start),
+            columns: 0..end.max(start) - start,
+        }
+    }
+}
+
+impl ConvGeometry {
+    /// [`im2col`](Self::im2col) for a dense kernel of any size, stride and padding,
+    /// a kernel row at a time: each input row it reads is copied once into a padded
+    /// row, and the `kw` taps are gathered from there. The general loop spends most
+    /// of its time on set-up per tap and output row (R3's 7×7 and stride-2 planes:
+    /// rows of 7 to 14 pixels).
+    fn im2col_dense(&self, x: &[f32], col: &mut [f32], ld: usize, offset: usize) {
+        let (ow, sw, p) = (self.ow, self.stride.1, self.p());
+        if p == 0 {
+            return;
+        }
+        let mut row = PaddedRow::new(self);
+        for c in 0..self.channels {
+            let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for i in 0..self.kh {
+                let first_tap = (c * self.kh + i) * self.kw;
+                for oy in 0..self.oh {
+                    let span = offset + oy * ow..offset + (oy + 1) * ow;
+                    let Some(r) = self.input_row(oy, i) else {
+                        for j in 0..self.kw {
+                            col[(first_tap + j) * ld..][span.clone()].fill(0.0);
+                        }
+                        continue;
+                    };
+                    let src = &plane[r * self.w..(r + 1) * self.w];
+                    row.values[row.inside.clone()].copy_from_slice(&src[row.columns.clone()]);
+                    for j in 0..self.kw {
+                        let dst = &mut col[(first_tap + j) * ld..][span.clone()];
+                        if sw == 1 {
+                            dst.copy_from_slice(&row.values[j..j + ow]);
+                        } else {
+                            let taps = row.values[j..].iter().step_by(sw);
+                            dst.iter_mut().zip(taps).for_each(|(d, &v)| *d = v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`col2im`](Self::col2im) for a dense kernel, the adjoint of
+    /// [`im2col_dense`](Self::im2col_dense): each input row is copied into a padded
+    /// row, the taps of a kernel row added there (what lands in the padding is
+    /// dropped), and the row copied back. Each pixel receives its taps in the order
+    /// of the general loop, so the sums are the same, bit for bit.
+    fn col2im_dense(&self, col: &[f32], ld: usize, offset: usize, dx: &mut [f32]) {
+        let (ow, sw, p) = (self.ow, self.stride.1, self.p());
+        if p == 0 {
+            return;
+        }
+        let mut row = PaddedRow::new(self);
+        for c in 0..self.channels {
+            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for i in 0..self.kh {
+                let first_tap = (c * self.kh + i) * self.kw;
+                for oy in 0..self.oh {
+                    let Some(r) = self.input_row(oy, i) else {
+                        continue;
+                    };
+                    let dst = &mut plane[r * self.w..(r + 1) * self.w];
+                    row.values[row.inside.clone()].copy_from_slice(&dst[row.columns.clone()]);
+                    for j in 0..self.kw {
+                        let src = &col[(first_tap + j) * ld + offset + oy * ow..][..ow];
+                        if sw == 1 {
+                            let sums = &mut row.values[j..j + ow];
+                            sums.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                        } else {
+                            let sums = row.values[j..].iter_mut().step_by(sw);
+                            sums.zip(src).for_each(|(d, &v)| *d += v);
+                        }
+                    }
+                    dst[row.columns.clone()].copy_from_slice(&row.values[row.inside.clone()]);
                 }
             }
         }
@@ -358,6 +473,57 @@ mod tests {
                 fast.iter().zip(&general).all(|(a, b)| a.to_bits() == b.to_bits()),
                 "im2col {channels}x{h}x{w}"
             );
+        }
+    }
+    #[test]
+    fn dense_kernels_move_data_as_the_general_loops_do() {
+        // Bit for bit: 1×1 and 3×3 with stride 1 and 2, padding on either side or
+        // none, odd planes, a kernel wider than tall, a window that skips the last
+        // input column.
+        let cases = [
+            // (c, h, w, kh, kw, stride, top, left, bottom, right)
+            (3, 7, 7, 3, 3, (1, 1), 1, 1, 1, 1),
+            (2, 14, 14, 3, 3, (2, 2), 1, 1, 1, 1),
+            (2, 9, 9, 3, 3, (2, 2), 1, 1, 1, 1),
+            (4, 14, 14, 1, 1, (2, 2), 0, 0, 0, 0),
+            (2, 7, 6, 1, 1, (1, 1), 0, 0, 0, 0),
+            (1, 5, 8, 2, 5, (1, 2), 0, 2, 1, 2),
+            (2, 6, 7, 3, 3, (1, 3), 2, 0, 0, 1),
+            (1, 4, 4, 3, 3, (1, 1), 2, 2, 2, 2),
+        ];
+        for (channels, h, w, kh, kw, stride, top, left, bottom, right) in cases {
+            let oh = (h + top + bottom - kh) / stride.0 + 1;
+            let ow = (w + left + right - kw) / stride.1 + 1;
+            let g = ConvGeometry {
+                channels,
+                h,
+                w,
+                kh,
+                kw,
+                stride,
+                dilation: (1, 1),
+                top,
+                left,
+                oh,
+                ow,
+            };
+            let what =
+                format!("{channels}x{h}x{w} k{kh}x{kw} stride {stride:?} pad {top},{left},{bottom},{right}");
+            let ld = 2 * g.p() + 3;
+            let (mut fast, mut general) = (vec![f32::NAN; g.k() * ld], vec![f32::NAN; g.k() * ld]);
+            g.im2col_dense(&start_of(&g), &mut fast, ld, g.p());
+            g.im2col_general(&start_of(&g), &mut general, ld, g.p());
+            assert!(
+                fast.iter().zip(&general).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "im2col {what}"
+            );
+            let col: Vec<f32> = (0..g.k() * ld)
+                .map(|v| ((v * 7919) % 1013) as f32 / 97.0 - 5.0)
+                .collect();
+            let (mut fast, mut general) = (start_of(&g), start_of(&g));
+            g.col2im_dense(&col, ld, g.p(), &mut fast);
+            g.col2im_general(&col, ld, g.p(), &mut general);
+            assert_eq!(fast, general, "col2im {what}");
         }
     }
 }

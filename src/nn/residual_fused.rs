@@ -1,0 +1,153 @@
+//! How a [`Residual`] runs a ResNet basic block in fewer passes over memory.
+//!
+//! A basic block's branches are chains of `Conv2d → BatchNorm2d (→ ReLU)` links,
+//! and the block ends with `relu(main + shortcut)`. Run layer by layer, each batch
+//! norm, ReLU and the addition is a pass of its own over a full activation, forward
+//! and backward. When `Residual` finds its branches in that form, it runs them
+//! through fused ops instead:
+//!
+//! - in training, each link's batch norm takes its ReLU with it, and the main
+//!   branch's last one the addition and the block's ReLU
+//!   ([`Tensor::batch_norm2d_then`]): the same values and gradients, bit for bit;
+//! - in inference (no tape, evaluation mode), each batch norm is folded into the
+//!   convolution before it (`W·scale`, `shift` as its bias), and the bias, the
+//!   addition and ReLU are applied while each image's products are in cache
+//!   ([`Tensor::conv2d_inference`]): equal up to rounding (1e-5, tested).
+//!
+//! The module tree, the parameter names and the model file are those of the
+//! layers; only the schedule changes, and only inside this block, which knows the
+//! pattern. Anything else — another layer in a branch, a ReLU after the last batch
+//! norm of the main branch, a traced pass that wants every layer's own output —
+//! runs layer by layer.
+//!
+//! The folded weights are computed on every inference forward pass rather than
+//! cached: they are one multiply per weight (R3: 175k), against millions of
+//! multiply-adds per image in the convolutions.
+
+use super::{BatchNorm2d, Conv2d, Mode, Module, ReLU, Residual, Sequential};
+use crate::observe::Probe;
+use crate::tensor::Tensor;
+
+/// One `Conv2d → BatchNorm2d (→ ReLU)` link of a branch.
+struct Link<'a> {
+    conv: &'a mut Conv2d,
+    bn: &'a mut BatchNorm2d,
+    relu: bool,
+}
+
+/// The links of `branch`, if it is a `Sequential` of them and nothing else.
+fn links(branch: &mut dyn Module) -> Option<Vec<Link<'_>>> {
+    let layers = branch.downcast_mut::<Sequential>()?.layers_mut();
+    let mut out: Vec<Link> = Vec::new();
+    let mut layers = layers.iter_mut().map(|(_, m)| m.as_mut()).peekable();
+    while let Some(conv) = layers.next() {
+        let conv = conv.downcast_mut::<Conv2d>()?;
+        let bn = layers.next()?.downcast_mut::<BatchNorm2d>()?;
+        let relu = layers.next_if(|m| m.is::<ReLU>()).is_some();
+        out.push(Link { conv, bn, relu });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Whether the pass on `x` keeps each module's output (summary, feature maps,
+/// anomaly detection): then every layer must run as itself.
+fn traced(x: &Tensor) -> bool {
+    x.tape()
+        .and_then(|t| t.observer())
+        .is_some_and(|o| o.trace.is_some())
+}
+
+impl Residual {
+    /// The block's forward pass through fused ops, or `None` if its branches are
+    /// not chains of links (see the module docs) and it must run layer by layer.
+    pub(super) fn forward_fused(&mut self, x: &Tensor, mode: Mode) -> Option<Tensor> {
+        if traced(x) {
+            return None;
+        }
+        let relu = self.relu;
+        let mut main = links(self.main.as_mut())?;
+        let shortcut = match &mut self.shortcut {
+            Some(s) => Some(links(s.as_mut())?),
+            None => None,
+        };
+        if main.last().is_some_and(|l| l.relu) || shortcut.as_ref().is_some_and(|s| s.iter().any(|l| l.relu))
+        {
+            return None;
+        }
+        let last = main.pop().expect("at least one link");
+        let inference = x.tape().is_none() && mode == Mode::Eval;
+        let run = |link: &mut Link, x: &Tensor, skip: Option<&Tensor>, relu: bool| {
+            if inference {
+                folded(link, x, skip, relu)
+            } else {
+                trained(link, x, mode, skip, relu)
+            }
+        };
+        let mut h = x.clone();
+        for link in &mut main {
+            h = run(link, &h, None, link.relu);
+        }
+        let skip = match shortcut {
+            Some(links) => links
+                .into_iter()
+                .fold(x.clone(), |s, mut link| run(&mut link, &s, None, false)),
+            None => x.clone(),
+        };
+        let mut last = last;
+        // As the layer-by-layer pass, a mismatch panics naming both shapes (a kernel
+        // that does not fit panics in the convolution).
+        if let Ok(out) = last.conv.output_shape(&h.shape()[1..]) {
+            let main_shape = [&h.shape()[..1], &out[..]].concat();
+            assert!(
+                main_shape == skip.shape(),
+                "Residual: the main branch gives {main_shape:?} but the shortcut {:?}",
+                skip.shape()
+            );
+        }
+        Some(run(&mut last, &h, Some(&skip), relu))
+    }
+}
+
+/// A link in training form: the convolution, then its batch norm with the ReLU (and
+/// the addition) in one op.
+fn trained(link: &mut Link, x: &Tensor, mode: Mode, skip: Option<&Tensor>, relu: bool) -> Tensor {
+    let y = link.conv.forward(x, mode);
+    let probe = Probe::start(&y);
+    let out = link.bn.normalize_then(&y, mode, skip, relu);
+    probe.finish(link.bn, &out);
+    out
+}
+
+/// A link in inference form: the batch norm folded into the convolution.
+fn folded(link: &mut Link, x: &Tensor, skip: Option<&Tensor>, relu: bool) -> Tensor {
+    let probe = Probe::start(x);
+    let (scale, shift) = link.bn.eval_affine();
+    let mut weight = link.conv.weight.value().as_standard_layout().into_owned();
+    let per_channel = weight.len() / scale.len().max(1);
+    assert_eq!(
+        per_channel * scale.len(),
+        weight.len(),
+        "Residual: a batch norm of {} channels after a convolution of weight {:?}",
+        scale.len(),
+        weight.shape()
+    );
+    weight
+        .as_slice_mut()
+        .expect("standard layout")
+        .chunks_exact_mut(per_channel)
+        .zip(&scale)
+        .for_each(|(w, &k)| w.iter_mut().for_each(|w| *w *= k));
+    let bias: Vec<f32> = match &link.conv.bias {
+        Some(b) => b
+            .value()
+            .iter()
+            .zip(&scale)
+            .zip(&shift)
+            .map(|((&b, &k), &s)| b * k + s)
+            .collect(),
+        None => shift,
+    };
+    let out = x.conv2d_inference(&Tensor::new(weight), &bias, &link.conv.options, skip, relu);
+    probe.finish(link.conv, &out);
+    out
+}
