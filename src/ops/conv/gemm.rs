@@ -141,9 +141,48 @@ fn crate_gemm(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c
     // Copied out (no allocation: this runs for every small product).
     let strides = |s: &[isize]| [s[0], s[1]];
     let (cs, as_, bs) = (strides(c.strides()), strides(a.strides()), strides(b.strides()));
-    // SAFETY: each pointer with its view's strides addresses exactly that view's
-    // elements (ndarray guarantees it, and the shapes were checked to chain); `c` is
-    // borrowed mutably, so it overlaps neither `a` nor `b`.
+    // As `[row stride, column stride]`, with a pointer to element [0, 0].
+    let (mut dst, mut lhs, mut rhs) = (
+        (c.as_mut_ptr(), cs[0], cs[1]),
+        (a.as_ptr(), as_[0], as_[1]),
+        (b.as_ptr(), bs[0], bs[1]),
+    );
+    // What `gemm::gemm` does before it calls these kernels, which prefer a
+    // column-major destination: a row-major C = A·B is computed as Cᵀ = Bᵀ·Aᵀ.
+    // Calling the kernels on a row-major C directly ran R1's inference 1.5× slower.
+    let (m, n) = if cs[1].abs() < cs[0].abs() {
+        dst = (dst.0, dst.2, dst.1);
+        (lhs, rhs) = ((rhs.0, rhs.2, rhs.1), (lhs.0, lhs.2, lhs.1));
+        (n, m)
+    } else {
+        (m, n)
+    };
+    // The kernels take positive strides (ndarray views may step backwards).
+    // SAFETY (pointer offsets): each moves to the other end of an axis of its view.
+    unsafe {
+        if dst.1 < 0 && m > 0 {
+            dst.0 = dst.0.offset((m - 1) as isize * dst.1);
+            dst.1 = -dst.1;
+            lhs.0 = lhs.0.offset((m - 1) as isize * lhs.1);
+            lhs.1 = -lhs.1;
+        }
+        if dst.2 < 0 && n > 0 {
+            dst.0 = dst.0.offset((n - 1) as isize * dst.2);
+            dst.2 = -dst.2;
+            rhs.0 = rhs.0.offset((n - 1) as isize * rhs.2);
+            rhs.2 = -rhs.2;
+        }
+        if lhs.2 < 0 && k > 0 {
+            lhs.0 = lhs.0.offset((k - 1) as isize * lhs.2);
+            lhs.2 = -lhs.2;
+            rhs.0 = rhs.0.offset((k - 1) as isize * rhs.1);
+            rhs.1 = -rhs.1;
+        }
+    }
+    // SAFETY: each pointer with its strides addresses exactly its view's elements
+    // (ndarray guarantees it, the shapes were checked to chain, and the swaps above
+    // only re-describe the same elements); `c` is borrowed mutably, so it overlaps
+    // neither `a` nor `b`.
     unsafe {
         // What `gemm::gemm::<f32>` calls: the kernel picked for this CPU (AVX-512,
         // AVX2+FMA or scalar) at the first call, then cached.
@@ -151,16 +190,16 @@ fn crate_gemm(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c
             m,
             n,
             k,
-            c.as_mut_ptr(),
-            cs[1],
-            cs[0],
+            dst.0,
+            dst.2,
+            dst.1,
             beta != 0.0, // read the old `c` only when it is scaled in
-            a.as_ptr(),
-            as_[1],
-            as_[0],
-            b.as_ptr(),
-            bs[1],
-            bs[0],
+            lhs.0 as *mut f32,
+            lhs.2,
+            lhs.1,
+            rhs.0 as *mut f32,
+            rhs.2,
+            rhs.1,
             beta,  // the crate's "alpha": scale of the old `c`
             alpha, // the crate's "beta": scale of `a·b`
             false,
@@ -168,5 +207,61 @@ fn crate_gemm(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c
             false,
             gemm_common::Parallelism::None,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{s, Array2, ShapeBuilder};
+
+    use super::gemm_serial;
+
+    fn naive(a: &Array2<f32>, b: &Array2<f32>) -> Array2<f32> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            (0..a.ncols()).map(|p| a[[i, p]] * b[[p, j]]).sum()
+        })
+    }
+
+    /// Row- and column-major outputs, transposed operands and backward strides all
+    /// give the product: the layouts `crate_gemm` re-describes for the kernels.
+    #[test]
+    fn every_layout_and_stride_sign_gives_the_product() {
+        let a = Array2::from_shape_fn((7, 5), |(i, j)| (i * 5 + j) as f32 * 0.25 - 3.0);
+        let b = Array2::from_shape_fn((5, 9), |(i, j)| (i as f32 - j as f32) * 0.5);
+        let want = naive(&a, &b);
+        let a_f = Array2::from_shape_vec((7, 5).f(), a.t().iter().copied().collect()).unwrap();
+        let b_rev = b.slice(s![..;-1, ..;-1]).to_owned();
+        for c_column_major in [false, true] {
+            for case in 0..3 {
+                let mut c = match c_column_major {
+                    true => Array2::<f32>::zeros((7, 9).f()),
+                    false => Array2::<f32>::zeros((7, 9)),
+                };
+                match case {
+                    0 => gemm_serial(1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut()),
+                    1 => gemm_serial(1.0, &a_f.view(), &b.view(), 0.0, &mut c.view_mut()),
+                    // Both operands stepping backwards: b reversed twice is b.
+                    _ => gemm_serial(
+                        1.0,
+                        &a.view(),
+                        &b_rev.slice(s![..;-1, ..;-1]),
+                        0.0,
+                        &mut c.view_mut(),
+                    ),
+                }
+                let err = (&c - &want).iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert!(
+                    err < 1e-4,
+                    "case {case}, column-major C {c_column_major}: off by {err}"
+                );
+            }
+        }
+        // A backward output view.
+        let mut c = Array2::<f32>::zeros((7, 9));
+        gemm_serial(2.0, &a.view(), &b.view(), 0.0, &mut c.slice_mut(s![..;-1, ..;-1]));
+        let err = (&c.slice(s![..;-1, ..;-1]) - &(2.0 * &want))
+            .iter()
+            .fold(0f32, |m, v| m.max(v.abs()));
+        assert!(err < 1e-4, "backward C: off by {err}");
     }
 }
