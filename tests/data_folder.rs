@@ -190,6 +190,18 @@ fn bad_folders_and_images_say_which_and_why() {
     let e = message(ImageFolder::scan(empty.path().join("missing")).unwrap_err());
     assert!(e.contains("not found"), "{e}");
 
+    // Headers (and a CRC nobody checks yet) that claim a huge size are refused
+    // before anything is allocated.
+    let huge = tempfile::tempdir().unwrap();
+    for i in 0..2 {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend_from_slice(&[0, 1, 0, 0, 0, 1, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+        std::fs::create_dir_all(huge.path().join("a")).unwrap();
+        std::fs::write(huge.path().join(format!("a/{i}.png")), png).unwrap();
+    }
+    let e = message(read_image_folder(huge.path(), &FolderOptions::default()).unwrap_err());
+    assert!(e.contains("65536×65536") && e.contains("--image-size"), "{e}");
+
     let good = tempfile::tempdir().unwrap();
     gray_folder(good.path(), 1);
     for (options, says) in [

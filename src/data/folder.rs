@@ -26,6 +26,9 @@ use super::{DataError, Dataset};
 /// The extensions read (case-insensitive).
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
+/// The most bytes a decoded image folder may take (as the examples' batch limit).
+const MAX_DATASET_BYTES: usize = 16 << 30;
+
 /// Image formats people keep that this reader does not decode: refused by name
 /// rather than skipped, so no image is silently left out.
 const OTHER_IMAGE_EXTENSIONS: [&str; 9] = ["bmp", "gif", "webp", "tif", "tiff", "ppm", "pgm", "pbm", "heic"];
@@ -129,7 +132,21 @@ impl ImageFolder {
         let (size, channels) = self.shape(options)?;
         let (h, w) = size;
         let image_len = channels * h * w;
-        let mut pixels = vec![0u8; self.files.len() * image_len];
+        let total = self
+            .files
+            .len()
+            .checked_mul(image_len)
+            .filter(|&n| n <= MAX_DATASET_BYTES);
+        let Some(total) = total else {
+            return Err(DataError::Invalid(format!(
+                "{}: {} images of {channels}×{h}×{w} would take more than {} GiB in memory; \
+                 choose a smaller size (--image-size)",
+                self.root.display(),
+                self.files.len(),
+                MAX_DATASET_BYTES >> 30
+            )));
+        };
+        let mut pixels = vec![0u8; total];
         let failed = pixels
             .par_chunks_mut(image_len)
             .zip(&self.files)
@@ -182,6 +199,17 @@ impl ImageFolder {
             .map(|(path, _)| read_header(path))
             .collect::<Result<_, _>>()?;
         let size = options.size.unwrap_or_else(|| most_common_size(&headers));
+        // A header may claim any size: the decoder refuses such an image, but the
+        // size chosen from it must be refused before anything is allocated.
+        if size.0 > MAX_IMAGE_SIDE || size.1 > MAX_IMAGE_SIDE || size.0 == 0 || size.1 == 0 {
+            return Err(DataError::Invalid(format!(
+                "{}: the most common image size is {}×{}, past the limit of {MAX_IMAGE_SIDE} pixels a side; \
+                 choose a size (--image-size)",
+                self.root.display(),
+                size.0,
+                size.1
+            )));
+        }
         let channels = options
             .channels
             .unwrap_or(if headers.iter().all(|h| h.gray) { 1 } else { 3 });
