@@ -64,13 +64,7 @@ fn main() -> ExitCode {
         );
         Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
     }
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run(&args))
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {

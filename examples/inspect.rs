@@ -31,9 +31,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
-use ferrocnn::data::{
-    frame_like_mnist, read_image, DataFile, Dataset, Fit, FolderOptions, Image, Normalize, TrainingData,
-};
+use ferrocnn::data::{read_image, DataFile, Dataset, Fit, FolderOptions, Image, Normalize, TrainingData};
 use ferrocnn::io::{self, DataSpec};
 use ferrocnn::nn::{conv_of, Module};
 use ferrocnn::ops::softmax_rows;
@@ -106,13 +104,7 @@ const EVAL_BATCH: usize = 256;
 fn main() -> ExitCode {
     let args = Args::parse();
     refuse_to_overwrite_inputs(&args);
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run(&args))
 }
 
 /// A usage error (exit code 2) if an input sits in `--out` under a name the
@@ -409,15 +401,10 @@ fn classify(model: &dyn Module, path: &Path, image: &Image, spec: &DataSpec) -> 
     println!("\n{}: {}×{}", path.display(), image.width, image.height);
     let x = match c {
         1 => {
-            // A digit drawn on a transparent canvas reads as drawn on white paper.
-            let mut pixels = image.over_background(255).to_planes(1);
-            let mean = pixels.iter().map(|&p| p as f64).sum::<f64>() / pixels.len() as f64;
-            if mean > 127.0 {
-                // MNIST digits are white on black; a dark digit on white paper is inverted.
-                pixels.iter_mut().for_each(|p| *p = 255 - *p);
+            let (pixels, inverted) = common::digit::like_mnist(image, (h, w), true);
+            if let Some(mean) = inverted {
                 println!("mean brightness {mean:.0} > 127: inverted to white-on-black like MNIST");
             }
-            let pixels = frame_like_mnist(&pixels, (image.height, image.width), (h, w));
             println!(
                 "framed as MNIST frames its digits: scaled into a 20×20 box, centred by mass in {w}×{h}"
             );

@@ -33,7 +33,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
-use ferrocnn::data::{frame_like_mnist, read_csv, read_image, Fit, Image};
+use ferrocnn::data::{read_csv, read_image, Fit, Image};
 use ferrocnn::io::{self, write_atomic, DataSpec};
 use ferrocnn::nn::Module;
 use ferrocnn::ops::softmax_rows;
@@ -88,13 +88,7 @@ fn main() -> ExitCode {
             Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
         }
     }
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run(&args))
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
@@ -248,8 +242,7 @@ fn images_in(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Box<dyn Error>>
     Ok(())
 }
 
-/// A digit photo as MNIST's digits are: gray, white on black and, with `frame`,
-/// its ink scaled into 20×20 and centred by mass in the model's frame.
+/// A digit photo as MNIST's digits are ([`common::digit::like_mnist`]), normalised.
 fn mnist_framed(image: &Image, spec: &DataSpec, frame: bool) -> Result<Vec<f32>, String> {
     let (c, h, w) = spec.input;
     if c != 1 {
@@ -257,18 +250,8 @@ fn mnist_framed(image: &Image, spec: &DataSpec, frame: bool) -> Result<Vec<f32>,
             "--fit mnist makes gray images, but the model takes {c} channels; use --fit crop or stretch"
         ));
     }
-    // A digit drawn on a transparent canvas reads as drawn on white paper.
-    let mut pixels = image.over_background(255).to_planes(1);
-    let mean = pixels.iter().map(|&p| p as f64).sum::<f64>() / pixels.len().max(1) as f64;
-    if mean > 127.0 {
-        // MNIST digits are white on black; a dark digit on white paper is inverted.
-        pixels.iter_mut().for_each(|p| *p = 255 - *p);
-    }
-    let framed = match frame {
-        true => frame_like_mnist(&pixels, (image.height, image.width), (h, w)),
-        false => pixels,
-    };
-    Ok(framed
+    let (pixels, _) = common::digit::like_mnist(image, (h, w), frame);
+    Ok(pixels
         .iter()
         .map(|&p| spec.normalize.apply(0, p as f32))
         .collect())

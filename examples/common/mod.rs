@@ -8,5 +8,18 @@
 #![allow(dead_code)]
 
 pub mod args;
+pub mod digit;
 pub mod files;
 pub mod fit;
+
+/// A run's exit code: success, or its error as one `error: …` line on standard
+/// error and exit code 1 (usage errors exit with 2 through clap before this).
+pub fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -12,6 +12,8 @@
 //! Each analysis prints one line with the server's time for it, and the page
 //! shows its own time from the stroke to the updated page.
 
+#[path = "../common/mod.rs"]
+mod common;
 // Shared with `mnist --explore`, which uses the training side that this binary
 // does not.
 #[allow(dead_code)]
@@ -48,13 +50,7 @@ const DEFAULT_DATA: &str = "datasets/mnist";
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run(&args))
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
