@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::activation::relu as relu_of;
 use super::elementwise::{keep_if, sum, sum_map, sum_map2, sum_map3};
+use super::fresh::fresh;
 use crate::tensor::Tensor;
 
 /// Per-channel batch statistics from a training-mode pass, for the running averages.
@@ -125,24 +126,18 @@ impl Tensor {
         let skip_slice = skip_value
             .as_ref()
             .map(|s| s.as_slice().expect("standard layout"));
-        let mut y = vec![0.0f32; xs.len()];
-        y.par_chunks_mut(hw)
-            .zip(xs.par_chunks(hw))
-            .enumerate()
-            .for_each(|(plane, (y, x))| {
-                let ch = plane % c;
-                let (mean, inv, g, b) = (means[ch], inv_std[ch], g[ch], b[ch]);
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = g * ((x - mean) * inv) + b;
-                }
-                if let Some(skip) = skip_slice {
-                    let skip = &skip[plane * hw..(plane + 1) * hw];
-                    y.iter_mut().zip(skip).for_each(|(y, &s)| *y += s);
-                }
-                if relu {
-                    y.iter_mut().for_each(|y| *y = relu_of(*y));
-                }
-            });
+        let y = fresh(xs.len(), hw, true, |at, y| {
+            let ch = at / hw % c;
+            let (mean, inv, g, b) = (means[ch], inv_std[ch], g[ch], b[ch]);
+            let x = &xs[at..at + hw];
+            let affine = |x: f32| g * ((x - mean) * inv) + b;
+            match skip_slice.map(|skip| &skip[at..at + hw]) {
+                Some(skip) if relu => y.extend(x.iter().zip(skip).map(|(&x, &s)| relu_of(affine(x) + s))),
+                Some(skip) => y.extend(x.iter().zip(skip).map(|(&x, &s)| affine(x) + s)),
+                None if relu => y.extend(x.iter().map(|&x| relu_of(affine(x)))),
+                None => y.extend(x.iter().map(|&x| affine(x))),
+            }
+        });
         drop(skip_value);
         let shape = self.value().raw_dim();
         let value = Arc::new(ArrayD::from_shape_vec(shape, y).expect("same element count"));
@@ -168,15 +163,10 @@ impl Tensor {
                     .expect("relu")
                     .as_slice()
                     .expect("standard layout");
-                let mut m = vec![0.0f32; gs.len()];
-                m.par_chunks_mut(hw)
-                    .zip(gs.par_chunks(hw).zip(y.par_chunks(hw)))
-                    .for_each(|(m, (g, y))| {
-                        for ((m, &g), &y) in m.iter_mut().zip(g).zip(y) {
-                            *m = g * keep_if(y > 0.0, 1.0);
-                        }
-                    });
-                m
+                fresh(gs.len(), hw, true, |at, m| {
+                    let (g, y) = (&gs[at..at + hw], &y[at..at + hw]);
+                    m.extend(g.iter().zip(y).map(|(&g, &y)| g * keep_if(y > 0.0, 1.0)));
+                })
             });
             let premasked = masked.is_some() || y_shared.is_none();
             let gs: &[f32] = match &masked {
@@ -212,32 +202,22 @@ impl Tensor {
                 })
                 .collect();
             let dx = needs[0].then(|| {
-                let mut dx = vec![0.0f32; gs.len()];
-                dx.par_chunks_mut(hw)
-                    .zip(xs.par_chunks(hw))
-                    .enumerate()
-                    .for_each(|(plane, (dx, x))| {
-                        let ch = plane % c;
-                        let mean_g = (sums[ch].0 / count as f64) as f32;
-                        let mean_gx = (sums[ch].1 / count as f64) as f32;
-                        let (k, mean, inv) = (gamma_v[ch] * inv_std[ch], means[ch], inv_std[ch]);
-                        let at = plane * hw;
-                        let g = &gs[at..at + hw];
-                        let dx_of = |g: f32, x: f32| k * (g - mean_g - (x - mean) * inv * mean_gx);
-                        match y_shared.as_ref().filter(|_| !premasked) {
-                            Some(y) => {
-                                let y = &y.as_slice().expect("standard layout")[at..at + hw];
-                                for (((d, &g), &y), &x) in dx.iter_mut().zip(g).zip(y).zip(x) {
-                                    *d = dx_of(g * keep_if(y > 0.0, 1.0), x);
-                                }
-                            }
-                            None => {
-                                for ((d, &g), &x) in dx.iter_mut().zip(g).zip(x) {
-                                    *d = dx_of(g, x);
-                                }
-                            }
+                let dx = fresh(gs.len(), hw, true, |at, dx| {
+                    let ch = at / hw % c;
+                    let mean_g = (sums[ch].0 / count as f64) as f32;
+                    let mean_gx = (sums[ch].1 / count as f64) as f32;
+                    let (k, mean, inv) = (gamma_v[ch] * inv_std[ch], means[ch], inv_std[ch]);
+                    let (g, x) = (&gs[at..at + hw], &xs[at..at + hw]);
+                    let dx_of = |g: f32, x: f32| k * (g - mean_g - (x - mean) * inv * mean_gx);
+                    match y_shared.as_ref().filter(|_| !premasked) {
+                        Some(y) => {
+                            let y = &y.as_slice().expect("standard layout")[at..at + hw];
+                            let masked = g.iter().zip(y).map(|(&g, &y)| g * keep_if(y > 0.0, 1.0));
+                            dx.extend(masked.zip(x).map(|(g, &x)| dx_of(g, x)));
                         }
-                    });
+                        None => dx.extend(g.iter().zip(x).map(|(&g, &x)| dx_of(g, x))),
+                    }
+                });
                 ArrayD::from_shape_vec(grad.raw_dim(), dx).expect("same element count")
             });
             let (dgamma, dbeta) = affine_grads(&sums, needs);
@@ -281,16 +261,10 @@ impl Tensor {
         let shift: Vec<f32> = (0..c).map(|ch| b[ch] - mean[ch] * scale[ch]).collect();
         let xs = x.as_standard_layout();
         let xs = xs.as_slice().expect("standard layout");
-        let mut y = vec![0.0f32; xs.len()];
-        y.par_chunks_mut(hw)
-            .zip(xs.par_chunks(hw))
-            .enumerate()
-            .for_each(|(plane, (y, x))| {
-                let (k, s) = (scale[plane % c], shift[plane % c]);
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = k * x + s;
-                }
-            });
+        let y = fresh(xs.len(), hw, true, |at, y| {
+            let (k, s) = (scale[at / hw % c], shift[at / hw % c]);
+            y.extend(xs[at..at + hw].iter().map(|&x| k * x + s));
+        });
         let value = ArrayD::from_shape_vec(self.value().raw_dim(), y).expect("same element count");
         let (x_shared, mean) = (self.shared_value(), mean.clone());
         Tensor::record(
@@ -303,14 +277,10 @@ impl Tensor {
                 let x = x_shared.as_standard_layout();
                 let xs = x.as_slice().expect("standard layout");
                 let dx = needs[0].then(|| {
-                    let mut dx = vec![0.0f32; gs.len()];
-                    dx.par_chunks_mut(hw)
-                        .zip(gs.par_chunks(hw))
-                        .enumerate()
-                        .for_each(|(plane, (d, g))| {
-                            let k = scale[plane % c];
-                            d.iter_mut().zip(g).for_each(|(d, &g)| *d = k * g);
-                        });
+                    let dx = fresh(gs.len(), hw, true, |at, d| {
+                        let k = scale[at / hw % c];
+                        d.extend(gs[at..at + hw].iter().map(|&g| k * g));
+                    });
                     ArrayD::from_shape_vec(grad.raw_dim(), dx).expect("same element count")
                 });
                 // Per channel: Σ g (for beta) and Σ g·x̂ (for gamma), planes visited in order.

@@ -5,7 +5,8 @@
 //! computed on its own.
 
 use ndarray::ArrayD;
-use rayon::prelude::*;
+
+use super::fresh::{fresh, Slots};
 
 /// `v` if `keep`, else +0, by a bit mask. Written as an `if`, the compiler may emit
 /// a branch, mispredicted on about half the elements of a ReLU or dropout mask
@@ -73,15 +74,8 @@ pub(crate) fn sum_map3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32
 /// Arrays shorter than this are processed on the calling thread.
 const CHUNK: usize = 1 << 15;
 
-fn build(shape: ndarray::IxDyn, len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> ArrayD<f32> {
-    let mut out = vec![0.0f32; len];
-    if len <= CHUNK {
-        fill(0, &mut out);
-    } else {
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(i, chunk)| fill(i * CHUNK, chunk));
-    }
+fn build(shape: ndarray::IxDyn, len: usize, fill: impl Fn(usize, &mut Slots) + Sync) -> ArrayD<f32> {
+    let out = fresh(len, CHUNK, len > CHUNK, fill);
     ArrayD::from_shape_vec(shape, out).expect("length matches shape")
 }
 
@@ -90,9 +84,8 @@ pub(crate) fn map(x: &ArrayD<f32>, f: impl Fn(f32) -> f32 + Sync) -> ArrayD<f32>
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     build(x.raw_dim(), xs.len(), |start, out| {
-        for (o, &v) in out.iter_mut().zip(&xs[start..]) {
-            *o = f(v);
-        }
+        let xs = &xs[start..start + out.len()];
+        out.extend(xs.iter().map(|&v| f(v)));
     })
 }
 
@@ -105,9 +98,8 @@ pub(crate) fn map2(a: &ArrayD<f32>, b: &ArrayD<f32>, f: impl Fn(f32, f32) -> f32
         b.as_slice().expect("standard layout"),
     );
     build(a.raw_dim(), a_s.len(), |start, out| {
-        for ((o, &x), &y) in out.iter_mut().zip(&a_s[start..]).zip(&b_s[start..]) {
-            *o = f(x, y);
-        }
+        let range = start..start + out.len();
+        out.extend(a_s[range.clone()].iter().zip(&b_s[range]).map(|(&x, &y)| f(x, y)));
     })
 }
 
@@ -130,13 +122,8 @@ pub(crate) fn map3(
         c.as_slice().expect("standard"),
     );
     build(a.raw_dim(), a_s.len(), |start, out| {
-        for (((o, &x), &y), &z) in out
-            .iter_mut()
-            .zip(&a_s[start..])
-            .zip(&b_s[start..])
-            .zip(&c_s[start..])
-        {
-            *o = f(x, y, z);
-        }
+        let range = start..start + out.len();
+        let (a_s, b_s, c_s) = (&a_s[range.clone()], &b_s[range.clone()], &c_s[range]);
+        out.extend(a_s.iter().zip(b_s).zip(c_s).map(|((&x, &y), &z)| f(x, y, z)));
     })
 }

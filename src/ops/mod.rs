@@ -9,6 +9,7 @@ mod cpu;
 mod dropout;
 mod elementwise;
 pub mod finite;
+mod fresh;
 mod loss;
 mod matmul;
 mod max_pool_plane;

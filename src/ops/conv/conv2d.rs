@@ -39,6 +39,7 @@
 //! core (this alone was half of the backward time).
 
 use std::cell::RefCell;
+use std::sync::Mutex;
 
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn, ShapeBuilder};
 use rayon::prelude::*;
@@ -51,6 +52,7 @@ use super::padding::Padding;
 use super::reference;
 use super::winograd::{PlaneLayout, Scratch, Winograd};
 use crate::ops::elementwise::sum;
+use crate::ops::fresh::{fresh, fresh_with, Slots};
 use crate::tensor::Tensor;
 
 /// Columns (images × output pixels) a group of images should fill before its
@@ -331,34 +333,21 @@ fn forward(
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let p = g.p();
-    let mut out = vec![0.0f32; n * o * p];
-    let outputs = Outputs {
-        values: &mut out,
-        argmax: &mut [],
-    };
-    forward_with(g, algorithm, n, o, x, w, outputs, |_, planes, out, _| {
-        for (oc, out) in out.chunks_exact_mut(p).enumerate() {
+    forward_with(g, algorithm, n, o, x, w, o * p, &mut [], |_, planes, out, _| {
+        for oc in 0..o {
             let b = bias.map_or(0.0, |b| b[oc]);
-            out.iter_mut()
-                .zip(planes.plane(oc).iter())
-                .for_each(|(out, &v)| *out = v + b);
+            out.extend(planes.plane(oc).iter().map(|&v| v + b));
         }
-    });
-    out
-}
-
-/// Where a forward pass writes: `values` (the op's output) and `argmax` (what the
-/// backward needs from a fused max pooling; may be empty), each `n` equal shares.
-pub(super) struct Outputs<'a> {
-    pub values: &'a mut [f32],
-    pub argmax: &'a mut [u32],
+    })
 }
 
 /// The products of the forward pass by `algorithm` (Direct, Im2col or Winograd),
 /// group by group, each image's `[O, P]` result handed to `finish(image, planes,
-/// out, argmax)` with that image's share of the outputs. `finish` turns the raw products
-/// (no bias yet) into the op's output: the plain conv adds the bias, a fused block
-/// also pools and applies ReLU (`conv_block`).
+/// out, argmax)` with that image's share of the outputs: `out_len` slots that
+/// `finish` must fill, and of `argmax` (what the backward needs from a fused max
+/// pooling; may be empty) an `n`th. `finish` turns the raw products (no bias yet)
+/// into the op's output: the plain conv adds the bias, a fused block also pools and
+/// applies ReLU (`conv_block`). Returns the `n · out_len` outputs.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward_with<F>(
     g: &ConvGeometry,
@@ -367,23 +356,28 @@ pub(super) fn forward_with<F>(
     o: usize,
     x: &[f32],
     w: &[f32],
-    outputs: Outputs,
+    out_len: usize,
+    argmax: &mut [u32],
     finish: F,
-) where
-    F: Fn(usize, &mut Planes, &mut [f32], &mut [u32]) + Sync,
+) -> Vec<f32>
+where
+    F: Fn(usize, &mut Planes, &mut Slots, &mut [u32]) + Sync,
 {
     let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
     if n * o * p == 0 {
-        return;
+        return vec![0.0; n * out_len];
     }
-    let Outputs { values: out, argmax } = outputs;
     let split = Split::new(n, p);
-    let (out_len, argmax_len) = (out.len() / n, argmax.len() / n);
+    let argmax_len = argmax.len() / n;
     let tasks = n.div_ceil(split.per_task);
-    let argmax: Vec<&mut [u32]> = if argmax_len == 0 {
-        (0..tasks).map(|_| <&mut [u32]>::default()).collect()
+    // Each task takes its own share (one lock per task, never contended).
+    let argmax: Vec<Mutex<&mut [u32]>> = if argmax_len == 0 {
+        (0..tasks).map(|_| Mutex::new(<&mut [u32]>::default())).collect()
     } else {
-        argmax.chunks_mut(split.per_task * argmax_len).collect()
+        argmax
+            .chunks_mut(split.per_task * argmax_len)
+            .map(Mutex::new)
+            .collect()
     };
     let winograd = (algorithm == ConvAlgorithm::Winograd).then(|| Winograd::forward(g, o));
     let split = split
@@ -398,64 +392,62 @@ pub(super) fn forward_with<F>(
     };
     let kernel = w;
     let w = mat(w, o, k, k, false);
-    out.par_chunks_mut(split.per_task * out_len)
-        .zip(argmax.into_par_iter())
-        .zip(x.par_chunks(split.per_task * image))
-        .enumerate()
-        .for_each(|(task, ((out, argmax), x))| {
-            let images = out.len() / out_len;
-            with_scratch(
-                [col_len, o * split.group * p, v_len, m_len, work_len],
-                |[col, product, v, m, work]| {
-                    for first in (0..images).step_by(split.group) {
-                        let b = split.group.min(images - first);
-                        let ld = b * p;
-                        if let (Some(wg), Some(u)) = (&winograd, &u) {
-                            let input = PlaneLayout::images(g.channels, g.h * g.w);
-                            let output = PlaneLayout::side_by_side(p, ld);
-                            let scratch = Scratch { v, m, work };
-                            wg.run(u, b, &x[first * image..], input, product, output, scratch);
-                        } else if algorithm == ConvAlgorithm::Direct {
-                            // One image (`for_direct`): `product` is its `[O, P]`.
-                            let x = &x[first * image..(first + 1) * image];
-                            reference::forward(g, 1, o, x, kernel, None, &mut product[..o * p]);
-                        } else if g.is_pointwise() {
-                            // A 1×1 kernel, stride 1, no padding: an image's `[C, P]`
-                            // planes are its column matrix already.
-                            for i in 0..b {
-                                let x = mat(&x[(first + i) * image..], k, p, p, false);
-                                matmul(&w, &x, false, &mut mat_mut(&mut product[i * p..], o, p, ld));
-                            }
-                        } else {
-                            for i in 0..b {
-                                g.im2col(&x[(first + i) * image..], col, ld, i * p);
-                            }
-                            matmul(
-                                &w,
-                                &mat(col, k, ld, ld, false),
-                                false,
-                                &mut mat_mut(product, o, ld, ld),
-                            );
-                        }
+    let chunk = split.per_task * out_len;
+    fresh(n * out_len, chunk, true, |at, out| {
+        let task = at / chunk;
+        let mut argmax = argmax[task].lock().expect("one task per share");
+        let images = out.len() / out_len;
+        let x = &x[task * split.per_task * image..];
+        with_scratch(
+            [col_len, o * split.group * p, v_len, m_len, work_len],
+            |[col, product, v, m, work]| {
+                for first in (0..images).step_by(split.group) {
+                    let b = split.group.min(images - first);
+                    let ld = b * p;
+                    if let (Some(wg), Some(u)) = (&winograd, &u) {
+                        let input = PlaneLayout::images(g.channels, g.h * g.w);
+                        let output = PlaneLayout::side_by_side(p, ld);
+                        let scratch = Scratch { v, m, work };
+                        wg.run(u, b, &x[first * image..], input, product, output, scratch);
+                    } else if algorithm == ConvAlgorithm::Direct {
+                        // One image (`for_direct`): `product` is its `[O, P]`.
+                        let x = &x[first * image..(first + 1) * image];
+                        reference::forward(g, 1, o, x, kernel, None, &mut product[..o * p]);
+                    } else if g.is_pointwise() {
+                        // A 1×1 kernel, stride 1, no padding: an image's `[C, P]`
+                        // planes are its column matrix already.
                         for i in 0..b {
-                            let mut planes = Planes {
-                                data: &mut product[..],
-                                ld,
-                                offset: i * p,
-                                p,
-                            };
-                            let image = first + i;
-                            finish(
-                                task * split.per_task + image,
-                                &mut planes,
-                                &mut out[image * out_len..(image + 1) * out_len],
-                                &mut argmax[image * argmax_len..(image + 1) * argmax_len],
-                            );
+                            let x = mat(&x[(first + i) * image..], k, p, p, false);
+                            matmul(&w, &x, false, &mut mat_mut(&mut product[i * p..], o, p, ld));
                         }
+                    } else {
+                        for i in 0..b {
+                            g.im2col(&x[(first + i) * image..], col, ld, i * p);
+                        }
+                        matmul(
+                            &w,
+                            &mat(col, k, ld, ld, false),
+                            false,
+                            &mut mat_mut(product, o, ld, ld),
+                        );
                     }
-                },
-            );
-        });
+                    for i in 0..b {
+                        let mut planes = Planes {
+                            data: &mut product[..],
+                            ld,
+                            offset: i * p,
+                            p,
+                        };
+                        let image = first + i;
+                        let argmax = &mut argmax[image * argmax_len..(image + 1) * argmax_len];
+                        out.part(out_len, |out| {
+                            finish(task * split.per_task + image, &mut planes, out, argmax)
+                        });
+                    }
+                }
+            },
+        );
+    })
 }
 
 /// Gradients of one conv2d; `None` where not asked for.
@@ -539,13 +531,6 @@ where
         // The weight gradient in Winograd's domain, `[ξ][O][C]`, summed over the task.
         let mut uw = vec![0.0f32; winograd_w.map_or(0, |_| Winograd::POSITIONS * o * g.channels)];
         let mut db = vec![0.0f32; if need_b { o } else { 0 }];
-        if let Some(dx) = dx.as_deref_mut() {
-            // Write before col2im reads: fresh pages of a large zeroed allocation are
-            // mapped to the shared zero page on a read, and the write after it costs
-            // a copy-on-write fault plus a TLB shootdown on every core (measured: a
-            // quarter of the backward time).
-            dx.fill(0.0);
-        }
         let col_len = if uses(ConvAlgorithm::Im2col) && !g.is_pointwise() {
             k * split.group * p
         } else {
@@ -637,20 +622,25 @@ where
         (dw, db)
     };
 
-    let mut dx = need_x.then(|| vec![0.0f32; n * image]);
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = if n * o * p == 0 || !(need_x || need_w || need_b) {
-        Vec::new()
-    } else if let Some(dx) = dx.as_mut() {
-        dx.par_chunks_mut(split.per_task * image)
-            .zip(x.par_chunks(split.per_task * image))
-            .enumerate()
-            .map(|(t, (dx, x))| task(t * split.per_task, x, Some(dx)))
-            .collect()
+    let chunk = split.per_task * image;
+    let (dx, partials) = if n * o * p == 0 || !(need_x || need_w || need_b) {
+        (need_x.then(|| vec![0.0f32; n * image]), Vec::new())
+    } else if need_x {
+        // Each task's share of dx, zeroed by the task itself: col2im and the direct
+        // loops add into it, and writing it before they read also spares fresh pages
+        // a copy-on-write fault each (they map to the shared zero page on a read;
+        // that was a quarter of the backward time, measured).
+        let (dx, partials) = fresh_with(n * image, chunk, true, |at, dx| {
+            task(at / image, &x[at..at + dx.len()], Some(dx.zeroed()))
+        });
+        (Some(dx), partials)
     } else {
-        x.par_chunks(split.per_task * image.max(1))
+        let partials = x
+            .par_chunks(chunk.max(1))
             .enumerate()
             .map(|(t, x)| task(t * split.per_task, x, None))
-            .collect()
+            .collect();
+        (None, partials)
     };
     // Fixed-order reduction: deterministic for a given thread count.
     let mut dw = need_w.then(|| vec![0.0f32; o * k]);

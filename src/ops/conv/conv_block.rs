@@ -19,7 +19,7 @@ use std::sync::Arc;
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
-use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Outputs, Planes};
+use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Planes};
 use super::padding::Padding;
 use crate::ops::activation::relu as relu_of;
 use crate::ops::elementwise::keep_if;
@@ -93,15 +93,15 @@ impl Tensor {
         // monotonic. With one, the bias comes first, so that the winners are those of
         // the separate ops (two values may round to a tie once the bias is added).
         let records = [self, weight].into_iter().chain(bias).any(Tensor::requires_grad);
-        let mut out = vec![0.0f32; n * o * q];
         let mut argmax = vec![0u32; if pool.is_some() && records { n * o * q } else { 0 }];
-        {
+        let out = {
             let x = x_value.as_standard_layout();
             let wv = w_value.as_standard_layout();
             let b = bias.map(|b| b.value().as_standard_layout().into_owned());
             let b = b.as_ref().map(|b| b.as_slice().expect("standard layout"));
             let x = x.as_slice().expect("standard layout");
             let wv = wv.as_slice().expect("standard layout");
+            let act = |v: f32| if relu { relu_of(v) } else { v };
             forward_with(
                 &geometry,
                 algorithms.forward,
@@ -109,40 +109,38 @@ impl Tensor {
                 o,
                 x,
                 wv,
-                Outputs {
-                    values: &mut out,
-                    argmax: &mut argmax,
-                },
+                o * q,
+                &mut argmax,
                 |_, planes, out, argmax| {
                     for oc in 0..o {
                         let plane = planes.plane(oc);
-                        let out = &mut out[oc * q..(oc + 1) * q];
+                        let Some(pool) = &pool else {
+                            match b {
+                                Some(b) => out.extend(plane.iter().map(|&v| act(v + b[oc]))),
+                                None => out.extend(plane.iter().map(|&v| act(v))),
+                            }
+                            continue;
+                        };
                         let add_bias = |values: &mut [f32]| {
                             if let Some(b) = b {
                                 values.iter_mut().for_each(|v| *v += b[oc]);
                             }
                         };
-                        match &pool {
-                            Some(pool) if records => {
+                        out.part(q, |out| {
+                            let out = out.zeroed();
+                            if records {
                                 add_bias(plane);
                                 max_pool_plane(pool, plane, out, &mut argmax[oc * q..(oc + 1) * q]);
-                            }
-                            Some(pool) => {
+                            } else {
                                 max_pool_plane(pool, plane, out, &mut []);
                                 add_bias(out);
                             }
-                            None => {
-                                out.copy_from_slice(plane);
-                                add_bias(out);
-                            }
-                        }
-                        if relu {
-                            out.iter_mut().for_each(|v| *v = relu_of(*v));
-                        }
+                            out.iter_mut().for_each(|v| *v = act(*v));
+                        });
                     }
                 },
-            );
-        }
+            )
+        };
         let value = Arc::new(ArrayD::from_shape_vec(IxDyn(&out_shape), out).expect("output size"));
 
         let y = value.clone();
@@ -238,41 +236,30 @@ impl Tensor {
         let skip = skip.as_ref().map(|s| s.as_slice().expect("standard layout"));
         let x = self.value().as_standard_layout();
         let wv = weight.value().as_standard_layout();
-        let mut out = vec![0.0f32; n * o * p];
-        let outputs = Outputs {
-            values: &mut out,
-            argmax: &mut [],
-        };
         let (x, wv) = (
             x.as_slice().expect("standard layout"),
             wv.as_slice().expect("standard layout"),
         );
-        forward_with(
+        let act = |v: f32| if relu { relu_of(v) } else { v };
+        let out = forward_with(
             &geometry,
             algorithms.forward,
             n,
             o,
             x,
             wv,
-            outputs,
+            o * p,
+            &mut [],
             |image, planes, out, _| {
                 let at = image * o * p;
-                for (oc, out) in out.chunks_exact_mut(p).enumerate() {
+                for oc in 0..o {
                     let (plane, b) = (planes.plane(oc), bias[oc]);
                     match skip {
                         Some(skip) => {
                             let skip = &skip[at + oc * p..at + (oc + 1) * p];
-                            for ((out, &v), &s) in out.iter_mut().zip(plane.iter()).zip(skip) {
-                                *out = (v + b) + s;
-                            }
+                            out.extend(plane.iter().zip(skip).map(|(&v, &s)| act((v + b) + s)));
                         }
-                        None => out
-                            .iter_mut()
-                            .zip(plane.iter())
-                            .for_each(|(out, &v)| *out = v + b),
-                    }
-                    if relu {
-                        out.iter_mut().for_each(|v| *v = relu_of(*v));
+                        None => out.extend(plane.iter().map(|&v| act(v + b))),
                     }
                 }
             },
