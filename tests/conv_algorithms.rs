@@ -30,7 +30,7 @@ fn conv(input: [usize; 4], weight: [usize; 4], stride: usize, padding: Padding, 
     }
 }
 
-/// 1×1, 3×3 with stride 1 and 2, 5×5, padding Same/Valid/Explicit, dilation 2, few
+/// 1×1, 3×3 with stride 1, 2 and 3, 5×5, padding Same/Valid/Explicit, dilation 2, few
 /// and many channels, a batch of 1 and batches split over tasks and grouped into one
 /// product; planes above and below the 160 pixels where `Auto`'s backward passes
 /// switch to Winograd.
@@ -59,6 +59,11 @@ fn geometries() -> Vec<Geometry> {
         conv([2, 16, 14, 14], [32, 16, 1, 1], 2, Valid, 1),
         conv([1, 5, 7, 7], [6, 5, 1, 1], 2, Valid, 1),
         conv([2, 8, 7, 7], [8, 8, 3, 3], 1, Explicit(1, 1), 1),
+        // 3-wide taps read straight from the row: stride 3 with padding 2 (outputs
+        // whose taps reach the padding on both sides), and rows of 1 and 2 pixels.
+        conv([2, 4, 11, 10], [5, 4, 3, 3], 3, Explicit(2, 2), 1),
+        conv([1, 2, 2, 2], [3, 2, 3, 3], 1, Explicit(1, 1), 1),
+        conv([1, 2, 3, 1], [2, 2, 3, 3], 2, Explicit(1, 1), 1),
     ]
 }
 
