@@ -16,7 +16,7 @@ use ndarray::{Array1, ArrayD, Ix1};
 use rayon::prelude::*;
 
 use super::activation::relu as relu_of;
-use super::elementwise::{keep_if, sum, sum_map, sum_map2, sum_map3};
+use super::elementwise::{keep_if, min_pieces, sum, sum_map, sum_map2, sum_map3};
 use crate::tensor::Tensor;
 
 /// Per-channel batch statistics from a training-mode pass, for the running averages.
@@ -285,6 +285,7 @@ impl Tensor {
         y.par_chunks_mut(hw)
             .zip(xs.par_chunks(hw))
             .enumerate()
+            .with_min_len(min_pieces(hw))
             .for_each(|(plane, (y, x))| {
                 let (k, s) = (scale[plane % c], shift[plane % c]);
                 for (y, &x) in y.iter_mut().zip(x) {
