@@ -5,6 +5,7 @@
 //! cargo run --release --example bench                       # everything, 2 threads
 //! cargo run --release --example bench -- --quick            # a smoke run (seconds)
 //! cargo run --release --example bench -- --only conv2d_fwdbwd,gemm --json /tmp/ours.json
+//! cargo run --release --example bench -- --threads 1 --only latency   # one image per call
 //! ```
 //!
 //! Times are medians of repetitions after a warm-up (epochs: one run). Workloads
@@ -83,6 +84,15 @@ struct Row {
     gflops: Option<f64>,
     /// Images processed per measured run (steps, epochs, inference).
     images: Option<usize>,
+    /// Batch-1 latency rows: median and p90 of single calls, µs (`ms` is the median).
+    latency_us: Option<Latency>,
+}
+
+/// Median and 90th percentile of many single calls, µs.
+#[derive(Clone, Copy)]
+struct Latency {
+    median: f64,
+    p90: f64,
 }
 
 impl Row {
@@ -93,6 +103,18 @@ impl Row {
             ms,
             gflops: None,
             images: Some(images),
+            latency_us: None,
+        }
+    }
+
+    /// A batch-1 latency row: one image per call.
+    fn latency(name: String, latency: Latency) -> Row {
+        Row {
+            name,
+            ms: latency.median / 1e3,
+            gflops: None,
+            images: Some(1),
+            latency_us: Some(latency),
         }
     }
 
@@ -102,8 +124,11 @@ impl Row {
 
     fn print(&self) {
         let opt = |v: Option<f64>, prec: usize| v.map_or(String::new(), |v| format!("{v:.prec$}"));
+        let latency = self.latency_us.map_or(String::new(), |l| {
+            format!("   median {:.1} µs  p90 {:.1} µs", l.median, l.p90)
+        });
         println!(
-            "{:<34} {:>11.2} {:>9} {:>11}",
+            "{:<34} {:>11.2} {:>9} {:>11}{latency}",
             self.name,
             self.ms,
             opt(self.gflops, 1),
@@ -117,6 +142,8 @@ impl Row {
             "gflops": self.gflops,
             "images": self.images,
             "images_per_s": self.images_per_s(),
+            "median_us": self.latency_us.map(|l| l.median),
+            "p90_us": self.latency_us.map(|l| l.p90),
         })
     }
 }
@@ -194,6 +221,7 @@ impl Bench {
             ms,
             gflops,
             images,
+            latency_us: None,
         });
     }
 }
@@ -669,6 +697,54 @@ fn wants_data(bench: &Bench) -> bool {
     names.into_iter().any(|n| bench.wants(&n))
 }
 
+// ---------------------------------------------------------------- batch-1 latency
+
+/// Untimed and timed single-image calls of a latency row, as `latency_reference.py`.
+const LATENCY_WARMUP: usize = 200;
+const LATENCY_CALLS: usize = 2000;
+
+/// The nets whose one-image latency is measured: the default net of the `mnist`
+/// example, and R1, R2, R3, as in `bench/latency_reference.py`.
+const LATENCY_NETS: [&str; 4] = ["default", "r1", "r2", "r3"];
+
+/// Batch-1 inference latency of each net on 28×28 gray images and 10 classes: one
+/// fixed image (`(i % 7) / 7` for pixel `i`, as the reference script's), run as
+/// `train::predict` runs one image (evaluation mode, recording nothing), 200 untimed
+/// calls, then the median and p90 of 2000 timed ones.
+fn latency_workloads(bench: &mut Bench) {
+    let x = ndarray::Array::from_shape_fn((1, 1, 28, 28), |(_, _, i, j)| ((i * 28 + j) % 7) as f32 / 7.0)
+        .into_dyn();
+    for net in LATENCY_NETS {
+        let name = format!("latency_{net}");
+        if !bench.wants(&name) {
+            continue;
+        }
+        let mut model = match net {
+            "default" => zoo::mnist_default((1, 28, 28), 10, 0),
+            "r1" => zoo::r1((1, 28, 28), 10, 0),
+            "r2" => zoo::r2((1, 28, 28), 10, 0),
+            _ => zoo::r3((1, 28, 28), 10, 0),
+        };
+        let mut call = || drop(predict(&mut model, x.view()));
+        for _ in 0..LATENCY_WARMUP {
+            call();
+        }
+        let mut us: Vec<f64> = (0..LATENCY_CALLS)
+            .map(|_| {
+                let start = Instant::now();
+                call();
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        us.sort_by(f64::total_cmp);
+        let latency = Latency {
+            median: us[LATENCY_CALLS / 2],
+            p90: us[LATENCY_CALLS * 9 / 10],
+        };
+        bench.record(Row::latency(name, latency));
+    }
+}
+
 // ---------------------------------------------------------------- suite
 
 /// The reference nets' conv layers: R1 (batch 128) and R2 (batch 64), 3×3.
@@ -740,6 +816,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     layer_workloads(&mut bench);
     gemm_peak(&mut bench);
+    latency_workloads(&mut bench);
     let mut scaling_json = None;
     if wants_data(&bench) {
         let mnist = Mnist::load(&args.data)?;

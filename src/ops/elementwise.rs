@@ -74,6 +74,20 @@ pub(crate) fn sum_map3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32
 /// Arrays shorter than this are processed on the calling thread.
 const CHUNK: usize = 1 << 15;
 
+/// The fewest pieces of `piece` elements one rayon task should take (for
+/// `with_min_len`) so that no task covers fewer than [`CHUNK`] elements, and a
+/// pass over fewer runs on the calling thread.
+///
+/// Why: handing work to a pool thread costs a wake-up and a wait (from a thread
+/// outside the pool, such as a program's main thread, every split does), several
+/// microseconds, about what one thread takes for 32k elements of a pass over
+/// memory. One image's activations are smaller than that: a batch-1 forward pass
+/// of the default net spent more time handing its batch norms and poolings to the
+/// pool and waiting for them than computing them.
+pub(crate) fn min_pieces(piece: usize) -> usize {
+    CHUNK.div_ceil(piece.max(1))
+}
+
 fn build(shape: ndarray::IxDyn, len: usize, fill: impl Fn(usize, &mut Slots) + Sync) -> ArrayD<f32> {
     let out = fresh(len, CHUNK, len > CHUNK, fill);
     ArrayD::from_shape_vec(shape, out).expect("length matches shape")

@@ -11,6 +11,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::elementwise::min_pieces;
+
 /// One chunk of a buffer being filled: written front to back, each element once.
 pub(crate) struct Slots<'a> {
     slots: &'a mut [MaybeUninit<f32>],
@@ -76,7 +78,8 @@ impl<'a> Slots<'a> {
 }
 
 /// A vector of `len` floats whose chunks of `chunk` elements (the last one shorter)
-/// are filled by `fill(first_index, slots)`, in parallel if `parallel`.
+/// are filled by `fill(first_index, slots)`, in parallel if `parallel` (with no
+/// task taking fewer than [`min_pieces`] chunks).
 ///
 /// Panics if `fill` leaves an element of its chunk unwritten (a bug in the op).
 pub(crate) fn fresh(
@@ -105,7 +108,13 @@ pub(crate) fn fresh_with<R: Send>(
     };
     let spare = &mut out.spare_capacity_mut()[..len];
     let results = if parallel {
-        spare.par_chunks_mut(chunk).enumerate().map(run).collect()
+        let min_len = min_pieces(chunk);
+        spare
+            .par_chunks_mut(chunk)
+            .with_min_len(min_len)
+            .enumerate()
+            .map(run)
+            .collect()
     } else {
         spare.chunks_mut(chunk).enumerate().map(run).collect()
     };

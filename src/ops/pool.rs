@@ -19,6 +19,7 @@
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
+use super::elementwise::min_pieces;
 use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
 use super::{Padding, ResolvedPadding};
 use crate::tensor::Tensor;
@@ -106,6 +107,7 @@ impl Tensor {
             // Nothing will be recorded: the maxima alone.
             out.par_chunks_mut(out_plane.max(1))
                 .zip(x.par_chunks(plane.max(1)))
+                .with_min_len(min_pieces(plane))
                 .for_each(|(out, x)| max_pool_plane(&geometry, x, out, &mut []));
             return self.record_pool("max_pool2d", &geometry, out, |_, _, _| {});
         }
@@ -114,6 +116,7 @@ impl Tensor {
             out.par_chunks_mut(out_plane)
                 .zip(argmax.par_chunks_mut(out_plane))
                 .zip(x.par_chunks(plane))
+                .with_min_len(min_pieces(plane))
                 .for_each(|((out, argmax), x)| max_pool_plane(&geometry, x, out, argmax));
         }
         self.record_pool("max_pool2d", &geometry, out, move |p, g, dx| {

@@ -200,41 +200,64 @@ impl Winograd {
         // (`[9][C]`) so that each step is a loop over input channels that the
         // compiler vectorizes and each row of its `[ξ][C]` block is written whole.
         // The gathered taps and `G·g` are per-thread buffers, not one per channel.
+        // A bank of up to `SERIAL_KERNELS` kernels stays on the calling thread.
         let buffers = || (vec![0.0f32; 9 * c], vec![0.0f32; 3 * N * c]);
-        u.par_chunks_mut(Self::POSITIONS * c).enumerate().for_each_init(
-            buffers,
-            |(taps, gg), (oc, block)| {
-                for ic in 0..c {
-                    for t in 0..9 {
-                        taps[t * c + ic] = if swapped {
-                            weight[(ic * o + oc) * 9 + 8 - t]
-                        } else {
-                            weight[(oc * c + ic) * 9 + t]
-                        };
-                    }
-                }
-                // G·g column by column into `gg` `[N][3][C]`, then G·(G·g)ᵀ row by row.
-                for j in 0..3 {
-                    for ic in 0..c {
-                        let column =
-                            g_times(taps[j * c + ic], taps[(3 + j) * c + ic], taps[(6 + j) * c + ic]);
-                        for (i, v) in column.into_iter().enumerate() {
-                            gg[(i * 3 + j) * c + ic] = v;
-                        }
-                    }
-                }
-                for i in 0..N {
-                    let row = |j: usize| &gg[(i * 3 + j) * c..(i * 3 + j + 1) * c];
-                    let (a, b, d) = (row(0), row(1), row(2));
-                    for ic in 0..c {
-                        for (j, v) in g_times(a[ic], b[ic], d[ic]).into_iter().enumerate() {
-                            block[(i * N + j) * c + ic] = v;
-                        }
-                    }
-                }
-            },
-        );
+        u.par_chunks_mut(Self::POSITIONS * c)
+            .enumerate()
+            .with_min_len(SERIAL_KERNELS.div_ceil(c.max(1)))
+            .for_each_init(buffers, |(taps, gg), (oc, block)| {
+                self.transform_kernel_block(weight, swapped, oc, taps, gg, block)
+            });
         u
+    }
+
+    /// Output channel `oc`'s kernels into its `[ξ][C]` block of `U` (see
+    /// [`transform_kernel`](Self::transform_kernel)), through the buffers `taps`
+    /// (`[9][C]`) and `gg` (`[6][3][C]`).
+    #[inline(always)]
+    fn kernel_block(
+        &self,
+        weight: &[f32],
+        swapped: bool,
+        oc: usize,
+        taps: &mut [f32],
+        gg: &mut [f32],
+        block: &mut [f32],
+    ) {
+        const N: usize = TILE + 2;
+        let (o, c) = (self.out_channels, self.channels);
+        if swapped {
+            for ic in 0..c {
+                let kernel = &weight[(ic * o + oc) * 9..][..9];
+                for t in 0..9 {
+                    taps[t * c + ic] = kernel[8 - t];
+                }
+            }
+        } else {
+            for (ic, kernel) in weight[oc * c * 9..(oc + 1) * c * 9].chunks_exact(9).enumerate() {
+                for t in 0..9 {
+                    taps[t * c + ic] = kernel[t];
+                }
+            }
+        }
+        // G·g column by column into `gg` `[N][3][C]`, then G·(G·g)ᵀ row by row.
+        for j in 0..3 {
+            for ic in 0..c {
+                let column = g_times(taps[j * c + ic], taps[(3 + j) * c + ic], taps[(6 + j) * c + ic]);
+                for (i, v) in column.into_iter().enumerate() {
+                    gg[(i * 3 + j) * c + ic] = v;
+                }
+            }
+        }
+        for i in 0..N {
+            let row = |j: usize| &gg[(i * 3 + j) * c..(i * 3 + j + 1) * c];
+            let (a, b, d) = (row(0), row(1), row(2));
+            for ic in 0..c {
+                for (j, v) in g_times(a[ic], b[ic], d[ic]).into_iter().enumerate() {
+                    block[(i * N + j) * c + ic] = v;
+                }
+            }
+        }
     }
 
     /// The convolution of `images` images: planes of `input` (`h × w`, laid out as
@@ -421,11 +444,29 @@ impl Winograd {
         ) => grad_transform
     );
     multiversioned!(
+        /// See [`kernel_block`](Self::kernel_block).
+        fn transform_kernel_block(
+            &self,
+            weight: &[f32],
+            swapped: bool,
+            oc: usize,
+            taps: &mut [f32],
+            gg: &mut [f32],
+            block: &mut [f32],
+        ) => kernel_block
+    );
+    multiversioned!(
         /// See [`output_transform`](Self::output_transform).
         fn transform_output(&self, m: &[f32], images: usize, first: usize, stride: usize, rows: &mut [f32])
             => output_transform
     );
 }
+
+/// Kernels (output × input channels) up to which [`Winograd::transform_kernel`]
+/// runs on the calling thread: R3's largest bank, 64 × 64, takes a few microseconds
+/// there, about what handing it to the pool costs, and with one image per call it is
+/// most of a layer's work besides the products.
+const SERIAL_KERNELS: usize = 64 * 64;
 
 /// Columns of the products for `slots` tile slots: rounded up to a multiple of 16,
 /// because the `gemm` crate copies (packs) an operand whose rows are not a multiple
