@@ -130,7 +130,7 @@ impl Tensor {
             let ch = at / hw % c;
             let (mean, inv, g, b) = (means[ch], inv_std[ch], g[ch], b[ch]);
             let x = &xs[at..at + hw];
-            let affine = |x: f32| g * ((x - mean) * inv) + b;
+            let affine = move |x: f32| g * ((x - mean) * inv) + b;
             match skip_slice.map(|skip| &skip[at..at + hw]) {
                 Some(skip) if relu => y.extend(x.iter().zip(skip).map(|(&x, &s)| relu_of(affine(x) + s))),
                 Some(skip) => y.extend(x.iter().zip(skip).map(|(&x, &s)| affine(x) + s)),
@@ -208,7 +208,7 @@ impl Tensor {
                     let mean_gx = (sums[ch].1 / count as f64) as f32;
                     let (k, mean, inv) = (gamma_v[ch] * inv_std[ch], means[ch], inv_std[ch]);
                     let (g, x) = (&gs[at..at + hw], &xs[at..at + hw]);
-                    let dx_of = |g: f32, x: f32| k * (g - mean_g - (x - mean) * inv * mean_gx);
+                    let dx_of = move |g: f32, x: f32| k * (g - mean_g - (x - mean) * inv * mean_gx);
                     match y_shared.as_ref().filter(|_| !premasked) {
                         Some(y) => {
                             let y = &y.as_slice().expect("standard layout")[at..at + hw];

@@ -101,7 +101,6 @@ impl Tensor {
             let b = b.as_ref().map(|b| b.as_slice().expect("standard layout"));
             let x = x.as_slice().expect("standard layout");
             let wv = wv.as_slice().expect("standard layout");
-            let act = |v: f32| if relu { relu_of(v) } else { v };
             forward_with(
                 &geometry,
                 algorithms.forward,
@@ -115,9 +114,12 @@ impl Tensor {
                     for oc in 0..o {
                         let plane = planes.plane(oc);
                         let Some(pool) = &pool else {
+                            let b = b.map(|b| b[oc]);
                             match b {
-                                Some(b) => out.extend(plane.iter().map(|&v| act(v + b[oc]))),
-                                None => out.extend(plane.iter().map(|&v| act(v))),
+                                Some(b) if relu => out.extend(plane.iter().map(move |&v| relu_of(v + b))),
+                                Some(b) => out.extend(plane.iter().map(move |&v| v + b)),
+                                None if relu => out.extend(plane.iter().map(|&v| relu_of(v))),
+                                None => out.extend(plane.iter().copied()),
                             }
                             continue;
                         };
@@ -135,7 +137,9 @@ impl Tensor {
                                 max_pool_plane(pool, plane, out, &mut []);
                                 add_bias(out);
                             }
-                            out.iter_mut().for_each(|v| *v = act(*v));
+                            if relu {
+                                out.iter_mut().for_each(|v| *v = relu_of(*v));
+                            }
                         });
                     }
                 },
@@ -240,7 +244,6 @@ impl Tensor {
             x.as_slice().expect("standard layout"),
             wv.as_slice().expect("standard layout"),
         );
-        let act = |v: f32| if relu { relu_of(v) } else { v };
         let out = forward_with(
             &geometry,
             algorithms.forward,
@@ -254,12 +257,14 @@ impl Tensor {
                 let at = image * o * p;
                 for oc in 0..o {
                     let (plane, b) = (planes.plane(oc), bias[oc]);
-                    match skip {
-                        Some(skip) => {
-                            let skip = &skip[at + oc * p..at + (oc + 1) * p];
-                            out.extend(plane.iter().zip(skip).map(|(&v, &s)| act((v + b) + s)));
+                    // One loop per case, each without a branch inside.
+                    match skip.map(|skip| &skip[at + oc * p..at + (oc + 1) * p]) {
+                        Some(skip) if relu => {
+                            out.extend(plane.iter().zip(skip).map(move |(&v, &s)| relu_of((v + b) + s)))
                         }
-                        None => out.extend(plane.iter().map(|&v| act(v + b))),
+                        Some(skip) => out.extend(plane.iter().zip(skip).map(move |(&v, &s)| (v + b) + s)),
+                        None if relu => out.extend(plane.iter().map(move |&v| relu_of(v + b))),
+                        None => out.extend(plane.iter().map(move |&v| v + b)),
                     }
                 }
             },
