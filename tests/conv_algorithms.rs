@@ -64,6 +64,10 @@ fn geometries() -> Vec<Geometry> {
         conv([2, 4, 11, 10], [5, 4, 3, 3], 3, Explicit(2, 2), 1),
         conv([1, 2, 2, 2], [3, 2, 3, 3], 1, Explicit(1, 1), 1),
         conv([1, 2, 3, 1], [2, 2, 3, 3], 2, Explicit(1, 1), 1),
+        // 1×1 taps gathered straight from the row: stride 3, and a Same padding
+        // whose right edge a tap reads.
+        conv([2, 3, 10, 10], [4, 3, 1, 1], 3, Valid, 1),
+        conv([1, 3, 6, 6], [2, 3, 1, 1], 4, Same, 1),
     ]
 }
 

@@ -356,6 +356,18 @@ impl ConvGeometry {
                         self.three_taps(src, &mut col[first_tap * ld..], ld, span);
                         continue;
                     }
+                    if self.kw == 1 && self.left == 0 {
+                        // A 1×1 kernel (R3's stride-2 projections): one strided gather,
+                        // zeros where a Same padding's right edge is read.
+                        let dst = &mut col[first_tap * ld..][span];
+                        let taken = dst
+                            .iter_mut()
+                            .zip(src.iter().step_by(sw))
+                            .map(|(d, &v)| *d = v)
+                            .count();
+                        dst[taken..].fill(0.0);
+                        continue;
+                    }
                     row.values[row.inside.clone()].copy_from_slice(&src[row.columns.clone()]);
                     for j in 0..self.kw {
                         let dst = &mut col[(first_tap + j) * ld..][span.clone()];
@@ -391,6 +403,12 @@ impl ConvGeometry {
                         continue;
                     };
                     let dst = &mut plane[r * self.w..(r + 1) * self.w];
+                    if self.kw == 1 && self.left == 0 {
+                        // As in im2col: what lands in a right padding is dropped.
+                        let src = &col[first_tap * ld + offset + oy * ow..][..ow];
+                        dst.iter_mut().step_by(sw).zip(src).for_each(|(d, &v)| *d += v);
+                        continue;
+                    }
                     row.values[row.inside.clone()].copy_from_slice(&dst[row.columns.clone()]);
                     for j in 0..self.kw {
                         let src = &col[(first_tap + j) * ld + offset + oy * ow..][..ow];
