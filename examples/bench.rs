@@ -22,7 +22,6 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::Parser;
 use ferrocnn::data::{read_csv, Dataset, Mnist};
 use ferrocnn::gradcheck::random_like;
 use ferrocnn::metrics::peak_resident_mib;
@@ -34,6 +33,9 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 
+mod common;
+use common::args::{comma_list, number, unexpected, CommandLine, Long};
+
 /// Training images per epoch in `--quick` mode.
 const QUICK_EPOCH_IMAGES: usize = 6400;
 /// Test images used for inference in `--quick` mode (full: all 10,000).
@@ -43,38 +45,88 @@ const INFER_BATCH: usize = 1000;
 /// Side of the square GEMM that measures the machine's peak.
 const GEMM_SIZE: usize = 2048;
 
-#[derive(Parser)]
-#[command(about = "ferrocnn benchmark suite (layers, training steps, epochs, inference, GEMM peak)")]
+/// The command line; `HELP` says what each flag does.
 struct Args {
-    /// Rayon threads.
-    #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Timed repetitions of the micro-benchmarks and steps, after a warm-up
-    /// [default: 20, 5 with --quick].
-    #[arg(long)]
     reps: Option<usize>,
-    /// Untimed runs before the timed ones [default: 3, 2 with --quick; inference
-    /// 1]. `--warmup 0 --reps 1` runs each workload once: for counting its
-    /// instructions under callgrind.
-    #[arg(long)]
     warmup: Option<usize>,
-    /// A smoke run: few repetitions, epochs of 6400 images, inference on 2000, the
-    /// scaling line on a training step instead of an epoch.
-    #[arg(long)]
     quick: bool,
-    /// Skip the training epochs (the longest workloads).
-    #[arg(long)]
     skip_epochs: bool,
-    /// Run only the workloads whose name contains one of these (comma-separated),
-    /// e.g. `conv2d_fwdbwd,epoch_r1`.
-    #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Also write every figure to this JSON file.
-    #[arg(long)]
     json: Option<PathBuf>,
-    /// MNIST-style folder of IDX files.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/mnist"))]
     data: PathBuf,
+}
+
+const HELP: &str = concat!(
+    "\
+ferrocnn benchmark suite (layers, training steps, epochs, inference, GEMM peak)
+
+Usage: bench [OPTIONS]
+
+Options:
+      --threads <THREADS>
+          Rayon threads [default: 2]
+      --reps <REPS>
+          Timed repetitions of the micro-benchmarks and steps, after a warm-up
+          [default: 20, 5 with --quick]
+      --warmup <WARMUP>
+          Untimed runs before the timed ones [default: 3, 2 with --quick; inference
+          1]. `--warmup 0 --reps 1` runs each workload once: for counting its
+          instructions under callgrind
+      --quick
+          A smoke run: few repetitions, epochs of 6400 images, inference on 2000, the
+          scaling line on a training step instead of an epoch
+      --skip-epochs
+          Skip the training epochs (the longest workloads)
+      --only <ONLY>
+          Run only the workloads whose name contains one of these (comma-separated),
+          e.g. `conv2d_fwdbwd,epoch_r1`
+      --json <JSON>
+          Also write every figure to this JSON file
+      --data <DATA>
+          MNIST-style folder of IDX files [default: ",
+    env!("CARGO_MANIFEST_DIR"),
+    "/datasets/mnist]
+  -h, --help
+          Print help
+  -V, --version
+          Print version
+"
+);
+
+impl Args {
+    /// Reads the command line; a mistake is a usage error (exit code 2).
+    fn parse() -> Args {
+        let mut args = Args {
+            threads: 2,
+            reps: None,
+            warmup: None,
+            quick: false,
+            skip_epochs: false,
+            only: Vec::new(),
+            json: None,
+            data: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/mnist")),
+        };
+        let mut cli = CommandLine::from_env("bench", HELP);
+        while let Some(arg) = cli.next() {
+            match arg {
+                Long("threads") => args.threads = cli.value("--threads <THREADS>", number),
+                Long("reps") => args.reps = Some(cli.value("--reps <REPS>", number)),
+                Long("warmup") => args.warmup = Some(cli.value("--warmup <WARMUP>", number)),
+                Long("quick") => args.quick = cli.flag("--quick"),
+                Long("skip-epochs") => args.skip_epochs = cli.flag("--skip-epochs"),
+                Long("only") => {
+                    let names =
+                        cli.repeatable_value("--only <ONLY>", |t| comma_list(t, |name| Ok(name.to_string())));
+                    args.only.extend(names);
+                }
+                Long("json") => args.json = Some(cli.path("--json <JSON>")),
+                Long("data") => args.data = cli.path("--data <DATA>"),
+                arg => unexpected(arg),
+            }
+        }
+        args
+    }
 }
 
 /// One measured workload: a line of the table and an entry of the JSON.

@@ -18,23 +18,58 @@
 
 use std::time::Instant;
 
-use clap::Parser;
 use ferrocnn::gradcheck::random_like;
 use ferrocnn::{Conv2dOptions, Param, Tape};
 
-#[derive(Parser)]
-#[command(about = "conv2d forward+backward micro-benchmark (compare with PyTorch)")]
+mod common;
+use common::args::{comma_list, number, unexpected, CommandLine, Long};
+
 struct Args {
-    /// Rayon threads.
-    #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Timed repetitions (after the warm-up).
-    #[arg(long, default_value_t = 20)]
     reps: usize,
-    /// PyTorch's forward+backward times for the two shapes in ms, e.g. from a
-    /// side-by-side run of bench/torch_reference.py --conv.
-    #[arg(long, value_delimiter = ',', default_values_t = [8.8, 22.8])]
     torch_ms: Vec<f64>,
+}
+
+const HELP: &str = "\
+conv2d forward+backward micro-benchmark (compare with PyTorch)
+
+Usage: bench_conv [OPTIONS]
+
+Options:
+      --threads <THREADS>
+          Rayon threads [default: 2]
+      --reps <REPS>
+          Timed repetitions (after the warm-up) [default: 20]
+      --torch-ms <TORCH_MS>
+          PyTorch's forward+backward times for the two shapes in ms, e.g. from a
+          side-by-side run of bench/torch_reference.py --conv [default: 8.8,22.8]
+  -h, --help
+          Print help
+  -V, --version
+          Print version
+";
+
+impl Args {
+    /// Reads the command line; a mistake is a usage error (exit code 2).
+    fn parse() -> Args {
+        let mut args = Args {
+            threads: 2,
+            reps: 20,
+            torch_ms: vec![8.8, 22.8],
+        };
+        let mut cli = CommandLine::from_env("bench_conv", HELP);
+        while let Some(arg) = cli.next() {
+            match arg {
+                Long("threads") => args.threads = cli.value("--threads <THREADS>", number),
+                Long("reps") => args.reps = cli.value("--reps <REPS>", number),
+                Long("torch-ms") => {
+                    args.torch_ms = cli.value("--torch-ms <TORCH_MS>", |t| comma_list(t, number))
+                }
+                arg => unexpected(arg),
+            }
+        }
+        args
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

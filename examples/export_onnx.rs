@@ -16,40 +16,72 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
 use ferrocnn::io::{self, onnx};
 use ferrocnn::nn::{conv_of, Module};
 
 mod common;
+use common::args::{comma_list, required, unexpected, usage_error, CommandLine, Long, Value};
 use common::files::same_file;
 
-/// Write a ferrocnn model file as an ONNX model (opset 17).
-#[derive(Parser, Debug)]
-#[command(name = "export_onnx", version, about)]
+/// The command line; `HELP` says what each flag does.
+#[derive(Debug)]
 struct Args {
-    /// The model file (written by `--example mnist` or `io::save_model`).
     model: PathBuf,
-    /// The ONNX file to write.
     out: PathBuf,
-    /// The shape of one input image, CHANNELS,HEIGHT,WIDTH [default: the model
-    /// file's, or 28×28 with the first convolution's channels].
-    #[arg(long, value_name = "C,H,W", value_parser = image_shape)]
     input: Option<(usize, usize, usize)>,
+}
+
+const HELP: &str = "\
+Write a ferrocnn model file as an ONNX model (opset 17)
+
+Usage: export_onnx [OPTIONS] <MODEL> <OUT>
+
+Arguments:
+  <MODEL>
+          The model file (written by `--example mnist` or `io::save_model`)
+  <OUT>
+          The ONNX file to write
+
+Options:
+      --input <C,H,W>
+          The shape of one input image, CHANNELS,HEIGHT,WIDTH [default: the model
+          file's, or 28×28 with the first convolution's channels]
+  -h, --help
+          Print help
+  -V, --version
+          Print version
+";
+
+impl Args {
+    /// Reads the command line; a mistake is a usage error (exit code 2).
+    fn parse() -> Args {
+        let (mut model, mut out, mut input) = (None, None, None);
+        let mut cli = CommandLine::from_env("export_onnx", HELP);
+        while let Some(arg) = cli.next() {
+            match arg {
+                Long("input") => input = Some(cli.value("--input <C,H,W>", image_shape)),
+                Value(path) if model.is_none() => model = Some(PathBuf::from(path)),
+                Value(path) if out.is_none() => out = Some(PathBuf::from(path)),
+                arg => unexpected(arg),
+            }
+        }
+        Args {
+            model: required(model, "<MODEL> <OUT>"),
+            out: required(out, "<OUT>"),
+            input,
+        }
+    }
 }
 
 /// `C,H,W`: three whole numbers of at least 1.
 fn image_shape(text: &str) -> Result<(usize, usize, usize), String> {
-    let sizes: Vec<usize> = text
-        .split(',')
-        .map(|part| match part.trim().parse::<usize>() {
-            Ok(0) | Err(_) => Err(format!(
-                "{text:?} is not C,H,W (three whole numbers of at least 1, e.g. 1,28,28)"
-            )),
-            Ok(n) => Ok(n),
-        })
-        .collect::<Result<_, _>>()?;
-    match sizes[..] {
+    let size = |part: &str| match part.parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!(
+            "{text:?} is not C,H,W (three whole numbers of at least 1, e.g. 1,28,28)"
+        )),
+        Ok(n) => Ok(n),
+    };
+    match comma_list(text, size)?[..] {
         [c, h, w] => Ok((c, h, w)),
         _ => Err(format!("{text:?} is not C,H,W (three sizes, e.g. 1,28,28)")),
     }
@@ -62,7 +94,7 @@ fn main() -> ExitCode {
             "OUT {} is the model file being exported; give another path, such as model.onnx",
             args.out.display()
         );
-        Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+        usage_error(usage);
     }
     common::exit_code(run(&args))
 }

@@ -9,8 +9,6 @@
 use std::error::Error;
 use std::path::PathBuf;
 
-use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser, ValueEnum};
 use ferrocnn::data::{Dataset, Mnist, MnistFiles};
 use ferrocnn::io::{load_model, save_model};
 use ferrocnn::nn::{BatchNorm2d, Conv2d, Conv2dBlock, Linear, Module};
@@ -18,14 +16,14 @@ use ferrocnn::optim::{Adam, AdamConfig};
 use ferrocnn::train::{evaluate, fit, FitOptions, Progress, TrainError};
 
 mod common;
-use common::args::{at_least_one, learning_rate};
+use common::args::{at_least_one, learning_rate, number, one_of, unexpected, usage_error, CommandLine, Long};
 use common::files::{report_ignored, same_file};
 use common::fit::{check_labels, check_memory, describe_tensors, non_finite_tensors, outputs_for};
 
 /// Test images evaluated at once.
 const EVAL_BATCH: usize = 1000;
 
-#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Freeze {
     /// Train every layer.
     None,
@@ -35,7 +33,7 @@ enum Freeze {
     AllButHead,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug)]
 enum Task {
     /// The folder's labels as they are.
     Same,
@@ -45,43 +43,113 @@ enum Task {
     Digits0To4,
 }
 
-/// Fine-tune a saved CNN on another MNIST-style task.
-#[derive(Parser, Debug)]
-#[command(name = "finetune", version, about)]
+/// The command line; `HELP` says what each flag does.
+#[derive(Debug)]
 struct Args {
-    /// The model to start from.
-    #[arg(long, default_value = "models/mnist.bin")]
     model: PathBuf,
-    /// MNIST-style folder with the new task's images.
-    #[arg(long, default_value = "datasets/mnist")]
     data: PathBuf,
-    /// How to relabel the folder's images.
-    #[arg(long, value_enum, default_value_t = Task::EvenOdd)]
     task: Task,
-    /// What to freeze.
-    #[arg(long, value_enum, default_value_t = Freeze::AllButHead)]
     freeze: Freeze,
-    /// Use only the first N training images (a small labelled set), at least 1.
-    #[arg(long, default_value_t = 500, value_parser = at_least_one)]
     limit_train: usize,
-    /// Epochs, at least 1.
-    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     epochs: usize,
-    /// Batch size, at least 1.
-    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     batch_size: usize,
-    /// Learning rate (Adam), a finite number above 0.
-    #[arg(long, default_value_t = 3e-3, value_parser = learning_rate)]
     lr: f64,
-    /// Seed of the new head, shuffling and dropout.
-    #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Also train the same architecture from scratch on the same subset.
-    #[arg(long)]
     compare_scratch: bool,
-    /// Where to save the fine-tuned model (not the --model file, nor a data file).
-    #[arg(long, default_value = "models/finetuned.bin")]
     save: PathBuf,
+}
+
+const HELP: &str = "\
+Fine-tune a saved CNN on another MNIST-style task
+
+Usage: finetune [OPTIONS]
+
+Options:
+      --model <MODEL>
+          The model to start from [default: models/mnist.bin]
+      --data <DATA>
+          MNIST-style folder with the new task's images [default: datasets/mnist]
+      --task <TASK>
+          How to relabel the folder's images [default: even-odd]
+          [possible values: same, even-odd, digits0-to4]
+          - same:        The folder's labels as they are
+          - even-odd:    Two classes: even (0) or odd (1) digit
+          - digits0-to4: Only digits 0–4 (five classes)
+      --freeze <FREEZE>
+          What to freeze [default: all-but-head] [possible values: none, conv, all-but-head]
+          - none:         Train every layer
+          - conv:         Freeze the convolutions (and their batch norms): train only the
+                          dense layers
+          - all-but-head: Freeze everything but the last Linear layer
+      --limit-train <LIMIT_TRAIN>
+          Use only the first N training images (a small labelled set), at least 1
+          [default: 500]
+      --epochs <EPOCHS>
+          Epochs, at least 1 [default: 10]
+      --batch-size <BATCH_SIZE>
+          Batch size, at least 1 [default: 32]
+      --lr <LR>
+          Learning rate (Adam), a finite number above 0 [default: 0.003]
+      --seed <SEED>
+          Seed of the new head, shuffling and dropout [default: 7]
+      --compare-scratch
+          Also train the same architecture from scratch on the same subset
+      --save <SAVE>
+          Where to save the fine-tuned model (not the --model file, nor a data file)
+          [default: models/finetuned.bin]
+  -h, --help
+          Print help
+  -V, --version
+          Print version
+";
+
+impl Args {
+    /// Reads the command line; a mistake is a usage error (exit code 2).
+    fn parse() -> Args {
+        let mut args = Args {
+            model: PathBuf::from("models/mnist.bin"),
+            data: PathBuf::from("datasets/mnist"),
+            task: Task::EvenOdd,
+            freeze: Freeze::AllButHead,
+            limit_train: 500,
+            epochs: 10,
+            batch_size: 32,
+            lr: 3e-3,
+            seed: 7,
+            compare_scratch: false,
+            save: PathBuf::from("models/finetuned.bin"),
+        };
+        let tasks = [
+            ("same", Task::Same),
+            ("even-odd", Task::EvenOdd),
+            ("digits0-to4", Task::Digits0To4),
+        ];
+        let freezes = [
+            ("none", Freeze::None),
+            ("conv", Freeze::Conv),
+            ("all-but-head", Freeze::AllButHead),
+        ];
+        let mut cli = CommandLine::from_env("finetune", HELP);
+        while let Some(arg) = cli.next() {
+            match arg {
+                Long("model") => args.model = cli.path("--model <MODEL>"),
+                Long("data") => args.data = cli.path("--data <DATA>"),
+                Long("task") => args.task = cli.value("--task <TASK>", |t| one_of(t, &tasks)),
+                Long("freeze") => args.freeze = cli.value("--freeze <FREEZE>", |t| one_of(t, &freezes)),
+                Long("limit-train") => {
+                    args.limit_train = cli.value("--limit-train <LIMIT_TRAIN>", at_least_one)
+                }
+                Long("epochs") => args.epochs = cli.value("--epochs <EPOCHS>", at_least_one),
+                Long("batch-size") => args.batch_size = cli.value("--batch-size <BATCH_SIZE>", at_least_one),
+                Long("lr") => args.lr = cli.value("--lr <LR>", learning_rate),
+                Long("seed") => args.seed = cli.value("--seed <SEED>", number),
+                Long("compare-scratch") => args.compare_scratch = cli.flag("--compare-scratch"),
+                Long("save") => args.save = cli.path("--save <SAVE>"),
+                arg => unexpected(arg),
+            }
+        }
+        args
+    }
 }
 
 fn relabel(task: Task, data: &Dataset) -> Result<Dataset, Box<dyn Error>> {
@@ -115,7 +183,7 @@ fn main() -> std::process::ExitCode {
             "--save {} would replace the model fine-tuning starts from (--model); give --save another path",
             args.save.display()
         );
-        Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+        usage_error(usage);
     }
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -137,7 +205,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             args.save.display(),
             file.path.display()
         );
-        Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+        usage_error(usage);
     }
     report_ignored(files.all());
     let mnist = Mnist::load_files(&files)?;

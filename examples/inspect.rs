@@ -29,8 +29,6 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
 use ferrocnn::data::{read_image, DataFile, Dataset, Fit, FolderOptions, Image, Normalize, TrainingData};
 use ferrocnn::io::{self, DataSpec};
 use ferrocnn::nn::{conv_of, Module};
@@ -43,41 +41,92 @@ use ferrocnn::viz::{
 use ndarray::Array4;
 
 mod common;
-use common::args::at_least_one;
+use common::args::{at_least_one, number, required, unexpected, usage_error, CommandLine, Long, Value};
 use common::files::{report_ignored, same_file};
 use common::fit::{check_labels, check_memory, describe_tensors, non_finite_tensors, outputs_for};
 
-/// Print a model's summary and write its filters, feature maps and mistakes as PNGs.
-#[derive(Parser, Debug)]
-#[command(name = "inspect", version, about)]
+/// The command line; `HELP` says what each flag does.
+#[derive(Debug)]
 struct Args {
-    /// The model file (written by `--example mnist` or `io::save_model`).
     model: PathBuf,
-    /// Folder for the pictures.
-    #[arg(long, default_value = "models/inspect")]
     out: PathBuf,
-    /// Which test image to show feature maps for.
-    #[arg(long, default_value_t = 0)]
     image: usize,
-    /// The data whose test set is used: an MNIST-style folder, an image folder or a
-    /// CSV file, as `mnist --data` takes [default: datasets/mnist, or the model's
-    /// input shape and no test pictures if that folder is absent].
-    #[arg(long)]
     data: Option<PathBuf>,
-    /// Classify this PNG image and print the class probabilities.
-    #[arg(long)]
     predict: Option<PathBuf>,
-    /// Draw what drove the predictions of the first N test images (saliency.png).
-    #[arg(long, value_name = "N", value_parser = at_least_one)]
     saliency: Option<usize>,
-    /// Draw inputs that excite the channels of module LAYER (all, or CHANNEL), e.g.
-    /// `conv1` or `blocks.0.main.conv1:3` (maximize_<layer>.png).
-    #[arg(long, value_name = "LAYER[:CHANNEL]", value_parser = layer_channel)]
     maximize: Option<(String, Option<usize>)>,
-    /// Draw the 16 test images that excite CHANNEL of module LAYER most, e.g.
-    /// `conv2:5` (top_<layer>_<channel>.png).
-    #[arg(long, value_name = "LAYER:CHANNEL", value_parser = layer_channel)]
     top_images: Option<(String, Option<usize>)>,
+}
+
+const HELP: &str = "\
+Print a model's summary and write its filters, feature maps and mistakes as PNGs
+
+Usage: inspect [OPTIONS] <MODEL>
+
+Arguments:
+  <MODEL>
+          The model file (written by `--example mnist` or `io::save_model`)
+
+Options:
+      --out <OUT>
+          Folder for the pictures [default: models/inspect]
+      --image <IMAGE>
+          Which test image to show feature maps for [default: 0]
+      --data <DATA>
+          The data whose test set is used: an MNIST-style folder, an image folder or a
+          CSV file, as `mnist --data` takes [default: datasets/mnist, or the model's
+          input shape and no test pictures if that folder is absent]
+      --predict <PREDICT>
+          Classify this PNG image and print the class probabilities
+      --saliency <N>
+          Draw what drove the predictions of the first N test images (saliency.png)
+      --maximize <LAYER[:CHANNEL]>
+          Draw inputs that excite the channels of module LAYER (all, or CHANNEL), e.g.
+          `conv1` or `blocks.0.main.conv1:3` (maximize_<layer>.png)
+      --top-images <LAYER:CHANNEL>
+          Draw the 16 test images that excite CHANNEL of module LAYER most, e.g.
+          `conv2:5` (top_<layer>_<channel>.png)
+  -h, --help
+          Print help
+  -V, --version
+          Print version
+";
+
+impl Args {
+    /// Reads the command line; a mistake is a usage error (exit code 2).
+    fn parse() -> Args {
+        let mut model = None;
+        let mut args = Args {
+            model: PathBuf::new(),
+            out: PathBuf::from("models/inspect"),
+            image: 0,
+            data: None,
+            predict: None,
+            saliency: None,
+            maximize: None,
+            top_images: None,
+        };
+        let mut cli = CommandLine::from_env("inspect", HELP);
+        while let Some(arg) = cli.next() {
+            match arg {
+                Long("out") => args.out = cli.path("--out <OUT>"),
+                Long("image") => args.image = cli.value("--image <IMAGE>", number),
+                Long("data") => args.data = Some(cli.path("--data <DATA>")),
+                Long("predict") => args.predict = Some(cli.path("--predict <PREDICT>")),
+                Long("saliency") => args.saliency = Some(cli.value("--saliency <N>", at_least_one)),
+                Long("maximize") => {
+                    args.maximize = Some(cli.value("--maximize <LAYER[:CHANNEL]>", layer_channel))
+                }
+                Long("top-images") => {
+                    args.top_images = Some(cli.value("--top-images <LAYER:CHANNEL>", layer_channel))
+                }
+                Value(path) if model.is_none() => model = Some(PathBuf::from(path)),
+                arg => unexpected(arg),
+            }
+        }
+        args.model = required(model, "<MODEL>");
+        args
+    }
 }
 
 /// `LAYER[:CHANNEL]`: a module's dotted name and, optionally, a channel index.
@@ -129,7 +178,7 @@ fn refuse_to_overwrite_inputs(args: &Args) {
                 path.display(),
                 args.out.display()
             );
-            Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+            usage_error(usage);
         }
     }
 }

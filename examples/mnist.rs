@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser, ValueEnum};
 use ferrocnn::data::{Augment, Fit, FolderOptions, TrainingData};
 use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint, DataSpec, ModelRecord};
 use ferrocnn::metrics::peak_resident_mib;
@@ -26,7 +24,10 @@ use ferrocnn::train::{evaluate, fit, EpochStats, FitOptions, Progress, TrainErro
 use ferrocnn::{io, zoo};
 
 mod common;
-use common::args::{at_least_one, channels, image_size, learning_rate};
+use common::args::{
+    at_least_one, channels, image_size, learning_rate, number, one_of, port, unexpected, usage_error,
+    CommandLine, Long,
+};
 use common::files::same_file;
 
 // The explorer page's server (examples/explore), for `--explore`.
@@ -34,7 +35,7 @@ use common::files::same_file;
 #[allow(dead_code)]
 mod server;
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug)]
 enum Net {
     /// Two conv + batch-norm blocks and a 128-unit hidden layer (≥ 99.3%).
     Default,
@@ -47,7 +48,7 @@ enum Net {
 }
 
 /// How image-folder images of another shape are brought to `--image-size`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug)]
 enum FitArg {
     /// Scale to cover the size keeping the aspect ratio, then cut the centre.
     Crop,
@@ -55,92 +56,188 @@ enum FitArg {
     Stretch,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug)]
 enum Opt {
     Sgd,
     Adam,
     Adamw,
 }
 
-/// Train a CNN on an MNIST-style dataset.
-#[derive(Parser, Debug)]
-#[command(name = "mnist", version, about)]
+/// The command line; `HELP` says what each flag does.
+#[derive(Debug)]
 struct Args {
-    /// Folder with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-…;
-    /// or an image folder, DIR/train/<class>/*.png|jpg beside DIR/test/<class>/… (or
-    /// val/), or DIR/<class>/… alone; or a CSV file in Kaggle's layout (label,pixel0,…;
-    /// a labelled test.csv beside it is the test set). Without a test set, 10% is
-    /// held out for validation.
-    #[arg(long, default_value = "datasets/mnist")]
     data: PathBuf,
-    /// Image folders: bring every image to HxW (or one side for a square)
-    /// [default: the most common size among the images].
-    #[arg(long, value_parser = image_size, value_name = "HxW")]
     image_size: Option<(usize, usize)>,
-    /// Image folders: how an image of another shape is brought to the size.
-    #[arg(long, value_enum, default_value_t = FitArg::Crop)]
     fit: FitArg,
-    /// Image folders: 1 (gray) or 3 (RGB) [default: 1 if every image is gray, else 3].
-    #[arg(long, value_parser = channels)]
     channels: Option<usize>,
-    /// Which network to train.
-    #[arg(long, value_enum, default_value_t = Net::Default)]
     net: Net,
-    /// Number of epochs, at least 1 [default: 6 for the default net, 3 for r1, 1 for r2 and r3].
-    #[arg(long, value_parser = at_least_one)]
     epochs: Option<usize>,
-    /// Batch size, at least 1 [default: 128, 64 for r2].
-    #[arg(long, value_parser = at_least_one)]
     batch_size: Option<usize>,
-    /// Learning rate, a finite number above 0 [default: 3e-3 with a one-cycle schedule
-    /// for the default net, 1e-3 constant for r1/r2/r3].
-    #[arg(long, value_parser = learning_rate)]
     lr: Option<f64>,
-    /// Optimizer.
-    #[arg(long, value_enum, default_value_t = Opt::Adam)]
     optimizer: Opt,
-    /// Seed of initialization, shuffling, dropout and augmentation.
-    #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Worker threads, at least 1 [default: all cores].
-    #[arg(long, value_parser = at_least_one)]
     threads: Option<usize>,
-    /// Augment training images with random shifts (±2 px) and rotations (±10°)
-    /// [default: on for the default net, off for r1/r2/r3].
-    #[arg(long, overrides_with = "no_augment")]
-    augment: bool,
-    /// Do not augment training images.
-    #[arg(long)]
-    no_augment: bool,
-    /// Train on only the first N training images (at least 1).
-    #[arg(long, value_parser = at_least_one)]
+    /// `--augment` or `--no-augment`, whichever came last.
+    augment: Option<bool>,
     limit_train: Option<usize>,
-    /// Where to save the trained model [default: models/mnist.bin for the default net,
-    /// models/mnist-r1.bin etc. for the reference nets, so that benchmarking
-    /// a reference net does not replace the shipped model; with --resume, the
-    /// checkpoint's path with .bin].
-    #[arg(long)]
     save: Option<PathBuf>,
-    /// Write final figures (accuracy, loss, epoch times, parameters, peak memory) as JSON.
-    #[arg(long)]
     metrics_json: Option<PathBuf>,
-    /// Also export the weights as safetensors (for PyTorch or numpy) to this path.
-    #[arg(long)]
     export_safetensors: Option<PathBuf>,
-    /// Checkpoint written after every epoch and on Ctrl-C [default: the --save path with .ckpt].
-    #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Time the forward pass per layer type and the backward pass per op; print a table.
-    #[arg(long)]
     profile: bool,
-    /// Continue the run saved in this checkpoint (its net, optimizer and plan are used).
-    #[arg(long)]
     resume: Option<PathBuf>,
-    /// Serve the explorer page on 127.0.0.1:PORT while training: live loss and
-    /// accuracy curves, the first layer's filters as they change, and drawings run
-    /// through the model as it learns [PORT: 8080; 0 picks a free one].
-    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
     explore: Option<u16>,
+}
+
+const HELP: &str = "\
+Train a CNN on an MNIST-style dataset
+
+Usage: mnist [OPTIONS]
+
+Options:
+      --data <DATA>
+          Folder with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-…;
+          or an image folder, DIR/train/<class>/*.png|jpg beside DIR/test/<class>/… (or
+          val/), or DIR/<class>/… alone; or a CSV file in Kaggle's layout (label,pixel0,…;
+          a labelled test.csv beside it is the test set). Without a test set, 10% is
+          held out for validation [default: datasets/mnist]
+      --image-size <HxW>
+          Image folders: bring every image to HxW (or one side for a square)
+          [default: the most common size among the images]
+      --fit <FIT>
+          Image folders: how an image of another shape is brought to the size
+          [default: crop] [possible values: crop, stretch]
+          - crop:    Scale to cover the size keeping the aspect ratio, then cut the centre
+          - stretch: Scale each side to the size
+      --channels <CHANNELS>
+          Image folders: 1 (gray) or 3 (RGB) [default: 1 if every image is gray, else 3]
+      --net <NET>
+          Which network to train [default: default] [possible values: default, r1, r2, r3]
+          - default: Two conv + batch-norm blocks and a 128-unit hidden layer (≥ 99.3%)
+          - r1:      The classic Keras MNIST convnet
+          - r2:      The net of PyTorch's examples/mnist
+          - r3:      A small ResNet: six basic blocks with batch norm, 16 to 64 channels
+      --epochs <EPOCHS>
+          Number of epochs, at least 1 [default: 6 for the default net, 3 for r1, 1 for r2
+          and r3]
+      --batch-size <BATCH_SIZE>
+          Batch size, at least 1 [default: 128, 64 for r2]
+      --lr <LR>
+          Learning rate, a finite number above 0 [default: 3e-3 with a one-cycle schedule
+          for the default net, 1e-3 constant for r1/r2/r3]
+      --optimizer <OPTIMIZER>
+          Optimizer [default: adam] [possible values: sgd, adam, adamw]
+      --seed <SEED>
+          Seed of initialization, shuffling, dropout and augmentation [default: 1]
+      --threads <THREADS>
+          Worker threads, at least 1 [default: all cores]
+      --augment
+          Augment training images with random shifts (±2 px) and rotations (±10°)
+          [default: on for the default net, off for r1/r2/r3]
+      --no-augment
+          Do not augment training images
+      --limit-train <LIMIT_TRAIN>
+          Train on only the first N training images (at least 1)
+      --save <SAVE>
+          Where to save the trained model [default: models/mnist.bin for the default net,
+          models/mnist-r1.bin etc. for the reference nets, so that benchmarking a
+          reference net does not replace the shipped model; with --resume, the
+          checkpoint's path with .bin]
+      --metrics-json <METRICS_JSON>
+          Write final figures (accuracy, loss, epoch times, parameters, peak memory) as JSON
+      --export-safetensors <EXPORT_SAFETENSORS>
+          Also export the weights as safetensors (for PyTorch or numpy) to this path
+      --checkpoint <CHECKPOINT>
+          Checkpoint written after every epoch and on Ctrl-C [default: the --save path
+          with .ckpt]
+      --profile
+          Time the forward pass per layer type and the backward pass per op; print a table
+      --resume <RESUME>
+          Continue the run saved in this checkpoint (its net, optimizer and plan are used)
+      --explore [<PORT>]
+          Serve the explorer page on 127.0.0.1:PORT while training: live loss and accuracy
+          curves, the first layer's filters as they change, and drawings run through the
+          model as it learns [PORT: 8080; 0 picks a free one]
+  -h, --help
+          Print help
+  -V, --version
+          Print version
+";
+
+impl Args {
+    /// Reads the command line; a mistake is a usage error (exit code 2).
+    fn parse() -> Args {
+        let mut args = Args {
+            data: PathBuf::from("datasets/mnist"),
+            image_size: None,
+            fit: FitArg::Crop,
+            channels: None,
+            net: Net::Default,
+            epochs: None,
+            batch_size: None,
+            lr: None,
+            optimizer: Opt::Adam,
+            seed: 1,
+            threads: None,
+            augment: None,
+            limit_train: None,
+            save: None,
+            metrics_json: None,
+            export_safetensors: None,
+            checkpoint: None,
+            profile: false,
+            resume: None,
+            explore: None,
+        };
+        let nets = [
+            ("default", Net::Default),
+            ("r1", Net::R1),
+            ("r2", Net::R2),
+            ("r3", Net::R3),
+        ];
+        let fits = [("crop", FitArg::Crop), ("stretch", FitArg::Stretch)];
+        let optimizers = [("sgd", Opt::Sgd), ("adam", Opt::Adam), ("adamw", Opt::Adamw)];
+        let mut cli = CommandLine::from_env("mnist", HELP);
+        while let Some(arg) = cli.next() {
+            match arg {
+                Long("data") => args.data = cli.path("--data <DATA>"),
+                Long("image-size") => args.image_size = Some(cli.value("--image-size <HxW>", image_size)),
+                Long("fit") => args.fit = cli.value("--fit <FIT>", |t| one_of(t, &fits)),
+                Long("channels") => args.channels = Some(cli.value("--channels <CHANNELS>", channels)),
+                Long("net") => args.net = cli.value("--net <NET>", |t| one_of(t, &nets)),
+                Long("epochs") => args.epochs = Some(cli.value("--epochs <EPOCHS>", at_least_one)),
+                Long("batch-size") => {
+                    args.batch_size = Some(cli.value("--batch-size <BATCH_SIZE>", at_least_one))
+                }
+                Long("lr") => args.lr = Some(cli.value("--lr <LR>", learning_rate)),
+                Long("optimizer") => {
+                    args.optimizer = cli.value("--optimizer <OPTIMIZER>", |t| one_of(t, &optimizers))
+                }
+                Long("seed") => args.seed = cli.value("--seed <SEED>", number),
+                Long("threads") => args.threads = Some(cli.value("--threads <THREADS>", at_least_one)),
+                // The two override each other: the last one given wins.
+                Long("augment") => args.augment = Some(true),
+                Long("no-augment") => args.augment = Some(false),
+                Long("limit-train") => {
+                    args.limit_train = Some(cli.value("--limit-train <LIMIT_TRAIN>", at_least_one))
+                }
+                Long("save") => args.save = Some(cli.path("--save <SAVE>")),
+                Long("metrics-json") => args.metrics_json = Some(cli.path("--metrics-json <METRICS_JSON>")),
+                Long("export-safetensors") => {
+                    args.export_safetensors = Some(cli.path("--export-safetensors <EXPORT_SAFETENSORS>"))
+                }
+                Long("checkpoint") => args.checkpoint = Some(cli.path("--checkpoint <CHECKPOINT>")),
+                Long("profile") => args.profile = cli.flag("--profile"),
+                Long("resume") => args.resume = Some(cli.path("--resume <RESUME>")),
+                Long("explore") => {
+                    let port = cli.optional_value("--explore [<PORT>]", port);
+                    args.explore = Some(port.unwrap_or(8080));
+                }
+                arg => unexpected(arg),
+            }
+        }
+        args
+    }
 }
 
 /// A model, its training plan and its optimizer.
@@ -168,7 +265,7 @@ fn new_run(
     };
     let name = format!("{:?}", args.net).to_lowercase();
     let model = model.map_err(|e| format!("--net {name} does not fit the data: {e}"))?;
-    let augment = !args.no_augment && (args.augment || matches!(args.net, Net::Default));
+    let augment = args.augment.unwrap_or(matches!(args.net, Net::Default));
     let epochs = args.epochs.unwrap_or(epochs);
     let batch_size = args.batch_size.unwrap_or(batch_size);
     let lr = args.lr.unwrap_or(lr);
@@ -273,7 +370,7 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             "the model and the checkpoint would both be {}; give --checkpoint another path",
             save.display()
         );
-        Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+        usage_error(usage);
     }
     let (mut model, mut optimizer, mut options, mut history, meta) = match &args.resume {
         Some(path) => {

@@ -14,23 +14,56 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
 use ferrocnn::data::{Dataset, Mnist};
 use ferrocnn::viz::GrayImage;
 use rayon::prelude::*;
 
-/// Write MNIST's IDX files as PNG files in class folders.
-#[derive(Parser, Debug)]
-#[command(name = "mnist_to_folder", version, about)]
+/// The command line; `HELP` says what each flag does.
+#[derive(Debug)]
 struct Args {
-    /// The folder to create (it must not exist yet).
     out: PathBuf,
-    /// The folder with MNIST's IDX files.
-    #[arg(long, default_value = "datasets/mnist")]
     data: PathBuf,
 }
 
+const HELP: &str = "\
+Write MNIST's IDX files as PNG files in class folders
+
+Usage: mnist_to_folder [OPTIONS] <OUT>
+
+Arguments:
+  <OUT>
+          The folder to create (it must not exist yet)
+
+Options:
+      --data <DATA>
+          The folder with MNIST's IDX files [default: datasets/mnist]
+  -h, --help
+          Print help
+  -V, --version
+          Print version
+";
+
+impl Args {
+    /// Reads the command line; a mistake is a usage error (exit code 2).
+    fn parse() -> Args {
+        let (mut out, mut data) = (None, PathBuf::from("datasets/mnist"));
+        let mut cli = CommandLine::from_env("mnist_to_folder", HELP);
+        while let Some(arg) = cli.next() {
+            match arg {
+                Long("data") => data = cli.path("--data <DATA>"),
+                Value(path) if out.is_none() => out = Some(PathBuf::from(path)),
+                arg => unexpected(arg),
+            }
+        }
+        Args {
+            out: required(out, "<OUT>"),
+            data,
+        }
+    }
+}
+
 mod common;
+use common::args::{required, unexpected, CommandLine, Long, Value};
 
 fn main() -> ExitCode {
     common::exit_code(run(Args::parse()))

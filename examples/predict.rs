@@ -31,8 +31,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser, ValueEnum};
 use ferrocnn::data::{read_csv, read_image, Fit, Image};
 use ferrocnn::io::{self, write_atomic, DataSpec};
 use ferrocnn::nn::Module;
@@ -41,28 +39,11 @@ use ferrocnn::train::predict;
 use ndarray::Array4;
 
 mod common;
+use common::args::{missing, one_of, required, unexpected, usage_error, CommandLine, Long, Value};
 use common::files::same_file;
 
-/// Predict the class of images (a Kaggle-style CSV, or PNG files and folders) with a
-/// trained model, and write the predictions as CSV.
-#[derive(Parser, Debug)]
-#[command(name = "predict", version, about)]
-struct Args {
-    /// The model file.
-    model: PathBuf,
-    /// A .csv of images, or PNG/JPEG files and folders of them.
-    #[arg(required = true)]
-    inputs: Vec<PathBuf>,
-    /// Where to write the CSV [default: standard output].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// How an image is brought to the model's input size.
-    #[arg(long, value_enum, default_value_t = FitArg::Auto)]
-    fit: FitArg,
-}
-
 /// `--fit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FitArg {
     /// For a model of 1×28×28 images: gray and white on black, and framed like
     /// MNIST unless it is 28×28 already; for others, crop.
@@ -75,6 +56,77 @@ enum FitArg {
     Stretch,
 }
 
+/// The command line; `HELP` says what each flag does.
+#[derive(Debug)]
+struct Args {
+    model: PathBuf,
+    inputs: Vec<PathBuf>,
+    out: Option<PathBuf>,
+    fit: FitArg,
+}
+
+const HELP: &str = "\
+Predict the class of images (a Kaggle-style CSV, or PNG files and folders) with a
+trained model, and write the predictions as CSV
+
+Usage: predict [OPTIONS] <MODEL> <INPUTS>...
+
+Arguments:
+  <MODEL>
+          The model file
+  <INPUTS>...
+          A .csv of images, or PNG/JPEG files and folders of them
+
+Options:
+      --out <OUT>
+          Where to write the CSV [default: standard output]
+      --fit <FIT>
+          How an image is brought to the model's input size [default: auto]
+          [possible values: auto, mnist, crop, stretch]
+          - auto:    For a model of 1×28×28 images: gray and white on black, and framed
+                     like MNIST unless it is 28×28 already; for others, crop
+          - mnist:   Gray, white on black, framed as MNIST frames its digits
+          - crop:    Scale to cover the size keeping the aspect ratio, then cut the centre
+          - stretch: Scale each side to the size
+  -h, --help
+          Print help
+  -V, --version
+          Print version
+";
+
+impl Args {
+    /// Reads the command line; a mistake is a usage error (exit code 2).
+    fn parse() -> Args {
+        let fits = [
+            ("auto", FitArg::Auto),
+            ("mnist", FitArg::Mnist),
+            ("crop", FitArg::Crop),
+            ("stretch", FitArg::Stretch),
+        ];
+        let (mut model, mut inputs, mut out, mut fit) = (None, Vec::new(), None, FitArg::Auto);
+        let mut cli = CommandLine::from_env("predict", HELP);
+        while let Some(arg) = cli.next() {
+            match arg {
+                Long("out") => out = Some(cli.path("--out <OUT>")),
+                Long("fit") => fit = cli.value("--fit <FIT>", |t| one_of(t, &fits)),
+                Value(path) if model.is_none() => model = Some(PathBuf::from(path)),
+                Value(path) => inputs.push(PathBuf::from(path)),
+                arg => unexpected(arg),
+            }
+        }
+        let model = required(model, "<MODEL> <INPUTS>...");
+        if inputs.is_empty() {
+            missing("<INPUTS>...");
+        }
+        Args {
+            model,
+            inputs,
+            out,
+            fit,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(out) = &args.out {
@@ -85,7 +137,7 @@ fn main() -> ExitCode {
                 out.display(),
                 clash.display()
             );
-            Args::command().error(ErrorKind::ArgumentConflict, usage).exit();
+            usage_error(usage);
         }
     }
     common::exit_code(run(&args))

@@ -3,13 +3,14 @@
 //! usage error or one `error:` line, and the model file is never written over.
 
 mod cli_support;
+mod temp_dir;
 
 use cli_support::{arg, example, run, save, small_net, snapshot};
 use ferrocnn::io::{load_model, to_onnx_bytes};
 
 #[test]
 fn the_shipped_model_exports_as_the_library_writes_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let out = dir.path().join("mnist.onnx");
     let outcome = run(example("export_onnx"), &["models/mnist.bin", arg(&out)]);
     outcome.assert_ok();
@@ -27,7 +28,7 @@ fn the_shipped_model_exports_as_the_library_writes_it() {
 
 #[test]
 fn input_gives_the_image_shape_the_model_file_does_not_record() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let model = save(&small_net(3, 12, 4), dir.path(), "rgb.bin");
     let out = dir.path().join("rgb.onnx");
     // 28×28 with the first convolution's 3 channels is assumed, and does not fit.
@@ -53,7 +54,7 @@ fn input_gives_the_image_shape_the_model_file_does_not_record() {
 
 #[test]
 fn bad_arguments_are_usage_errors_and_the_model_is_never_overwritten() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let model = save(&small_net(1, 28, 10), dir.path(), "m.bin");
     let before = snapshot(&[&model]);
     run(example("export_onnx"), &[arg(&model), arg(&model)]).assert_usage("OUT", "model file being exported");

@@ -8,6 +8,7 @@
 //! model for one epoch, so the whole file takes a second or two.
 
 mod cli_support;
+mod temp_dir;
 
 use std::path::{Path, PathBuf};
 
@@ -19,14 +20,14 @@ use ferrocnn::nn::Module;
 /// A folder with an 8×8 dataset (labels `0..classes`), a 10-class model for it and
 /// the path the fine-tuned model is to be saved to.
 struct Setup {
-    dir: tempfile::TempDir,
+    dir: temp_dir::TempDir,
     data: PathBuf,
     model: PathBuf,
     save: PathBuf,
 }
 
 fn setup(classes: u32) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let data = dataset(&dir.path().join("data"), 8, 24, classes);
     let model = save(&small_net(1, 8, 10), dir.path(), "model.bin");
     let save = dir.path().join("tuned.bin");

@@ -3,6 +3,7 @@
 //! colour, so that a couple of epochs learn them.
 
 mod cli_support;
+mod temp_dir;
 
 use std::path::Path;
 
@@ -35,7 +36,7 @@ fn colour_folder(root: &Path, train: usize, test: usize) {
 
 #[test]
 fn an_image_folder_trains_saves_its_classes_and_predicts_by_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let data = dir.path().join("shapes");
     colour_folder(&data, 24, 5);
     let model = dir.path().join("colours.bin");
@@ -91,7 +92,7 @@ fn an_image_folder_trains_saves_its_classes_and_predicts_by_name() {
 
 #[test]
 fn bad_folders_and_flags_fail_before_anything_is_saved() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let data = dir.path().join("shapes");
     colour_folder(&data, 2, 1);
     let model = dir.path().join("never.bin");

@@ -8,6 +8,7 @@
 
 mod cli_support;
 mod common;
+mod temp_dir;
 
 use std::path::{Path, PathBuf};
 
@@ -24,14 +25,14 @@ fn inspect(out: &Path, args: &[&str]) -> Outcome {
 
 /// A folder with an 8×8 dataset (labels `0..classes`) and a model for it.
 struct Setup {
-    dir: tempfile::TempDir,
+    dir: temp_dir::TempDir,
     data: PathBuf,
     model: PathBuf,
     out: PathBuf,
 }
 
 fn setup(classes: u32) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let data = dataset(&dir.path().join("data"), 8, 24, classes);
     let model = save(&small_net(1, 8, 10), dir.path(), "model.bin");
     let out = dir.path().join("pictures");
@@ -135,7 +136,7 @@ fn missing_data_is_an_error_when_asked_for_and_a_note_when_defaulted() {
 
     // Without --data, in a folder with no datasets/mnist: the model alone, as
     // 1×28×28 inputs; a model for 8×8 images says it needs --data.
-    let elsewhere = tempfile::tempdir().unwrap();
+    let elsewhere = temp_dir::tempdir().unwrap();
     let model28 = save(&small_net(1, 28, 10), s.dir.path(), "model28.bin");
     let mut command = example("inspect");
     command.current_dir(elsewhere.path());

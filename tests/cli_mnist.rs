@@ -7,6 +7,7 @@
 //! does not rebuild the examples).
 
 mod cli_support;
+mod temp_dir;
 
 use std::process::{Command, Output};
 
@@ -46,7 +47,7 @@ fn bad_flag_values_are_usage_errors_that_name_the_flag() {
 
 #[test]
 fn a_checkpoint_path_equal_to_the_model_path_is_refused_before_anything_runs() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let model = dir.path().join("x.ckpt");
     std::fs::write(&model, b"keep me").unwrap();
     let (code, stderr) = run(&["--save", model.to_str().unwrap(), "--limit-train", "64"]);
@@ -57,7 +58,7 @@ fn a_checkpoint_path_equal_to_the_model_path_is_refused_before_anything_runs() {
 
 #[test]
 fn failures_print_one_display_line_and_leave_files_alone() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let model = dir.path().join("m.bin");
     std::fs::write(&model, b"an existing model").unwrap();
     let save = ["--save", model.to_str().unwrap()];
@@ -83,7 +84,7 @@ fn failures_print_one_display_line_and_leave_files_alone() {
 
 #[test]
 fn a_dataset_without_test_images_trains_and_reports_no_test_figures() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     for file in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
@@ -147,7 +148,7 @@ fn tiny_dataset(dir: &std::path::Path, side: u32, n: u32) {
 fn a_reference_net_on_images_too_small_for_it_is_an_error_not_a_panic() {
     // R1 needs 10×10 images at least, R2 6×6.
     for (net, side) in [("r1", 8), ("r2", 5)] {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = temp_dir::tempdir().expect("temp dir");
         tiny_dataset(dir.path(), side, 20);
         let save = dir.path().join("m.bin");
         let (code, stderr) = run(&[
@@ -174,7 +175,7 @@ fn a_learning_rate_that_makes_the_loss_explode_stops_the_run_and_saves_nothing()
     // Adam at 1e6 keeps the loss finite but absurd (1e19 and up), SGD at 1e6 makes it
     // NaN: both stop with the batch and the cause, exit 1, and leave the model alone.
     for optimizer in ["adam", "sgd"] {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = temp_dir::tempdir().expect("temp dir");
         let model = dir.path().join("m.bin");
         std::fs::write(&model, b"an existing model").unwrap();
         let (code, stderr) = run(&[
@@ -205,7 +206,7 @@ fn a_learning_rate_that_makes_the_loss_explode_stops_the_run_and_saves_nothing()
 #[test]
 fn a_kaggle_style_train_csv_trains_with_a_validation_split() {
     use std::fmt::Write as _;
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let images = ferrocnn::data::Mnist::load("datasets/mnist").unwrap().train;
     let mut text = String::from("label");
     (0..784).for_each(|i| {

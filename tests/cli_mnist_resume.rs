@@ -3,6 +3,7 @@
 //! `error:` line naming the file, where training panicked at its first step.
 
 mod cli_support;
+mod temp_dir;
 
 use cli_support::{arg, dataset, example, run, small_net, snapshot};
 use ferrocnn::data::Mnist;
@@ -40,7 +41,7 @@ fn checkpoint(data: &std::path::Path) -> Checkpoint {
 
 #[test]
 fn a_checkpoint_that_cannot_be_run_is_an_error_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let data = dataset(&dir.path().join("data"), 8, 24, 10);
     let good = checkpoint(&data);
     let mut no_batches = good.clone();

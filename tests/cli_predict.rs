@@ -4,6 +4,7 @@
 //! and no file is written over an input.
 
 mod cli_support;
+mod temp_dir;
 
 use std::fmt::Write as _;
 
@@ -31,7 +32,7 @@ fn kaggle_test_csv(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
 
 #[test]
 fn a_kaggle_test_csv_gives_the_submission_form_with_the_models_predictions() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let csv = kaggle_test_csv(dir.path(), 40);
     let out = dir.path().join("submission.csv");
     run(
@@ -64,7 +65,7 @@ fn a_kaggle_test_csv_gives_the_submission_form_with_the_models_predictions() {
 
 #[test]
 fn png_files_and_folders_give_file_class_and_probability() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let test = Mnist::load("datasets/mnist").unwrap().test;
     let folder = dir.path().join("digits");
     std::fs::create_dir(&folder).unwrap();
@@ -95,7 +96,7 @@ fn png_files_and_folders_give_file_class_and_probability() {
 
 #[test]
 fn bad_input_is_one_error_line_and_no_input_is_overwritten() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let csv = kaggle_test_csv(dir.path(), 3);
     let before = std::fs::read(&csv).unwrap();
     run(

@@ -3,6 +3,8 @@
 //! back (registered, or into a model built in code), through fine-tuning, the
 //! summary, the feature maps and the gradient check.
 
+mod temp_dir;
+
 use ferrocnn::data::Mnist;
 use ferrocnn::io::{load_model, load_model_with, load_weights, save_model, IoError};
 use ferrocnn::nn::{
@@ -132,7 +134,7 @@ fn a_custom_module_trains_saves_loads_fine_tunes_and_is_inspected() {
     assert!(after > 0.6 && after > before + 0.3, "accuracy {before} → {after}");
 
     // Saves; without its constructor the file names what is missing.
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = dir.path().join("gated.bin");
     save_model(&model, &path).expect("save");
     let err = load_model(&path).expect_err("GatedConv is not a built-in");
@@ -231,7 +233,7 @@ fn r3_is_built_from_residual_blocks_and_round_trips() {
         "identity shortcut"
     );
     let x = ferrocnn::gradcheck::random_like(&[3, 1, 28, 28], 1);
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = dir.path().join("r3.bin");
     save_model(&model, &path).expect("save");
     let mut loaded = load_model(&path).expect("built-ins only");

@@ -2,6 +2,8 @@
 //! the IDX files they were written from, with or without a header, labelled or
 //! not; and every malformed line an error naming the line and column.
 
+mod temp_dir;
+
 use ferrocnn::data::{read_csv, DataError, Dataset, Mnist};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -29,7 +31,7 @@ fn mnist_csv(dir: &std::path::Path, n: usize, header: bool, labelled: bool) -> P
 
 #[test]
 fn csv_files_hold_the_same_images_as_the_idx_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let idx = Mnist::load("datasets/mnist").unwrap().train.take(50);
     for header in [true, false] {
         let data = Dataset::from_csv(mnist_csv(dir.path(), 50, header, true)).unwrap();
@@ -44,7 +46,7 @@ fn csv_files_hold_the_same_images_as_the_idx_files() {
 
 #[test]
 fn malformed_lines_are_errors_naming_the_line_and_column() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let header = "label,p0,p1,p2,p3";
     for (body, line, column, says) in [
         ("1,0,0,0\n", 2, None, "4 columns where the first line has 5"),
@@ -99,7 +101,7 @@ fn malformed_lines_are_errors_naming_the_line_and_column() {
 
 #[test]
 fn windows_line_ends_and_spaces_are_read() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("crlf.csv");
     std::fs::write(&path, "label,p0,p1,p2,p3\r\n3, 0,255 ,7,8\r\n1,1,2,3,4").unwrap();
     let data = Dataset::from_csv(&path).unwrap();
@@ -116,7 +118,7 @@ fn training_data_is_found_by_what_is_at_the_path() {
     assert_eq!((idx.train.len(), idx.test.len()), (60_000, 10_000));
     assert!(matches!(idx.evaluation, EvalSplit::Test(_)));
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let train = mnist_csv(dir.path(), 50, true, true);
     let csv = dir.path().join("train.csv");
     std::fs::rename(&train, &csv).unwrap();

@@ -1,6 +1,8 @@
 //! `Dataset`, batching, augmentation and the MNIST folder loader: the shipped files
 //! read as MNIST, batches are seeded and complete, transforms do what they say.
 
+mod temp_dir;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -70,7 +72,7 @@ fn shipped_mnist_batches_are_normalized_nchw() {
 
 #[test]
 fn mnist_load_reports_missing_files_with_folder_and_names() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let err = Mnist::load(dir.path()).unwrap_err();
     assert!(matches!(err, DataError::MissingFile { .. }), "{err:?}");
     let msg = err.to_string();
@@ -95,7 +97,7 @@ fn write_idx(path: &Path, magic: u32, dims: &[u32], data: &[u8]) {
 
 #[test]
 fn mnist_load_accepts_dot_spelling_and_any_size() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let d = dir.path();
     write_idx(&d.join("train-images.idx3-ubyte"), 2051, &[3, 2, 2], &[9; 12]);
     write_idx(&d.join("train-labels.idx1-ubyte"), 2049, &[3], &[0, 1, 2]);
@@ -110,7 +112,7 @@ fn mnist_load_accepts_dot_spelling_and_any_size() {
 
 #[test]
 fn from_idx_count_mismatch_names_both_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let images = dir.path().join("imgs");
     let labels = dir.path().join("lbls");
     write_idx(&images, 2051, &[3, 1, 1], &[0; 3]);
@@ -134,7 +136,7 @@ fn from_idx_count_mismatch_names_both_files() {
 
 #[test]
 fn label_beyond_class_count_names_the_label_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let images = dir.path().join("imgs");
     let labels = dir.path().join("lbls");
     write_idx(&images, 2051, &[3, 1, 1], &[0; 3]);

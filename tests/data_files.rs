@@ -2,6 +2,8 @@
 //! (`x` and `x.gz`, `-idx` and `.idx`): the raw file wins, the others are kept as
 //! ignored, and `Display` says both.
 
+mod temp_dir;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -50,7 +52,7 @@ fn write_gz(dir: &Path, n: u32) {
 
 #[test]
 fn the_raw_file_is_read_and_its_gz_reported_as_ignored() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     // Different contents, so the test sees which one was read.
     write_raw(dir.path(), 3);
     write_gz(dir.path(), 5);
@@ -79,7 +81,7 @@ fn the_raw_file_is_read_and_its_gz_reported_as_ignored() {
 
 #[test]
 fn a_lone_gz_file_is_read_with_nothing_to_report() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     write_gz(dir.path(), 5);
     let files = MnistFiles::find(dir.path()).unwrap();
     assert_eq!(files.with_ignored().count(), 0);
@@ -95,7 +97,7 @@ fn a_lone_gz_file_is_read_with_nothing_to_report() {
 
 #[test]
 fn every_other_name_present_is_listed_in_order() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     write_gz(dir.path(), 5);
     let (images, _) = idx_pair(2);
     std::fs::write(dir.path().join("train-images.idx3-ubyte"), &images).unwrap();
@@ -114,7 +116,7 @@ fn every_other_name_present_is_listed_in_order() {
 
 #[test]
 fn a_missing_file_names_the_folder_and_the_names_tried() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     write_raw(dir.path(), 3);
     std::fs::remove_file(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
     let err = MnistFiles::find(dir.path()).unwrap_err();

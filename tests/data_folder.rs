@@ -1,6 +1,8 @@
 //! Image folders: what `read_image_folder` and `TrainingData::load` make of the
 //! layouts people keep, colour and size choices, and every bad input's message.
 
+mod temp_dir;
+
 use std::path::Path;
 
 use ferrocnn::data::{
@@ -54,7 +56,7 @@ fn message(e: DataError) -> String {
 
 #[test]
 fn a_gray_folder_reads_back_pixel_for_pixel_with_classes_sorted_by_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let written = gray_folder(dir.path(), 3);
     let data = read_image_folder(dir.path(), &FolderOptions::default()).unwrap();
     assert_eq!(data.class_names().unwrap(), ["ant", "cat", "dog"]);
@@ -79,7 +81,7 @@ fn a_gray_folder_reads_back_pixel_for_pixel_with_classes_sorted_by_name() {
 
 #[test]
 fn colour_comes_from_the_data_or_the_options() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let root = dir.path();
     gray_png(&root.join("a/0.png"), (2, 2), |_, _| 10);
     rgb_png(&root.join("b/0.png"), (2, 2), |y, x| [200, (y * 2 + x) as u8, 0]);
@@ -101,7 +103,7 @@ fn colour_comes_from_the_data_or_the_options() {
 
 #[test]
 fn sizes_are_the_most_common_one_or_the_chosen_one() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let root = dir.path();
     gray_png(&root.join("a/0.png"), (4, 4), |_, _| 50);
     gray_png(&root.join("a/1.png"), (4, 4), |_, _| 60);
@@ -150,7 +152,7 @@ fn jpegs_decode_close_to_what_was_encoded() {
     }
     assert!(worst <= 12, "JPEG decoded {worst} levels off");
     // A JPEG among PNGs is read like them.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("photo")).unwrap();
     std::fs::copy(golden.join("rgb_16x12.jpg"), dir.path().join("photo/a.JPG")).unwrap();
     rgb_png(&dir.path().join("drawing/b.png"), (12, 16), |_, _| [1, 2, 3]);
@@ -161,7 +163,7 @@ fn jpegs_decode_close_to_what_was_encoded() {
 
 #[test]
 fn bad_folders_and_images_say_which_and_why() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let root = dir.path();
     gray_png(&root.join("a/0.png"), (2, 2), |_, _| 0);
     std::fs::create_dir_all(root.join("b")).unwrap();
@@ -184,7 +186,7 @@ fn bad_folders_and_images_say_which_and_why() {
     let e = message(ImageFolder::scan(root).unwrap_err());
     assert!(e.contains("scan.bmp") && e.contains("convert them to PNG"), "{e}");
 
-    let empty = tempfile::tempdir().unwrap();
+    let empty = temp_dir::tempdir().unwrap();
     let e = message(ImageFolder::scan(empty.path()).unwrap_err());
     assert!(e.contains("no class folders"), "{e}");
     let e = message(ImageFolder::scan(empty.path().join("missing")).unwrap_err());
@@ -192,7 +194,7 @@ fn bad_folders_and_images_say_which_and_why() {
 
     // Headers (and a CRC nobody checks yet) that claim a huge size are refused
     // before anything is allocated.
-    let huge = tempfile::tempdir().unwrap();
+    let huge = temp_dir::tempdir().unwrap();
     for i in 0..2 {
         let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
         png.extend_from_slice(&[0, 1, 0, 0, 0, 1, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -202,7 +204,7 @@ fn bad_folders_and_images_say_which_and_why() {
     let e = message(read_image_folder(huge.path(), &FolderOptions::default()).unwrap_err());
     assert!(e.contains("65536×65536") && e.contains("--image-size"), "{e}");
 
-    let good = tempfile::tempdir().unwrap();
+    let good = temp_dir::tempdir().unwrap();
     gray_folder(good.path(), 1);
     for (options, says) in [
         (
@@ -227,7 +229,7 @@ fn bad_folders_and_images_say_which_and_why() {
 
 #[test]
 fn a_train_and_test_layout_is_found_and_shares_classes_shape_and_statistics() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let root = dir.path();
     gray_folder(&root.join("train"), 4);
     // The test split lacks `cat` and holds larger images: it takes train's labels and size.
@@ -256,7 +258,7 @@ fn a_train_and_test_layout_is_found_and_shares_classes_shape_and_statistics() {
 
 #[test]
 fn a_single_folder_holds_a_tenth_out_for_validation() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     gray_folder(dir.path(), 10);
     let data = TrainingData::load(dir.path(), 3).unwrap();
     assert_eq!((data.train.len(), data.test.len()), (27, 3));

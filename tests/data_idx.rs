@@ -4,6 +4,7 @@
 
 mod common;
 mod peak_alloc;
+mod temp_dir;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -73,7 +74,7 @@ fn assert_names(err: &DataError, path: &Path) {
 
 #[test]
 fn reads_raw_and_gzip_images_alike() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     for path in write_both(dir.path(), "img", &two_images()) {
         let images = idx::read_images(&path).unwrap();
         assert_eq!((images.count, images.rows, images.cols), (2, 2, 3));
@@ -83,7 +84,7 @@ fn reads_raw_and_gzip_images_alike() {
 
 #[test]
 fn reads_raw_and_gzip_labels_alike() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     for path in write_both(dir.path(), "lbl", &labels_bytes(3, &[7, 0, 9])) {
         assert_eq!(idx::read_labels(&path).unwrap(), vec![7, 0, 9]);
     }
@@ -91,7 +92,7 @@ fn reads_raw_and_gzip_labels_alike() {
 
 #[test]
 fn detects_gzip_by_magic_bytes_not_extension() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let raw_named_gz = write(dir.path(), "raw.gz", &two_images());
     let gz_named_raw = write(dir.path(), "gz-without-extension", &gzip(&two_images()));
     assert_eq!(idx::read_images(&raw_named_gz).unwrap().count, 2);
@@ -100,7 +101,7 @@ fn detects_gzip_by_magic_bytes_not_extension() {
 
 #[test]
 fn accepts_any_declared_size_including_empty() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = write(dir.path(), "empty", &images_bytes(0, 32, 32, &[]));
     let images = idx::read_images(&path).unwrap();
     assert_eq!((images.count, images.rows, images.cols), (0, 32, 32));
@@ -110,7 +111,7 @@ fn accepts_any_declared_size_including_empty() {
 
 #[test]
 fn missing_file_is_not_found_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("nope-idx3-ubyte.gz");
     let err = idx::read_images(&path).unwrap_err();
     assert!(matches!(err, DataError::NotFound { .. }), "{err:?}");
@@ -120,7 +121,7 @@ fn missing_file_is_not_found_naming_it() {
 
 #[test]
 fn unreadable_path_is_io_error_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     // A directory opens on Unix but cannot be read as a file.
     let err = idx::read_labels(dir.path()).unwrap_err();
     assert!(matches!(err, DataError::Io { .. }), "{err:?}");
@@ -129,7 +130,7 @@ fn unreadable_path_is_io_error_naming_it() {
 
 #[test]
 fn label_file_read_as_images_is_bad_magic() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     for path in write_both(dir.path(), "lbl", &labels_bytes(3, &[1, 2, 3])) {
         let err = idx::read_images(&path).unwrap_err();
         match &err {
@@ -147,7 +148,7 @@ fn label_file_read_as_images_is_bad_magic() {
 
 #[test]
 fn image_file_read_as_labels_is_bad_magic() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = write(dir.path(), "img", &two_images());
     let err = idx::read_labels(&path).unwrap_err();
     assert!(
@@ -166,7 +167,7 @@ fn image_file_read_as_labels_is_bad_magic() {
 
 #[test]
 fn text_file_is_bad_magic() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = write(dir.path(), "notes.txt", b"hello, this is not a dataset\n");
     let err = idx::read_images(&path).unwrap_err();
     assert!(matches!(err, DataError::BadMagic { .. }), "{err:?}");
@@ -175,7 +176,7 @@ fn text_file_is_bad_magic() {
 
 #[test]
 fn file_shorter_than_header_is_short_header() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let cut = &two_images()[..10];
     for path in write_both(dir.path(), "img", cut) {
         let err = idx::read_images(&path).unwrap_err();
@@ -210,7 +211,7 @@ fn file_shorter_than_header_is_short_header() {
 
 #[test]
 fn missing_data_is_truncated_with_counts() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let bytes = two_images();
     for path in write_both(dir.path(), "img", &bytes[..bytes.len() - 5]) {
         let err = idx::read_images(&path).unwrap_err();
@@ -236,7 +237,7 @@ fn missing_data_is_truncated_with_counts() {
 
 #[test]
 fn lying_header_is_truncated_without_allocating_the_claim() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     // Claims 60000 * 1000 * 60 = 3.6e9 bytes (under the cap) but holds 12.
     let bytes = images_bytes(60_000, 1000, 60, &[0; 12]);
     for path in write_both(dir.path(), "liar", &bytes) {
@@ -257,7 +258,7 @@ fn lying_header_is_truncated_without_allocating_the_claim() {
 
 #[test]
 fn extra_bytes_are_trailing_garbage() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let mut bytes = labels_bytes(2, &[1, 2]);
     bytes.extend_from_slice(b"junk");
     for path in write_both(dir.path(), "lbl", &bytes) {
@@ -280,7 +281,7 @@ fn extra_bytes_are_trailing_garbage() {
 
 #[test]
 fn absurd_header_is_too_large() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let bytes = images_bytes(u32::MAX, 28, 28, &[0; 4]);
     for path in write_both(dir.path(), "huge", &bytes) {
         let err = idx::read_images(&path).unwrap_err();
@@ -301,7 +302,7 @@ fn absurd_header_is_too_large() {
 
 #[test]
 fn gzip_bomb_stops_one_byte_past_the_claim() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     // 2 declared label bytes followed by 64 MiB of zeros: compresses to ~64 KiB.
     let mut bytes = labels_bytes(2, &[1, 2]);
     bytes.resize(bytes.len() + (64 << 20), 0);
@@ -319,7 +320,7 @@ fn gzip_bomb_stops_one_byte_past_the_claim() {
 
 #[test]
 fn garbage_after_gzip_magic_is_corrupt_gzip() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = write(
         dir.path(),
         "bad.gz",
@@ -333,7 +334,7 @@ fn garbage_after_gzip_magic_is_corrupt_gzip() {
 
 #[test]
 fn cut_gzip_stream_is_corrupt_gzip() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let gz = gzip(&two_images());
     let path = write(dir.path(), "cut.gz", &gz[..gz.len() - 6]);
     let err = idx::read_images(&path).unwrap_err();

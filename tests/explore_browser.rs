@@ -27,6 +27,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod cli_support;
+mod temp_dir;
 
 use cli_support::{example_path, small_net};
 use ferrocnn::data::{fit_image, frame_like_mnist, Fit, Image, Normalize};
@@ -466,7 +467,7 @@ fn the_explorer_page_predicts_a_drawn_digit_as_inspect_does() {
     };
     let started = Instant::now();
     let shots = screenshots();
-    let work = tempfile::tempdir().expect("temp dir");
+    let work = temp_dir::tempdir().expect("temp dir");
 
     let (_server, url) = start_server("explore", &["models/mnist.bin", "--port", "0"]);
     let mut browser = open_page(&chromium, &work.path().join("profile"), &url);
@@ -655,7 +656,7 @@ fn mnist_explore_shows_the_run_as_it_trains() {
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let work = tempfile::tempdir().expect("temp dir");
+    let work = temp_dir::tempdir().expect("temp dir");
     let save = work.path().join("model.bin");
     // 16 steps an epoch, 2 epochs: a few seconds.
     let args = [
@@ -751,7 +752,7 @@ fn the_explorer_page_shows_a_colour_model_by_class_name() {
     };
     let started = Instant::now();
     let shots = screenshots();
-    let work = tempfile::tempdir().expect("temp dir");
+    let work = temp_dir::tempdir().expect("temp dir");
 
     // An image folder of three colours (classes sorted by name, as ImageFolder
     // sorts them), and a seeded RGB net saved with their names and per-channel

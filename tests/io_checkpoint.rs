@@ -4,6 +4,7 @@
 //! parameter, where training would have panicked.
 
 mod cli_support;
+mod temp_dir;
 
 use ferrocnn::data::{Augment, Dataset};
 use ferrocnn::io::{load_checkpoint, Checkpoint, IoError, ModelRecord};
@@ -45,7 +46,7 @@ fn write(path: &std::path::Path, checkpoint: &Checkpoint) {
 
 #[test]
 fn a_checkpoint_as_written_loads_and_restores() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("run.ckpt");
     write(&path, &checkpoint());
     let loaded = load_checkpoint(&path).expect("loads");
@@ -56,7 +57,7 @@ fn a_checkpoint_as_written_loads_and_restores() {
 
 #[test]
 fn a_plan_that_cannot_be_run_is_an_error_naming_the_file_and_the_setting() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     type Damage = Box<dyn Fn(&mut FitOptions)>;
     let cases: Vec<(Damage, &str)> = vec![
         (Box::new(|o| o.batch_size = 0), "batch size 0"),

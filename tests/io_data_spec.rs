@@ -3,6 +3,7 @@
 //! absent from older files, and checked when read.
 
 mod cli_support;
+mod temp_dir;
 
 use ferrocnn::data::Normalize;
 use ferrocnn::io::{
@@ -20,7 +21,7 @@ fn spec() -> DataSpec {
 
 #[test]
 fn a_spec_saved_with_a_model_loads_back_whole() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let model = cli_support::small_net(3, 8, 3);
     let path = dir.path().join("m.bin");
     save_model_with_data(&model, &spec(), &path).unwrap();
@@ -62,7 +63,7 @@ fn file_with_data(dir: &std::path::Path, data: Value) -> std::path::PathBuf {
 
 #[test]
 fn a_spec_that_does_not_hold_together_is_refused_naming_what() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let good =
         json!({"input": [3, 8, 8], "classes": ["a", "b", "c"], "normalize": {"mean": [0.5], "std": [0.5]}});
     assert!(load_model_and_data(file_with_data(dir.path(), good.clone())).is_ok());

@@ -8,6 +8,7 @@
 
 mod common;
 mod peak_alloc;
+mod temp_dir;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -73,7 +74,7 @@ fn every_kind() -> Sequential {
 fn valid_file() -> &'static [u8] {
     static FILE: OnceLock<Vec<u8>> = OnceLock::new();
     FILE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = temp_dir::tempdir().expect("temp dir");
         let path = dir.path().join("m.bin");
         save_model(&every_kind(), &path).expect("save");
         std::fs::read(&path).expect("read")
@@ -104,7 +105,7 @@ fn valid_checkpoint() -> &'static [u8] {
             history: Vec::new(),
             meta: Default::default(),
         };
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = temp_dir::tempdir().expect("temp dir");
         let path = dir.path().join("c.ckpt");
         save_checkpoint(&checkpoint, &path).expect("save");
         std::fs::read(&path).expect("read")
@@ -125,7 +126,7 @@ fn with_header(version: u32, kind: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Writes `bytes` to a temp file and calls `f` with its path.
 fn with_file<R>(bytes: &[u8], f: impl FnOnce(&Path) -> R) -> R {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = dir.path().join("x.bin");
     std::fs::write(&path, bytes).expect("write");
     f(&path)
@@ -317,7 +318,7 @@ fn safetensors_never_panic() {
         CASES,
         |rng| (property::bytes(rng, 0..200), flips(rng), Index::random(rng)),
         |(bytes, flips, cut)| {
-            let dir = tempfile::tempdir().expect("temp dir");
+            let dir = temp_dir::tempdir().expect("temp dir");
             let path = dir.path().join("w.safetensors");
             export_safetensors(&every_kind(), &path).expect("export");
             let good = std::fs::read(&path).unwrap();

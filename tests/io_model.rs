@@ -1,6 +1,7 @@
 //! Model files: bit-exact round trip, and a clear error for every kind of bad file.
 
 mod cli_support;
+mod temp_dir;
 
 use cli_support::write_record;
 use ferrocnn::io::{load_model, save_model, IoError};
@@ -16,7 +17,7 @@ fn saved_r1(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn model_round_trip_is_bit_exact_and_needs_no_code() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let mut model = zoo::mnist_default((1, 28, 28), 10, 4);
     let path = dir.path().join("m.bin");
     save_model(&model, &path).expect("save");
@@ -42,7 +43,7 @@ fn model_round_trip_is_bit_exact_and_needs_no_code() {
 
 #[test]
 fn load_rejects_foreign_truncated_corrupt_and_newer_files() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = saved_r1(dir.path());
     let good = std::fs::read(&path).unwrap();
     let write = |name: &str, bytes: &[u8]| {
@@ -81,7 +82,7 @@ fn load_rejects_foreign_truncated_corrupt_and_newer_files() {
 
 #[test]
 fn saving_over_a_file_replaces_it_whole() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = saved_r1(dir.path());
     let other = zoo::r1((1, 28, 28), 10, 1);
     save_model(&other, &path).expect("overwrite");
@@ -92,7 +93,7 @@ fn saving_over_a_file_replaces_it_whole() {
 
 #[test]
 fn strict_load_names_the_first_mismatched_layer_and_both_shapes() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = dir.path().join("r1.bin");
     save_model(&zoo::r1((1, 28, 28), 10, 1), &path).expect("save");
 
@@ -134,7 +135,7 @@ fn strict_load_names_the_first_mismatched_layer_and_both_shapes() {
 
 #[test]
 fn safetensors_export_reads_back_the_same_values() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = dir.path().join("w.safetensors");
     let model = zoo::mnist_default((1, 28, 28), 10, 3);
     ferrocnn::io::export_safetensors(&model, &path).expect("export");
@@ -170,7 +171,7 @@ fn save_loop_child() {
 
 #[test]
 fn atomic_save_survives_being_killed() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = dir.path().join("r2.bin");
     save_model(&zoo::r2((1, 28, 28), 10, 0), &path).expect("first save");
     for delay_ms in [30, 70, 110, 150] {
@@ -292,7 +293,7 @@ fn format_1_files_still_load_bit_exactly() {
     assert_eq!(bn, 3);
 
     // Saved again, it is a format-2 file that loads to the same model.
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = dir.path().join("v2.bin");
     save_model(model.as_ref(), &path).expect("save");
     assert_eq!(std::fs::read(&path).unwrap()[8..12], 2u32.to_le_bytes());
@@ -328,7 +329,7 @@ fn the_shipped_model_loads_bit_exactly() {
 
 #[test]
 fn the_architecture_is_stored_by_name_as_json() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = dir.path().join("r3.bin");
     save_model(&zoo::r3((1, 28, 28), 10, 0), &path).expect("save");
     let record = ferrocnn::io::read_model_record(&path).expect("read");
@@ -350,7 +351,7 @@ fn the_architecture_is_stored_by_name_as_json() {
 
 #[test]
 fn a_file_whose_content_does_not_hold_together_is_an_error_not_a_panic() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let good = ferrocnn::io::ModelRecord::of(&zoo::r1((1, 28, 28), 10, 0));
     type Damage = Box<dyn Fn(&mut ferrocnn::io::ModelRecord)>;
     let cases: Vec<(&str, Damage, &str)> = vec![
@@ -432,7 +433,7 @@ fn a_device_given_as_a_model_is_read_within_the_limit() {
 
 #[test]
 fn temp_files_left_by_killed_saves_are_cleaned_up() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = dir.path().join("m.bin");
     // A save killed mid-write by a process that no longer runs (pid 0 never is a
     // user process), and one of a live process (this one's parent, say) to keep.

@@ -9,6 +9,7 @@
 //! cannot run fails.
 
 mod common;
+mod temp_dir;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -424,7 +425,7 @@ fn a_module_of_an_unknown_kind_is_an_error_naming_it() {
     ] {
         assert!(message.contains(says), "{message:?} does not say {says:?}");
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("model.onnx");
     assert!(export_onnx(&model, (1, 8, 8), &path).is_err());
     assert!(
@@ -463,7 +464,7 @@ fn an_input_the_model_does_not_take_is_an_error() {
 #[test]
 fn export_onnx_writes_the_bytes_atomically() {
     let model = zoo::r1((1, 28, 28), 10, 0);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("r1.onnx");
     export_onnx(&model, (1, 28, 28), &path).expect("export");
     assert_eq!(
@@ -632,7 +633,7 @@ fn exported_models_match_ferrocnn_in_onnxruntime() {
         ("r3", Box::new(r3_with_trained_statistics(&holdout))),
         ("every_layer", Box::new(every_layer(2))),
     ];
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let mut worst = Vec::new();
     for (name, mut model) in models {
         let ours = predict(model.as_mut(), images.view().into_dyn());

@@ -1,6 +1,8 @@
 //! Checkpoints: a run interrupted mid-epoch (or killed after an epoch's checkpoint)
 //! and resumed from its file ends with exactly the weights of an uninterrupted run.
 
+mod temp_dir;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -75,7 +77,7 @@ fn resumed(ckpt: Checkpoint, train: &Dataset) -> Vec<ndarray::ArrayD<f32>> {
 }
 
 fn checkpoint_round_trip(ckpt: Checkpoint) -> Checkpoint {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = temp_dir::tempdir().expect("temp dir");
     let path = dir.path().join("run.ckpt");
     save_checkpoint(&ckpt, &path).expect("save");
     load_checkpoint(&path).expect("load")

@@ -2,6 +2,7 @@
 //! trips and error handling, training curves, feature maps.
 
 mod common;
+mod temp_dir;
 
 use ferrocnn::nn::Module;
 use ferrocnn::train::EpochStats;
@@ -120,7 +121,7 @@ fn colour_tiles_keep_their_balance_under_one_range() {
 
 #[test]
 fn an_rgb_image_grid_and_the_filters_of_a_colour_net_are_drawn_in_colour() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     // A 1×2 RGB image, planes as a dataset keeps them: a red pixel, then a blue one.
     let image: [u8; 6] = [255, 0, 0, 0, 0, 255];
     let path = dir.path().join("grid.png");
@@ -163,7 +164,7 @@ fn grid_rejects_mixed_shapes_and_no_tiles() {
 
 #[test]
 fn gray_png_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("nested/round.png");
     let image = GrayImage {
         width: 5,
@@ -178,7 +179,7 @@ fn gray_png_round_trip() {
 
 #[test]
 fn rgb_png_reads_as_luma() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("rgb.png");
     let image = ferrocnn::viz::RgbImage {
         width: 3,
@@ -192,7 +193,7 @@ fn rgb_png_reads_as_luma() {
 
 #[test]
 fn read_grayscale_png_composites_alpha_over_white() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("rgba.png");
     let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     let mut encoder = png::Encoder::new(file, 2, 1);
@@ -206,7 +207,7 @@ fn read_grayscale_png_composites_alpha_over_white() {
 
 #[test]
 fn read_grayscale_png_rejects_non_png() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("not.png");
     std::fs::write(&path, b"this is not an image").unwrap();
     let err = read_grayscale_png(&path).unwrap_err();
@@ -216,7 +217,7 @@ fn read_grayscale_png_rejects_non_png() {
 
 #[test]
 fn read_grayscale_png_rejects_truncated_png() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("cut.png");
     let pixels: Vec<u8> = (0..64 * 64).map(|i| (i * 7 % 251) as u8).collect();
     GrayImage {
@@ -270,7 +271,7 @@ fn stats(epoch: usize, loss: f64, acc: f64, eval: Option<(f64, f64)>) -> EpochSt
 
 #[test]
 fn training_curves_are_a_png_of_the_documented_size() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let history = [
         stats(1, 0.42, 0.87, Some((0.15, 0.953))),
         stats(2, 0.12, 0.962, Some((0.08, 0.975))),
@@ -300,7 +301,7 @@ fn training_curves_are_a_png_of_the_documented_size() {
 #[test]
 fn feature_maps_one_file_per_conv_layer() {
     let model = ferrocnn::zoo::mnist_default((1, 28, 28), 10, 0);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let input = Array4::from_shape_fn((1, 1, 28, 28), |(_, _, y, x)| ((x + y) % 7) as f32 / 7.0);
     let written = save_feature_maps(&model, &input, dir.path()).unwrap();
     let names: Vec<String> = written
@@ -333,7 +334,7 @@ fn conv_filters_layout_first_and_deeper_layers() {
         .into_iter()
         .filter_map(|(_, m)| ferrocnn::nn::conv_of(m))
         .collect();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let first = dir.path().join("f1.png");
     save_conv_filters(convs[0], &first, 4).unwrap();
     // 32 kernels 1×3×3 → 8 × 4 tiles.
@@ -349,7 +350,7 @@ fn conv_filters_layout_first_and_deeper_layers() {
 
 #[test]
 fn image_grid_checks_image_sizes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("grid.png");
     let a = vec![0u8; 16];
     save_image_grid(&[(&a, "7→1"), (&a, "2→3")], (4, 4), 8, 10, &path).unwrap();
@@ -368,7 +369,7 @@ fn a_png_whose_header_claims_a_huge_image_is_refused_before_allocating() {
     // 69 bytes: the signature, an IHDR of 1,000,000 × 1,000,000 gray pixels, a
     // scrap of IDAT and IEND, each chunk with its right CRC.
     let png = common::png::gray_png_claiming(1_000_000, 1_000_000, &[0x78, 0x9c, 0x03, 0x00]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir::tempdir().unwrap();
     let path = dir.path().join("huge.png");
     std::fs::write(&path, &png).unwrap();
     let err = read_grayscale_png(&path).expect_err("too large");

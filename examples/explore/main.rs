@@ -24,26 +24,64 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use ferrocnn::data::{DataFile, Dataset, FolderOptions, Normalize, TrainingData};
 use ferrocnn::io::{self, DataSpec};
 
-/// Serve a page that shows what a model sees in a digit you draw.
-#[derive(Parser, Debug)]
-#[command(name = "explore", version)]
+use common::args::{port, required, unexpected, CommandLine, Long, Value};
+
+/// The command line; `HELP` says what each flag does.
+#[derive(Debug)]
 struct Args {
-    /// The model file (written by `--example mnist` or `io::save_model`).
     model: PathBuf,
-    /// Port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Test images for the page to offer: an MNIST-style folder (its t10k-… files),
-    /// an image folder (DIR/test/<class>/… beside DIR/train/, or val/; without one,
-    /// the tenth of the training images `mnist` holds out) or a CSV file, read at
-    /// the model's image size and channels [default: datasets/mnist, or drawings
-    /// only if that folder is absent].
-    #[arg(long)]
     data: Option<PathBuf>,
+}
+
+const HELP: &str = "\
+Serve a page that shows what a model sees in a digit you draw
+
+Usage: explore [OPTIONS] <MODEL>
+
+Arguments:
+  <MODEL>
+          The model file (written by `--example mnist` or `io::save_model`)
+
+Options:
+      --port <PORT>
+          Port on 127.0.0.1 (0 picks a free one) [default: 8080]
+      --data <DATA>
+          Test images for the page to offer: an MNIST-style folder (its t10k-… files),
+          an image folder (DIR/test/<class>/… beside DIR/train/, or val/; without one,
+          the tenth of the training images `mnist` holds out) or a CSV file, read at
+          the model's image size and channels [default: datasets/mnist, or drawings
+          only if that folder is absent]
+  -h, --help
+          Print help
+  -V, --version
+          Print version
+";
+
+impl Args {
+    /// Reads the command line; a mistake is a usage error (exit code 2).
+    fn parse() -> Args {
+        let mut model = None;
+        let mut args = Args {
+            model: PathBuf::new(),
+            port: 8080,
+            data: None,
+        };
+        let mut cli = CommandLine::from_env("explore", HELP);
+        while let Some(arg) = cli.next() {
+            match arg {
+                Long("port") => args.port = cli.value("--port <PORT>", port),
+                Long("data") => args.data = Some(cli.path("--data <DATA>")),
+                Value(path) if model.is_none() => model = Some(PathBuf::from(path)),
+                arg => unexpected(arg),
+            }
+        }
+        args.model = required(model, "<MODEL>");
+        args
+    }
 }
 
 const DEFAULT_DATA: &str = "datasets/mnist";

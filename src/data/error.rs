@@ -9,8 +9,6 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use thiserror::Error;
-
 /// Which kind of IDX file a reader expected; used in messages and magic checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdxKind {
@@ -54,31 +52,24 @@ impl std::fmt::Display for IdxKind {
 /// An error while reading or assembling a dataset.
 ///
 /// Each variant carries the path(s) it is about; `Display` names them first.
-#[derive(Debug, Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum DataError {
     /// The file does not exist.
-    #[error("{}: file not found", .path.display())]
     NotFound {
         /// The path that was opened.
         path: PathBuf,
     },
 
     /// The operating system reported an error while opening or reading the file.
-    #[error("{}: I/O error: {source}", .path.display())]
     Io {
         /// The file being read.
         path: PathBuf,
         /// The underlying error.
-        #[source]
         source: io::Error,
     },
 
     /// The file does not start with the magic number of the expected IDX kind.
-    #[error(
-        "{}: not an IDX {kind} file: magic number {found} ({found:#010x}{}), expected {} ({:#010x})",
-        .path.display(), describe_magic(*.found), .kind.magic(), .kind.magic()
-    )]
     BadMagic {
         /// The file being read.
         path: PathBuf,
@@ -89,10 +80,6 @@ pub enum DataError {
     },
 
     /// The file ends before its fixed-size header does.
-    #[error(
-        "{}: file too short for an IDX {kind} header: the header is {expected} bytes, the file holds {found}",
-        .path.display()
-    )]
     ShortHeader {
         /// The file being read.
         path: PathBuf,
@@ -105,10 +92,6 @@ pub enum DataError {
     },
 
     /// The header declares more data than the file holds.
-    #[error(
-        "{}: truncated: the header declares {expected} bytes of {kind} data, the file holds {found} after the header",
-        .path.display()
-    )]
     Truncated {
         /// The file being read.
         path: PathBuf,
@@ -121,10 +104,6 @@ pub enum DataError {
     },
 
     /// The file holds bytes after the data its header declares.
-    #[error(
-        "{}: trailing garbage: the header declares {expected} bytes of {kind} data, the file holds {}{found} after the header",
-        .path.display(), if *.at_least { "at least " } else { "" }
-    )]
     TrailingBytes {
         /// The file being read.
         path: PathBuf,
@@ -139,10 +118,6 @@ pub enum DataError {
     },
 
     /// The header claims more data than this reader accepts (a corrupt or hostile file).
-    #[error(
-        "{}: the header declares {declared} bytes of {kind} data ({dims}), more than the limit of {limit}",
-        .path.display()
-    )]
     TooLarge {
         /// The file being read.
         path: PathBuf,
@@ -157,20 +132,14 @@ pub enum DataError {
     },
 
     /// The file starts like gzip but does not decompress.
-    #[error("{}: corrupt gzip stream: {source}", .path.display())]
     Gzip {
         /// The file being read.
         path: PathBuf,
         /// The decompressor's error.
-        #[source]
         source: io::Error,
     },
 
     /// An image file and its label file disagree on the number of samples.
-    #[error(
-        "{} holds {images} images but {} holds {labels} labels",
-        .images_path.display(), .labels_path.display()
-    )]
     CountMismatch {
         /// The image file.
         images_path: PathBuf,
@@ -183,10 +152,6 @@ pub enum DataError {
     },
 
     /// A label is not below the class count.
-    #[error(
-        "{}label {label} at index {index} is not below the class count {num_classes}",
-        origin(.path)
-    )]
     LabelOutOfRange {
         /// The label file, when the labels came from one.
         path: Option<PathBuf>,
@@ -199,10 +164,6 @@ pub enum DataError {
     },
 
     /// A dataset folder lacks one of the files it needs.
-    #[error(
-        "{}: no {what} file found; looked for {}",
-        .dir.display(), .tried.join(", ")
-    )]
     MissingFile {
         /// The folder searched.
         dir: PathBuf,
@@ -214,7 +175,6 @@ pub enum DataError {
 
     /// A CSV file's line (1-based) and, where it is about one value, column
     /// (1-based) does not hold what the layout needs.
-    #[error("{}:{line}{}: {reason}", .path.display(), .column.map(|c| format!(":{c}")).unwrap_or_default())]
     Csv {
         /// The file.
         path: PathBuf,
@@ -227,7 +187,6 @@ pub enum DataError {
     },
 
     /// An image file that cannot be decoded, or is not one this reader takes.
-    #[error("{}: {reason}", .path.display())]
     Image {
         /// The image file.
         path: PathBuf,
@@ -236,8 +195,129 @@ pub enum DataError {
     },
 
     /// Arguments that do not describe a valid dataset (shape, sizes, split sizes).
-    #[error("{0}")]
     Invalid(String),
+}
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataError::NotFound { path } => write!(f, "{}: file not found", path.display()),
+            DataError::Io { path, source } => write!(f, "{}: I/O error: {source}", path.display()),
+            DataError::BadMagic { path, kind, found } => write!(
+                f,
+                "{}: not an IDX {kind} file: magic number {found} ({found:#010x}{}), expected {} ({:#010x})",
+                path.display(),
+                describe_magic(*found),
+                kind.magic(),
+                kind.magic()
+            ),
+            DataError::ShortHeader {
+                path,
+                kind,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{}: file too short for an IDX {kind} header: the header is {expected} bytes, the file holds {found}",
+                path.display()
+            ),
+            DataError::Truncated {
+                path,
+                kind,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{}: truncated: the header declares {expected} bytes of {kind} data, the file holds {found} after the header",
+                path.display()
+            ),
+            DataError::TrailingBytes {
+                path,
+                kind,
+                expected,
+                found,
+                at_least,
+            } => write!(
+                f,
+                "{}: trailing garbage: the header declares {expected} bytes of {kind} data, the file holds {}{found} after the header",
+                path.display(),
+                if *at_least { "at least " } else { "" }
+            ),
+            DataError::TooLarge {
+                path,
+                kind,
+                dims,
+                declared,
+                limit,
+            } => write!(
+                f,
+                "{}: the header declares {declared} bytes of {kind} data ({dims}), more than the limit of {limit}",
+                path.display()
+            ),
+            DataError::Gzip { path, source } => write!(f, "{}: corrupt gzip stream: {source}", path.display()),
+            DataError::CountMismatch {
+                images_path,
+                images,
+                labels_path,
+                labels,
+            } => write!(
+                f,
+                "{} holds {images} images but {} holds {labels} labels",
+                images_path.display(),
+                labels_path.display()
+            ),
+            DataError::LabelOutOfRange {
+                path,
+                index,
+                label,
+                num_classes,
+            } => write!(
+                f,
+                "{}label {label} at index {index} is not below the class count {num_classes}",
+                origin(path)
+            ),
+            DataError::MissingFile { dir, what, tried } => write!(
+                f,
+                "{}: no {what} file found; looked for {}",
+                dir.display(),
+                tried.join(", ")
+            ),
+            DataError::Csv {
+                path,
+                line,
+                column,
+                reason,
+            } => {
+                write!(f, "{}:{line}", path.display())?;
+                if let Some(column) = column {
+                    write!(f, ":{column}")?;
+                }
+                write!(f, ": {reason}")
+            }
+            DataError::Image { path, reason } => write!(f, "{}: {reason}", path.display()),
+            DataError::Invalid(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for DataError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DataError::Io { source, .. } | DataError::Gzip { source, .. } => Some(source),
+            DataError::NotFound { .. }
+            | DataError::BadMagic { .. }
+            | DataError::ShortHeader { .. }
+            | DataError::Truncated { .. }
+            | DataError::TrailingBytes { .. }
+            | DataError::TooLarge { .. }
+            | DataError::CountMismatch { .. }
+            | DataError::LabelOutOfRange { .. }
+            | DataError::MissingFile { .. }
+            | DataError::Csv { .. }
+            | DataError::Image { .. }
+            | DataError::Invalid(_) => None,
+        }
+    }
 }
 
 fn origin(path: &Option<PathBuf>) -> String {

@@ -52,10 +52,9 @@ impl FileKind {
 }
 
 /// Why a file could not be saved or loaded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum IoError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -63,15 +62,11 @@ pub enum IoError {
         source: std::io::Error,
     },
     /// The file does not start with ferrocnn's magic bytes.
-    #[error("{path}: not a ferrocnn file (it does not start with \"FERROCNN\")")]
     NotFerrocnn {
         /// The file.
         path: PathBuf,
     },
     /// Written by a newer ferrocnn.
-    #[error(
-        "{path}: format version {found} is newer than this build reads (up to {supported}); upgrade ferrocnn"
-    )]
     NewerVersion {
         /// The file.
         path: PathBuf,
@@ -81,7 +76,6 @@ pub enum IoError {
         supported: u32,
     },
     /// A model where a checkpoint was expected, or the reverse.
-    #[error("{path}: holds a {found:?}, expected a {expected:?}")]
     WrongKind {
         /// The file.
         path: PathBuf,
@@ -91,7 +85,6 @@ pub enum IoError {
         expected: FileKind,
     },
     /// Shorter than its header says.
-    #[error("{path}: truncated: {expected} bytes expected, {found} present")]
     Truncated {
         /// The file.
         path: PathBuf,
@@ -101,7 +94,6 @@ pub enum IoError {
         found: u64,
     },
     /// The content is damaged or inconsistent.
-    #[error("{path}: corrupt: {reason}")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -109,7 +101,6 @@ pub enum IoError {
         reason: String,
     },
     /// A tensor does not fit the architecture it is loaded into.
-    #[error("shape mismatch at {name}: the file has {found:?}, the model expects {expected:?}")]
     ShapeMismatch {
         /// Parameter name (`conv1.weight`).
         name: String,
@@ -119,11 +110,9 @@ pub enum IoError {
         expected: Vec<usize>,
     },
     /// A parameter is missing from the file or from the model (strict loading).
-    #[error("{0}")]
     KeyMismatch(String),
     /// The file decodes, but what it describes cannot be built or does not hold
     /// together (an unknown layer kind, a weight that does not fit its layer).
-    #[error("{path}: {reason}")]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -132,7 +121,6 @@ pub enum IoError {
     },
     /// A module cannot be written as ONNX: a kind the exporter does not know, or an
     /// input shape the model does not take.
-    #[error("cannot export {} ({kind}) to ONNX: {reason}", if module.is_empty() { "the model" } else { module.as_str() })]
     NotExportable {
         /// The module's dotted path (`blocks.0.main`); empty for the model itself.
         module: String,
@@ -142,8 +130,81 @@ pub enum IoError {
         reason: String,
     },
     /// Encoding failed (should not happen for our types).
-    #[error("encoding failed: {0}")]
     Encode(String),
+}
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IoError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            IoError::NotFerrocnn { path } => write!(
+                f,
+                "{}: not a ferrocnn file (it does not start with \"FERROCNN\")",
+                path.display()
+            ),
+            IoError::NewerVersion {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "{}: format version {found} is newer than this build reads (up to {supported}); upgrade ferrocnn",
+                path.display()
+            ),
+            IoError::WrongKind {
+                path,
+                found,
+                expected,
+            } => write!(f, "{}: holds a {found:?}, expected a {expected:?}", path.display()),
+            IoError::Truncated {
+                path,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{}: truncated: {expected} bytes expected, {found} present",
+                path.display()
+            ),
+            IoError::Corrupt { path, reason } => write!(f, "{}: corrupt: {reason}", path.display()),
+            IoError::ShapeMismatch {
+                name,
+                found,
+                expected,
+            } => write!(
+                f,
+                "shape mismatch at {name}: the file has {found:?}, the model expects {expected:?}"
+            ),
+            IoError::KeyMismatch(message) => f.write_str(message),
+            IoError::Invalid { path, reason } => write!(f, "{}: {reason}", path.display()),
+            IoError::NotExportable {
+                module,
+                kind,
+                reason,
+            } => {
+                let module = if module.is_empty() { "the model" } else { module };
+                write!(f, "cannot export {module} ({kind}) to ONNX: {reason}")
+            }
+            IoError::Encode(reason) => write!(f, "encoding failed: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            IoError::Io { source, .. } => Some(source),
+            IoError::NotFerrocnn { .. }
+            | IoError::NewerVersion { .. }
+            | IoError::WrongKind { .. }
+            | IoError::Truncated { .. }
+            | IoError::Corrupt { .. }
+            | IoError::ShapeMismatch { .. }
+            | IoError::KeyMismatch(_)
+            | IoError::Invalid { .. }
+            | IoError::NotExportable { .. }
+            | IoError::Encode(_) => None,
+        }
+    }
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IoError + '_ {

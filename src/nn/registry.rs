@@ -82,19 +82,14 @@ impl ModuleConfig {
 }
 
 /// Why a config could not be turned into a module.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ConfigError {
     /// No constructor is registered for this kind.
-    #[error(
-        "unknown module kind {kind:?}: register it (Registry::register) or build the model in code \
-         and load the weights into it (io::load_weights)"
-    )]
     UnknownKind {
         /// The kind in the config.
         kind: String,
     },
     /// The settings are missing, malformed or inconsistent.
-    #[error("{kind}: invalid config: {reason}")]
     Invalid {
         /// The kind in the config.
         kind: String,
@@ -102,6 +97,21 @@ pub enum ConfigError {
         reason: String,
     },
 }
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::UnknownKind { kind } => write!(
+                f,
+                "unknown module kind {kind:?}: register it (Registry::register) or build the model in code \
+                 and load the weights into it (io::load_weights)"
+            ),
+            ConfigError::Invalid { kind, reason } => write!(f, "{kind}: invalid config: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     /// An `Invalid` error for `kind`.

@@ -199,10 +199,9 @@ impl OptimizerState {
 }
 
 /// Why a saved optimizer state cannot be used.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OptimError {
     /// The state was saved by another kind of optimizer.
-    #[error("optimizer state was saved by {found}, cannot load it into {expected}")]
     KindMismatch {
         /// The kind of the optimizer loading the state.
         expected: OptimizerKind,
@@ -210,13 +209,8 @@ pub enum OptimError {
         found: OptimizerKind,
     },
     /// The hyperparameters or buffers in the state are not valid.
-    #[error("invalid optimizer state: {0}")]
     InvalidState(String),
     /// A buffer's shape differs from the parameter at its position.
-    #[error(
-        "optimizer state for parameter at position {position} has shape {state:?}, \
-         the parameter has shape {param:?}"
-    )]
     ShapeMismatch {
         /// Position in the parameter list.
         position: usize,
@@ -226,7 +220,6 @@ pub enum OptimError {
         param: Vec<usize>,
     },
     /// The state has a buffer for a position past the end of the parameter list.
-    #[error("optimizer state has a buffer for position {position}, but there are only {count} parameters")]
     MissingParam {
         /// Position of the buffer.
         position: usize,
@@ -234,6 +227,35 @@ pub enum OptimError {
         count: usize,
     },
 }
+
+impl std::fmt::Display for OptimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptimError::KindMismatch { expected, found } => {
+                write!(
+                    f,
+                    "optimizer state was saved by {found}, cannot load it into {expected}"
+                )
+            }
+            OptimError::InvalidState(reason) => write!(f, "invalid optimizer state: {reason}"),
+            OptimError::ShapeMismatch {
+                position,
+                state,
+                param,
+            } => write!(
+                f,
+                "optimizer state for parameter at position {position} has shape {state:?}, \
+                 the parameter has shape {param:?}"
+            ),
+            OptimError::MissingParam { position, count } => write!(
+                f,
+                "optimizer state has a buffer for position {position}, but there are only {count} parameters"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OptimError {}
 
 /// Parameters with at least this many elements are updated on all cores (rayon);
 /// smaller ones on one, where the fork/join would cost more than it saves.

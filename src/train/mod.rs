@@ -27,11 +27,10 @@ pub use health::{ExplosionCheck, Fault, Origin};
 pub use predict::{check_fits, evaluate, predict, Evaluation, PREDICT_SLICE};
 
 /// Errors that stop training.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum TrainError {
     /// A numerical check failed: a NaN or infinite value, or an exploding loss
     /// (see [`health`]).
-    #[error("training stopped at epoch {epoch}, batch {batch}: {fault}")]
     Numerical {
         /// 1-based epoch.
         epoch: usize,
@@ -41,13 +40,10 @@ pub enum TrainError {
         fault: Fault,
     },
     /// A setting of [`FitOptions`] is out of range.
-    #[error("invalid training option: {0}")]
     Options(String),
     /// The training set is empty.
-    #[error("the training set is empty")]
     EmptyDataset,
     /// The model has fewer outputs than the data has classes.
-    #[error("the model outputs {outputs} classes but the data has {classes}; replace the last Linear layer")]
     ClassMismatch {
         /// Width of the model's output.
         outputs: usize,
@@ -56,7 +52,6 @@ pub enum TrainError {
     },
     /// The stop flag was raised (Ctrl-C); the step in progress was completed. Resume
     /// with `start_epoch = epoch`, `start_batch = batches_done`, `start_totals = totals`.
-    #[error("training interrupted at epoch {epoch} after {batches_done} batches")]
     Interrupted {
         /// 1-based epoch that was running.
         epoch: usize,
@@ -66,12 +61,37 @@ pub enum TrainError {
         totals: (f64, usize, usize),
     },
     /// The model cannot take the data's images (e.g. a 28×28 model on 32×32 data).
-    #[error("the model does not fit the data: {0}")]
     Shape(String),
     /// The callback asked to stop with an error (e.g. a checkpoint failed to save).
-    #[error("{0}")]
     Callback(String),
 }
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrainError::Numerical {
+                epoch,
+                batch,
+                fault,
+            } => write!(f, "training stopped at epoch {epoch}, batch {batch}: {fault}"),
+            TrainError::Options(reason) => write!(f, "invalid training option: {reason}"),
+            TrainError::EmptyDataset => f.write_str("the training set is empty"),
+            TrainError::ClassMismatch { outputs, classes } => write!(
+                f,
+                "the model outputs {outputs} classes but the data has {classes}; replace the last Linear layer"
+            ),
+            TrainError::Interrupted {
+                epoch,
+                batches_done,
+                ..
+            } => write!(f, "training interrupted at epoch {epoch} after {batches_done} batches"),
+            TrainError::Shape(reason) => write!(f, "the model does not fit the data: {reason}"),
+            TrainError::Callback(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for TrainError {}
 
 /// When to draw progress bars.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,10 +52,9 @@ pub use model::{save_conv_filters, save_feature_maps, save_image_grid};
 pub use plot::{save_training_curves, CURVES_HEIGHT, CURVES_WIDTH};
 
 /// Why a picture could not be written, or a PNG not read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum VizError {
     /// The file or folder could not be read, written or created.
-    #[error("{path}: {source}")]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -63,7 +62,6 @@ pub enum VizError {
         source: std::io::Error,
     },
     /// The file is not a PNG, or is truncated or corrupt.
-    #[error("{path}: not a readable PNG image: {source}")]
     Decode {
         /// The file.
         path: PathBuf,
@@ -71,7 +69,6 @@ pub enum VizError {
         source: png::DecodingError,
     },
     /// The PNG encoder failed (usually an I/O error while writing).
-    #[error("{path}: cannot write PNG: {source}")]
     Encode {
         /// The file.
         path: PathBuf,
@@ -79,7 +76,6 @@ pub enum VizError {
         source: png::EncodingError,
     },
     /// A PNG this reader does not handle (e.g. zero-sized).
-    #[error("{path}: unsupported PNG: {what}")]
     Unsupported {
         /// The file.
         path: PathBuf,
@@ -88,9 +84,33 @@ pub enum VizError {
     },
     /// The data to draw does not fit together (e.g. tiles of different shapes, an
     /// image buffer of the wrong length, an input that is not one image).
-    #[error("{0}")]
     Shape(String),
     /// Nothing to draw (no tiles, no epochs).
-    #[error("nothing to draw: {0}")]
     Empty(String),
+}
+
+impl std::fmt::Display for VizError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VizError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            VizError::Decode { path, source } => {
+                write!(f, "{}: not a readable PNG image: {source}", path.display())
+            }
+            VizError::Encode { path, source } => write!(f, "{}: cannot write PNG: {source}", path.display()),
+            VizError::Unsupported { path, what } => write!(f, "{}: unsupported PNG: {what}", path.display()),
+            VizError::Shape(reason) => f.write_str(reason),
+            VizError::Empty(what) => write!(f, "nothing to draw: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for VizError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            VizError::Io { source, .. } => Some(source),
+            VizError::Decode { source, .. } => Some(source),
+            VizError::Encode { source, .. } => Some(source),
+            VizError::Unsupported { .. } | VizError::Shape(_) | VizError::Empty(_) => None,
+        }
+    }
 }
