@@ -236,3 +236,89 @@ fn forcing_winograd_where_its_input_gradient_cannot_go_panics_at_the_call() {
     };
     x.conv2d(&w, None, &opts);
 }
+
+/// A `Conv2d` layer keeps Winograd's transformed kernels between inference calls
+/// (`KernelCache`); every way of changing its weight — `value_mut` in place, an
+/// optimizer step, `set_value`, a change through a clone that shares the value —
+/// must give the new weight's output, bit for bit that of the op, which transforms
+/// the kernels afresh on each call.
+#[test]
+fn conv2d_layer_never_reuses_winograd_kernels_of_an_old_weight() {
+    use ferrocnn::nn::{Conv2d, Mode, Module};
+    use ferrocnn::optim::{Optimizer, SGDConfig, SGD};
+    use rand::SeedableRng;
+
+    let rng = &mut rand::rngs::StdRng::seed_from_u64(3);
+    let mut conv = Conv2d::new(4, 8, (3, 3), rng).with_padding(Padding::Same);
+    conv.options.algorithm = ConvAlgorithm::Winograd;
+    let x = Tensor::new(random_like(&[1, 4, 9, 9], 5));
+    let check = |conv: &mut Conv2d, what: &str| {
+        let got = conv.forward(&x, Mode::Eval);
+        let (w, b) = (
+            Tensor::new(conv.weight.value().clone()),
+            conv.bias.as_ref().map(|b| Tensor::new(b.value().clone())),
+        );
+        let want = x.conv2d(&w, b.as_ref(), &conv.options);
+        assert_eq!(got.value(), want.value(), "{what}");
+    };
+    check(&mut conv, "first call");
+    check(&mut conv, "second call (kept kernels)");
+
+    conv.weight.value_mut().mapv_inplace(|v| -0.5 * v + 0.01);
+    check(&mut conv, "after value_mut");
+
+    let mut sgd = SGD::new(SGDConfig {
+        lr: 0.1f32.into(),
+        ..SGDConfig::default()
+    });
+    let mut grads = ferrocnn::Gradients::new();
+    grads.insert(&conv.weight, conv.weight.value().mapv(|v| v * 3.0 + 0.2));
+    sgd.step(&mut conv.parameters_mut(), &grads);
+    check(&mut conv, "after an SGD step");
+
+    conv.weight.set_value(random_like(&[8, 4, 3, 3], 7));
+    check(&mut conv, "after set_value");
+
+    let mut twin = conv.clone();
+    twin.weight.value_mut().mapv_inplace(|v| v + 1.0);
+    check(&mut twin, "a clone after its own weight changed");
+    check(&mut conv, "the original after its clone's weight changed");
+}
+
+/// As above, for a `Conv2dBlock` (conv, ReLU, max pooling in one op), which keeps
+/// its convolution's transformed kernels the same way.
+#[test]
+fn conv2d_block_layer_never_reuses_winograd_kernels_of_an_old_weight() {
+    use ferrocnn::nn::{Conv2d, Conv2dBlock, MaxPool2d, Mode, Module};
+    use rand::SeedableRng;
+
+    let rng = &mut rand::rngs::StdRng::seed_from_u64(4);
+    let mut conv = Conv2d::new(3, 6, (3, 3), rng);
+    conv.options.algorithm = ConvAlgorithm::Winograd;
+    let mut block = Conv2dBlock::new(conv)
+        .with_relu()
+        .with_max_pool(MaxPool2d::new((2, 2)));
+    let epilogue = ConvEpilogue {
+        relu: true,
+        max_pool: Some(PoolWindow {
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: Padding::Valid,
+        }),
+    };
+    let x = Tensor::new(random_like(&[1, 3, 12, 12], 6));
+    let check = |block: &mut Conv2dBlock, what: &str| {
+        let got = block.forward(&x, Mode::Eval);
+        let conv = &block.conv;
+        let w = Tensor::new(conv.weight.value().clone());
+        let b = conv.bias.as_ref().map(|b| Tensor::new(b.value().clone()));
+        let want = x.conv2d_block(&w, b.as_ref(), &conv.options, &epilogue);
+        assert_eq!(got.value(), want.value(), "{what}");
+    };
+    check(&mut block, "first call");
+    check(&mut block, "second call (kept kernels)");
+    block.conv.weight.value_mut().mapv_inplace(|v| 0.25 - v);
+    check(&mut block, "after value_mut");
+    block.conv.weight.set_value(random_like(&[6, 3, 3, 3], 8));
+    check(&mut block, "after set_value");
+}

@@ -9,7 +9,7 @@ use super::registry::to_config;
 use super::shape::{expect_channels, spatial};
 use super::{ConfigError, FromConfig, Init, Mode, Module, ModuleConfig, Regularizer, Registry};
 use crate::observe::Probe;
-use crate::ops::{Conv2dOptions, ConvEpilogue, Padding};
+use crate::ops::{Conv2dOptions, ConvEpilogue, KernelCache, Padding};
 use crate::param::Param;
 use crate::tensor::Tensor;
 
@@ -48,6 +48,9 @@ pub struct Conv2d {
     pub regularizer: Option<Regularizer>,
     /// How the kernel is filled when (re)initialized.
     pub init: Init,
+    /// Winograd's transformed kernels of the weight value, for inference, with the
+    /// value they were made from (see `KernelCache`: never stale).
+    pub(crate) kernels: KernelCache,
 }
 
 /// What a model file stores of a `Conv2d` besides its weights.
@@ -88,6 +91,7 @@ impl Conv2d {
             options: Conv2dOptions::default(),
             regularizer: None,
             init,
+            kernels: KernelCache::default(),
         };
         conv.reset_own_parameters(rng);
         conv
@@ -130,6 +134,14 @@ impl Conv2d {
         x.conv2d_block(&w, b.as_ref(), &self.options, epilogue)
     }
 
+    /// [`forward_block`](Self::forward_block), keeping Winograd's transformed kernels
+    /// between calls that record nothing (see `KernelCache`).
+    pub(crate) fn forward_block_keeping(&mut self, x: &Tensor, epilogue: &ConvEpilogue) -> Tensor {
+        let (w, b) = self.bind(x);
+        let kernels = x.tape().is_none().then_some(&mut self.kernels);
+        x.conv2d_block_keeping(&w, b.as_ref(), &self.options, epilogue, kernels)
+    }
+
     /// The weight and bias bound to `x`'s tape.
     fn bind(&self, x: &Tensor) -> (Tensor, Option<Tensor>) {
         (self.weight.bind(x), self.bias.as_ref().map(|b| b.bind(x)))
@@ -146,7 +158,9 @@ impl Module for Conv2d {
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Tensor {
         let probe = Probe::start(x);
         let (w, b) = self.bind(x);
-        let y = x.conv2d(&w, b.as_ref(), &self.options);
+        // Nothing recorded (inference): the weight is the same from call to call.
+        let kernels = x.tape().is_none().then_some(&mut self.kernels);
+        let y = x.conv2d_keeping(&w, b.as_ref(), &self.options, kernels);
         probe.finish(self, &y);
         y
     }
@@ -226,6 +240,7 @@ impl FromConfig for Conv2d {
             options: c.options,
             regularizer: c.regularizer,
             init: c.init,
+            kernels: KernelCache::default(),
         })
     }
 }

@@ -93,7 +93,8 @@ struct Epilogue {
 impl Module for Conv2dBlock {
     fn forward(&mut self, x: &Tensor, _mode: Mode) -> Tensor {
         let probe = Probe::start(x);
-        let y = self.conv.forward_block(x, &self.epilogue());
+        let epilogue = self.epilogue();
+        let y = self.conv.forward_block_keeping(x, &epilogue);
         probe.finish(self, &y);
         y
     }

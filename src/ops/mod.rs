@@ -21,5 +21,6 @@ mod softmax;
 
 pub use batch_norm::BatchStats;
 pub use conv::gemm;
+pub(crate) use conv::KernelCache;
 pub use conv::{Conv2dOptions, ConvAlgorithm, ConvEpilogue, Padding, PoolWindow, ResolvedPadding};
 pub use loss::{argmax_rows, softmax_rows};

@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 use super::algorithm::{ConvAlgorithm, ConvAlgorithms};
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
+use super::kernel_cache::KernelCache;
 use super::padding::Padding;
 use super::reference;
 use super::winograd::{PlaneLayout, Scratch, Winograd};
@@ -116,6 +117,20 @@ impl Tensor {
     /// assert_eq!(y.value().as_slice().unwrap(), &[30.0, 14.0, 11.0, 4.0]);
     /// ```
     pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions) -> Tensor {
+        self.conv2d_keeping(weight, bias, opts, None)
+    }
+
+    /// [`conv2d`](Tensor::conv2d), taking Winograd's transformed kernels from
+    /// `kernels` (and keeping them there) when the forward pass runs by Winograd: what
+    /// [`Conv2d`](crate::nn::Conv2d) uses when nothing is recorded (see
+    /// [`KernelCache`]).
+    pub(crate) fn conv2d_keeping(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        opts: &Conv2dOptions,
+        kernels: Option<&mut KernelCache>,
+    ) -> Tensor {
         let (geometry, n, o, algorithms) = conv2d_geometry("conv2d", self, weight, bias, opts);
         let (channels, h, w, kh, kw) = (
             geometry.channels,
@@ -132,13 +147,23 @@ impl Tensor {
             let x = x_value.as_standard_layout();
             let wv = w_value.as_standard_layout();
             let b = bias.map(|b| b.value().as_standard_layout().into_owned());
+            let wv = wv.as_slice().expect("standard layout");
+            let u = match kernels {
+                Some(kernels) if algorithms.forward == ConvAlgorithm::Winograd => {
+                    Some(kernels.get(&w_value, || {
+                        Winograd::forward(&geometry, o).transform_kernel(wv, false)
+                    }))
+                }
+                _ => None,
+            };
             forward(
                 &geometry,
                 algorithms.forward,
                 n,
                 o,
                 x.as_slice().expect("standard layout"),
-                wv.as_slice().expect("standard layout"),
+                wv,
+                u.as_deref().map(Vec::as_slice),
                 b.as_ref().map(|b| b.as_slice().expect("standard layout")),
             )
         };
@@ -322,7 +347,8 @@ impl Planes<'_> {
 }
 
 /// The forward pass on raw slices, by `algorithm`: `x` `[N, C, H, W]`, `w` `[O, K]`,
-/// `bias` `[O]` → `[N, O, P]`.
+/// `bias` `[O]` → `[N, O, P]`; `transformed` as in [`forward_with`].
+#[allow(clippy::too_many_arguments)]
 fn forward(
     g: &ConvGeometry,
     algorithm: ConvAlgorithm,
@@ -330,15 +356,27 @@ fn forward(
     o: usize,
     x: &[f32],
     w: &[f32],
+    transformed: Option<&[f32]>,
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let p = g.p();
-    forward_with(g, algorithm, n, o, x, w, o * p, &mut [], |_, planes, out, _| {
-        for oc in 0..o {
-            let b = bias.map_or(0.0, |b| b[oc]);
-            out.extend(planes.plane(oc).iter().map(|&v| v + b));
-        }
-    })
+    forward_with(
+        g,
+        algorithm,
+        n,
+        o,
+        x,
+        w,
+        transformed,
+        o * p,
+        &mut [],
+        |_, planes, out, _| {
+            for oc in 0..o {
+                let b = bias.map_or(0.0, |b| b[oc]);
+                out.extend(planes.plane(oc).iter().map(|&v| v + b));
+            }
+        },
+    )
 }
 
 /// The products of the forward pass by `algorithm` (Direct, Im2col or Winograd),
@@ -347,7 +385,9 @@ fn forward(
 /// `finish` must fill, and of `argmax` (what the backward needs from a fused max
 /// pooling; may be empty) an `n`th. `finish` turns the raw products (no bias yet)
 /// into the op's output: the plain conv adds the bias, a fused block also pools and
-/// applies ReLU (`conv_block`). Returns the `n · out_len` outputs.
+/// applies ReLU (`conv_block`). `transformed`, if given, is Winograd's `U` of `w`
+/// (kept by the caller, see [`KernelCache`]), used instead of transforming `w` again.
+/// Returns the `n · out_len` outputs.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward_with<F>(
     g: &ConvGeometry,
@@ -356,6 +396,7 @@ pub(super) fn forward_with<F>(
     o: usize,
     x: &[f32],
     w: &[f32],
+    transformed: Option<&[f32]>,
     out_len: usize,
     argmax: &mut [u32],
     finish: F,
@@ -383,7 +424,10 @@ where
     let split = split
         .for_winograd(winograd.as_ref())
         .for_direct(algorithm == ConvAlgorithm::Direct);
-    let u = winograd.map(|wg| wg.transform_kernel(w, false));
+    let u = winograd.map(|wg| match transformed {
+        Some(u) => std::borrow::Cow::Borrowed(u),
+        None => std::borrow::Cow::Owned(wg.transform_kernel(w, false)),
+    });
     let [v_len, m_len, work_len] = winograd.map_or([0; 3], |wg| wg.scratch_len(split.group));
     let col_len = if algorithm == ConvAlgorithm::Im2col && !g.is_pointwise() {
         k * split.group * p

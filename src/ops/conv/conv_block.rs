@@ -19,8 +19,11 @@ use std::sync::Arc;
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
+use super::algorithm::ConvAlgorithm;
 use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Planes};
+use super::kernel_cache::KernelCache;
 use super::padding::Padding;
+use super::winograd::Winograd;
 use crate::ops::activation::relu as relu_of;
 use crate::ops::elementwise::keep_if;
 use crate::ops::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
@@ -74,6 +77,21 @@ impl Tensor {
         opts: &Conv2dOptions,
         epilogue: &ConvEpilogue,
     ) -> Tensor {
+        self.conv2d_block_keeping(weight, bias, opts, epilogue, None)
+    }
+
+    /// [`conv2d_block`](Tensor::conv2d_block), taking Winograd's transformed kernels
+    /// from `kernels` (and keeping them there) when the forward pass runs by
+    /// Winograd: what [`Conv2dBlock`](crate::nn::Conv2dBlock) uses when nothing is
+    /// recorded (see [`KernelCache`]).
+    pub(crate) fn conv2d_block_keeping(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        opts: &Conv2dOptions,
+        epilogue: &ConvEpilogue,
+        kernels: Option<&mut KernelCache>,
+    ) -> Tensor {
         let (geometry, n, o, algorithms) = conv2d_geometry("conv2d_block", self, weight, bias, opts);
         let (oh, ow) = (geometry.oh, geometry.ow);
         let pool = epilogue
@@ -101,6 +119,14 @@ impl Tensor {
             let b = b.as_ref().map(|b| b.as_slice().expect("standard layout"));
             let x = x.as_slice().expect("standard layout");
             let wv = wv.as_slice().expect("standard layout");
+            let u = match kernels {
+                Some(kernels) if algorithms.forward == ConvAlgorithm::Winograd => {
+                    Some(kernels.get(&w_value, || {
+                        Winograd::forward(&geometry, o).transform_kernel(wv, false)
+                    }))
+                }
+                _ => None,
+            };
             forward_with(
                 &geometry,
                 algorithms.forward,
@@ -108,6 +134,7 @@ impl Tensor {
                 o,
                 x,
                 wv,
+                u.as_deref().map(Vec::as_slice),
                 o * q,
                 &mut argmax,
                 |_, planes, out, argmax| {
@@ -251,6 +278,7 @@ impl Tensor {
             o,
             x,
             wv,
+            None,
             o * p,
             &mut [],
             |image, planes, out, _| {

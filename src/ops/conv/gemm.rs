@@ -43,6 +43,19 @@ const KERNEL_COLUMNS: usize = 6;
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
+/// A product with at most this many rows (a dense layer on a few images: a
+/// matrix–vector product) runs on the calling thread below [`THIN_PARALLEL_MIN_MACS`].
+/// It reads each weight once and does little arithmetic per byte, so two threads
+/// barely shorten it, while `rayon::join` from a thread outside the pool (the
+/// program's, which runs `predict`) hands the whole product to the pool and sleeps
+/// until it is done. Measured on the default net's 3136 → 128 layer at batch 1
+/// (400k multiply-adds): split over 2 threads it was ~13% of the net's latency and
+/// made 2 threads slower than 1 (BENCHMARKS.md, "Batch-1 latency", second pass).
+const THIN_ROWS: usize = 8;
+
+/// See [`THIN_ROWS`]: R2's 9216 → 128 layer at batch 1 (1.2M) stays below it too.
+const THIN_PARALLEL_MIN_MACS: usize = 1 << 21;
+
 /// `C ← α·A·B + β·C`. Panics naming the shapes if they do not chain.
 pub fn gemm(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
     assert!(
@@ -65,7 +78,9 @@ fn split_gemm(
     splits: u32,
 ) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    if splits == 0 || m * k * n < PARALLEL_MIN_MACS || (m < 16 && n < 16) {
+    let macs = m * k * n;
+    let thin = m <= THIN_ROWS && macs < THIN_PARALLEL_MIN_MACS;
+    if splits == 0 || macs < PARALLEL_MIN_MACS || (m < 16 && n < 16) || thin {
         gemm_serial(alpha, &a, &b, beta, &mut c);
         return;
     }

@@ -12,6 +12,8 @@
 //! - [`im2col`](im2col) — the data movement that turns a convolution into one
 //!   matrix product,
 //! - [`winograd`](winograd) — Winograd's F(4×4, 3×3) for 3×3 stride-1 kernels,
+//! - [`kernel_cache`](kernel_cache) — its transformed kernels kept by a layer
+//!   between inference calls,
 //! - [`gemm`] — the matrix product every path ends in (also `Linear`'s),
 //! - [`padding`](padding) — `Same`/`Valid`/explicit padding resolved once (also the
 //!   pools').
@@ -21,6 +23,7 @@ mod conv2d;
 mod conv_block;
 pub mod gemm;
 mod im2col;
+mod kernel_cache;
 mod padding;
 mod reference;
 mod winograd;
@@ -28,4 +31,5 @@ mod winograd;
 pub use algorithm::ConvAlgorithm;
 pub use conv2d::Conv2dOptions;
 pub use conv_block::{ConvEpilogue, PoolWindow};
+pub(crate) use kernel_cache::KernelCache;
 pub use padding::{Padding, ResolvedPadding};

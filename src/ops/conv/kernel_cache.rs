@@ -1,0 +1,49 @@
+//! Winograd's transformed kernels (`U = G·g·Gᵀ`) kept between inference calls by
+//! the layer that owns the weight.
+//!
+//! Why: `U` depends on the weight alone, yet the op recomputed it on every call.
+//! With one image per call there is no batch to spread that over: it was 12–19% of
+//! the default net's batch-1 latency (perf, BENCHMARKS.md "Batch-1 latency").
+//!
+//! Why it is never stale: the entry is keyed by the identity of the weight's value,
+//! the `Arc` a [`Param`](crate::param::Param) holds, through a `Weak` pointer. A
+//! `Param` changes its value only through `Arc::make_mut` (`value_mut`, what every
+//! optimizer step uses) or by replacing the `Arc` (`set_value`, loading). While a
+//! `Weak` to the old allocation exists, `make_mut` never writes into it: it copies
+//! the value out when the value is shared and moves it to a new allocation when
+//! only weak pointers remain, and the allocation itself cannot be freed and reused
+//! for another value as long as the `Weak` lives. So the same address means the same,
+//! unmutated value. (`Linear`'s transposed weight is kept the same way.) The layer
+//! asks only when nothing is recorded: in training the weight changes every step.
+
+use std::sync::{Arc, Weak};
+
+use ndarray::ArrayD;
+
+/// One weight value's transformed kernels, or nothing yet. See the module doc.
+#[derive(Clone, Debug, Default)]
+pub struct KernelCache {
+    entry: Option<Kept>,
+}
+
+/// The weight value (by identity) and the kernels made from it.
+type Kept = (Weak<ArrayD<f32>>, Arc<Vec<f32>>);
+
+impl KernelCache {
+    /// The kernels made from `weight` by `transform`, made now if `weight` is not
+    /// the value the kept ones were made from.
+    pub(crate) fn get(
+        &mut self,
+        weight: &Arc<ArrayD<f32>>,
+        transform: impl FnOnce() -> Vec<f32>,
+    ) -> Arc<Vec<f32>> {
+        if let Some((from, u)) = &self.entry {
+            if std::ptr::eq(from.as_ptr(), Arc::as_ptr(weight)) {
+                return u.clone();
+            }
+        }
+        let u = Arc::new(transform());
+        self.entry = Some((Arc::downgrade(weight), u.clone()));
+        u
+    }
+}
