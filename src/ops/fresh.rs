@@ -120,6 +120,8 @@ pub(crate) fn fresh_with<R: Send>(
     };
     // SAFETY: the capacity is at least `len`, and every chunk of the first `len`
     // elements was checked to be fully written (a panic above skips this line).
+    // `fill` cannot have swapped its `Slots` for others: it gets them for a
+    // lifetime of its caller's, which no other `Slots` it could reach has.
     unsafe { out.set_len(len) };
     (out, results)
 }
