@@ -87,10 +87,6 @@ Options:
           MNIST-style folder of IDX files [default: ",
     env!("CARGO_MANIFEST_DIR"),
     "/datasets/mnist]
-  -h, --help
-          Print help
-  -V, --version
-          Print version
 "
 );
 

@@ -43,10 +43,6 @@ Options:
       --torch-ms <TORCH_MS>
           PyTorch's forward+backward times for the two shapes in ms, e.g. from a
           side-by-side run of bench/torch_reference.py --conv [default: 8.8,22.8]
-  -h, --help
-          Print help
-  -V, --version
-          Print version
 ";
 
 impl Args {

@@ -46,10 +46,6 @@ Options:
       --input <C,H,W>
           The shape of one input image, CHANNELS,HEIGHT,WIDTH [default: the model
           file's, or 28×28 with the first convolution's channels]
-  -h, --help
-          Print help
-  -V, --version
-          Print version
 ";
 
 impl Args {

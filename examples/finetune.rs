@@ -97,10 +97,6 @@ Options:
       --save <SAVE>
           Where to save the fine-tuned model (not the --model file, nor a data file)
           [default: models/finetuned.bin]
-  -h, --help
-          Print help
-  -V, --version
-          Print version
 ";
 
 impl Args {

@@ -86,10 +86,6 @@ Options:
       --top-images <LAYER:CHANNEL>
           Draw the 16 test images that excite CHANNEL of module LAYER most, e.g.
           `conv2:5` (top_<layer>_<channel>.png)
-  -h, --help
-          Print help
-  -V, --version
-          Print version
 ";
 
 impl Args {

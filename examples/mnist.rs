@@ -158,10 +158,6 @@ Options:
           Serve the explorer page on 127.0.0.1:PORT while training: live loss and accuracy
           curves, the first layer's filters as they change, and drawings run through the
           model as it learns [PORT: 8080; 0 picks a free one]
-  -h, --help
-          Print help
-  -V, --version
-          Print version
 ";
 
 impl Args {

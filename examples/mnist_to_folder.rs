@@ -37,10 +37,6 @@ Arguments:
 Options:
       --data <DATA>
           The folder with MNIST's IDX files [default: datasets/mnist]
-  -h, --help
-          Print help
-  -V, --version
-          Print version
 ";
 
 impl Args {

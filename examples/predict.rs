@@ -88,10 +88,6 @@ Options:
           - mnist:   Gray, white on black, framed as MNIST frames its digits
           - crop:    Scale to cover the size keeping the aspect ratio, then cut the centre
           - stretch: Scale each side to the size
-  -h, --help
-          Print help
-  -V, --version
-          Print version
 ";
 
 impl Args {

@@ -60,6 +60,9 @@ pub fn missing(names: &str) -> ! {
     ))
 }
 
+/// The end of every example's `--help`: the two flags [`CommandLine`] answers itself.
+const HELP_FLAGS: &str = "  -h, --help\n          Print help\n  -V, --version\n          Print version\n";
+
 /// An example's command line. `--help`/`-h` prints its help and `--version`/`-V`
 /// its name and version (exit code 0); every mistake is a [`usage_error`].
 pub struct CommandLine {
@@ -71,7 +74,8 @@ pub struct CommandLine {
 }
 
 impl CommandLine {
-    /// The process's arguments, for the example `name` whose `--help` is `help`.
+    /// The process's arguments, for the example `name` whose `--help` is `help`
+    /// (its own flags; `-h` and `-V` are added).
     pub fn from_env(name: &'static str, help: &'static str) -> CommandLine {
         CommandLine {
             parser: lexopt::Parser::from_env(),
@@ -86,7 +90,7 @@ impl CommandLine {
     pub fn next(&mut self) -> Option<Arg<'_>> {
         match self.parser.next() {
             Ok(Some(Long("help") | Short('h'))) => {
-                print!("{}", self.help);
+                print!("{}{HELP_FLAGS}", self.help);
                 std::process::exit(0)
             }
             Ok(Some(Long("version") | Short('V'))) => {

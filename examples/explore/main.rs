@@ -55,10 +55,6 @@ Options:
           the tenth of the training images `mnist` holds out) or a CSV file, read at
           the model's image size and channels [default: datasets/mnist, or drawings
           only if that folder is absent]
-  -h, --help
-          Print help
-  -V, --version
-          Print version
 ";
 
 impl Args {

@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use super::algorithm::{ConvAlgorithm, ConvAlgorithms};
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
-use super::kernel_cache::KernelCache;
+use super::kernel_cache::{forward_kernels, KernelCache};
 use super::padding::Padding;
 use super::reference;
 use super::winograd::{PlaneLayout, Scratch, Winograd};
@@ -148,14 +148,7 @@ impl Tensor {
             let wv = w_value.as_standard_layout();
             let b = bias.map(|b| b.value().as_standard_layout().into_owned());
             let wv = wv.as_slice().expect("standard layout");
-            let u = match kernels {
-                Some(kernels) if algorithms.forward == ConvAlgorithm::Winograd => {
-                    Some(kernels.get(&w_value, || {
-                        Winograd::forward(&geometry, o).transform_kernel(wv, false)
-                    }))
-                }
-                _ => None,
-            };
+            let u = forward_kernels(kernels, algorithms.forward, &geometry, o, &w_value, wv);
             forward(
                 &geometry,
                 algorithms.forward,

@@ -19,11 +19,9 @@ use std::sync::Arc;
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
-use super::algorithm::ConvAlgorithm;
 use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Planes};
-use super::kernel_cache::KernelCache;
+use super::kernel_cache::{forward_kernels, KernelCache};
 use super::padding::Padding;
-use super::winograd::Winograd;
 use crate::ops::activation::relu as relu_of;
 use crate::ops::elementwise::keep_if;
 use crate::ops::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
@@ -119,14 +117,7 @@ impl Tensor {
             let b = b.as_ref().map(|b| b.as_slice().expect("standard layout"));
             let x = x.as_slice().expect("standard layout");
             let wv = wv.as_slice().expect("standard layout");
-            let u = match kernels {
-                Some(kernels) if algorithms.forward == ConvAlgorithm::Winograd => {
-                    Some(kernels.get(&w_value, || {
-                        Winograd::forward(&geometry, o).transform_kernel(wv, false)
-                    }))
-                }
-                _ => None,
-            };
+            let u = forward_kernels(kernels, algorithms.forward, &geometry, o, &w_value, wv);
             forward_with(
                 &geometry,
                 algorithms.forward,

@@ -20,6 +20,10 @@ use std::sync::{Arc, Weak};
 
 use ndarray::ArrayD;
 
+use super::algorithm::ConvAlgorithm;
+use super::im2col::ConvGeometry;
+use super::winograd::Winograd;
+
 /// One weight value's transformed kernels, or nothing yet. See the module doc.
 #[derive(Clone, Debug, Default)]
 pub struct KernelCache {
@@ -46,4 +50,20 @@ impl KernelCache {
         self.entry = Some((Arc::downgrade(weight), u.clone()));
         u
     }
+}
+
+/// Winograd's transformed kernels for the forward pass of geometry `g` with `o`
+/// output channels, kept in `cache`, when that pass runs by Winograd (`algorithm`)
+/// and the layer gave a cache; `None` otherwise, and the op transforms `w` itself.
+/// `weight` is the value `w` (standard layout) was read from: the cache's key.
+pub(crate) fn forward_kernels(
+    cache: Option<&mut KernelCache>,
+    algorithm: ConvAlgorithm,
+    g: &ConvGeometry,
+    o: usize,
+    weight: &Arc<ArrayD<f32>>,
+    w: &[f32],
+) -> Option<Arc<Vec<f32>>> {
+    let cache = cache.filter(|_| algorithm == ConvAlgorithm::Winograd)?;
+    Some(cache.get(weight, || Winograd::forward(g, o).transform_kernel(w, false)))
 }
