@@ -69,10 +69,11 @@ impl Winograd {
     /// `target`, `V_ξ` of slot `s` (counting on from one image to the next) goes to
     /// `v[ξ · stride + first + s]`.
     ///
-    /// Why slots: each plane is read as a zero-padded one of width
-    /// `4·(tiles_x + 1)`, so that tile `(ty, x)` starts at padded column `4·x`, and
-    /// slot `s = ty·(tiles_x + 1) + x` at flat position `4·s` of a column-transformed
-    /// plane (the spare slot per tile row is computed and never read). The
+    /// Why slots: each plane is read as a zero-padded one of width `wp`
+    /// ([`padded_width`](Self::padded_width)), so that tile `(ty, x)` starts at
+    /// padded column `4·x`, and slot `s = ty·wp/4 + x` at flat position `4·s` of a
+    /// column-transformed plane (slots past the outputs are computed and never
+    /// read). The
     /// column-transformed planes of all images lie end to end, so each pass is one
     /// long loop over the whole group, which the compiler vectorizes; per-tile loops
     /// over a row of 6 or 12 tiles were mostly loop overhead, and a loop per plane
