@@ -128,11 +128,10 @@ impl Winograd {
         }
     }
 
-    /// Tile slots per image: those of each row of tiles (see
-    /// [`padded_width`](Self::padded_width)), some of them spare: computed and
-    /// never read.
-    pub fn slots(&self) -> usize {
-        self.tiles_y * self.padded_width() / TILE
+    /// Tile slots of a group of `images` images: those of each row of tiles (see
+    /// [`row_width`](Self::row_width)), some of them spare: computed and never read.
+    pub fn slots(&self, images: usize) -> usize {
+        self.tiles_y * self.row_width(images) / TILE
     }
 
     /// Positions `ξ` of a transformed tile: `(TILE + 2)²`.
@@ -142,13 +141,13 @@ impl Winograd {
     /// 4×4 tiles make few slots per image (12 on an 11×11 output), and the products
     /// of fewer columns ran at a fraction of the GEMM's speed (measured).
     pub fn group(&self, group: usize) -> usize {
-        group.max(160usize.div_ceil(self.slots()))
+        group.max(160usize.div_ceil(self.slots(1)))
     }
 
     /// Floats of the three parts of [`Scratch`] for `images` images: the transformed
     /// inputs, the products, and the transforms' work space.
     pub fn scratch_len(&self, images: usize) -> [usize; 3] {
-        let t = columns(images * self.slots());
+        let t = columns(self.slots(images));
         let [zero_row, columns, rows] = self.work_lens(images);
         [
             Self::POSITIONS * self.channels * t,
@@ -159,36 +158,41 @@ impl Winograd {
 
     /// The work space of the transforms of `images` images: a row of zeros (the
     /// padding's rows), the column transforms of one channel of every image (six
-    /// rows of tiles each, then the two floats the last spare slot reads) with
+    /// planes of all the rows of tiles, then the two floats the last tile reads) with
     /// their four column phases, and the output transform's rows: the four output
     /// rows of every tile row, then the 24 rows of its first pass.
     fn work_lens(&self, images: usize) -> [usize; 3] {
-        let (wp, slots) = (self.padded_width(), images * self.slots());
+        let (width, slots) = (self.row_width(images), self.slots(images));
         [
-            wp,
-            6 * (images * self.tiles_y * wp + 2) + 4 * (slots + 1),
+            self.period(),
+            6 * (self.tiles_y * width + 2) + 4 * (slots + 1),
             (16 + 24) * slots,
         ]
     }
 
-    /// Width of the zero-padded plane the transforms read: 4 columns per slot, so
-    /// that tile `(ty, x)` starts at padded column `4·x`, and the row's pixels at
-    /// column `left`.
+    /// Columns per image in a row of tiles: the images of a group lie side by side
+    /// in each row of tiles, image `i`'s pixels from padded column `period·i + left`,
+    /// and the rows of tiles one after another (see
+    /// [`input_transform`](Self::input_transform)).
     ///
-    /// The planes of a group lie end to end, each row of tiles after the one
-    /// before, so a row's last tiles read on into the next row, whose first `left`
-    /// columns are zeros. The width only has to hold the row's pixels and the
-    /// outputs, and to keep the pixels of the next row out of reach of this row's
-    /// outputs: output `x` reads padded columns `x .. x + 2`, so the last one,
-    /// `ow − 1`, must not reach `width + left`. Tiles past the outputs compute
-    /// what nobody reads. A full spare tile per row, as this was before, cost 50%
-    /// more products and transforms on a 7×7 plane (8 columns instead of 12) and
-    /// 25% on 14×14 (16 instead of 20).
-    fn padded_width(&self) -> usize {
-        let needed = (self.left + self.w)
+    /// So a tile may cover the end of one image and the start of the next, and the
+    /// last tiles of a row read on into the next row, whose first `left` columns
+    /// are zeros. That is sound as long as no output reads another image's pixels:
+    /// output `x` reads padded columns `x .. x + 2`, so the last one, `ow − 1`, must
+    /// not reach the next image's first pixel at `period + left`. The outputs past
+    /// `ow` in each period are computed and never read. Before, each image's rows
+    /// were 4 columns per tile plus a spare tile: 12 columns for a 7×7 plane where
+    /// 8 are enough, 20 for 14×14 (15), 32 for 28×28 (29).
+    fn period(&self) -> usize {
+        (self.left + self.w)
             .max(self.ow + 2 - self.left.min(self.ow + 2))
-            .max(self.ow);
-        needed.next_multiple_of(TILE)
+            .max(self.ow)
+    }
+
+    /// Width of a row of tiles of `images` images side by side (see
+    /// [`period`](Self::period)): whole tiles of 4 columns, tile `x` from column `4·x`.
+    fn row_width(&self, images: usize) -> usize {
+        (images * self.period()).next_multiple_of(TILE)
     }
 
     /// `work` cut into the parts [`work_lens`](Self::work_lens) describes.
@@ -289,12 +293,12 @@ impl Winograd {
     ) {
         let Scratch { v, m, work } = scratch;
         let [zero_row, column_work, rows] = self.split_work(images, work);
-        let (c, o, slots) = (self.channels, self.out_channels, self.slots());
-        let t = columns(images * slots);
-        if t > images * slots {
+        let (c, o, slots) = (self.channels, self.out_channels, self.slots(images));
+        let t = columns(slots);
+        if t > slots {
             // The padding columns: their products are never read, but keep them finite.
             for row in v[..Self::POSITIONS * c * t].chunks_exact_mut(t) {
-                row[images * slots..].fill(0.0);
+                row[slots..].fill(0.0);
             }
         }
         self.prepare_columns(column_work, zero_row, images, self.input_columns());
@@ -316,7 +320,8 @@ impl Winograd {
             for image in 0..images {
                 let at = image * out_layout.image_stride + oc * out_layout.channel_stride;
                 self.copy_output(
-                    &rows[..TILE * TILE * images * slots],
+                    &rows[..TILE * TILE * slots],
+                    images,
                     image,
                     &mut out[at..at + self.oh * self.ow],
                 );
@@ -346,15 +351,15 @@ impl Winograd {
     ) {
         let Scratch { v, m, work } = scratch;
         let [zero_row, column_work, _] = self.split_work(images, work);
-        let (c, o, slots) = (self.channels, self.out_channels, self.slots());
-        let t = columns(images * slots);
+        let (c, o, slots) = (self.channels, self.out_channels, self.slots(images));
+        let t = columns(slots);
         // Padding columns: zero in both operands, so they add nothing.
         let positions = Self::POSITIONS;
         for row in v[..positions * c * t]
             .chunks_exact_mut(t)
             .chain(m[..positions * o * t].chunks_exact_mut(t))
         {
-            row[images * slots..].fill(0.0);
+            row[slots..].fill(0.0);
         }
         self.prepare_columns(column_work, zero_row, images, self.input_columns());
         for ic in 0..c {
@@ -377,16 +382,17 @@ impl Winograd {
     }
 
     /// Image `image`'s output plane `out` (`oh × ow`) from the `rows` that
-    /// [`transform_output`](Self::transform_output) wrote, dropping the spare slots
-    /// and the outputs of tiles that hang over the plane's bottom or right edge.
-    fn copy_output(&self, rows: &[f32], image: usize, out: &mut [f32]) {
-        let wp = self.padded_width();
-        let base = image * self.tiles_y * wp;
+    /// [`transform_output`](Self::transform_output) wrote for a group of `images`,
+    /// dropping the spare slots and the outputs past the plane's bottom or right
+    /// edge.
+    fn copy_output(&self, rows: &[f32], images: usize, image: usize, out: &mut [f32]) {
+        let width = self.row_width(images);
+        let base = image * self.period();
         for ty in 0..self.tiles_y {
             for (a, source) in rows.chunks_exact(rows.len() / TILE).enumerate() {
                 let oy = TILE * ty + a;
                 if oy < self.oh {
-                    let at = base + ty * wp;
+                    let at = base + ty * width;
                     out[oy * self.ow..(oy + 1) * self.ow].copy_from_slice(&source[at..at + self.ow]);
                 }
             }

@@ -27,8 +27,9 @@ impl Winograd {
     /// (with `(x_lo, cols)` from [`input_columns`](Self::input_columns)) or
     /// [`grad_transform`](Self::grad_transform) (with
     /// [`grad_columns`](Self::grad_columns)) do not write in `columns` for `images`
-    /// images: the padding columns outside `x_lo .. x_lo + cols` of every tile row,
-    /// and the two floats after each plane that the last spare slot reads; and
+    /// images: the padding columns outside `x_lo .. x_lo + cols` of each image's
+    /// part of every row of tiles and past the last image, and the two floats after
+    /// each plane that the last tile reads; and
     /// `zero_row`, the padding rows the column passes read. The transforms write the
     /// rest, so this runs once before a loop over channels instead of once per row:
     /// as small fills in the transforms, they were a `memset` call each (5% of R2's
@@ -41,12 +42,16 @@ impl Winograd {
         (x_lo, cols): (usize, usize),
     ) {
         zero_row[..cols].fill(0.0);
-        let (ty_count, wp) = (self.tiles_y, self.padded_width());
-        let total = images * ty_count * wp;
+        let (period, width) = (self.period(), self.row_width(images));
+        let total = self.tiles_y * width;
         for plane in columns[..6 * (total + 2)].chunks_exact_mut(total + 2) {
-            for row in plane[..total].chunks_exact_mut(wp) {
-                row[..x_lo].fill(0.0);
-                row[x_lo + cols..].fill(0.0);
+            for row in plane[..total].chunks_exact_mut(width) {
+                let (images_part, tail) = row.split_at_mut(images * period);
+                for image in images_part.chunks_exact_mut(period) {
+                    image[..x_lo].fill(0.0);
+                    image[x_lo + cols..].fill(0.0);
+                }
+                tail.fill(0.0);
             }
             plane[total..].fill(0.0);
         }
@@ -54,14 +59,14 @@ impl Winograd {
 
     /// The columns of a padded input row that hold pixels: `(first, count)`.
     pub(super) fn input_columns(&self) -> (usize, usize) {
-        let wp = self.padded_width();
-        let x_lo = self.left.min(wp);
-        (x_lo, self.w.min(wp - x_lo))
+        let period = self.period();
+        let x_lo = self.left.min(period);
+        (x_lo, self.w.min(period - x_lo))
     }
 
     /// The columns of a padded output-gradient row that hold pixels.
     pub(super) fn grad_columns(&self) -> (usize, usize) {
-        (0, self.ow.min(self.padded_width()))
+        (0, self.ow.min(self.period()))
     }
 
     /// `V = Bᵀ·d·B` of every 6×6 patch of channel `channel` of `images` images
@@ -69,15 +74,15 @@ impl Winograd {
     /// `target`, `V_ξ` of slot `s` (counting on from one image to the next) goes to
     /// `v[ξ · stride + first + s]`.
     ///
-    /// Why slots: each plane is read as a zero-padded one of width `wp`
-    /// ([`padded_width`](Self::padded_width)), so that tile `(ty, x)` starts at
-    /// padded column `4·x`, and slot `s = ty·wp/4 + x` at flat position `4·s` of a
-    /// column-transformed plane (slots past the outputs are computed and never
-    /// read). The
-    /// column-transformed planes of all images lie end to end, so each pass is one
-    /// long loop over the whole group, which the compiler vectorizes; per-tile loops
-    /// over a row of 6 or 12 tiles were mostly loop overhead, and a loop per plane
-    /// was slower than one per group of images (measured).
+    /// Why slots: each row of tiles is read as a zero-padded row of width
+    /// `W` ([`row_width`](Self::row_width)), the images of the group side by side
+    /// in it ([`period`](Self::period) columns each), so that tile `x` of row `ty`
+    /// starts at padded column `4·x`, and slot `s = ty·W/4 + x` at flat position
+    /// `4·s` of a column-transformed plane (slots past an image's outputs are
+    /// computed and never read). The rows of tiles lie end to end, so each pass is
+    /// one long loop over the whole group, which the compiler vectorizes; per-tile
+    /// loops over a row of 6 or 12 tiles were mostly loop overhead, and a loop per
+    /// plane was slower than one per group of images (measured).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn input_transform(
@@ -90,10 +95,8 @@ impl Winograd {
         zero_row: &[f32],
         columns: &mut [f32],
     ) {
-        let (ty_count, wp) = (self.tiles_y, self.padded_width());
-        let len = ty_count * wp;
-        let total = images * len;
-        let slots = images * self.slots();
+        let total = self.tiles_y * self.row_width(images);
+        let slots = self.slots(images);
         let (mut c, phases) = column_planes(columns, total);
         // Column transform Bᵀ·d of each tile row's six padded rows.
         let source = (input, layout, channel);
@@ -148,7 +151,7 @@ impl Winograd {
         stride: usize,
         rows: &mut [f32],
     ) {
-        let slots = images * self.slots();
+        let slots = self.slots(images);
         let (out_rows, columns) = rows.split_at_mut(16 * slots);
         // Aᵀ·M down each column j: six products in, four rows out.
         for j in 0..6 {
@@ -187,10 +190,8 @@ impl Winograd {
         zero_row: &[f32],
         columns: &mut [f32],
     ) {
-        let (ty_count, wp) = (self.tiles_y, self.padded_width());
-        let len = ty_count * wp;
-        let slots = images * self.slots();
-        let (mut c, phases) = column_planes(columns, images * len);
+        let slots = self.slots(images);
+        let (mut c, phases) = column_planes(columns, self.tiles_y * self.row_width(images));
         // Column transform A·dY of each tile row's four rows.
         let source = (grad, layout, channel);
         self.column_pass(
@@ -234,8 +235,7 @@ impl Winograd {
         c: &mut [&mut [f32]; 6],
         f: impl Fn([f32; N]) -> [f32; 6],
     ) {
-        let (ty_count, wp) = (self.tiles_y, self.padded_width());
-        let len = ty_count * wp;
+        let (period, width) = (self.period(), self.row_width(images));
         let zeros = &zero_row[..cols];
         for image in 0..images {
             let at = image * layout.image_stride + channel * layout.channel_stride;
@@ -244,9 +244,9 @@ impl Winograd {
                 Some(r) if r < h => &plane[r * w..r * w + cols],
                 _ => zeros,
             };
-            for ty in 0..ty_count {
+            for ty in 0..self.tiles_y {
                 let d: [&[f32]; N] = std::array::from_fn(|a| row(4 * ty + a));
-                let start = image * len + ty * wp + x_lo;
+                let start = ty * width + image * period + x_lo;
                 let span = start..start + cols;
                 let [c0, c1, c2, c3, c4, c5] = c;
                 let (c0, c1, c2) = (
@@ -373,7 +373,7 @@ fn phases4(c: &[f32], e0: &mut [f32], e1: &mut [f32], e2: &mut [f32], e3: &mut [
     }
 }
 
-/// The six column planes (`len` floats each, then the two the last spare slot reads)
+/// The six column planes (`len` floats each, then the two the last tile reads)
 /// at the start of `columns`, and the rest of it (for the four column phases).
 fn column_planes(columns: &mut [f32], len: usize) -> ([&mut [f32]; 6], &mut [f32]) {
     let (planes, phases) = columns.split_at_mut(6 * (len + 2));
