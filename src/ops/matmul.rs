@@ -58,7 +58,7 @@ impl Tensor {
             w.shape()
         );
         let b = bias.map(|b| bias_vector(b.value(), w.nrows(), w.shape()));
-        let y = affine(x, w.t(), b);
+        let y = affine_transposed_weight(x, w, b);
         let (x, w) = (self.shared_value(), weight.shared_value());
         let inputs: Vec<&Tensor> = std::iter::once(self)
             .chain(std::iter::once(weight))
@@ -116,6 +116,41 @@ fn bias_vector<'a>(bias: &'a ArrayD<f32>, out: usize, weight: &[usize]) -> ndarr
         .unwrap_or_else(|| panic!("linear: bias {:?} does not match weight {weight:?}", bias.shape()))
 }
 
+/// `x·Wᵀ + b` for a weight `w` of `[out, in]` that changes between calls (training:
+/// no transposed copy is kept, as `linear_inference`'s is).
+///
+/// Both operands are then read across their contiguous axis, `in`, and the `gemm`
+/// crate copies ("packs") one of them into its own layout before multiplying: its
+/// left operand, which is `W` when the product is written as `x·Wᵀ` into a row-major
+/// output, and `x` when it is written as `yᵀ = W·xᵀ`. So the product is written the
+/// way that packs the smaller of the two: on R2's 9216 → 128 layer at batch 64,
+/// `x`'s 64 rows rather than `W`'s 128 (BENCHMARKS.md has the figures). The values
+/// are the same, bit for bit: each output is reduced over `in` in the same order
+/// either way.
+fn affine_transposed_weight(
+    x: ArrayView2<f32>,
+    w: ArrayView2<f32>,
+    bias: Option<ndarray::ArrayView1<f32>>,
+) -> Array2<f32> {
+    if x.nrows() >= w.nrows() {
+        return affine(x, w.t(), bias);
+    }
+    let mut yt = Array2::zeros((w.nrows(), x.nrows()));
+    if let Some(b) = bias {
+        let dim = yt.raw_dim();
+        let column = b.insert_axis(Axis(1));
+        yt.assign(&column.broadcast(dim).expect("bias length checked"));
+    }
+    gemm(
+        1.0,
+        w,
+        x.t(),
+        if bias.is_some() { 1.0 } else { 0.0 },
+        yt.view_mut(),
+    );
+    yt.reversed_axes().as_standard_layout().into_owned()
+}
+
 /// `x·wt + b`: the bias written first, the product added onto it.
 fn affine(x: ArrayView2<f32>, wt: ArrayView2<f32>, bias: Option<ndarray::ArrayView1<f32>>) -> Array2<f32> {
     let mut y = Array2::zeros((x.nrows(), wt.ncols()));
@@ -125,4 +160,29 @@ fn affine(x: ArrayView2<f32>, wt: ArrayView2<f32>, bias: Option<ndarray::ArrayVi
     }
     gemm(1.0, x, wt, if bias.is_some() { 1.0 } else { 0.0 }, y.view_mut());
     y
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array1, Array2};
+
+    use super::{affine, affine_transposed_weight};
+
+    /// Fewer rows than outputs takes `yᵀ = W·xᵀ`, which must give `x·Wᵀ + b`'s
+    /// values bit for bit (R2's 9216 → 128 layer at batch 64, and a small case).
+    #[test]
+    fn linear_forward_written_transposed_gives_the_same_bits() {
+        for (n, k, out) in [(3, 7, 9), (64, 9216, 128)] {
+            let x = Array2::from_shape_fn((n, k), |(i, j)| ((i * 31 + j * 7) % 97) as f32 * 0.013 - 0.6);
+            let w = Array2::from_shape_fn((out, k), |(i, j)| ((i * 13 + j * 5) % 89) as f32 * 0.0011 - 0.05);
+            let b = Array1::from_shape_fn(out, |i| i as f32 * 0.1 - 0.3);
+            for bias in [None, Some(b.view())] {
+                let want = affine(x.view(), w.t(), bias);
+                let got = affine_transposed_weight(x.view(), w.view(), bias);
+                assert!(got.is_standard_layout());
+                let same = want.iter().zip(&got).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "[{n}, {k}] x [{out}, {k}]ᵀ, bias {}", bias.is_some());
+            }
+        }
+    }
 }

@@ -15,7 +15,7 @@ use crate::nn::{Mode, Module};
 use crate::ops::argmax_rows;
 use crate::optim::Optimizer;
 use crate::profile::Phase;
-use crate::tape::Tape;
+use crate::tape::{Gradients, Tape};
 use crate::tensor::Tensor;
 
 /// One optimizer step on a batch `x` with labels `y`: returns the loss and the
@@ -31,6 +31,32 @@ pub fn train_step(
 ) -> Result<(f32, usize), Fault> {
     let x = x.into_dyn();
     health::check_input(&x)?;
+    let (value, correct, mut grads) = forward_backward(model, x, y, opts)?;
+    if let Some(max) = opts.clip_grad_norm {
+        grads.clip_global_norm(max as f32);
+    }
+    let started = Instant::now();
+    optimizer.step(&mut model.parameters_mut(), &grads);
+    if let Some(profiler) = &opts.profiler {
+        profiler.record(started, "optimizer", Phase::Update);
+    }
+    health::check_parameters(&*model)?;
+    Ok((value, correct))
+}
+
+/// The forward pass, loss and backward sweep of [`train_step`], with their checks:
+/// the loss, the correct predictions and the gradients.
+///
+/// The tape lives only in here, so it is gone before the optimizer writes the
+/// weights: it shares their values (ops keep a weight for their backward), and
+/// `Param::value_mut` on a shared value copies it first — on R2 that was a 4.7 MB
+/// copy of `fc1`'s weight and a fresh buffer for it on every step.
+fn forward_backward(
+    model: &mut dyn Module,
+    x: ndarray::ArrayD<f32>,
+    y: &[usize],
+    opts: &FitOptions,
+) -> Result<(f32, usize, Gradients), Fault> {
     let tape = match (&opts.profiler, opts.detect_anomaly) {
         (profiler, true) => Tape::watching_anomalies(profiler.as_ref()),
         (Some(profiler), false) => Tape::with_profiler(profiler),
@@ -58,7 +84,7 @@ pub fn train_step(
     } else {
         Err(Fault::Loss { value, origin: None })
     };
-    let mut grads = match checked {
+    let grads = match checked {
         Ok(grads) => grads,
         Err(fault) => {
             // Where did it start? The anomaly-watching tape knows; otherwise the
@@ -75,16 +101,7 @@ pub fn train_step(
             return Err(Fault::Anomaly { origin });
         }
     }
-    if let Some(max) = opts.clip_grad_norm {
-        grads.clip_global_norm(max as f32);
-    }
-    let started = Instant::now();
-    optimizer.step(&mut model.parameters_mut(), &grads);
-    if let Some(profiler) = &opts.profiler {
-        profiler.record(started, "optimizer", Phase::Update);
-    }
-    health::check_parameters(&*model)?;
-    Ok((value, correct))
+    Ok((value, correct, grads))
 }
 
 /// Trains `model` on `train`, evaluating on `eval` after each epoch, and calls
@@ -231,7 +248,7 @@ fn progress_bar(progress: Progress, len: usize, epoch: usize, epochs: usize) -> 
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use super::fit;
+    use super::{fit, train_step};
     use crate::data::Dataset;
     use crate::nn::{Flatten, Linear, Module, Sequential};
     use crate::optim::{Optimizer, SGDConfig, SGD};
@@ -287,5 +304,30 @@ mod tests {
         assert_ne!(seen[0].4, initial, "the hook runs after the update");
         assert_eq!(&seen[5].4, model.parameters()[0].value());
         assert_eq!(history.len(), 2);
+    }
+
+    #[test]
+    fn train_step_updates_the_weights_in_place() {
+        // No tape may still share a weight when the optimizer writes it, or
+        // `Param::value_mut` copies the weight into a new buffer first.
+        let pixels: Vec<u8> = (0..16).map(|i| (i * 16) as u8).collect();
+        let data = Dataset::from_raw(pixels, vec![0, 1, 0, 1], 1, 2, 2).unwrap();
+        let rng = &mut rand::SeedableRng::seed_from_u64(0);
+        let mut model = Sequential::new().add(Flatten).add(Linear::new(4, 2, rng));
+        let mut sgd = SGD::new(SGDConfig {
+            lr: 0.1,
+            ..Default::default()
+        });
+        let batch = data.batch(&[0, 1, 2, 3]);
+        let before: Vec<*const f32> = model.parameters().iter().map(|p| p.value().as_ptr()).collect();
+        let initial = model.parameters()[0].value().clone();
+        train_step(&mut model, &mut sgd, batch.x, &batch.y, &FitOptions::default()).unwrap();
+        let after: Vec<*const f32> = model.parameters().iter().map(|p| p.value().as_ptr()).collect();
+        assert_ne!(
+            model.parameters()[0].value(),
+            &initial,
+            "the step changed the weight"
+        );
+        assert_eq!(before, after);
     }
 }

@@ -84,7 +84,7 @@ fn split_gemm(
         gemm_serial(alpha, &a, &b, beta, &mut c);
         return;
     }
-    if m >= n {
+    if m >= n && !(packs_b(&b, &c) && n >= PACKED_SPLIT_MIN_COLUMNS) {
         let (a1, a2) = a.split_at(Axis(0), m / 2);
         let (c1, c2) = c.split_at(Axis(0), m / 2);
         rayon::join(
@@ -100,6 +100,21 @@ fn split_gemm(
         );
     }
 }
+
+/// Whether `gemm-f32` copies ("packs") all of `b` before multiplying: when it sees
+/// the product transposed (`c` row-major, see [`crate_gemm`]), `b` is its left
+/// operand, which it packs unless `b`'s rows are contiguous. Splitting `a`'s rows
+/// then makes every thread pack the whole of `b`; splitting `b`'s columns gives each
+/// thread its own part to pack (a dense layer's `yᵀ = W·xᵀ`, where `b` is `xᵀ`).
+fn packs_b(b: &ArrayView2<f32>, c: &ArrayViewMut2<f32>) -> bool {
+    let c_row_major = c.strides()[1].unsigned_abs() < c.strides()[0].unsigned_abs();
+    c_row_major && b.strides()[1].unsigned_abs() != 1
+}
+
+/// Columns of a packed `b` from which a split goes by `b`'s columns whatever the
+/// shape (see [`packs_b`]): below it, two halves would leave the crate's kernels,
+/// 16 floats tall, mostly empty (R1's 1600 → 10 layer keeps splitting its batch).
+const PACKED_SPLIT_MIN_COLUMNS: usize = 32;
 
 /// `C ← α·A·B + β·C` on the calling thread. Panics naming the shapes if they do not
 /// chain.
