@@ -5,7 +5,7 @@
 Writes `torch_r1.safetensors` (its `state_dict`, PyTorch's names: conv1, conv2, fc)
 and `torch_r1.json` (its test accuracy, loss and predicted-class counts, computed
 by PyTorch on the 10,000 test images of datasets/mnist with MNIST's normalisation),
-which `tests/io_import.rs` checks ferrocnn's evaluation of the imported weights
+which `tests/suite/io_import.rs` checks ferrocnn's evaluation of the imported weights
 against. Needs torch and numpy only: the safetensors file is written by hand (an
 8-byte header length, a JSON header, the raw little-endian data).
 """

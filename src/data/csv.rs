@@ -64,7 +64,11 @@ fn number(field: &[u8]) -> Option<u64> {
 /// label above [`MAX_CSV_LABEL`], an empty file, a column count that is no square
 /// image. [`DataError::NotFound`]/[`DataError::Io`] for the file itself.
 pub fn read_csv(path: impl AsRef<Path>) -> Result<CsvImages, DataError> {
-    let path = path.as_ref();
+    read_csv_at(path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn read_csv_at(path: &Path) -> Result<CsvImages, DataError> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let fail = |line: usize, column: Option<usize>, reason: String| DataError::Csv {
@@ -183,7 +187,11 @@ impl Dataset {
     /// Those of [`read_csv`], and [`DataError::Csv`] if the file holds no labels
     /// (a test file: read it with [`read_csv`] to predict its images).
     pub fn from_csv(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
-        let path = path.as_ref();
+        Self::from_csv_at(path.as_ref())
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn from_csv_at(path: &Path) -> Result<Dataset, DataError> {
         let csv = read_csv(path)?;
         let Some(labels) = csv.labels else {
             return Err(DataError::Csv {

@@ -100,7 +100,11 @@ impl Dataset {
         images_path: impl AsRef<Path>,
         labels_path: impl AsRef<Path>,
     ) -> Result<Dataset, DataError> {
-        let (images_path, labels_path) = (images_path.as_ref(), labels_path.as_ref());
+        Self::from_idx_at(images_path.as_ref(), labels_path.as_ref())
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn from_idx_at(images_path: &Path, labels_path: &Path) -> Result<Dataset, DataError> {
         let images = idx::read_images(images_path)?;
         let labels = idx::read_labels(labels_path)?;
         if images.count != labels.len() {
@@ -126,7 +130,15 @@ impl Dataset {
         labels_path: impl AsRef<Path>,
         num_classes: usize,
     ) -> Result<Dataset, DataError> {
-        let labels_path = labels_path.as_ref();
+        Self::from_idx_with_classes_at(images_path.as_ref(), labels_path.as_ref(), num_classes)
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn from_idx_with_classes_at(
+        images_path: &Path,
+        labels_path: &Path,
+        num_classes: usize,
+    ) -> Result<Dataset, DataError> {
         let ds = Dataset::from_idx(images_path, labels_path)?;
         ds.checked_num_classes(num_classes, Some(labels_path))
     }

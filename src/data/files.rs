@@ -40,7 +40,11 @@ impl DataFile {
     /// # Errors
     /// [`DataError::MissingFile`] naming the folder, `what` and the names tried.
     pub fn find(dir: impl AsRef<Path>, name: &str, what: &str) -> Result<DataFile, DataError> {
-        let dir = dir.as_ref();
+        Self::find_at(dir.as_ref(), name, what)
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn find_at(dir: &Path, name: &str, what: &str) -> Result<DataFile, DataError> {
         let mut spellings = vec![name.to_string()];
         if name.contains("-idx") {
             spellings.push(name.replacen("-idx", ".idx", 1));
@@ -120,7 +124,11 @@ impl MnistFiles {
     /// [`DataError::MissingFile`] naming the folder, what is missing and the names
     /// tried.
     pub fn find(dir: impl AsRef<Path>) -> Result<MnistFiles, DataError> {
-        let dir = dir.as_ref();
+        Self::find_at(dir.as_ref())
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn find_at(dir: &Path) -> Result<MnistFiles, DataError> {
         Ok(MnistFiles {
             train_images: DataFile::find(dir, "train-images-idx3-ubyte", "training images")?,
             train_labels: DataFile::find(dir, "train-labels-idx1-ubyte", "training labels")?,

@@ -61,7 +61,12 @@ impl ImageFolder {
     /// the folder if it has no class folders, a class folder holds no image, or an
     /// image is in a format this reader does not decode (BMP, GIF, WebP, TIFF…).
     pub fn scan(root: impl AsRef<Path>) -> Result<ImageFolder, DataError> {
-        let root = root.as_ref().to_path_buf();
+        Self::scan_at(root.as_ref())
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn scan_at(root: &Path) -> Result<ImageFolder, DataError> {
+        let root = root.to_path_buf();
         let classes = class_folders(&root)?;
         if classes.is_empty() {
             return Err(DataError::Invalid(format!(
@@ -230,6 +235,11 @@ impl ImageFolder {
 /// # Errors
 /// Those of `scan` and `load`.
 pub fn read_image_folder(root: impl AsRef<Path>, options: &FolderOptions) -> Result<Dataset, DataError> {
+    read_image_folder_at(root.as_ref(), options)
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn read_image_folder_at(root: &Path, options: &FolderOptions) -> Result<Dataset, DataError> {
     ImageFolder::scan(root)?.load(options)
 }
 

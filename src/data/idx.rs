@@ -47,7 +47,11 @@ pub struct IdxImages {
 /// Any [`DataError`] about the file: missing, unreadable, wrong magic, short header,
 /// truncated, trailing bytes, too large, corrupt gzip.
 pub fn read_images(path: impl AsRef<Path>) -> Result<IdxImages, DataError> {
-    let path = path.as_ref();
+    read_images_at(path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn read_images_at(path: &Path) -> Result<IdxImages, DataError> {
     let (dims, pixels) = read_file(path, IdxKind::Images)?;
     Ok(images_from(dims, pixels))
 }
@@ -57,7 +61,12 @@ pub fn read_images(path: impl AsRef<Path>) -> Result<IdxImages, DataError> {
 /// # Errors
 /// As for [`read_images`].
 pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>, DataError> {
-    Ok(read_file(path.as_ref(), IdxKind::Labels)?.1)
+    read_labels_at(path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn read_labels_at(path: &Path) -> Result<Vec<u8>, DataError> {
+    Ok(read_file(path, IdxKind::Labels)?.1)
 }
 
 /// Parses an IDX image file already in memory (raw or gzip'd); `path` is only used in
@@ -66,12 +75,12 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<u8>, DataError> {
 /// # Errors
 /// As for [`read_images`], except the file-system ones.
 pub fn parse_images(bytes: &[u8], path: impl AsRef<Path>) -> Result<IdxImages, DataError> {
-    let (dims, pixels) = read_source(
-        Cursor::new(bytes),
-        bytes.len() as u64,
-        path.as_ref(),
-        IdxKind::Images,
-    )?;
+    parse_images_at(bytes, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn parse_images_at(bytes: &[u8], path: &Path) -> Result<IdxImages, DataError> {
+    let (dims, pixels) = read_source(Cursor::new(bytes), bytes.len() as u64, path, IdxKind::Images)?;
     Ok(images_from(dims, pixels))
 }
 
@@ -81,13 +90,12 @@ pub fn parse_images(bytes: &[u8], path: impl AsRef<Path>) -> Result<IdxImages, D
 /// # Errors
 /// As for [`read_labels`], except the file-system ones.
 pub fn parse_labels(bytes: &[u8], path: impl AsRef<Path>) -> Result<Vec<u8>, DataError> {
-    Ok(read_source(
-        Cursor::new(bytes),
-        bytes.len() as u64,
-        path.as_ref(),
-        IdxKind::Labels,
-    )?
-    .1)
+    parse_labels_at(bytes, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn parse_labels_at(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
+    Ok(read_source(Cursor::new(bytes), bytes.len() as u64, path, IdxKind::Labels)?.1)
 }
 
 fn images_from(dims: [usize; 3], pixels: Vec<u8>) -> IdxImages {

@@ -116,7 +116,11 @@ impl Image {
 /// [`DataError::Image`] naming the file if it is neither format, is corrupt or
 /// truncated, or is larger than [`MAX_IMAGE_SIDE`] a side.
 pub fn read_image(path: impl AsRef<Path>) -> Result<Image, DataError> {
-    let path = path.as_ref();
+    read_image_at(path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn read_image_at(path: &Path) -> Result<Image, DataError> {
     let bytes = std::fs::read(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => DataError::NotFound {
             path: path.to_path_buf(),

@@ -49,6 +49,11 @@ impl Mnist {
     /// reading a file, naming it; [`DataError::Invalid`] if train and test images
     /// differ in shape.
     pub fn load(dir: impl AsRef<Path>) -> Result<Mnist, DataError> {
+        Self::load_at(dir.as_ref())
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn load_at(dir: &Path) -> Result<Mnist, DataError> {
         Mnist::load_files(&MnistFiles::find(dir)?)
     }
 

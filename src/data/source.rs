@@ -69,6 +69,11 @@ impl TrainingData {
     /// # Errors
     /// Those of `load_with`.
     pub fn load(path: impl AsRef<Path>, seed: u64) -> Result<TrainingData, DataError> {
+        Self::load_at(path.as_ref(), seed)
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn load_at(path: &Path, seed: u64) -> Result<TrainingData, DataError> {
         Self::load_with(path, seed, &FolderOptions::default())
     }
 
@@ -92,7 +97,12 @@ impl TrainingData {
         seed: u64,
         options: &FolderOptions,
     ) -> Result<TrainingData, DataError> {
-        Ok(Self::read(path.as_ref(), seed, options)?.normalized())
+        Self::load_with_at(path.as_ref(), seed, options)
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn load_with_at(path: &Path, seed: u64, options: &FolderOptions) -> Result<TrainingData, DataError> {
+        Ok(Self::read(path, seed, options)?.normalized())
     }
 
     /// The statistics of the training images, set on both sets.

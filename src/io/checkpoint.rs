@@ -72,7 +72,12 @@ struct CheckpointV2 {
 
 /// Saves a checkpoint atomically.
 pub fn save_checkpoint(checkpoint: &Checkpoint, path: impl AsRef<Path>) -> Result<(), IoError> {
-    write_atomic(path.as_ref(), &encode(checkpoint, FileKind::Checkpoint)?)
+    save_checkpoint_at(checkpoint, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_checkpoint_at(checkpoint: &Checkpoint, path: &Path) -> Result<(), IoError> {
+    write_atomic(path, &encode(checkpoint, FileKind::Checkpoint)?)
 }
 
 /// Loads a checkpoint saved by [`save_checkpoint`] (or by ferrocnn's first release).
@@ -81,7 +86,11 @@ pub fn save_checkpoint(checkpoint: &Checkpoint, path: impl AsRef<Path>) -> Resul
 /// Those of reading a model file, and [`IoError::Invalid`] naming the file and the
 /// setting if the training plan cannot be run (see the module docs).
 pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint, IoError> {
-    let path = path.as_ref();
+    load_checkpoint_at(path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn load_checkpoint_at(path: &Path) -> Result<Checkpoint, IoError> {
     let bytes = read_limited(path)?;
     let (version, payload) = open(&bytes, FileKind::Checkpoint, path)?;
     let checkpoint = match version {

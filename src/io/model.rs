@@ -193,7 +193,12 @@ impl ModelRecord {
 
 /// Saves a whole model — architecture and weights — atomically.
 pub fn save_model(model: &dyn Module, path: impl AsRef<Path>) -> Result<(), IoError> {
-    write_atomic(path.as_ref(), &encode(&ModelRecord::of(model), FileKind::Model)?)
+    save_model_at(model, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_model_at(model: &dyn Module, path: &Path) -> Result<(), IoError> {
+    write_atomic(path, &encode(&ModelRecord::of(model), FileKind::Model)?)
 }
 
 /// Saves a whole model with the data it was trained for ([`DataSpec`]: image
@@ -207,20 +212,29 @@ pub fn save_model_with_data(
     spec: &DataSpec,
     path: impl AsRef<Path>,
 ) -> Result<(), IoError> {
+    save_model_with_data_at(model, spec, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_model_with_data_at(model: &dyn Module, spec: &DataSpec, path: &Path) -> Result<(), IoError> {
     let record = ModelRecord::of(model).with_data(spec).map_err(|e| match e {
         IoError::Invalid { reason, .. } => IoError::Invalid {
-            path: path.as_ref().to_path_buf(),
+            path: path.to_path_buf(),
             reason,
         },
         e => e,
     })?;
-    write_atomic(path.as_ref(), &encode(&record, FileKind::Model)?)
+    write_atomic(path, &encode(&record, FileKind::Model)?)
 }
 
 /// Loads a model and the data it was trained for, `None` for a file saved without
 /// it (see [`DataSpec::mnist`] for what those were trained on).
 pub fn load_model_and_data(path: impl AsRef<Path>) -> Result<(Box<dyn Module>, Option<DataSpec>), IoError> {
-    let path = path.as_ref();
+    load_model_and_data_at(path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn load_model_and_data_at(path: &Path) -> Result<(Box<dyn Module>, Option<DataSpec>), IoError> {
     let invalid = |reason: String| IoError::Invalid {
         path: path.to_path_buf(),
         reason,
@@ -233,7 +247,11 @@ pub fn load_model_and_data(path: impl AsRef<Path>) -> Result<(Box<dyn Module>, O
 
 /// Reads the record of a model file (format 2, or format 1 converted).
 pub fn read_model_record(path: impl AsRef<Path>) -> Result<ModelRecord, IoError> {
-    let path = path.as_ref();
+    read_model_record_at(path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn read_model_record_at(path: &Path) -> Result<ModelRecord, IoError> {
     let bytes = read_limited(path)?;
     let (version, payload) = open(&bytes, FileKind::Model, path)?;
     match version {
@@ -245,13 +263,22 @@ pub fn read_model_record(path: impl AsRef<Path>) -> Result<ModelRecord, IoError>
 /// Loads a model saved by [`save_model`] (or by ferrocnn's first release); no code
 /// that rebuilds the net is needed for the built-in layers and containers.
 pub fn load_model(path: impl AsRef<Path>) -> Result<Box<dyn Module>, IoError> {
+    load_model_at(path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn load_model_at(path: &Path) -> Result<Box<dyn Module>, IoError> {
     load_model_with(path, &Registry::new())
 }
 
 /// Loads a model whose architecture includes modules of your own, built by the
 /// constructors `registry` knows (Keras's `custom_objects`).
 pub fn load_model_with(path: impl AsRef<Path>, registry: &Registry) -> Result<Box<dyn Module>, IoError> {
-    let path = path.as_ref();
+    load_model_with_at(path.as_ref(), registry)
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn load_model_with_at(path: &Path, registry: &Registry) -> Result<Box<dyn Module>, IoError> {
     read_model_record(path)?
         .build(registry)
         .map_err(|reason| IoError::Invalid {
@@ -270,6 +297,11 @@ pub fn load_weights(
     path: impl AsRef<Path>,
     strict: bool,
 ) -> Result<LoadReport, IoError> {
+    load_weights_at(model, path.as_ref(), strict)
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn load_weights_at(model: &mut dyn Module, path: &Path, strict: bool) -> Result<LoadReport, IoError> {
     let record = read_model_record(path)?;
     if strict {
         record.load_into(model)?;

@@ -17,7 +17,11 @@ use crate::nn::Module;
 
 /// Writes every parameter and buffer of `model` to a `.safetensors` file.
 pub fn export_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<(), IoError> {
-    let path = path.as_ref();
+    export_safetensors_at(model, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn export_safetensors_at(model: &dyn Module, path: &Path) -> Result<(), IoError> {
     let state = model.state_dict();
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = state
         .iter()
@@ -47,7 +51,11 @@ pub fn export_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<
 /// Files larger than [`MAX_PAYLOAD`] are refused (a device that never ends, such as
 /// `/dev/zero`, after reading that much).
 pub fn read_safetensors(path: impl AsRef<Path>) -> Result<StateDict, IoError> {
-    let path = path.as_ref();
+    read_safetensors_at(path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn read_safetensors_at(path: &Path) -> Result<StateDict, IoError> {
     let bytes = read_at_most(path, MAX_PAYLOAD)?;
     let corrupt = |reason: String| IoError::Corrupt {
         path: path.to_path_buf(),
@@ -95,7 +103,15 @@ pub fn import_safetensors(
     path: impl AsRef<Path>,
     renames: &[(&str, &str)],
 ) -> Result<Vec<String>, IoError> {
-    let path = path.as_ref();
+    import_safetensors_at(model, path.as_ref(), renames)
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn import_safetensors_at(
+    model: &mut dyn Module,
+    path: &Path,
+    renames: &[(&str, &str)],
+) -> Result<Vec<String>, IoError> {
     let bytes = read_at_most(path, MAX_PAYLOAD)?;
     let invalid = |reason: String| IoError::Invalid {
         path: path.to_path_buf(),

@@ -27,6 +27,11 @@ const FULL: [u8; 3] = [20, 70, 150];
 /// # Ok::<(), ferrocnn::viz::VizError>(())
 /// ```
 pub fn save_confusion_matrix(matrix: &ConfusionMatrix, path: impl AsRef<Path>) -> Result<(), VizError> {
+    save_confusion_matrix_at(matrix, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_confusion_matrix_at(matrix: &ConfusionMatrix, path: &Path) -> Result<(), VizError> {
     let n = matrix.classes();
     if n == 0 {
         return Err(VizError::Empty("a confusion matrix of 0 classes".into()));

@@ -54,8 +54,13 @@ impl GrayImage {
 
     /// Writes the image as an 8-bit grayscale PNG, creating missing parent folders.
     pub fn save_png(&self, path: impl AsRef<Path>) -> Result<(), VizError> {
+        self.save_png_at(path.as_ref())
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn save_png_at(&self, path: &Path) -> Result<(), VizError> {
         write_png(
-            path.as_ref(),
+            path,
             self.width,
             self.height,
             png::ColorType::Grayscale,
@@ -108,13 +113,12 @@ impl RgbImage {
 
     /// Writes the image as an 8-bit RGB PNG, creating missing parent folders.
     pub fn save_png(&self, path: impl AsRef<Path>) -> Result<(), VizError> {
-        write_png(
-            path.as_ref(),
-            self.width,
-            self.height,
-            png::ColorType::Rgb,
-            &self.pixels,
-        )
+        self.save_png_at(path.as_ref())
+    }
+
+    // Not generic: compiled once here, not again in every crate that calls it.
+    fn save_png_at(&self, path: &Path) -> Result<(), VizError> {
+        write_png(path, self.width, self.height, png::ColorType::Rgb, &self.pixels)
     }
 }
 
@@ -171,7 +175,11 @@ pub const MAX_PNG_SIDE: u32 = 8192;
 /// reads but this function cannot convert, or an image larger than [`MAX_PNG_SIDE`]
 /// a side (checked from the header, before anything is allocated).
 pub fn read_grayscale_png(path: impl AsRef<Path>) -> Result<(Vec<u8>, usize, usize), VizError> {
-    let path = path.as_ref();
+    read_grayscale_png_at(path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn read_grayscale_png_at(path: &Path) -> Result<(Vec<u8>, usize, usize), VizError> {
     let file = File::open(path).map_err(|source| VizError::Io {
         path: path.to_path_buf(),
         source,

@@ -52,6 +52,18 @@ pub fn save_attributions(
     baseline: &[f32],
     path: impl AsRef<Path>,
 ) -> Result<(), VizError> {
+    save_attributions_at(model, images, classes, captions, baseline, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_attributions_at(
+    model: &dyn Module,
+    images: ArrayView4<f32>,
+    classes: &[usize],
+    captions: &[String],
+    baseline: &[f32],
+    path: &Path,
+) -> Result<(), VizError> {
     let (n, c, _, _) = images.dim();
     if captions.len() != n {
         return Err(VizError::Shape(format!(
@@ -104,6 +116,18 @@ pub fn save_maximized(
     opts: &Maximize,
     path: impl AsRef<Path>,
 ) -> Result<(), VizError> {
+    save_maximized_at(model, layer, channels, input_shape, opts, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_maximized_at(
+    model: &dyn Module,
+    layer: &str,
+    channels: &[usize],
+    input_shape: (usize, usize, usize),
+    opts: &Maximize,
+    path: &Path,
+) -> Result<(), VizError> {
     let images = maximize_channels(model, layer, channels, input_shape, opts)?;
     let tiles: Vec<ArrayView3<f32>> = (0..channels.len()).map(|i| shown(images.view(), i)).collect();
     let captions: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
@@ -124,6 +148,18 @@ pub fn save_top_images(
     images: ArrayView4<f32>,
     k: usize,
     path: impl AsRef<Path>,
+) -> Result<Vec<usize>, VizError> {
+    save_top_images_at(model, layer, channel, images, k, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_top_images_at(
+    model: &dyn Module,
+    layer: &str,
+    channel: usize,
+    images: ArrayView4<f32>,
+    k: usize,
+    path: &Path,
 ) -> Result<Vec<usize>, VizError> {
     let top = top_activating(model, layer, channel, images, k)?;
     if top.is_empty() {

@@ -24,6 +24,11 @@ use crate::nn::{conv_of, Conv2d, Module};
 /// # Errors
 /// [`VizError::Io`]/[`VizError::Encode`] if the file cannot be written.
 pub fn save_conv_filters(conv: &Conv2d, path: impl AsRef<Path>, scale: usize) -> Result<(), VizError> {
+    save_conv_filters_at(conv, path.as_ref(), scale)
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_conv_filters_at(conv: &Conv2d, path: &Path, scale: usize) -> Result<(), VizError> {
     let (out_c, in_c, _, _) = conv.kernel_shape();
     let weight = conv
         .weight
@@ -65,7 +70,15 @@ pub fn save_feature_maps(
     input: &Array4<f32>,
     dir: impl AsRef<Path>,
 ) -> Result<Vec<PathBuf>, VizError> {
-    let dir = dir.as_ref();
+    save_feature_maps_at(model, input, dir.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_feature_maps_at(
+    model: &dyn Module,
+    input: &Array4<f32>,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, VizError> {
     let n = input.dim().0;
     if n != 1 {
         return Err(VizError::Shape(format!(
@@ -124,6 +137,17 @@ pub fn save_image_grid(
     columns: usize,
     scale: usize,
     path: impl AsRef<Path>,
+) -> Result<(), VizError> {
+    save_image_grid_at(images, (height, width), columns, scale, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_image_grid_at(
+    images: &[(&[u8], &str)],
+    (height, width): (usize, usize),
+    columns: usize,
+    scale: usize,
+    path: &Path,
 ) -> Result<(), VizError> {
     let plane = height * width;
     let planes = images.first().map_or(1, |(px, _)| px.len() / plane.max(1));

@@ -32,6 +32,11 @@ const TEST: [u8; 3] = [230, 115, 0]; // orange
 /// # Errors
 /// [`VizError::Empty`] for an empty history, I/O errors naming the file.
 pub fn save_training_curves(history: &[EpochStats], path: impl AsRef<Path>) -> Result<(), VizError> {
+    save_training_curves_at(history, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn save_training_curves_at(history: &[EpochStats], path: &Path) -> Result<(), VizError> {
     if history.is_empty() {
         return Err(VizError::Empty("training curves: no epochs".into()));
     }

@@ -1,4 +1,4 @@
-"""Runs an ONNX model in onnxruntime on raw inputs, for tests/io_onnx.rs.
+"""Runs an ONNX model in onnxruntime on raw inputs, for tests/suite/io_onnx.rs.
 
     python run_onnx.py MODEL.onnx INPUT.f32 N,C,H,W OUTPUT.f32
 

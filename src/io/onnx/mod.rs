@@ -119,5 +119,10 @@ pub fn export_onnx(
     input: (usize, usize, usize),
     path: impl AsRef<Path>,
 ) -> Result<(), IoError> {
-    write_atomic(path.as_ref(), &to_onnx_bytes(model, input)?)
+    export_onnx_at(model, input, path.as_ref())
+}
+
+// Not generic: compiled once here, not again in every crate that calls it.
+fn export_onnx_at(model: &dyn Module, input: (usize, usize, usize), path: &Path) -> Result<(), IoError> {
+    write_atomic(path, &to_onnx_bytes(model, input)?)
 }

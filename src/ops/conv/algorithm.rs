@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn auto_takes_winograd_for_3x3_stride_1_with_enough_channels() {
-        // The shapes tests/conv_pool.rs's Winograd cases rely on.
+        // The shapes tests/suite/conv_pool.rs's Winograd cases rely on.
         assert_eq!(auto(&geometry(8, 9, 3, 1, 1), 8, Forward), Winograd);
         assert_eq!(auto(&geometry(16, 16, 3, 1, 0), 8, InputGradient), Winograd);
         assert_eq!(auto(&geometry(8, 14, 3, 1, 1), 8, WeightGradient), Winograd);

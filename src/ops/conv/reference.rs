@@ -2,8 +2,8 @@
 //! forward and backward side by side. It is [`ConvAlgorithm::Direct`], selectable
 //! through the same [`Tensor::conv2d`] and [`Tensor::conv2d_block`] as the fast
 //! algorithms, and the reference every fast path is tested against
-//! (`tests/conv_algorithms.rs`); the finite-difference checks of
-//! `tests/gradcheck_ops.rs` in turn check it.
+//! (`tests/suite/conv_algorithms.rs`); the finite-difference checks of
+//! `tests/suite/gradcheck_ops.rs` in turn check it.
 //!
 //! For a batch `x` `[N, C, H, W]` and a kernel `w` `[O, C, kh, kw]`:
 //!

@@ -420,7 +420,7 @@ fn at_times(m: [f32; 6]) -> [f32; 4] {
 ///
 /// Divides by 6 rather than multiplying by ⅙, which would be faster but rounds
 /// differently: the shipped model's logits are pinned bit for bit
-/// (`tests/io_model.rs`). The kernel transform runs this compiled for AVX2, 8
+/// (`tests/suite/io_model.rs`). The kernel transform runs this compiled for AVX2, 8
 /// divisions at a time.
 pub(super) fn g_times(a: f32, b: f32, d: f32) -> [f32; 6] {
     let s = a + d;
