@@ -171,6 +171,7 @@ fn convert(model: Sequential, path: &Path) -> Result<nn::Sequential, IoError> {
                 regularizer: c.regularizer.map(Into::into),
                 init: nn::Init::KaimingUniform,
                 kernels: Default::default(),
+                folded: Default::default(),
             }),
             Layer::Linear(l) => Box::new(nn::Linear::from_parts(
                 l.weight.into(),

@@ -4,6 +4,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::folded_weight::FoldedWeight;
 use super::module::{weight_and_bias, weight_and_bias_mut};
 use super::registry::to_config;
 use super::shape::{expect_channels, spatial};
@@ -51,6 +52,9 @@ pub struct Conv2d {
     /// Winograd's transformed kernels of the weight value, for inference, with the
     /// value they were made from (see `KernelCache`: never stale).
     pub(crate) kernels: KernelCache,
+    /// The weight with a batch norm folded in, for a residual block's inference,
+    /// with the values it was made from (see `FoldedWeight`: never stale).
+    pub(crate) folded: FoldedWeight,
 }
 
 /// What a model file stores of a `Conv2d` besides its weights.
@@ -92,6 +96,7 @@ impl Conv2d {
             regularizer: None,
             init,
             kernels: KernelCache::default(),
+            folded: FoldedWeight::default(),
         };
         conv.reset_own_parameters(rng);
         conv
@@ -241,6 +246,7 @@ impl FromConfig for Conv2d {
             regularizer: c.regularizer,
             init: c.init,
             kernels: KernelCache::default(),
+            folded: FoldedWeight::default(),
         })
     }
 }

@@ -10,6 +10,7 @@
 //! the type and registers it, so model files can name it.
 
 mod activations;
+mod folded_weight;
 mod footprint;
 mod init;
 mod module;

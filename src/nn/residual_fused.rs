@@ -20,9 +20,12 @@
 //! norm of the main branch, a traced pass that wants every layer's own output —
 //! runs layer by layer.
 //!
-//! The folded weights are computed on every inference forward pass rather than
-//! cached: they are one multiply per weight (R3: 175k), against millions of
-//! multiply-adds per image in the convolutions.
+//! Each convolution keeps its folded weight, and Winograd's transform of it,
+//! between inference calls ([`FoldedWeight`](super::folded_weight)): with one
+//! image per call, transforming the kernels again was a sixth of R3's time. The
+//! entry is keyed by the weight's value and the batch norm's scale, so any change
+//! to either (an optimizer step, `set_value`, loading, a running statistic written
+//! by hand) folds again; the bias is recomputed on every call.
 
 use super::{BatchNorm2d, Conv2d, Mode, Module, ReLU, Residual, Sequential};
 use crate::observe::Probe;
@@ -122,22 +125,9 @@ fn trained(link: &mut Link, x: &Tensor, mode: Mode, skip: Option<&Tensor>, relu:
 fn folded(link: &mut Link, x: &Tensor, skip: Option<&Tensor>, relu: bool) -> Tensor {
     let probe = Probe::start(x);
     let (scale, shift) = link.bn.eval_affine();
-    let mut weight = link.conv.weight.value().as_standard_layout().into_owned();
-    let per_channel = weight.len() / scale.len().max(1);
-    assert_eq!(
-        per_channel * scale.len(),
-        weight.len(),
-        "Residual: a batch norm of {} channels after a convolution of weight {:?}",
-        scale.len(),
-        weight.shape()
-    );
-    weight
-        .as_slice_mut()
-        .expect("standard layout")
-        .chunks_exact_mut(per_channel)
-        .zip(&scale)
-        .for_each(|(w, &k)| w.iter_mut().for_each(|w| *w *= k));
-    let bias: Vec<f32> = match &link.conv.bias {
+    let conv = &mut *link.conv;
+    let (weight, kernels) = conv.folded.get(&conv.weight.shared_value(), &scale);
+    let bias: Vec<f32> = match &conv.bias {
         Some(b) => b
             .value()
             .iter()
@@ -147,7 +137,8 @@ fn folded(link: &mut Link, x: &Tensor, skip: Option<&Tensor>, relu: bool) -> Ten
             .collect(),
         None => shift,
     };
-    let out = x.conv2d_inference(&Tensor::new(weight), &bias, &link.conv.options, skip, relu);
+    let weight = Tensor::from_parts(weight, None, None);
+    let out = x.conv2d_inference(&weight, &bias, &conv.options, skip, relu, Some(kernels));
     probe.finish(link.conv, &out);
     out
 }

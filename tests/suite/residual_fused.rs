@@ -3,14 +3,16 @@
 //! bit and against finite differences; a `Residual` whose branches are
 //! `Conv2d → BatchNorm2d (→ ReLU)` chains, against the same layers run one by one —
 //! bit for bit in training (values, every gradient, running statistics), to 1e-5
-//! in inference, where the batch norms are folded into the convolutions.
+//! in inference, where the batch norms are folded into the convolutions; and the
+//! folded weights each conv keeps between inference calls, against the block
+//! rebuilt with nothing kept, bit for bit, after every kind of change.
 
 use crate::common;
 
 use common::{with_simd, BOTH_SIMD};
 use ferrocnn::gradcheck::random_like;
 use ferrocnn::nn::{BatchNorm2d, Conv2d, Init, Mode, Module, ReLU, Residual, Sequential};
-use ferrocnn::{zoo, GradCheck, Padding, Tape, Tensor};
+use ferrocnn::{zoo, GradCheck, Optimizer, Padding, Tape, Tensor};
 use ndarray::{Array1, ArrayD};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -292,4 +294,113 @@ fn a_basic_block_records_no_separate_add_or_relu() {
     let ops: Vec<String> = profiler.entries().into_iter().map(|e| e.0).collect();
     assert!(ops.contains(&"batch_norm2d".to_string()), "{ops:?}");
     assert!(!ops.iter().any(|op| op == "add" || op == "relu"), "{ops:?}");
+}
+
+/// The same block rebuilt from its model record: the same layers and values, with
+/// nothing kept from earlier calls.
+fn rebuilt(block: &Residual) -> Box<dyn Module> {
+    ferrocnn::io::ModelRecord::of(block)
+        .build(&ferrocnn::nn::Registry::new())
+        .expect("a block's own record builds")
+}
+
+/// The batch norm `name` of `block` (`main.bn2`, `shortcut.bn1`, …).
+fn batch_norm<'a>(block: &'a mut Residual, name: &str) -> &'a mut BatchNorm2d {
+    let (branch, layer) = name.split_once('.').expect("branch.layer");
+    let branch = if branch == "main" {
+        &mut block.main
+    } else {
+        block.shortcut.as_mut().expect("a projection")
+    };
+    let seq = branch.downcast_mut::<Sequential>().expect("a Sequential branch");
+    let m = seq
+        .layers_mut()
+        .iter_mut()
+        .find(|(n, _)| n == layer)
+        .expect("the layer");
+    m.1.downcast_mut::<BatchNorm2d>().expect("a batch norm")
+}
+
+/// The parameter `name` of `block`.
+fn parameter<'a>(block: &'a mut Residual, name: &str) -> &'a mut ferrocnn::Param {
+    let found = block.named_parameters_mut().into_iter().find(|(n, _)| n == name);
+    found.unwrap_or_else(|| panic!("no parameter {name}")).1
+}
+
+/// One way of changing a block that inference must notice.
+type Change = fn(&mut Residual);
+
+#[test]
+fn kept_folded_weights_follow_every_change_bit_for_bit() {
+    // Inference keeps each conv's folded weight and its Winograd kernels between
+    // calls (`src/nn/folded_weight.rs`). After each kind of change, the block's
+    // output equals, bit for bit, that of the same block rebuilt with nothing kept.
+    // 16 → 32 at stride 2: Winograd (conv2) and im2col (conv1, the projection).
+    let (cin, cout, stride, input) = (16, 32, 2, [1, 16, 14, 14]);
+    let mut fused = block(cin, cout, stride, 7);
+    let x = Tensor::new(random_like(&input, 8).mapv(|v| 2.0 * v));
+    let check = |fused: &mut Residual, what: &str| {
+        let kept = fused.forward(&x, Mode::Eval);
+        let fresh = rebuilt(fused).forward(&x, Mode::Eval);
+        assert_eq!(kept.value(), fresh.value(), "after {what}");
+        // And the same again from what is now kept.
+        assert_eq!(
+            fused.forward(&x, Mode::Eval).value(),
+            fresh.value(),
+            "after {what}, again"
+        );
+    };
+    check(&mut fused, "the first call");
+    let before = fused.forward(&x, Mode::Eval);
+    let changes: [(&str, Change); 9] = [
+        ("a running variance written", |b| {
+            batch_norm(b, "main.bn2").running_var[3] *= 1.5
+        }),
+        ("running means written", |b| {
+            batch_norm(b, "shortcut.bn1").running_mean -= 1.0
+        }),
+        ("eps", |b| batch_norm(b, "main.bn1").eps = 1e-3),
+        ("gamma through value_mut", |b| {
+            batch_norm(b, "main.bn2").weight.value_mut()[1] *= -2.0
+        }),
+        ("beta through set_value", |b| {
+            let bn = batch_norm(b, "main.bn1");
+            let beta = bn.bias.value().mapv(|v| v + 0.5);
+            bn.bias.set_value(beta);
+        }),
+        ("a conv weight through value_mut", |b| {
+            parameter(b, "main.conv2.weight").value_mut()[[0, 0, 1, 1]] += 1.0;
+        }),
+        ("a conv weight through set_value", |b| {
+            let w = parameter(b, "shortcut.conv1.weight");
+            let negated = w.value().mapv(|v| -v);
+            w.set_value(negated);
+        }),
+        ("an optimizer step", |b| {
+            let tape = Tape::new();
+            let x = tape.input(random_like(&[2, 16, 14, 14], 9));
+            let grads = b.forward(&x, Mode::Train).sum().backward();
+            let mut sgd = ferrocnn::SGD::new(ferrocnn::SGDConfig {
+                lr: 0.1,
+                ..Default::default()
+            });
+            sgd.step(&mut b.parameters_mut(), &grads);
+        }),
+        ("loading another block's state", |b| {
+            let other = block(16, 32, 2, 70);
+            b.load_state_dict(&other.state_dict(), true)
+                .expect("same architecture");
+        }),
+    ];
+    for (what, change) in changes {
+        let last = fused.forward(&x, Mode::Eval);
+        change(&mut fused);
+        check(&mut fused, what);
+        assert_ne!(
+            fused.forward(&x, Mode::Eval).value(),
+            last.value(),
+            "{what} changed nothing"
+        );
+    }
+    assert_ne!(fused.forward(&x, Mode::Eval).value(), before.value());
 }

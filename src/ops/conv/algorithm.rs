@@ -3,9 +3,10 @@
 //! A conv2d is three products — the forward pass, the input gradient and the weight
 //! gradient — and each may take its own algorithm: Winograd where it pays, im2col +
 //! GEMM elsewhere, and the direct loops of [`reference`](super::reference) when
-//! asked for. The choice depends only on the geometry, the channel counts and the
-//! pass, so it is made once per op, before any work, and a forced algorithm that
-//! cannot apply fails at the call that asked for it.
+//! asked for. The choice depends only on the geometry, the channel counts, the
+//! batch size and the pass (never on the thread count), so it is made once per op,
+//! before any work, and a forced algorithm that cannot apply fails at the call that
+//! asked for it.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +23,9 @@ use super::im2col::ConvGeometry;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConvAlgorithm {
     /// Winograd for 3×3, stride-1 kernels with at least 8 channels in and out (for
-    /// the backward passes, also at least 160 output pixels per plane or 64
-    /// channels each way), im2col + GEMM elsewhere. The thresholds, and why, are in `src/ops/conv/algorithm.rs`.
+    /// the forward pass, also at least 160 output pixels over the batch; for the
+    /// backward passes, at least 160 per plane or 64 channels each way), im2col +
+    /// GEMM elsewhere. The thresholds, and why, are in `src/ops/conv/algorithm.rs`.
     #[default]
     Auto,
     /// The seven nested loops of the definition, written to be read, not to be fast:
@@ -60,9 +62,21 @@ const WINOGRAD_MIN_CHANNELS: usize = 8;
 /// weight gradient) that weigh more on small planes: on R1's 11×11 outputs im2col
 /// made a training step faster (6.95 against 7.7 ms with F(4×4, 3×3)), on the
 /// default net's 14×14 the two measured equal, on R2's 24×24 Winograd was 17%
-/// faster. 160 sits between 121 and 196. The forward pass uses Winograd on all
-/// sizes: it measured faster even on 11×11.
+/// faster. 160 sits between 121 and 196. The forward pass has its own rule,
+/// [`WINOGRAD_MIN_FORWARD_PIXELS`].
 const WINOGRAD_MIN_BACKWARD_PIXELS: usize = 160;
+
+/// Output pixels of the whole batch below which the forward pass stays with
+/// im2col. Winograd's products have a column per 4×4 tile, so a small batch of
+/// small planes gives it few: R3's 7×7 planes at batch 1 are 4 tiles (2×2, and
+/// the products pad the columns to 16), where im2col's product is `[64×576]·[576×49]`.
+/// Batch-1 forward, one thread, 64 → 64 on 7×7: im2col 138 µs against 195 with
+/// Winograd (batch 2: 257 / 344, batch 3: 365 / 412, batch 4: 515 / 427), R1's
+/// 32 → 64 on 11×11 (121 pixels): 111–119 against 135–148; from 14×14 on
+/// (196 pixels) Winograd wins at batch 1 (32 → 32: 107 against 147). Whole
+/// batches, not a task's share, so that the choice, and so the rounding, does not
+/// depend on the thread count.
+const WINOGRAD_MIN_FORWARD_PIXELS: usize = 160;
 
 /// Channels (both ways) from which the backward passes take Winograd on planes of
 /// any size. With 64 channels each way its products are `[64×64]·[64×T]`, while
@@ -73,13 +87,15 @@ const WINOGRAD_MIN_BACKWARD_PIXELS: usize = 160;
 /// on im2col, where Winograd measured no faster (59.4 against 57.4 ms).
 const WINOGRAD_WIDE_CHANNELS: usize = 64;
 
-/// The algorithm of one pass of a convolution with geometry `g` and
-/// `out_channels` output channels, given what the user `requested`: never `Auto`.
+/// The algorithm of one pass of a convolution with geometry `g`, `out_channels`
+/// output channels and `batch` images, given what the user `requested`: never
+/// `Auto`.
 ///
 /// `Auto` takes Winograd when it applies (see [`winograd_applies`]), both channel
-/// counts reach [`WINOGRAD_MIN_CHANNELS`], and, for the backward passes, the output
-/// plane has at least [`WINOGRAD_MIN_BACKWARD_PIXELS`] pixels or both channel counts
-/// reach [`WINOGRAD_WIDE_CHANNELS`]; im2col otherwise.
+/// counts reach [`WINOGRAD_MIN_CHANNELS`], and, for the forward pass, the batch has
+/// at least [`WINOGRAD_MIN_FORWARD_PIXELS`] output pixels, for the backward passes,
+/// the output plane has at least [`WINOGRAD_MIN_BACKWARD_PIXELS`] pixels or both
+/// channel counts reach [`WINOGRAD_WIDE_CHANNELS`]; im2col otherwise.
 /// The direct loops are never chosen: they are the reference, not a fast path.
 ///
 /// Panics if `Winograd` is requested where it does not apply.
@@ -87,14 +103,20 @@ pub(crate) fn choose(
     requested: ConvAlgorithm,
     g: &ConvGeometry,
     out_channels: usize,
+    batch: usize,
     pass: ConvPass,
 ) -> ConvAlgorithm {
     match requested {
         ConvAlgorithm::Auto => {
             let enough_channels = g.channels.min(out_channels) >= WINOGRAD_MIN_CHANNELS;
-            let large_enough = pass == ConvPass::Forward
-                || g.oh * g.ow >= WINOGRAD_MIN_BACKWARD_PIXELS
-                || g.channels.min(out_channels) >= WINOGRAD_WIDE_CHANNELS;
+            let pixels = g.oh * g.ow;
+            let large_enough = match pass {
+                ConvPass::Forward => batch * pixels >= WINOGRAD_MIN_FORWARD_PIXELS,
+                ConvPass::InputGradient | ConvPass::WeightGradient => {
+                    pixels >= WINOGRAD_MIN_BACKWARD_PIXELS
+                        || g.channels.min(out_channels) >= WINOGRAD_WIDE_CHANNELS
+                }
+            };
             if winograd_applies(g, pass) && enough_channels && large_enough {
                 ConvAlgorithm::Winograd
             } else {
@@ -140,9 +162,14 @@ pub(crate) struct ConvAlgorithms {
 }
 
 impl ConvAlgorithms {
-    /// [`choose`] for each pass.
-    pub fn new(requested: ConvAlgorithm, g: &ConvGeometry, out_channels: usize) -> ConvAlgorithms {
-        let pass = |pass| choose(requested, g, out_channels, pass);
+    /// [`choose`] for each pass of a batch of `batch` images.
+    pub fn new(
+        requested: ConvAlgorithm,
+        g: &ConvGeometry,
+        out_channels: usize,
+        batch: usize,
+    ) -> ConvAlgorithms {
+        let pass = |pass| choose(requested, g, out_channels, batch, pass);
         ConvAlgorithms {
             forward: pass(ConvPass::Forward),
             input_gradient: pass(ConvPass::InputGradient),
@@ -174,8 +201,9 @@ mod tests {
         }
     }
 
+    /// What `Auto` picks for a batch of 128.
     fn auto(g: &ConvGeometry, o: usize, pass: ConvPass) -> ConvAlgorithm {
-        choose(Auto, g, o, pass)
+        choose(Auto, g, o, 128, pass)
     }
 
     #[test]
@@ -204,13 +232,31 @@ mod tests {
     }
 
     #[test]
+    fn auto_keeps_small_batches_of_small_planes_on_im2col_forward() {
+        // R3 at batch 1: 28×28 and 14×14 on Winograd, 7×7 on im2col; R1's 11×11.
+        let r3 = |hw, c| choose(Auto, &geometry(c, hw, 3, 1, 1), c, 1, Forward);
+        assert_eq!(r3(28, 16), Winograd);
+        assert_eq!(r3(14, 32), Winograd);
+        assert_eq!(r3(7, 64), Im2col);
+        assert_eq!(choose(Auto, &geometry(64, 7, 3, 1, 1), 64, 3, Forward), Im2col);
+        assert_eq!(choose(Auto, &geometry(64, 7, 3, 1, 1), 64, 4, Forward), Winograd);
+        assert_eq!(choose(Auto, &geometry(32, 13, 3, 1, 0), 64, 1, Forward), Im2col);
+        assert_eq!(choose(Auto, &geometry(32, 13, 3, 1, 0), 64, 2, Forward), Winograd);
+        // The backward passes do not look at the batch.
+        assert_eq!(
+            choose(Auto, &geometry(64, 7, 3, 1, 1), 64, 1, InputGradient),
+            Winograd
+        );
+    }
+
+    #[test]
     fn forced_algorithms_are_kept_where_they_apply() {
         let first_layer = geometry(1, 28, 3, 1, 0);
-        assert_eq!(choose(Winograd, &first_layer, 32, InputGradient), Winograd);
+        assert_eq!(choose(Winograd, &first_layer, 32, 1, InputGradient), Winograd);
         let strided = geometry(8, 9, 3, 2, 0);
         for algorithm in [ConvAlgorithm::Direct, Im2col] {
             for pass in [Forward, InputGradient, WeightGradient] {
-                assert_eq!(choose(algorithm, &strided, 8, pass), algorithm);
+                assert_eq!(choose(algorithm, &strided, 8, 1, pass), algorithm);
             }
         }
     }
@@ -220,6 +266,6 @@ mod tests {
         expected = "conv2d: ConvAlgorithm::Winograd cannot compute the Forward pass of a 5×5 kernel"
     )]
     fn forcing_winograd_on_a_5x5_kernel_panics() {
-        choose(Winograd, &geometry(8, 9, 5, 1, 0), 8, Forward);
+        choose(Winograd, &geometry(8, 9, 5, 1, 0), 8, 1, Forward);
     }
 }

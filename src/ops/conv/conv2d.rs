@@ -240,7 +240,7 @@ pub(super) fn conv2d_geometry(
         oh: pad.out_h,
         ow: pad.out_w,
     };
-    let algorithms = ConvAlgorithms::new(opts.algorithm, &geometry, o);
+    let algorithms = ConvAlgorithms::new(opts.algorithm, &geometry, o, n);
     (geometry, n, o, algorithms)
 }
 

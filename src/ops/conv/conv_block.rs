@@ -221,6 +221,8 @@ impl Tensor {
     /// if `relu`, in one pass over each image's products while they are in cache.
     /// Records nothing, so `self` must be on no tape. What a residual block with its
     /// batch norms folded into the convolutions' weights and biases computes.
+    /// Winograd's transformed kernels of `weight` are taken from `kernels` (and kept
+    /// there) if given, as [`KernelCache`] explains.
     ///
     /// # Shapes
     /// `self` `[N, C, H, W]`, `weight` `[O, C, kh, kw]`, `bias` `[O]`, `skip` the
@@ -232,6 +234,7 @@ impl Tensor {
         opts: &Conv2dOptions,
         skip: Option<&Tensor>,
         relu: bool,
+        kernels: Option<&mut KernelCache>,
     ) -> Tensor {
         assert!(
             self.tape().is_none(),
@@ -257,11 +260,13 @@ impl Tensor {
         });
         let skip = skip.as_ref().map(|s| s.as_slice().expect("standard layout"));
         let x = self.value().as_standard_layout();
-        let wv = weight.value().as_standard_layout();
+        let w_value = weight.shared_value();
+        let wv = w_value.as_standard_layout();
         let (x, wv) = (
             x.as_slice().expect("standard layout"),
             wv.as_slice().expect("standard layout"),
         );
+        let u = forward_kernels(kernels, algorithms.forward, &geometry, o, &w_value, wv);
         let out = forward_with(
             &geometry,
             algorithms.forward,
@@ -269,7 +274,7 @@ impl Tensor {
             o,
             x,
             wv,
-            None,
+            u.as_deref().map(Vec::as_slice),
             o * p,
             &mut [],
             |image, planes, out, _| {

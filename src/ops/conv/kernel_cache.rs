@@ -13,8 +13,10 @@
 //! the value out when the value is shared and moves it to a new allocation when
 //! only weak pointers remain, and the allocation itself cannot be freed and reused
 //! for another value as long as the `Weak` lives. So the same address means the same,
-//! unmutated value. (`Linear`'s transposed weight is kept the same way.) The layer
-//! asks only when nothing is recorded: in training the weight changes every step.
+//! unmutated value. (`Linear`'s transposed weight is kept the same way, and so are a
+//! residual block's folded weights, whose own `Arc`s are never mutated, only
+//! replaced: `nn/folded_weight.rs`.) The layer asks only when nothing is recorded:
+//! in training the weight changes every step.
 
 use std::sync::{Arc, Weak};
 
