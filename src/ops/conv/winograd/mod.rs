@@ -185,7 +185,7 @@ impl Winograd {
     /// 8 are enough, 20 for 14×14 (15), 32 for 28×28 (29).
     fn period(&self) -> usize {
         (self.left + self.w)
-            .max(self.ow + 2 - self.left.min(self.ow + 2))
+            .max((self.ow + 2).saturating_sub(self.left))
             .max(self.ow)
     }
 

@@ -58,15 +58,14 @@ impl Winograd {
     }
 
     /// The columns of a padded input row that hold pixels: `(first, count)`.
+    /// (An image's period holds them: see [`period`](Self::period).)
     pub(super) fn input_columns(&self) -> (usize, usize) {
-        let period = self.period();
-        let x_lo = self.left.min(period);
-        (x_lo, self.w.min(period - x_lo))
+        (self.left, self.w)
     }
 
     /// The columns of a padded output-gradient row that hold pixels.
     pub(super) fn grad_columns(&self) -> (usize, usize) {
-        (0, self.ow.min(self.period()))
+        (0, self.ow)
     }
 
     /// `V = Bᵀ·d·B` of every 6×6 patch of channel `channel` of `images` images
