@@ -285,11 +285,11 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     // The summary and the feature maps run one image, the evaluation a batch.
     check_memory(model.as_ref(), &args.model, (c, h, w), EVAL_BATCH, false)?;
     let test = data.as_ref().map(|set| &set.data).filter(|test| !test.is_empty());
-    if let Some(test) = test {
-        if args.image >= test.len() {
-            let n = test.len();
-            return Err(format!("--image {}: the test set has {n} images (0..{n})", args.image).into());
-        }
+    if let Some(test) = test
+        && args.image >= test.len()
+    {
+        let n = test.len();
+        return Err(format!("--image {}: the test set has {n} images (0..{n})", args.image).into());
     }
     println!("{}", model.try_summary(&[c, h, w])?);
 

@@ -156,7 +156,7 @@ impl Dataset {
         num_classes: usize,
         path: Option<&Path>,
     ) -> Result<Dataset, DataError> {
-        if let Some((index, &label)) = self.labels.iter().enumerate().find(|(_, &l)| l >= num_classes) {
+        if let Some((index, &label)) = self.labels.iter().enumerate().find(|&(_, &l)| l >= num_classes) {
             return Err(DataError::LabelOutOfRange {
                 path: path.map(Path::to_path_buf),
                 index,

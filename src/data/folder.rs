@@ -188,12 +188,12 @@ impl ImageFolder {
                 "images have 1 or 3 channels, not {c}"
             )));
         }
-        if let Some((h, w)) = options.size {
-            if h == 0 || w == 0 || h > MAX_IMAGE_SIDE || w > MAX_IMAGE_SIDE {
-                return Err(DataError::Invalid(format!(
-                    "image size {h}×{w}: sides must be 1 to {MAX_IMAGE_SIDE} pixels"
-                )));
-            }
+        if let Some((h, w)) = options.size
+            && (h == 0 || w == 0 || h > MAX_IMAGE_SIDE || w > MAX_IMAGE_SIDE)
+        {
+            return Err(DataError::Invalid(format!(
+                "image size {h}×{w}: sides must be 1 to {MAX_IMAGE_SIDE} pixels"
+            )));
         }
         if let (Some(size), Some(channels)) = (options.size, options.channels) {
             return Ok((size, channels));

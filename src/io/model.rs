@@ -173,10 +173,10 @@ impl ModelRecord {
         let set_extra = |m: &mut dyn Module| {
             let mut failed = None;
             m.visit_mut(&mut |name, m| {
-                if let Some((_, value)) = extra.iter().find(|(n, _)| *n == name) {
-                    if let Err(e) = m.set_extra_state(value.clone()) {
-                        failed.get_or_insert(format!("extra state of {name:?}: {e}"));
-                    }
+                if let Some((_, value)) = extra.iter().find(|(n, _)| *n == name)
+                    && let Err(e) = m.set_extra_state(value.clone())
+                {
+                    failed.get_or_insert(format!("extra state of {name:?}: {e}"));
                 }
             });
             failed.map_or(Ok(()), |reason| Err(IoError::KeyMismatch(reason)))

@@ -102,10 +102,10 @@ pub(crate) fn load_state_dict(
     model.visit_mut(&mut |prefix, module| {
         for (n, _) in module.own_buffers() {
             let full = join(prefix, &n);
-            if let Some(v) = find(&full) {
-                if let Err(e) = module.set_own_buffer(&n, v.clone()) {
-                    failed.get_or_insert(format!("{full}: {e}"));
-                }
+            if let Some(v) = find(&full)
+                && let Err(e) = module.set_own_buffer(&n, v.clone())
+            {
+                failed.get_or_insert(format!("{full}: {e}"));
             }
         }
     });

@@ -119,11 +119,10 @@ impl Linear {
     /// `Wᵀ` as `[in, out]`, contiguous: made once per weight value.
     fn transposed_weight(&mut self) -> Arc<ArrayD<f32>> {
         let current = self.weight.shared_value();
-        if let Some((from, wt)) = &self.transposed {
-            if std::ptr::eq(from.as_ptr(), Arc::as_ptr(&current)) {
+        if let Some((from, wt)) = &self.transposed
+            && std::ptr::eq(from.as_ptr(), Arc::as_ptr(&current)) {
                 return wt.clone();
             }
-        }
         let wt = Arc::new(current.t().as_standard_layout().into_owned());
         self.transposed = Some((Arc::downgrade(&current), wt.clone()));
         wt

@@ -64,11 +64,11 @@ pub(crate) fn replace_head(model: &mut dyn Module, classes: usize, seed: u64) ->
     let rng = &mut StdRng::seed_from_u64(seed);
     let mut old = 0;
     model.visit_mut(&mut |name, m| {
-        if name == head {
-            if let Some(linear) = m.downcast_mut::<Linear>() {
-                old = linear.out_features();
-                *linear = linear.fresh_with_outputs(classes, rng);
-            }
+        if name == head
+            && let Some(linear) = m.downcast_mut::<Linear>()
+        {
+            old = linear.out_features();
+            *linear = linear.fresh_with_outputs(classes, rng);
         }
     });
     Ok(old)

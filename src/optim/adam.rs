@@ -264,14 +264,14 @@ fn update<const COUPLED: bool, const NEAR_START: bool>(
 /// Checks the saved moments are consistent with each other.
 fn validate_moments(moments: &[Option<AdamMoments>]) -> Result<(), OptimError> {
     for (position, m) in moments.iter().enumerate() {
-        if let Some(m) = m {
-            if m.exp_avg.shape() != m.exp_avg_sq.shape() {
-                return Err(OptimError::InvalidState(format!(
-                    "moments at position {position} have shapes {:?} and {:?}",
-                    m.exp_avg.shape(),
-                    m.exp_avg_sq.shape()
-                )));
-            }
+        if let Some(m) = m
+            && m.exp_avg.shape() != m.exp_avg_sq.shape()
+        {
+            return Err(OptimError::InvalidState(format!(
+                "moments at position {position} have shapes {:?} and {:?}",
+                m.exp_avg.shape(),
+                m.exp_avg_sq.shape()
+            )));
         }
     }
     Ok(())

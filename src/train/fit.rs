@@ -96,10 +96,10 @@ fn forward_backward(
             return Err(fault.with_origin(origin));
         }
     };
-    if opts.detect_anomaly {
-        if let Some(origin) = health::origin(&*model, &tape) {
-            return Err(Fault::Anomaly { origin });
-        }
+    if opts.detect_anomaly
+        && let Some(origin) = health::origin(&*model, &tape)
+    {
+        return Err(Fault::Anomaly { origin });
     }
     Ok((value, correct, grads))
 }

@@ -133,10 +133,10 @@ fn with_file<R>(bytes: &[u8], f: impl FnOnce(&Path) -> R) -> R {
 /// takes the images and what one image would cost (settings can be valid and still
 /// ask for gigabytes: [`footprint`]), then runs one through it (the summary).
 fn use_model(model: &dyn Module) {
-    if let Ok(f) = footprint(model, &INPUT) {
-        if f.total <= 1 << 20 {
-            let _ = model.try_summary(&INPUT);
-        }
+    if let Ok(f) = footprint(model, &INPUT)
+        && f.total <= 1 << 20
+    {
+        let _ = model.try_summary(&INPUT);
     }
 }
 
@@ -146,10 +146,10 @@ fn use_model(model: &dyn Module) {
 fn load_bytes(bytes: &[u8]) -> bool {
     with_file(bytes, |path| {
         let (loaded, peak) = peak_alloc::peak_during(|| {
-            if let Ok(checkpoint) = load_checkpoint(path) {
-                if let Ok((model, _)) = checkpoint.restore(&Registry::new()) {
-                    use_model(model.as_ref());
-                }
+            if let Ok(checkpoint) = load_checkpoint(path)
+                && let Ok((model, _)) = checkpoint.restore(&Registry::new())
+            {
+                use_model(model.as_ref());
             }
             match load_model(path) {
                 Ok(model) => {

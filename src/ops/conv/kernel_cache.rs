@@ -43,10 +43,10 @@ impl KernelCache {
         weight: &Arc<ArrayD<f32>>,
         transform: impl FnOnce() -> Vec<f32>,
     ) -> Arc<Vec<f32>> {
-        if let Some((from, u)) = &self.entry {
-            if std::ptr::eq(from.as_ptr(), Arc::as_ptr(weight)) {
-                return u.clone();
-            }
+        if let Some((from, u)) = &self.entry
+            && std::ptr::eq(from.as_ptr(), Arc::as_ptr(weight))
+        {
+            return u.clone();
         }
         let u = Arc::new(transform());
         self.entry = Some((Arc::downgrade(weight), u.clone()));
