@@ -115,6 +115,19 @@ pub fn fit(
     opts: &FitOptions,
     mut on_epoch: impl FnMut(&EpochStats, &mut dyn Module, &dyn Optimizer) -> Result<(), String>,
 ) -> Result<Vec<EpochStats>, TrainError> {
+    fit_dyn(model, optimizer, train, eval, opts, &mut on_epoch)
+}
+
+/// `fit` for one callback type: each caller's closure would otherwise compile the
+/// whole training loop again (14 copies in the test suite).
+fn fit_dyn(
+    model: &mut dyn Module,
+    optimizer: &mut dyn Optimizer,
+    train: &Dataset,
+    eval: Option<&Dataset>,
+    opts: &FitOptions,
+    on_epoch: &mut dyn FnMut(&EpochStats, &mut dyn Module, &dyn Optimizer) -> Result<(), String>,
+) -> Result<Vec<EpochStats>, TrainError> {
     opts.validate()?;
     if train.is_empty() {
         return Err(TrainError::EmptyDataset);
