@@ -118,6 +118,9 @@ pub fn fit(
     fit_dyn(model, optimizer, train, eval, opts, &mut on_epoch)
 }
 
+/// What `fit` calls after each epoch.
+type OnEpoch<'a> = dyn FnMut(&EpochStats, &mut dyn Module, &dyn Optimizer) -> Result<(), String> + 'a;
+
 /// `fit` for one callback type: each caller's closure would otherwise compile the
 /// whole training loop again (14 copies in the test suite).
 fn fit_dyn(
@@ -126,7 +129,7 @@ fn fit_dyn(
     train: &Dataset,
     eval: Option<&Dataset>,
     opts: &FitOptions,
-    on_epoch: &mut dyn FnMut(&EpochStats, &mut dyn Module, &dyn Optimizer) -> Result<(), String>,
+    on_epoch: &mut OnEpoch<'_>,
 ) -> Result<Vec<EpochStats>, TrainError> {
     opts.validate()?;
     if train.is_empty() {
