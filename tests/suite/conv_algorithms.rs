@@ -68,6 +68,13 @@ fn geometries() -> Vec<Geometry> {
         // whose right edge a tap reads.
         conv([2, 3, 10, 10], [4, 3, 1, 1], 3, Valid, 1),
         conv([1, 3, 6, 6], [2, 3, 1, 1], 4, Same, 1),
+        // Through im2col's padded plane: a stride-2 window that skips the last row
+        // and column, Same's odd padding on the bottom and right only, 1×1 with
+        // padding, padding wider than the kernel.
+        conv([1, 3, 8, 8], [4, 3, 3, 3], 2, Valid, 1),
+        conv([2, 4, 6, 5], [3, 4, 3, 3], 2, Same, 1),
+        conv([2, 2, 5, 6], [3, 2, 1, 1], 2, Explicit(1, 1), 1),
+        conv([1, 3, 5, 7], [2, 3, 3, 3], 2, Explicit(3, 4), 1),
     ]
 }
 

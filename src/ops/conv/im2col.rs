@@ -10,7 +10,8 @@
 //! fixed tap and output row, the pixels come from one input row, so with stride 1 the
 //! copy is a contiguous `copy_from_slice` (a `memcpy`), and the padding is a run of
 //! zeros at either end. No per-element index arithmetic or bounds check in the inner
-//! loop. Several images can share one column matrix (`ld` is the row stride, `offset`
+//! loop. A dense kernel's im2col goes further and pads each input plane once
+//! ([`im2col_padded`](super::im2col_padded)). Several images can share one column matrix (`ld` is the row stride, `offset`
 //! the first column of this image), so small images can be batched into one product.
 
 /// The geometry of one conv2d: input plane, kernel, stride, dilation, padding and
@@ -88,8 +89,10 @@ impl ConvGeometry {
     pub fn im2col(&self, x: &[f32], col: &mut [f32], ld: usize, offset: usize) {
         if self.is_valid_3_wide() {
             self.im2col_valid_3_wide(x, col, ld, offset);
+        } else if self.dilation == (1, 1) && self.kw == 1 && self.left == 0 {
+            self.im2col_one_wide(x, col, ld, offset);
         } else if self.dilation == (1, 1) {
-            self.im2col_dense(x, col, ld, offset);
+            self.im2col_padded(x, col, ld, offset);
         } else {
             self.im2col_general(x, col, ld, offset);
         }
@@ -256,7 +259,8 @@ impl ConvGeometry {
 /// A padded input row: the pixels output columns `0..OW` read through the taps of
 /// a dense (dilation 1) kernel row, `(OW − 1)·stride + kw` of them, column `q`
 /// holding input column `q − left` or 0 in the padding. Tap `j` of output column
-/// `x` is then `row[x·stride + j]`, with no bounds to check per pixel.
+/// `x` is then `row[x·stride + j]`, with no bounds to check per pixel. (The
+/// forward direction pads whole planes: [`im2col_padded`](super::im2col_padded).)
 struct PaddedRow {
     values: Vec<f32>,
     /// The part of `values` that holds input pixels, and the input columns it holds.
@@ -278,113 +282,39 @@ impl PaddedRow {
 }
 
 impl ConvGeometry {
-    /// The three taps of a 3-wide kernel row over one input row `src`, into
-    /// `span` of the three column rows starting at `col` (`ld` apart), read
-    /// straight from `src`: only the outputs whose taps reach into the padding are
-    /// checked one by one. Copying each row into a padded one first (as the general
-    /// dense loop does) was a `memmove` call per row of 14 to 28 pixels: a fifth of
-    /// R3's stride-2 convs (profiled).
-    fn three_taps(&self, src: &[f32], col: &mut [f32], ld: usize, span: std::ops::Range<usize>) {
-        let (w, left, sw, ow) = (self.w, self.left, self.stride.1, self.ow);
-        let (t0, rest) = col.split_at_mut(ld);
-        let (t1, t2) = rest.split_at_mut(ld);
-        let (d0, d1, d2) = (&mut t0[span.clone()], &mut t1[span.clone()], &mut t2[span]);
-        // Output x reads padded columns x·sw .. x·sw + 2, input columns less `left`:
-        // all inside the row for x in lo..hi.
-        let lo = left.div_ceil(sw).min(ow);
-        let hi = if w + left >= 3 {
-            ((w + left - 3) / sw + 1).clamp(lo, ow)
-        } else {
-            lo
-        };
-        let tap = |at: usize| {
-            at.checked_sub(left)
-                .and_then(|a| src.get(a))
-                .copied()
-                .unwrap_or(0.0)
-        };
-        for x in (0..lo).chain(hi..ow) {
-            let at = x * sw;
-            (d0[x], d1[x], d2[x]) = (tap(at), tap(at + 1), tap(at + 2));
-        }
-        if lo == hi {
+    /// [`im2col`](Self::im2col) for a kernel one column wide with no left padding
+    /// (R3's 1×1 stride-2 projections): one strided gather per tap and output row,
+    /// zeros where a Same padding's right edge is read. Copying the plane into a
+    /// padded one first ([`im2col_padded`](Self::im2col_padded)) would move every
+    /// input pixel where a stride of 2 reads a quarter of them.
+    fn im2col_one_wide(&self, x: &[f32], col: &mut [f32], ld: usize, offset: usize) {
+        let (ow, sw) = (self.ow, self.stride.1);
+        if self.p() == 0 {
             return;
         }
-        let inner = &src[lo * sw - left..(hi - 1) * sw + 3 - left];
-        let (d0, d1, d2) = (&mut d0[lo..hi], &mut d1[lo..hi], &mut d2[lo..hi]);
-        let outputs = d0.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut());
-        if sw == 2 {
-            // Pairs (2x, 2x + 1) and the next even column: no index to check.
-            let (pairs, _) = inner.as_chunks::<2>();
-            let next = inner[2..].iter().step_by(2);
-            for (((a, b), c), (&[p, q], &r)) in outputs.zip(pairs.iter().zip(next)) {
-                (*a, *b, *c) = (p, q, r);
-            }
-        } else {
-            for (x, ((a, b), c)) in outputs.enumerate() {
-                let at = x * sw;
-                (*a, *b, *c) = (inner[at], inner[at + 1], inner[at + 2]);
-            }
-        }
-    }
-
-    /// [`im2col`](Self::im2col) for a dense kernel of any size, stride and padding,
-    /// a kernel row at a time: each input row it reads is copied once into a padded
-    /// row, and the `kw` taps are gathered from there. The general loop spends most
-    /// of its time on set-up per tap and output row (R3's 7×7 and stride-2 planes:
-    /// rows of 7 to 14 pixels).
-    fn im2col_dense(&self, x: &[f32], col: &mut [f32], ld: usize, offset: usize) {
-        let (ow, sw, p) = (self.ow, self.stride.1, self.p());
-        if p == 0 {
-            return;
-        }
-        let mut row = PaddedRow::new(self);
         for c in 0..self.channels {
             let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
             for i in 0..self.kh {
-                let first_tap = (c * self.kh + i) * self.kw;
-                for oy in 0..self.oh {
-                    let span = offset + oy * ow..offset + (oy + 1) * ow;
+                let dst_row = &mut col[(c * self.kh + i) * ld + offset..][..self.p()];
+                for (oy, dst) in dst_row.chunks_exact_mut(ow).enumerate() {
                     let Some(r) = self.input_row(oy, i) else {
-                        for j in 0..self.kw {
-                            col[(first_tap + j) * ld..][span.clone()].fill(0.0);
-                        }
+                        dst.fill(0.0);
                         continue;
                     };
                     let src = &plane[r * self.w..(r + 1) * self.w];
-                    if self.kw == 3 {
-                        self.three_taps(src, &mut col[first_tap * ld..], ld, span);
-                        continue;
-                    }
-                    if self.kw == 1 && self.left == 0 {
-                        // A 1×1 kernel (R3's stride-2 projections): one strided gather,
-                        // zeros where a Same padding's right edge is read.
-                        let dst = &mut col[first_tap * ld..][span];
-                        let taken = dst
-                            .iter_mut()
-                            .zip(src.iter().step_by(sw))
-                            .map(|(d, &v)| *d = v)
-                            .count();
-                        dst[taken..].fill(0.0);
-                        continue;
-                    }
-                    row.values[row.inside.clone()].copy_from_slice(&src[row.columns.clone()]);
-                    for j in 0..self.kw {
-                        let dst = &mut col[(first_tap + j) * ld..][span.clone()];
-                        if sw == 1 {
-                            dst.copy_from_slice(&row.values[j..j + ow]);
-                        } else {
-                            let taps = row.values[j..].iter().step_by(sw);
-                            dst.iter_mut().zip(taps).for_each(|(d, &v)| *d = v);
-                        }
-                    }
+                    let taken = dst
+                        .iter_mut()
+                        .zip(src.iter().step_by(sw))
+                        .map(|(d, &v)| *d = v)
+                        .count();
+                    dst[taken..].fill(0.0);
                 }
             }
         }
     }
 
     /// [`col2im`](Self::col2im) for a dense kernel, the adjoint of
-    /// [`im2col_dense`](Self::im2col_dense): each input row is copied into a padded
+    /// [`im2col_padded`](Self::im2col_padded): each input row is copied into a padded
     /// row, the taps of a kernel row added there (what lands in the padding is
     /// dropped), and the row copied back. Each pixel receives its taps in the order
     /// of the general loop, so the sums are the same, bit for bit.
@@ -562,6 +492,17 @@ mod tests {
             (1, 5, 8, 2, 5, (1, 2), 0, 2, 1, 2),
             (2, 6, 7, 3, 3, (1, 3), 2, 0, 0, 1),
             (1, 4, 4, 3, 3, (1, 1), 2, 2, 2, 2),
+            // Through the padded plane: a window that skips the last input row and
+            // column, 1×1 with padding, Same's odd padding on the bottom and right
+            // only, padding wider than the kernel, a 5×5 with stride 3, rows of one
+            // output pixel.
+            (3, 8, 8, 3, 3, (2, 2), 0, 0, 0, 0),
+            (2, 5, 6, 1, 1, (2, 2), 1, 1, 1, 1),
+            (2, 6, 5, 3, 3, (2, 2), 0, 0, 1, 1),
+            (1, 5, 7, 3, 3, (2, 1), 3, 4, 3, 4),
+            (2, 11, 12, 5, 5, (3, 3), 2, 1, 2, 1),
+            (2, 3, 1, 3, 3, (2, 2), 1, 1, 1, 1),
+            (1, 7, 7, 3, 3, (1, 1), 1, 1, 1, 1),
         ];
         for (channels, h, w, kh, kw, stride, top, left, bottom, right) in cases {
             let oh = (h + top + bottom - kh) / stride.0 + 1;
@@ -583,12 +524,25 @@ mod tests {
                 format!("{channels}x{h}x{w} k{kh}x{kw} stride {stride:?} pad {top},{left},{bottom},{right}");
             let ld = 2 * g.p() + 3;
             let (mut fast, mut general) = (vec![f32::NAN; g.k() * ld], vec![f32::NAN; g.k() * ld]);
-            g.im2col_dense(&start_of(&g), &mut fast, ld, g.p());
             g.im2col_general(&start_of(&g), &mut general, ld, g.p());
+            g.im2col(&start_of(&g), &mut fast, ld, g.p());
             assert!(
                 fast.iter().zip(&general).all(|(a, b)| a.to_bits() == b.to_bits()),
                 "im2col {what}"
             );
+            // The padded plane on its own, also where `im2col` sends a 1×1 elsewhere.
+            let mut padded = vec![f32::NAN; g.k() * ld];
+            g.im2col_padded(&start_of(&g), &mut padded, ld, g.p());
+            for row in 0..g.k() {
+                let (got, want) = (
+                    &padded[row * ld + g.p()..][..g.p()],
+                    &general[row * ld + g.p()..][..g.p()],
+                );
+                assert!(
+                    got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "im2col_padded {what}, tap row {row}"
+                );
+            }
             let col: Vec<f32> = (0..g.k() * ld)
                 .map(|v| ((v * 7919) % 1013) as f32 / 97.0 - 5.0)
                 .collect();

@@ -11,6 +11,8 @@
 //!   pooling in one pass,
 //! - [`im2col`](im2col) — the data movement that turns a convolution into one
 //!   matrix product,
+//! - [`im2col_padded`](im2col_padded) — im2col of a dense kernel from each input
+//!   plane copied once with its padding,
 //! - [`winograd`](winograd) — Winograd's F(4×4, 3×3) for 3×3 stride-1 kernels,
 //! - [`kernel_cache`](kernel_cache) — its transformed kernels kept by a layer
 //!   between inference calls,
@@ -23,6 +25,7 @@ mod conv2d;
 mod conv_block;
 pub mod gemm;
 mod im2col;
+mod im2col_padded;
 mod kernel_cache;
 mod padding;
 mod reference;
