@@ -34,7 +34,7 @@ use super::im2col::ConvGeometry;
 
 mod transforms;
 
-use transforms::g_times;
+use transforms::{g_times, LANES, PLANE_TAIL};
 
 /// Outputs per tile side: F(4×4, 3×3).
 const TILE: usize = 4;
@@ -157,15 +157,15 @@ impl Winograd {
     }
 
     /// The work space of the transforms of `images` images: a row of zeros (the
-    /// padding's rows), the column transforms of one channel of every image (six
-    /// planes of all the rows of tiles, then the two floats the last tile reads) with
+    /// padding's rows, whole vectors long), the column transforms of one channel of every image (six
+    /// planes of all the rows of tiles, each followed by `PLANE_TAIL` floats) with
     /// their four column phases, and the output transform's rows: the four output
     /// rows of every tile row, then the 24 rows of its first pass.
     fn work_lens(&self, images: usize) -> [usize; 3] {
         let (width, slots) = (self.row_width(images), self.slots(images));
         [
-            self.period(),
-            6 * (self.tiles_y * width + 2) + 4 * (slots + 1),
+            self.period().next_multiple_of(LANES),
+            6 * (self.tiles_y * width + PLANE_TAIL) + 4 * (slots + 1),
             (16 + 24) * slots,
         ]
     }
