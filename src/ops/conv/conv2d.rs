@@ -51,7 +51,7 @@ use super::im2col::ConvGeometry;
 use super::kernel_cache::{forward_kernels, KernelCache};
 use super::padding::Padding;
 use super::reference;
-use super::winograd::{OutputRows, PlaneLayout, Scratch, Winograd};
+use super::winograd::{PlaneLayout, Scratch, Winograd};
 use crate::ops::elementwise::sum;
 use crate::ops::fresh::{fresh, fresh_with, Slots};
 use crate::tensor::Tensor;
@@ -324,35 +324,18 @@ fn mat_mut(data: &mut [f32], rows: usize, cols: usize, ld: usize) -> ArrayViewMu
 }
 
 /// One image's `O` result planes of `P` pixels inside a group's product matrix
-/// `[O, B·P]` (row stride `ld`, this image's first column at `offset`); or, after
-/// Winograd, in its output rows (`rows`, this image the `image`th of the group),
-/// which [`plane`](Self::plane) copies into the product matrix when asked for.
+/// `[O, B·P]` (row stride `ld`, this image's first column at `offset`).
 pub(super) struct Planes<'a> {
     data: &'a mut [f32],
     ld: usize,
     offset: usize,
     p: usize,
-    ow: usize,
-    rows: Option<(&'a OutputRows<'a>, usize)>,
 }
 
 impl Planes<'_> {
     /// Output channel `oc`'s plane of `P` pixels.
     pub(super) fn plane(&mut self, oc: usize) -> &mut [f32] {
-        let plane = &mut self.data[oc * self.ld + self.offset..][..self.p];
-        if let Some((rows, image)) = self.rows {
-            rows.copy_plane(image, oc, plane);
-        }
-        plane
-    }
-
-    /// Row `oy` of output channel `oc`'s plane: `OW` pixels. Read in place, where
-    /// [`plane`](Self::plane) may copy.
-    pub(super) fn row(&self, oc: usize, oy: usize) -> &[f32] {
-        match self.rows {
-            Some((rows, image)) => rows.row(image, oc, oy),
-            None => &self.data[oc * self.ld + self.offset + oy * self.ow..][..self.ow],
-        }
+        &mut self.data[oc * self.ld + self.offset..][..self.p]
     }
 }
 
@@ -383,9 +366,7 @@ fn forward(
         |_, planes, out, _| {
             for oc in 0..o {
                 let b = bias.map_or(0.0, |b| b[oc]);
-                for oy in 0..g.oh {
-                    out.extend(planes.row(oc, oy).iter().map(|&v| v + b));
-                }
+                out.extend(planes.plane(oc).iter().map(|&v| v + b));
             }
         },
     )
@@ -460,15 +441,11 @@ where
                 for first in (0..images).step_by(split.group) {
                     let b = split.group.min(images - first);
                     let ld = b * p;
-                    let mut rows = None;
                     if let (Some(wg), Some(u)) = (&winograd, &u) {
                         let input = PlaneLayout::images(g.channels, g.h * g.w);
-                        let scratch = Scratch {
-                            v: &mut *v,
-                            m: &mut *m,
-                            work: &mut *work,
-                        };
-                        rows = Some(wg.run_rows(u, b, &x[first * image..], input, scratch));
+                        let output = PlaneLayout::side_by_side(p, ld);
+                        let scratch = Scratch { v, m, work };
+                        wg.run(u, b, &x[first * image..], input, product, output, scratch);
                     } else if algorithm == ConvAlgorithm::Direct {
                         // One image (`for_direct`): `product` is its `[O, P]`.
                         let x = &x[first * image..(first + 1) * image];
@@ -497,8 +474,6 @@ where
                             ld,
                             offset: i * p,
                             p,
-                            ow: g.ow,
-                            rows: rows.as_ref().map(|rows| (rows, i)),
                         };
                         let image = first + i;
                         let argmax = &mut argmax[image * argmax_len..(image + 1) * argmax_len];
@@ -611,8 +586,6 @@ where
                             ld,
                             offset: i * p,
                             p,
-                            ow: g.ow,
-                            rows: None,
                         };
                         gradient(first_image + first + i, &mut planes);
                     }

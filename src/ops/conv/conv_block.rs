@@ -278,22 +278,17 @@ impl Tensor {
             o * p,
             &mut [],
             |image, planes, out, _| {
-                // Row by row: after Winograd the rows are read where its output
-                // transform left them, not copied into a plane first.
-                let (oh, ow) = (geometry.oh, geometry.ow);
-                for (oc, &b) in bias.iter().enumerate() {
-                    for oy in 0..oh {
-                        let row = planes.row(oc, oy);
-                        let at = (image * o + oc) * p + oy * ow;
-                        // One loop per case, each without a branch inside.
-                        match skip.map(|skip| &skip[at..at + ow]) {
-                            Some(skip) if relu => {
-                                out.extend(row.iter().zip(skip).map(move |(&v, &s)| relu_of((v + b) + s)))
-                            }
-                            Some(skip) => out.extend(row.iter().zip(skip).map(move |(&v, &s)| (v + b) + s)),
-                            None if relu => out.extend(row.iter().map(move |&v| relu_of(v + b))),
-                            None => out.extend(row.iter().map(move |&v| v + b)),
+                let at = image * o * p;
+                for oc in 0..o {
+                    let (plane, b) = (planes.plane(oc), bias[oc]);
+                    // One loop per case, each without a branch inside.
+                    match skip.map(|skip| &skip[at + oc * p..at + (oc + 1) * p]) {
+                        Some(skip) if relu => {
+                            out.extend(plane.iter().zip(skip).map(move |(&v, &s)| relu_of((v + b) + s)))
                         }
+                        Some(skip) => out.extend(plane.iter().zip(skip).map(move |(&v, &s)| (v + b) + s)),
+                        None if relu => out.extend(plane.iter().map(move |&v| relu_of(v + b))),
+                        None => out.extend(plane.iter().map(move |&v| v + b)),
                     }
                 }
             },

@@ -22,15 +22,6 @@
 
 use super::{PlaneLayout, Winograd};
 
-/// Floats per vector of the column passes (AVX2's 8; SSE2 does two at a time): each
-/// row of a column pass is computed a whole number of them long (see
-/// [`column_pass`](Winograd::column_pass)).
-pub(super) const LANES: usize = 8;
-
-/// Floats after each column plane: the two the last tile reads, and room for the
-/// column pass's last row to run over by up to `LANES − 1`.
-pub(super) const PLANE_TAIL: usize = LANES;
-
 impl Winograd {
     /// Zeroes what the column passes of [`input_transform`](Self::input_transform)
     /// (with `(x_lo, cols)` from [`input_columns`](Self::input_columns)) or
@@ -50,10 +41,10 @@ impl Winograd {
         images: usize,
         (x_lo, cols): (usize, usize),
     ) {
-        zero_row[..cols.next_multiple_of(LANES)].fill(0.0);
+        zero_row[..cols].fill(0.0);
         let (period, width) = (self.period(), self.row_width(images));
         let total = self.tiles_y * width;
-        for plane in columns[..6 * (total + PLANE_TAIL)].chunks_exact_mut(total + PLANE_TAIL) {
+        for plane in columns[..6 * (total + 2)].chunks_exact_mut(total + 2) {
             for row in plane[..total].chunks_exact_mut(width) {
                 let (images_part, tail) = row.split_at_mut(images * period);
                 for image in images_part.chunks_exact_mut(period) {
@@ -146,7 +137,7 @@ impl Winograd {
     /// s]`) of one output channel of `images` images, into `out_rows`: the four
     /// output rows of each tile row, interleaved, of every image (`16 · slots`
     /// floats), through `columns`, the 24 rows of the first pass.
-    /// [`OutputRows`](super::OutputRows) reads an image's rows from there.
+    /// [`copy_output`](Self::copy_output) takes an image's plane from there.
     ///
     /// Two passes, each a loop over the slots the compiler vectorizes: a single pass
     /// reading all 36 products of a slot at once was not vectorized (measured).
@@ -232,16 +223,6 @@ impl Winograd {
     ///
     /// The padded plane is read in place: copying each row into a padded plane first
     /// cost a `memcpy` call per row, 5% of R2's conv forward and backward (profiled).
-    ///
-    /// Each row is computed over `cols` rounded up to whole vectors of [`LANES`]
-    /// floats, reading on into the source's next row and writing on past the
-    /// image's pixels: on R3's planes of 28, 14 and 7 columns the rest of each row
-    /// otherwise ran one float at a time, a fifth of the input transform (profiled).
-    /// The writes go in increasing order (tile row by tile row, image by image), so
-    /// what runs over is either a later image's pixels, written next, or padding,
-    /// which is zeroed again right away. A row that cannot be read whole vectors
-    /// long (the last rows of `source`) is computed `cols` long; the results are
-    /// the same either way, column by column.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn column_pass<const N: usize>(
@@ -255,31 +236,19 @@ impl Winograd {
         f: impl Fn([f32; N]) -> [f32; 6],
     ) {
         let (period, width) = (self.period(), self.row_width(images));
-        let wide = cols.next_multiple_of(LANES);
-        let zeros = &zero_row[..wide];
-        for ty in 0..self.tiles_y {
-            for image in 0..images {
-                let at = image * layout.image_stride + channel * layout.channel_stride;
-                let row = |pr: usize| match pr.checked_sub(top) {
-                    Some(r) if r < h => source.get(at + r * w..at + r * w + wide),
-                    _ => Some(zeros),
-                };
+        let zeros = &zero_row[..cols];
+        for image in 0..images {
+            let at = image * layout.image_stride + channel * layout.channel_stride;
+            let plane = &source[at..at + h * w];
+            let row = |pr: usize| match pr.checked_sub(top) {
+                Some(r) if r < h => &plane[r * w..r * w + cols],
+                _ => zeros,
+            };
+            for ty in 0..self.tiles_y {
+                let d: [&[f32]; N] = std::array::from_fn(|a| row(4 * ty + a));
                 let start = ty * width + image * period + x_lo;
-                let rows: [Option<&[f32]>; N] = std::array::from_fn(|a| row(4 * ty + a));
-                let len = if rows.iter().all(Option::is_some) {
-                    wide
-                } else {
-                    cols
-                };
-                let d: [&[f32]; N] = std::array::from_fn(|a| match rows[a] {
-                    Some(row) => &row[..len],
-                    None => {
-                        let r = 4 * ty + a - top;
-                        &source[at + r * w..at + r * w + cols]
-                    }
-                });
-                let [c0, c1, c2, c3, c4, c5] = &mut *c;
-                let span = start..start + len;
+                let span = start..start + cols;
+                let [c0, c1, c2, c3, c4, c5] = c;
                 let (c0, c1, c2) = (
                     &mut c0[span.clone()],
                     &mut c1[span.clone()],
@@ -287,21 +256,6 @@ impl Winograd {
                 );
                 let (c3, c4, c5) = (&mut c3[span.clone()], &mut c4[span.clone()], &mut c5[span]);
                 map_to_6(d, c0, c1, c2, c3, c4, c5, &f);
-                // Zero the padding up to where the next write starts (the next image's
-                // pixels, or the next tile row's first image's); what lies beyond it
-                // that next write covers. Done for the `cols`-long rows too: the rows
-                // before them may have run over into their padding.
-                let next = if image + 1 < images {
-                    start + period
-                } else if ty + 1 < self.tiles_y {
-                    (ty + 1) * width + x_lo
-                } else {
-                    usize::MAX
-                };
-                let padding = start + cols..(start + wide).min(next);
-                for plane in c.iter_mut() {
-                    plane[padding.clone()].fill(0.0);
-                }
             }
         }
     }
@@ -419,11 +373,11 @@ fn phases4(c: &[f32], e0: &mut [f32], e1: &mut [f32], e2: &mut [f32], e3: &mut [
     }
 }
 
-/// The six column planes (`len` floats each, then [`PLANE_TAIL`])
+/// The six column planes (`len` floats each, then the two the last tile reads)
 /// at the start of `columns`, and the rest of it (for the four column phases).
 fn column_planes(columns: &mut [f32], len: usize) -> ([&mut [f32]; 6], &mut [f32]) {
-    let (planes, phases) = columns.split_at_mut(6 * (len + PLANE_TAIL));
-    let mut parts = planes.chunks_exact_mut(len + PLANE_TAIL);
+    let (planes, phases) = columns.split_at_mut(6 * (len + 2));
+    let mut parts = planes.chunks_exact_mut(len + 2);
     (
         std::array::from_fn(|_| parts.next().expect("six column planes")),
         phases,
