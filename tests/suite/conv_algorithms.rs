@@ -68,10 +68,9 @@ fn geometries() -> Vec<Geometry> {
         // whose right edge a tap reads.
         conv([2, 3, 10, 10], [4, 3, 1, 1], 3, Valid, 1),
         conv([1, 3, 6, 6], [2, 3, 1, 1], 4, Same, 1),
-        // Winograd's column pass computes each row in whole vectors of 8 and runs
-        // over into the padding and the next image: R3's 28-wide planes, three
-        // images to a product group; and rows of 2 and 3 pixels, where one row's
-        // overrun reaches two images on.
+        // Winograd with several images side by side in each row of tiles: R3's
+        // 28-wide planes, three images to a product group; and planes 2 and 3
+        // pixels wide, where a tile spans several images.
         conv([3, 8, 28, 28], [8, 8, 3, 3], 1, Same, 1),
         conv([6, 3, 5, 2], [4, 3, 3, 3], 1, Explicit(1, 1), 1),
         conv([5, 2, 6, 3], [3, 2, 3, 3], 1, Valid, 1),

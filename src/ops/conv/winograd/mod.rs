@@ -161,9 +161,10 @@ impl Winograd {
     /// planes of all the rows of tiles, then the two floats the last tile reads) with
     /// their four column phases, and the output transform's rows: the 24 rows of
     /// its first pass, then the four output rows of every tile row. In that order:
-    /// with the output rows first, callgrind counted 2.3 times the instructions in
-    /// the output transform (R3 inference, 186M against 81M), its loops taking the
-    /// scalar path.
+    /// with the output rows first (and one slice for both), callgrind counted 2.3
+    /// times the instructions in the output transform (R3 inference, 185M against
+    /// 81M); why was not pinned down (presumably the vectorized loops' run-time
+    /// overlap checks sent them down their scalar path).
     fn work_lens(&self, images: usize) -> [usize; 3] {
         let (width, slots) = (self.row_width(images), self.slots(images));
         [
