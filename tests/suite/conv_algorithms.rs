@@ -75,6 +75,12 @@ fn geometries() -> Vec<Geometry> {
         conv([2, 4, 6, 5], [3, 4, 3, 3], 2, Same, 1),
         conv([2, 2, 5, 6], [3, 2, 1, 1], 2, Explicit(1, 1), 1),
         conv([1, 3, 5, 7], [2, 3, 3, 3], 2, Explicit(3, 4), 1),
+        // Winograd with several images side by side in each row of tiles: R3's
+        // 28-wide planes, three images to a product group; and planes 2 and 3
+        // pixels wide, where a tile spans several images.
+        conv([3, 8, 28, 28], [8, 8, 3, 3], 1, Same, 1),
+        conv([6, 3, 5, 2], [4, 3, 3, 3], 1, Explicit(1, 1), 1),
+        conv([5, 2, 6, 3], [3, 2, 3, 3], 1, Valid, 1),
     ]
 }
 

@@ -296,3 +296,72 @@ impl Tensor {
         Tensor::new(ArrayD::from_shape_vec(IxDyn(&out_shape), out).expect("output size"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::random_like;
+    use crate::ops::conv::ConvAlgorithm;
+
+    /// `conv2d_inference` against the direct loops with the bias, then the added
+    /// tensor and ReLU applied one after another, by every algorithm, with and
+    /// without the addition and ReLU: on R3's 7×7 and 28×28 planes (Winograd's rows
+    /// then sit among spare slots and outputs past the planes' edges), an odd plane
+    /// with uneven padding, and one without padding.
+    #[test]
+    fn inference_epilogue_matches_direct_conv_then_add_and_relu() {
+        let cases = [
+            ([3, 8, 7, 7], 16, Padding::Explicit(1, 1)),
+            ([4, 8, 28, 28], 8, Padding::Same),
+            ([5, 9, 11, 13], 10, Padding::Explicit(1, 2)),
+            ([2, 8, 6, 5], 8, Padding::Valid),
+        ];
+        for (case, (input, o, padding)) in cases.into_iter().enumerate() {
+            let seed = 100 * case as u64;
+            let x = Tensor::new(random_like(&input, seed));
+            let w = Tensor::new(random_like(&[o, input[1], 3, 3], seed + 1));
+            let b = random_like(&[o], seed + 2);
+            let opts = |algorithm| Conv2dOptions {
+                padding,
+                algorithm,
+                ..Conv2dOptions::default()
+            };
+            let direct = x
+                .conv2d(&w, Some(&Tensor::new(b.clone())), &opts(ConvAlgorithm::Direct))
+                .into_value();
+            let skip = Tensor::new(random_like(direct.shape(), seed + 3));
+            let b = b.as_slice().expect("standard layout");
+            for algorithm in [
+                ConvAlgorithm::Auto,
+                ConvAlgorithm::Im2col,
+                ConvAlgorithm::Winograd,
+            ] {
+                for (add, relu) in [(false, false), (false, true), (true, false), (true, true)] {
+                    let got = x
+                        .conv2d_inference(&w, b, &opts(algorithm), add.then_some(&skip), relu, None)
+                        .into_value();
+                    let want = ndarray::Zip::from(&direct)
+                        .and(skip.value())
+                        .map_collect(|&v, &s| {
+                            let y = if add { v + s } else { v };
+                            if relu {
+                                relu_of(y)
+                            } else {
+                                y
+                            }
+                        });
+                    assert_eq!(got.shape(), want.shape());
+                    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                    let worst = got
+                        .iter()
+                        .zip(&want)
+                        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                    assert!(
+                        worst <= 1e-4 * scale,
+                        "{algorithm:?} input {input:?} add {add} relu {relu}: off by {worst}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -134,9 +134,9 @@ impl Winograd {
     }
 
     /// `Y = Aᵀ·M·A` of every slot's 36 products `M_ξ` (at `m[ξ · stride + first +
-    /// s]`) of one output channel of `images` images, into `rows`: the four output
-    /// rows of each tile row, interleaved, of every image (`16 · images · slots`
-    /// floats), then the 24 rows of the first pass.
+    /// s]`) of one output channel of `images` images, into `out_rows`: the four
+    /// output rows of each tile row, interleaved, of every image (`16 · slots`
+    /// floats), through `columns`, the 24 rows of the first pass.
     /// [`copy_output`](Self::copy_output) takes an image's plane from there.
     ///
     /// Two passes, each a loop over the slots the compiler vectorizes: a single pass
@@ -148,10 +148,11 @@ impl Winograd {
         images: usize,
         first: usize,
         stride: usize,
-        rows: &mut [f32],
+        out_rows: &mut [f32],
+        columns: &mut [f32],
     ) {
         let slots = self.slots(images);
-        let (out_rows, columns) = rows.split_at_mut(16 * slots);
+        let out_rows = &mut out_rows[..16 * slots];
         // Aᵀ·M down each column j: six products in, four rows out.
         for j in 0..6 {
             let ms: [&[f32]; 6] = std::array::from_fn(|i| &m[(i * 6 + j) * stride + first..][..slots]);
