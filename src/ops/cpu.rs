@@ -1,10 +1,11 @@
 //! What the CPU offers beyond the x86-64 baseline (SSE2), and what the kernels may
 //! use of it.
 //!
-//! The kernels with an AVX2 version (Winograd's transforms, the 2×2 max pool) pick it
-//! at run time, unless [`runtime::set_simd`](crate::runtime::set_simd) asks for the
-//! baseline versions (to test or time them on machines that have AVX2). The CPU's
-//! features are detected once: they are a fact about the machine, not a setting.
+//! The kernels with an AVX2 version (Winograd's transforms, the 2×2 max pool, the
+//! bias, shortcut and ReLU pass of the fused inference conv) pick it at run time,
+//! unless [`runtime::set_simd`](crate::runtime::set_simd) asks for the baseline
+//! versions (to test or time them on machines that have AVX2). The CPU's features
+//! are detected once: they are a fact about the machine, not a setting.
 
 /// Whether the AVX2 kernels may run: the CPU has AVX2 and the
 /// [`Simd`](crate::runtime::Simd) setting allows it.

@@ -233,6 +233,24 @@ fn a_fused_block_infers_as_its_layers_do_within_1e_5() {
 }
 
 #[test]
+fn a_fused_block_infers_the_same_bit_for_bit_with_or_without_avx2() {
+    // Inference's epilogue (bias, shortcut, ReLU) has an AVX2 version
+    // (`conv2d_inference`), as do Winograd's transforms: each must equal its
+    // baseline exactly.
+    for (i, (cin, cout, stride, input)) in cases().into_iter().enumerate() {
+        let seed = 400 + 10 * i as u64;
+        let x = Tensor::new(random_like(&input, seed).mapv(|v| 2.0 * v));
+        let mut fused = block(cin, cout, stride, seed);
+        let [auto, baseline] = BOTH_SIMD.map(|simd| with_simd(simd, || fused.forward(&x, Mode::Eval)));
+        assert_eq!(
+            auto.value(),
+            baseline.value(),
+            "{cin}→{cout} stride {stride} on {input:?}"
+        );
+    }
+}
+
+#[test]
 fn folding_keeps_a_conv_bias_and_the_identity_shortcut() {
     // A block the zoo does not build: convs with biases, padding Same, no final ReLU.
     let rng = &mut StdRng::seed_from_u64(3);

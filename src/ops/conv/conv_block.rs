@@ -24,6 +24,7 @@ use super::kernel_cache::{forward_kernels, KernelCache};
 use super::padding::Padding;
 use crate::ops::activation::relu as relu_of;
 use crate::ops::elementwise::keep_if;
+use crate::ops::fresh::Slots;
 use crate::ops::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
 use crate::ops::pool::PoolGeometry;
 use crate::tensor::Tensor;
@@ -281,20 +282,41 @@ impl Tensor {
                 let at = image * o * p;
                 for oc in 0..o {
                     let (plane, b) = (planes.plane(oc), bias[oc]);
-                    // One loop per case, each without a branch inside.
-                    match skip.map(|skip| &skip[at + oc * p..at + (oc + 1) * p]) {
-                        Some(skip) if relu => {
-                            out.extend(plane.iter().zip(skip).map(move |(&v, &s)| relu_of((v + b) + s)))
-                        }
-                        Some(skip) => out.extend(plane.iter().zip(skip).map(move |(&v, &s)| (v + b) + s)),
-                        None if relu => out.extend(plane.iter().map(move |&v| relu_of(v + b))),
-                        None => out.extend(plane.iter().map(move |&v| v + b)),
+                    let skip = skip.map(|skip| &skip[at + oc * p..at + (oc + 1) * p]);
+                    #[cfg(target_arch = "x86_64")]
+                    if crate::ops::cpu::avx2() {
+                        // SAFETY: the CPU has AVX2.
+                        unsafe { inference_epilogue_avx2(plane, b, skip, relu, out) };
+                        continue;
                     }
+                    inference_epilogue(plane, b, skip, relu, out);
                 }
             },
         );
         Tensor::new(ArrayD::from_shape_vec(IxDyn(&out_shape), out).expect("output size"))
     }
+}
+
+/// [`Tensor::conv2d_inference`]'s pass over one output channel: `plane + b`, then
+/// `+ skip`, then ReLU, written to `out`. One loop per case, each without a branch
+/// inside.
+#[inline(always)]
+fn inference_epilogue(plane: &[f32], b: f32, skip: Option<&[f32]>, relu: bool, out: &mut Slots) {
+    match skip {
+        Some(skip) if relu => out.extend(plane.iter().zip(skip).map(move |(&v, &s)| relu_of((v + b) + s))),
+        Some(skip) => out.extend(plane.iter().zip(skip).map(move |(&v, &s)| (v + b) + s)),
+        None if relu => out.extend(plane.iter().map(move |&v| relu_of(v + b))),
+        None => out.extend(plane.iter().map(move |&v| v + b)),
+    }
+}
+
+/// [`inference_epilogue`] compiled for AVX2: 8 floats at a time instead of SSE2's 4,
+/// the same additions and comparisons in the same order, so the same results bit
+/// for bit. At batch 1 this pass was 3% of R3's forward instructions (callgrind).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn inference_epilogue_avx2(plane: &[f32], b: f32, skip: Option<&[f32]>, relu: bool, out: &mut Slots) {
+    inference_epilogue(plane, b, skip, relu, out)
 }
 
 #[cfg(test)]

@@ -503,6 +503,12 @@ mod tests {
             (2, 11, 12, 5, 5, (3, 3), 2, 1, 2, 1),
             (2, 3, 1, 3, 3, (2, 2), 1, 1, 1, 1),
             (1, 7, 7, 3, 3, (1, 1), 1, 1, 1, 1),
+            // Stride-1 rows of 3, 4, 8 and 9 pixels: either side of the two fixed
+            // moves that copy a row of 4 to 8 (`copy_run`).
+            (1, 5, 5, 3, 3, (1, 1), 0, 0, 0, 0),
+            (2, 6, 6, 3, 3, (1, 1), 0, 0, 0, 0),
+            (2, 8, 8, 3, 3, (1, 1), 1, 1, 1, 1),
+            (1, 9, 9, 3, 3, (1, 1), 1, 1, 1, 1),
         ];
         for (channels, h, w, kh, kw, stride, top, left, bottom, right) in cases {
             let oh = (h + top + bottom - kh) / stride.0 + 1;
