@@ -11,8 +11,9 @@
 //! copy is a contiguous `copy_from_slice` (a `memcpy`), and the padding is a run of
 //! zeros at either end. No per-element index arithmetic or bounds check in the inner
 //! loop. A dense kernel's im2col goes further and pads each input plane once
-//! ([`im2col_padded`](super::im2col_padded)). Several images can share one column matrix (`ld` is the row stride, `offset`
-//! the first column of this image), so small images can be batched into one product.
+//! ([`im2col_padded`](super::im2col_padded)). Several images can share one column
+//! matrix (`ld` is the row stride, `offset` the first column of this image), so small
+//! images can be batched into one product.
 
 /// The geometry of one conv2d: input plane, kernel, stride, dilation, padding and
 /// output plane.
