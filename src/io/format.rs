@@ -7,10 +7,10 @@
 //! Loading checks each field before trusting the next: a file that is not ours, from
 //! a newer format, truncated, or bit-flipped is rejected with an error that says
 //! which. The payload is decoded under a size limit, so a corrupt length prefix
-//! cannot make us allocate gigabytes, and ndarray's decoder checks that every
-//! tensor's element count matches its shape. Writes go to a temporary file in the
-//! same folder, are synced, then renamed over the target: a crash mid-save leaves
-//! the previous file intact.
+//! cannot make us allocate more than a gigabyte (2 MiB for a small file), and
+//! ndarray's decoder checks that every tensor's element count matches its shape.
+//! Writes go to a temporary file in the same folder, are synced, then renamed over
+//! the target: a crash mid-save leaves the previous file intact.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -310,19 +310,19 @@ pub(crate) fn open<'a>(bytes: &'a [u8], kind: FileKind, path: &Path) -> Result<(
 /// Decodes a payload (of the file at `path`) as a `T`, all of it.
 ///
 /// bincode allocates a string or byte buffer at the length its prefix declares,
-/// before reading it, within the decoder's limit. The limit is a constant, so one
-/// is picked per size of payload: twice the payload rounded up to a power of 16,
-/// which every length in a real file fits (they count bytes of the payload), and a
-/// damaged prefix in a 30-byte file cannot claim a gigabyte.
+/// before reading it, within the decoder's limit. The limit is a constant of the
+/// decoder's type, and each one compiles the whole decoder of every `T` again (six
+/// limits were a tenth of the library's LLVM time), so there are two: 2 MiB for a
+/// payload under 1 MiB (architectures, small models), which a damaged prefix in a
+/// 30-byte file cannot get past, and [`MAX_PAYLOAD`] above, where a damaged prefix
+/// can claim at most that (zeroed pages the kernel maps lazily, freed when the
+/// read then fails).
 pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8], path: &Path) -> Result<T, IoError> {
     let path_buf = || path.to_path_buf();
-    let decoded = match payload.len() {
-        n if n < 1 << 12 => decode_within::<T, { 1 << 13 }>(payload),
-        n if n < 1 << 16 => decode_within::<T, { 1 << 17 }>(payload),
-        n if n < 1 << 20 => decode_within::<T, { 1 << 21 }>(payload),
-        n if n < 1 << 24 => decode_within::<T, { 1 << 25 }>(payload),
-        n if n < 1 << 28 => decode_within::<T, { 1 << 29 }>(payload),
-        _ => decode_within::<T, { MAX_PAYLOAD as usize }>(payload),
+    let decoded = if payload.len() < 1 << 20 {
+        decode_within::<T, { 1 << 21 }>(payload)
+    } else {
+        decode_within::<T, { MAX_PAYLOAD as usize }>(payload)
     };
     let (value, used) = decoded.map_err(|e| IoError::Corrupt {
         path: path_buf(),

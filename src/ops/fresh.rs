@@ -9,9 +9,8 @@
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
-
 use super::elementwise::min_pieces;
+use super::parallel::{for_each_index, SharedMut};
 
 /// One chunk of a buffer being filled: written front to back, each element once.
 pub(crate) struct Slots<'a> {
@@ -92,37 +91,42 @@ pub(crate) fn fresh(
 }
 
 /// [`fresh`], with what each chunk's `fill` returns, in chunk order.
+///
+/// The chunks run through [`for_each_index`], whose rayon plumbing is compiled once
+/// for all callers rather than once per `fill`.
 pub(crate) fn fresh_with<R: Send>(
     len: usize,
     chunk: usize,
     parallel: bool,
     fill: impl Fn(usize, &mut Slots) -> R + Sync,
 ) -> (Vec<f32>, Vec<R>) {
-    let mut out: Vec<f32> = Vec::with_capacity(len);
     let chunk = chunk.max(1);
-    let run = |(i, slots): (usize, &mut [MaybeUninit<f32>])| {
+    let count = len.div_ceil(chunk);
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let mut results: Vec<R> = Vec::with_capacity(count);
+    let slots = SharedMut::new(out.spare_capacity_mut().as_mut_ptr());
+    let returned = SharedMut::new(results.spare_capacity_mut().as_mut_ptr());
+    let run = |i: usize| {
+        let first = i * chunk;
+        // SAFETY: chunk `i` is elements `first..first + len` of `out`'s capacity
+        // (at least `len`), and result `i` is element `i` of `results`' (at least
+        // `count`); `for_each_index` runs each `i` once, so no two runs overlap.
+        let (slots, returned) = unsafe { (slots.slice(first, chunk.min(len - first)), returned.slice(i, 1)) };
         let mut slots = Slots { slots, filled: 0 };
-        let result = fill(i * chunk, &mut slots);
-        slots.check_full(i * chunk);
-        result
+        let result = fill(first, &mut slots);
+        slots.check_full(first);
+        returned[0].write(result);
     };
-    let spare = &mut out.spare_capacity_mut()[..len];
-    let results = if parallel {
-        let min_len = min_pieces(chunk);
-        spare
-            .par_chunks_mut(chunk)
-            .with_min_len(min_len)
-            .enumerate()
-            .map(run)
-            .collect()
-    } else {
-        spare.chunks_mut(chunk).enumerate().map(run).collect()
-    };
-    // SAFETY: the capacity is at least `len`, and every chunk of the first `len`
-    // elements was checked to be fully written (a panic above skips this line).
-    // `fill` cannot have swapped its `Slots` for others: it gets them for a
-    // lifetime of its caller's, which no other `Slots` it could reach has.
-    unsafe { out.set_len(len) };
+    for_each_index(count, parallel.then(|| min_pieces(chunk)), &run);
+    // SAFETY: every chunk of the first `len` elements was checked to be fully
+    // written and every result written (a panic above skips these lines, leaking
+    // the results written so far). `fill` cannot have swapped its `Slots` for
+    // others: it gets them for a lifetime of its caller's, which no other `Slots`
+    // it could reach has.
+    unsafe {
+        out.set_len(len);
+        results.set_len(count);
+    }
     (out, results)
 }
 

@@ -13,6 +13,7 @@ mod fresh;
 mod loss;
 mod matmul;
 mod max_pool_plane;
+mod parallel;
 mod penalty;
 mod pool;
 mod reduce;
