@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ndarray::{ArrayD, ArrayView4, Ix4};
 
 use crate::param::ParamId;
-use crate::tape::{Gradients, NodeKind, Tape};
+use crate::tape::{BackwardFn, Gradients, NodeKind, Tape};
 
 /// A value (an f32 n-dimensional array) plus, when it is recorded, the tape and node
 /// that produced it. Cloning is cheap: the value is shared.
@@ -183,6 +183,18 @@ impl Tensor {
     where
         F: Fn(&ArrayD<f32>, &[bool]) -> Vec<Option<ArrayD<f32>>> + 'static,
     {
+        // The rest is not generic: compiled once rather than once per op's closure.
+        let recorded = Tensor::recorded_inputs(name, inputs);
+        let backward = recorded.1.is_some().then(|| Box::new(backward) as BackwardFn);
+        Tensor::push_op(name, value.into(), recorded, backward)
+    }
+
+    /// The tape `inputs` are on (all on one, checked), and their nodes if any of
+    /// them is recorded.
+    fn recorded_inputs<'t>(
+        name: &str,
+        inputs: &[&'t Tensor],
+    ) -> (Option<&'t Tape>, Option<Vec<Option<usize>>>) {
         let mut tape: Option<&Tape> = None;
         for t in inputs.iter().filter_map(|t| t.tape.as_ref()) {
             match tape {
@@ -191,15 +203,26 @@ impl Tensor {
             }
         }
         let node_inputs: Vec<Option<usize>> = inputs.iter().map(|t| t.node).collect();
-        let node = match tape {
-            Some(tape) if node_inputs.iter().any(Option::is_some) => Some(tape.push(NodeKind::Op {
+        let recorded = tape.is_some() && node_inputs.iter().any(Option::is_some);
+        (tape, recorded.then_some(node_inputs))
+    }
+
+    /// [`record`](Tensor::record)'s second half: pushes the op if its inputs are recorded.
+    fn push_op(
+        name: &'static str,
+        value: Arc<ArrayD<f32>>,
+        (tape, node_inputs): (Option<&Tape>, Option<Vec<Option<usize>>>),
+        backward: Option<BackwardFn>,
+    ) -> Tensor {
+        let node = match (tape, node_inputs, backward) {
+            (Some(tape), Some(inputs), Some(backward)) => Some(tape.push(NodeKind::Op {
                 name,
-                inputs: node_inputs,
-                backward: Box::new(backward),
+                inputs,
+                backward,
             })),
             _ => None,
         };
-        Tensor::from_parts(value.into(), tape.cloned(), node)
+        Tensor::from_parts(value, tape.cloned(), node)
     }
 }
 

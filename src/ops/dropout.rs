@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use super::elementwise::keep_if;
+use super::parallel::for_each_piece_mut;
 use crate::tensor::Tensor;
 
 const CHUNK: usize = 1 << 14;
@@ -70,14 +71,12 @@ impl Tensor {
             let g = g.as_standard_layout();
             let g = g.as_slice().expect("standard layout");
             let mut dx = vec![0.0f32; g.len()];
-            dx.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(keep.par_chunks(CHUNK))
-                .for_each(|((dx, g), keep)| {
-                    for ((d, &g), &k) in dx.iter_mut().zip(g).zip(keep) {
-                        *d = g * keep_if(k != 0, scale);
-                    }
-                });
+            for_each_piece_mut(&mut dx, CHUNK, 1, &|i, dx| {
+                let at = i * CHUNK..i * CHUNK + dx.len();
+                for ((d, &g), &k) in dx.iter_mut().zip(&g[at.clone()]).zip(&keep[at]) {
+                    *d = g * keep_if(k != 0, scale);
+                }
+            });
             vec![Some(
                 ArrayD::from_shape_vec(shape.clone(), dx).expect("length matches shape"),
             )]

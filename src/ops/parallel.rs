@@ -22,6 +22,22 @@ pub(crate) fn for_each_index(count: usize, min_len: Option<usize>, body: &(dyn F
     }
 }
 
+/// Runs `body(i, piece)` on every `piece`-long piece of `out` (the last one
+/// shorter), `i` counting from 0, over rayon's pool with no task taking fewer than
+/// `min_len` pieces. Not generic, like [`for_each_index`]: for the ops that write
+/// one plane per task and read their inputs by the plane's index.
+pub(crate) fn for_each_piece_mut(
+    out: &mut [f32],
+    piece: usize,
+    min_len: usize,
+    body: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    out.par_chunks_mut(piece.max(1))
+        .with_min_len(min_len)
+        .enumerate()
+        .for_each(|(i, piece)| body(i, piece));
+}
+
 /// A pointer that tasks on other threads may use, each on its own part of what it
 /// points to (the user promises the parts do not overlap).
 #[derive(Clone, Copy)]
@@ -64,6 +80,16 @@ mod tests {
             });
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "{min_len:?}");
         }
+    }
+
+    #[test]
+    fn every_piece_is_handed_out_once_with_its_index() {
+        let mut out = vec![0.0f32; 10];
+        for_each_piece_mut(&mut out, 4, 1, &|i, piece| {
+            assert_eq!(piece.len(), if i == 2 { 2 } else { 4 });
+            piece.iter_mut().for_each(|v| *v += i as f32 + 1.0);
+        });
+        assert_eq!(out, [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 3.0, 3.0]);
     }
 
     #[test]

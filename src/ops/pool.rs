@@ -21,6 +21,7 @@ use rayon::prelude::*;
 
 use super::elementwise::min_pieces;
 use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
+use super::parallel::for_each_piece_mut;
 use super::{Padding, ResolvedPadding};
 use crate::tensor::Tensor;
 
@@ -105,10 +106,9 @@ impl Tensor {
         let mut out = vec![0.0f32; planes * out_plane];
         if !self.requires_grad() {
             // Nothing will be recorded: the maxima alone.
-            out.par_chunks_mut(out_plane.max(1))
-                .zip(x.par_chunks(plane.max(1)))
-                .with_min_len(min_pieces(plane))
-                .for_each(|(out, x)| max_pool_plane(&geometry, x, out, &mut []));
+            for_each_piece_mut(&mut out, out_plane, min_pieces(plane), &|p, out| {
+                max_pool_plane(&geometry, &x[p * plane..(p + 1) * plane], out, &mut [])
+            });
             return self.record_pool("max_pool2d", &geometry, out, |_, _, _| {});
         }
         let mut argmax = vec![0u32; planes * out_plane];
@@ -151,26 +151,25 @@ impl Tensor {
         let planes = x.len() / plane.max(1);
         let mut out = vec![0.0f32; planes * out_plane];
         if !out.is_empty() {
-            out.par_chunks_mut(out_plane)
-                .zip(x.par_chunks(plane))
-                .for_each(|(out, x)| {
-                    let mut i = 0;
-                    for oy in 0..geometry.pad.out_h {
-                        for ox in 0..geometry.pad.out_w {
-                            let (rows, cols) = geometry.window(oy, ox);
-                            let d = divisor(&rows, &cols);
-                            let sum: f32 = rows
-                                .map(|r| {
-                                    x[r * geometry.w + cols.start..r * geometry.w + cols.end]
-                                        .iter()
-                                        .sum::<f32>()
-                                })
-                                .sum();
-                            out[i] = sum / d;
-                            i += 1;
-                        }
+            for_each_piece_mut(&mut out, out_plane, 1, &|p, out| {
+                let x = &x[p * plane..(p + 1) * plane];
+                let mut i = 0;
+                for oy in 0..geometry.pad.out_h {
+                    for ox in 0..geometry.pad.out_w {
+                        let (rows, cols) = geometry.window(oy, ox);
+                        let d = divisor(&rows, &cols);
+                        let sum: f32 = rows
+                            .map(|r| {
+                                x[r * geometry.w + cols.start..r * geometry.w + cols.end]
+                                    .iter()
+                                    .sum::<f32>()
+                            })
+                            .sum();
+                        out[i] = sum / d;
+                        i += 1;
                     }
-                });
+                }
+            });
         }
         self.record_pool("avg_pool2d", &geometry, out, move |_, g, dx| {
             // Write before the scatter-add reads (see the module docs).
@@ -210,12 +209,10 @@ impl Tensor {
             let g = g.as_slice().expect("standard layout");
             let mut dx = ArrayD::zeros(IxDyn(&input_shape));
             if !g.is_empty() {
-                dx.as_slice_mut()
-                    .expect("standard layout")
-                    .par_chunks_mut(plane)
-                    .zip(g.par_chunks(out_plane))
-                    .enumerate()
-                    .for_each(|(p, (dx, g))| plane_backward(p, g, dx));
+                let dx_planes = dx.as_slice_mut().expect("standard layout");
+                for_each_piece_mut(dx_planes, plane, 1, &|p, dx| {
+                    plane_backward(p, &g[p * out_plane..(p + 1) * out_plane], dx)
+                });
             }
             vec![Some(dx)]
         })
@@ -243,11 +240,8 @@ impl Tensor {
             let g = g.as_standard_layout();
             let g = g.as_slice().expect("standard layout");
             let mut dx = ArrayD::zeros(IxDyn(&shape));
-            dx.as_slice_mut()
-                .expect("standard layout")
-                .par_chunks_mut(plane)
-                .zip(g.par_iter())
-                .for_each(|(dx, &g)| dx.fill(g / plane as f32));
+            let dx_planes = dx.as_slice_mut().expect("standard layout");
+            for_each_piece_mut(dx_planes, plane, 1, &|p, dx| dx.fill(g[p] / plane as f32));
             vec![Some(dx)]
         })
     }
