@@ -137,14 +137,16 @@ impl Winograd {
                 row[..left * c].fill(0.0);
                 row[(left + cols) * c..].fill(0.0);
             }
-            // Each plane's rows, one float every `c`.
+            // Eight planes at a time: a pixel's eight channels gathered into one
+            // `Lanes` and stored whole (a float at a time, this copy cost as much
+            // as the transform).
             let planes = &input[image * c * h * w..(image + 1) * c * h * w];
-            for (ic, plane) in planes.chunks_exact(h * w).enumerate() {
-                for (y, row) in plane.chunks_exact(w).take(rows).enumerate() {
-                    let mut at = ((y + top) * pw + left) * c + ic;
-                    for &value in &row[..cols] {
-                        copy[at] = value;
-                        at += c;
+            for (group, eight) in planes.chunks_exact(LANES * h * w).enumerate() {
+                for y in 0..rows {
+                    let rows: [&[f32]; LANES] = std::array::from_fn(|k| &eight[(k * h + y) * w..][..cols]);
+                    let at = ((y + top) * pw + left) * c + group * LANES;
+                    for (x, to) in copy[at..].chunks_mut(c).take(cols).enumerate() {
+                        Lanes(std::array::from_fn(|k| rows[k][x])).store(to);
                     }
                 }
             }
