@@ -81,6 +81,11 @@ fn geometries() -> Vec<Geometry> {
         conv([3, 8, 28, 28], [8, 8, 3, 3], 1, Same, 1),
         conv([6, 3, 5, 2], [4, 3, 3, 3], 1, Explicit(1, 1), 1),
         conv([5, 2, 6, 3], [3, 2, 3, 3], 1, Valid, 1),
+        // Winograd's channel form (forward, at most 16 tiles, channels in eights):
+        // planes of 2×2 tiles cut at the bottom and right, and 3×3 tiles with more
+        // padding on the sides than above and below.
+        conv([2, 8, 6, 5], [16, 8, 3, 3], 1, Same, 1),
+        conv([1, 16, 9, 10], [8, 16, 3, 3], 1, Explicit(1, 2), 1),
     ]
 }
 

@@ -23,8 +23,8 @@ use super::im2col::ConvGeometry;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConvAlgorithm {
     /// Winograd for 3×3, stride-1 kernels with at least 8 channels in and out (for
-    /// the forward pass, also at least 160 output pixels over the batch; for the
-    /// backward passes, at least 160 per plane or 64 channels each way), im2col +
+    /// the forward pass, also at least 160 output pixels over the batch, or channel
+    /// counts that are multiples of 8; for the backward passes, at least 160 per plane or 64 channels each way), im2col +
     /// GEMM elsewhere. The thresholds, and why, are in `src/ops/conv/algorithm.rs`.
     #[default]
     Auto,
@@ -75,7 +75,9 @@ const WINOGRAD_MIN_BACKWARD_PIXELS: usize = 160;
 /// 32 → 64 on 11×11 (121 pixels): 111–119 against 135–148; from 14×14 on
 /// (196 pixels) Winograd wins at batch 1 (32 → 32: 107 against 147). Whole
 /// batches, not a task's share, so that the choice, and so the rounding, does not
-/// depend on the thread count.
+/// depend on the thread count. (Those measurements were of the slot form: where
+/// the channel form applies, the forward pass takes Winograd at any size, see
+/// [`WINOGRAD_CHANNEL_FORM_MAX_TILES`].)
 const WINOGRAD_MIN_FORWARD_PIXELS: usize = 160;
 
 /// Channels (both ways) from which the backward passes take Winograd on planes of
@@ -93,7 +95,8 @@ const WINOGRAD_WIDE_CHANNELS: usize = 64;
 ///
 /// `Auto` takes Winograd when it applies (see [`winograd_applies`]), both channel
 /// counts reach [`WINOGRAD_MIN_CHANNELS`], and, for the forward pass, the batch has
-/// at least [`WINOGRAD_MIN_FORWARD_PIXELS`] output pixels, for the backward passes,
+/// at least [`WINOGRAD_MIN_FORWARD_PIXELS`] output pixels or the channel form
+/// applies ([`winograd_forward_form`]), for the backward passes,
 /// the output plane has at least [`WINOGRAD_MIN_BACKWARD_PIXELS`] pixels or both
 /// channel counts reach [`WINOGRAD_WIDE_CHANNELS`]; im2col otherwise.
 /// The direct loops are never chosen: they are the reference, not a fast path.
@@ -111,7 +114,10 @@ pub(crate) fn choose(
             let enough_channels = g.channels.min(out_channels) >= WINOGRAD_MIN_CHANNELS;
             let pixels = g.oh * g.ow;
             let large_enough = match pass {
-                ConvPass::Forward => batch * pixels >= WINOGRAD_MIN_FORWARD_PIXELS,
+                ConvPass::Forward => {
+                    batch * pixels >= WINOGRAD_MIN_FORWARD_PIXELS
+                        || winograd_forward_form(g, out_channels, batch) == WinogradForm::Channels
+                }
                 ConvPass::InputGradient | ConvPass::WeightGradient => {
                     pixels >= WINOGRAD_MIN_BACKWARD_PIXELS
                         || g.channels.min(out_channels) >= WINOGRAD_WIDE_CHANNELS
@@ -139,6 +145,38 @@ pub(crate) fn choose(
             ConvAlgorithm::Winograd
         }
         direct_or_im2col => direct_or_im2col,
+    }
+}
+
+/// How Winograd's forward pass lays out its work: with the tile slots innermost
+/// (`winograd/mod.rs`, for many tiles), or with the channels innermost
+/// (`winograd/channels.rs`, for few).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WinogradForm {
+    Slots,
+    Channels,
+}
+
+/// Tiles (4×4 blocks of outputs, over the whole batch) up to which Winograd's
+/// forward pass takes the channel form, where the channel counts allow it. R3 at
+/// batch 1, callgrind, instructions per forward call: 7.76M with 7×7 on im2col and
+/// the rest in the slot form; 6.35M with the 7×7 layers (4 tiles) in the channel
+/// form; 6.18M with the 14×14 ones (16 tiles) too; 6.63M with the 28×28 ones (49
+/// tiles, 16 channels: moving their pixels to and from the channels-innermost
+/// layout, a float at a time, costs more than the slot form's transforms). R1 at
+/// batch 1 (its 11×11 conv, 9 tiles, was on im2col): 1.19M → 0.81M.
+const WINOGRAD_CHANNEL_FORM_MAX_TILES: usize = 16;
+
+/// The form of Winograd's forward pass of `g` with `out_channels` output channels
+/// on `batch` images: the channel form when both channel counts are multiples of 8
+/// and the batch has at most [`WINOGRAD_CHANNEL_FORM_MAX_TILES`] tiles.
+pub(crate) fn winograd_forward_form(g: &ConvGeometry, out_channels: usize, batch: usize) -> WinogradForm {
+    let lanes = g.channels.is_multiple_of(8) && out_channels.is_multiple_of(8);
+    let tiles = batch * g.oh.div_ceil(4) * g.ow.div_ceil(4);
+    if lanes && tiles <= WINOGRAD_CHANNEL_FORM_MAX_TILES {
+        WinogradForm::Channels
+    } else {
+        WinogradForm::Slots
     }
 }
 
@@ -237,16 +275,35 @@ mod tests {
         let r3 = |hw, c| choose(Auto, &geometry(c, hw, 3, 1, 1), c, 1, Forward);
         assert_eq!(r3(28, 16), Winograd);
         assert_eq!(r3(14, 32), Winograd);
-        assert_eq!(r3(7, 64), Im2col);
-        assert_eq!(choose(Auto, &geometry(64, 7, 3, 1, 1), 64, 3, Forward), Im2col);
+        assert_eq!(r3(7, 64), Winograd);
+        assert_eq!(choose(Auto, &geometry(64, 7, 3, 1, 1), 64, 3, Forward), Winograd);
         assert_eq!(choose(Auto, &geometry(64, 7, 3, 1, 1), 64, 4, Forward), Winograd);
-        assert_eq!(choose(Auto, &geometry(32, 13, 3, 1, 0), 64, 1, Forward), Im2col);
+        assert_eq!(choose(Auto, &geometry(32, 13, 3, 1, 0), 64, 1, Forward), Winograd);
         assert_eq!(choose(Auto, &geometry(32, 13, 3, 1, 0), 64, 2, Forward), Winograd);
+        // Few tiles with channel counts that are not multiples of 8: im2col.
+        assert_eq!(choose(Auto, &geometry(12, 7, 3, 1, 1), 16, 1, Forward), Im2col);
+        assert_eq!(choose(Auto, &geometry(16, 7, 3, 1, 1), 12, 3, Forward), Im2col);
+        assert_eq!(choose(Auto, &geometry(16, 7, 3, 1, 1), 12, 4, Forward), Winograd);
         // The backward passes do not look at the batch.
         assert_eq!(
             choose(Auto, &geometry(64, 7, 3, 1, 1), 64, 1, InputGradient),
             Winograd
         );
+    }
+
+    #[test]
+    fn few_tiles_take_the_channel_form() {
+        let form = |c, hw, o, batch| winograd_forward_form(&geometry(c, hw, 3, 1, 1), o, batch);
+        // R3 at batch 1: 7×7 (4 tiles) and 14×14 (16) in the channel form, 28×28 (49)
+        // in the slot form; 7×7 up to batch 4 (16 tiles).
+        assert_eq!(form(64, 7, 64, 1), WinogradForm::Channels);
+        assert_eq!(form(32, 14, 32, 1), WinogradForm::Channels);
+        assert_eq!(form(16, 28, 16, 1), WinogradForm::Slots);
+        assert_eq!(form(64, 7, 64, 4), WinogradForm::Channels);
+        assert_eq!(form(64, 7, 64, 5), WinogradForm::Slots);
+        // Channel counts that are not multiples of 8.
+        assert_eq!(form(12, 7, 64, 1), WinogradForm::Slots);
+        assert_eq!(form(64, 7, 12, 1), WinogradForm::Slots);
     }
 
     #[test]

@@ -45,10 +45,10 @@ use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn, ShapeBuilder};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::algorithm::{ConvAlgorithm, ConvAlgorithms};
+use super::algorithm::{winograd_forward_form, ConvAlgorithm, ConvAlgorithms, WinogradForm};
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
-use super::kernel_cache::{forward_kernels, KernelCache};
+use super::kernel_cache::{forward_kernel, forward_kernels, KernelCache};
 use super::padding::Padding;
 use super::reference;
 use super::winograd::{PlaneLayout, Scratch, Winograd};
@@ -148,7 +148,7 @@ impl Tensor {
             let wv = w_value.as_standard_layout();
             let b = bias.map(|b| b.value().as_standard_layout().into_owned());
             let wv = wv.as_slice().expect("standard layout");
-            let u = forward_kernels(kernels, algorithms.forward, &geometry, o, &w_value, wv);
+            let u = forward_kernels(kernels, algorithms.forward, &geometry, o, n, &w_value, wv);
             forward(
                 &geometry,
                 algorithms.forward,
@@ -414,14 +414,21 @@ where
             .collect()
     };
     let winograd = (algorithm == ConvAlgorithm::Winograd).then(|| Winograd::forward(g, o));
+    let form = winograd_forward_form(g, o, n);
+    let channel_form = winograd.is_some() && form == WinogradForm::Channels;
+    // The channel form takes the groups as they come: it pads nothing.
+    let slot_form = winograd.filter(|_| !channel_form);
     let split = split
-        .for_winograd(winograd.as_ref())
+        .for_winograd(slot_form.as_ref())
         .for_direct(algorithm == ConvAlgorithm::Direct);
-    let u = winograd.map(|wg| match transformed {
+    let u = winograd.map(|_| match transformed {
         Some(u) => std::borrow::Cow::Borrowed(u),
-        None => std::borrow::Cow::Owned(wg.transform_kernel(w, false)),
+        None => std::borrow::Cow::Owned(forward_kernel(g, o, form, w)),
     });
-    let [v_len, m_len, work_len] = winograd.map_or([0; 3], |wg| wg.scratch_len(split.group));
+    let [v_len, m_len, work_len] = winograd.map_or([0; 3], |wg| match channel_form {
+        true => wg.channel_scratch_len(split.group),
+        false => wg.scratch_len(split.group),
+    });
     let col_len = if algorithm == ConvAlgorithm::Im2col && !g.is_pointwise() {
         k * split.group * p
     } else {
@@ -441,7 +448,12 @@ where
                 for first in (0..images).step_by(split.group) {
                     let b = split.group.min(images - first);
                     let ld = b * p;
-                    if let (Some(wg), Some(u)) = (&winograd, &u) {
+                    if let (Some(wg), Some(u), true) = (&winograd, &u, channel_form) {
+                        let output = PlaneLayout::side_by_side(p, ld);
+                        let scratch = Scratch { v, m, work };
+                        let x = &x[first * image..(first + b) * image];
+                        wg.run_channels(u, b, x, product, output, scratch);
+                    } else if let (Some(wg), Some(u)) = (&winograd, &u) {
                         let input = PlaneLayout::images(g.channels, g.h * g.w);
                         let output = PlaneLayout::side_by_side(p, ld);
                         let scratch = Scratch { v, m, work };

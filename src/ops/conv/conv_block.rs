@@ -118,7 +118,7 @@ impl Tensor {
             let b = b.as_ref().map(|b| b.as_slice().expect("standard layout"));
             let x = x.as_slice().expect("standard layout");
             let wv = wv.as_slice().expect("standard layout");
-            let u = forward_kernels(kernels, algorithms.forward, &geometry, o, &w_value, wv);
+            let u = forward_kernels(kernels, algorithms.forward, &geometry, o, n, &w_value, wv);
             forward_with(
                 &geometry,
                 algorithms.forward,
@@ -267,7 +267,7 @@ impl Tensor {
             x.as_slice().expect("standard layout"),
             wv.as_slice().expect("standard layout"),
         );
-        let u = forward_kernels(kernels, algorithms.forward, &geometry, o, &w_value, wv);
+        let u = forward_kernels(kernels, algorithms.forward, &geometry, o, n, &w_value, wv);
         let out = forward_with(
             &geometry,
             algorithms.forward,

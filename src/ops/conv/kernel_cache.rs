@@ -22,7 +22,7 @@ use std::sync::{Arc, Weak};
 
 use ndarray::ArrayD;
 
-use super::algorithm::ConvAlgorithm;
+use super::algorithm::{winograd_forward_form, ConvAlgorithm, WinogradForm};
 use super::im2col::ConvGeometry;
 use super::winograd::Winograd;
 
@@ -33,39 +33,55 @@ pub struct KernelCache {
 }
 
 /// The weight value (by identity) and the kernels made from it.
-type Kept = (Weak<ArrayD<f32>>, Arc<Vec<f32>>);
+type Kept = (Weak<ArrayD<f32>>, WinogradForm, Arc<Vec<f32>>);
 
 impl KernelCache {
-    /// The kernels made from `weight` by `transform`, made now if `weight` is not
-    /// the value the kept ones were made from.
+    /// The kernels made from `weight` by `transform` for Winograd's `form` (each
+    /// form has its own layout), made now if `weight` is not the value the kept ones
+    /// were made from, or they were made for the other form.
     pub(crate) fn get(
         &mut self,
         weight: &Arc<ArrayD<f32>>,
+        form: WinogradForm,
         transform: impl FnOnce() -> Vec<f32>,
     ) -> Arc<Vec<f32>> {
-        if let Some((from, u)) = &self.entry
+        if let Some((from, kept_form, u)) = &self.entry
             && std::ptr::eq(from.as_ptr(), Arc::as_ptr(weight))
+            && *kept_form == form
         {
             return u.clone();
         }
         let u = Arc::new(transform());
-        self.entry = Some((Arc::downgrade(weight), u.clone()));
+        self.entry = Some((Arc::downgrade(weight), form, u.clone()));
         u
     }
 }
 
 /// Winograd's transformed kernels for the forward pass of geometry `g` with `o`
-/// output channels, kept in `cache`, when that pass runs by Winograd (`algorithm`)
-/// and the layer gave a cache; `None` otherwise, and the op transforms `w` itself.
-/// `weight` is the value `w` (standard layout) was read from: the cache's key.
+/// output channels on `batch` images, kept in `cache`, when that pass runs by
+/// Winograd (`algorithm`) and the layer gave a cache; `None` otherwise, and the op
+/// transforms `w` itself. `weight` is the value `w` (standard layout) was read from:
+/// the cache's key. (A layer called at batch sizes that alternate between the two
+/// forms transforms its kernels on each switch.)
 pub(crate) fn forward_kernels(
     cache: Option<&mut KernelCache>,
     algorithm: ConvAlgorithm,
     g: &ConvGeometry,
     o: usize,
+    batch: usize,
     weight: &Arc<ArrayD<f32>>,
     w: &[f32],
 ) -> Option<Arc<Vec<f32>>> {
     let cache = cache.filter(|_| algorithm == ConvAlgorithm::Winograd)?;
-    Some(cache.get(weight, || Winograd::forward(g, o).transform_kernel(w, false)))
+    let form = winograd_forward_form(g, o, batch);
+    Some(cache.get(weight, form, || forward_kernel(g, o, form, w)))
+}
+
+/// `U` of the kernels `w` for Winograd's forward pass in `form`.
+pub(super) fn forward_kernel(g: &ConvGeometry, o: usize, form: WinogradForm, w: &[f32]) -> Vec<f32> {
+    let winograd = Winograd::forward(g, o);
+    match form {
+        WinogradForm::Slots => winograd.transform_kernel(w, false),
+        WinogradForm::Channels => winograd.channel_kernel(w),
+    }
 }

@@ -24,7 +24,10 @@
 //!
 //! The transforms are additions and multiplications by small constants over long
 //! rows of tile "slots" of all the images of a group, which the compiler
-//! vectorizes, with AVX2 when the CPU has it (see `multiversioned!`).
+//! vectorizes, with AVX2 when the CPU has it (see `multiversioned!`). A forward
+//! pass with few tiles (a batch of one on small planes) runs in the channel form
+//! instead, eight channels a step and nothing padded (see [`channels`]; which form,
+//! [`winograd_forward_form`](super::algorithm::winograd_forward_form)).
 
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
@@ -32,6 +35,8 @@ use rayon::prelude::*;
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 
+mod channels;
+mod lanes;
 mod transforms;
 
 use transforms::g_times;
@@ -477,6 +482,20 @@ impl Winograd {
             gg: &mut [f32],
             block: &mut [f32],
         ) => kernel_block
+    );
+    multiversioned!(
+        /// See [`input_transform_channels`](Self::input_transform_channels).
+        fn transform_input_channels(&self, padded: &[f32], images: usize, v: &mut [f32]) => input_transform_channels
+    );
+    multiversioned!(
+        /// See [`output_transform_channels`](Self::output_transform_channels).
+        fn transform_output_channels(
+            &self,
+            m: &[f32],
+            images: usize,
+            out: &mut [f32],
+            layout: PlaneLayout,
+        ) => output_transform_channels
     );
     multiversioned!(
         /// See [`output_transform`](Self::output_transform).

@@ -20,6 +20,9 @@
 //! The weight gradient's transforms are the transposes: `Ĝ = A·dY·Aᵀ` of the output
 //! gradient and `Gᵀ·Û·G` on the way back.
 
+use std::ops::Mul;
+
+use super::lanes::Number;
 use super::{PlaneLayout, Winograd};
 
 impl Winograd {
@@ -394,9 +397,13 @@ fn rows_mut<const N: usize>(mut buffer: &mut [f32], stride: usize, len: usize) -
     })
 }
 
-/// `Bᵀ·d` for six values along a column or row of a patch.
+/// `Bᵀ·d` for six values along a column or row of a patch: floats, or the
+/// [`Lanes`](super::lanes::Lanes) of eight channels in the channel form.
 #[inline(always)]
-fn bt_times(d: [f32; 6]) -> [f32; 6] {
+pub(super) fn bt_times<T: Number>(d: [T; 6]) -> [T; 6]
+where
+    f32: Mul<T, Output = T>,
+{
     let (a, b) = (d[4] - d[2], 2.0 * (d[3] - d[1]));
     [
         4.0 * d[0] - 5.0 * d[2] + d[4],
@@ -408,9 +415,13 @@ fn bt_times(d: [f32; 6]) -> [f32; 6] {
     ]
 }
 
-/// `Aᵀ·m` for six products along a column or row of a tile.
+/// `Aᵀ·m` for six products along a column or row of a tile (floats, or
+/// [`Lanes`](super::lanes::Lanes)).
 #[inline(always)]
-fn at_times(m: [f32; 6]) -> [f32; 4] {
+pub(super) fn at_times<T: Number>(m: [T; 6]) -> [T; 4]
+where
+    f32: Mul<T, Output = T>,
+{
     let (a, b) = (m[1] + m[2], m[1] - m[2]);
     let (c, d) = (m[3] + m[4], m[3] - m[4]);
     [m[0] + a + c, b + 2.0 * d, a + 4.0 * c, b + 8.0 * d + m[5]]

@@ -1,0 +1,73 @@
+//! Eight floats as one number ([`Lanes`]), so that Winograd's transforms, written
+//! once for a float ([`bt_times`](super::transforms::bt_times),
+//! [`at_times`](super::transforms::at_times)), run on eight channels at once in the
+//! channel form ([`channels`](super::channels)). Each operation is a loop over the
+//! eight floats (a plain loop: `array::from_fn` was left as a call per operation),
+//! one vector instruction when compiled for AVX2, and the same
+//! operation in the same order as on one float: each lane gets the bits a float
+//! would.
+
+use std::ops::{Add, Mul, Sub};
+
+/// Floats in a [`Lanes`]: one AVX2 vector.
+pub(super) const LANES: usize = 8;
+
+/// Eight channels' values at one place of a tile.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Lanes(pub [f32; LANES]);
+
+impl Lanes {
+    /// The first eight floats of `s`.
+    #[inline(always)]
+    pub fn load(s: &[f32]) -> Lanes {
+        Lanes(s[..LANES].try_into().expect("eight floats"))
+    }
+
+    /// Writes the eight floats to the start of `s`.
+    #[inline(always)]
+    pub fn store(self, s: &mut [f32]) {
+        s[..LANES].copy_from_slice(&self.0);
+    }
+}
+
+/// What the transforms compute with: floats or [`Lanes`]. (Multiplication by a
+/// constant is `f32: Mul<T>`, required where used, so that the transforms keep the
+/// constant first, as written for floats.)
+pub(super) trait Number: Copy + Add<Output = Self> + Sub<Output = Self> {}
+
+impl Number for f32 {}
+
+impl Number for Lanes {}
+
+impl Add for Lanes {
+    type Output = Lanes;
+    #[inline(always)]
+    fn add(mut self, other: Lanes) -> Lanes {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+        self
+    }
+}
+
+impl Sub for Lanes {
+    type Output = Lanes;
+    #[inline(always)]
+    fn sub(mut self, other: Lanes) -> Lanes {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a -= b;
+        }
+        self
+    }
+}
+
+impl Mul<Lanes> for f32 {
+    type Output = Lanes;
+    #[inline(always)]
+    fn mul(self, mut v: Lanes) -> Lanes {
+        for a in &mut v.0 {
+            *a *= self;
+        }
+        v
+    }
+}
