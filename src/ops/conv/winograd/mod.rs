@@ -32,6 +32,7 @@ use rayon::prelude::*;
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 
+mod phases;
 mod transforms;
 
 use transforms::g_times;
