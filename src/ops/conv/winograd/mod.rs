@@ -37,6 +37,7 @@ use super::im2col::ConvGeometry;
 
 mod channels;
 mod lanes;
+mod phases;
 mod transforms;
 
 use transforms::g_times;

@@ -23,6 +23,7 @@
 use std::ops::Mul;
 
 use super::lanes::Number;
+use super::phases::phases4;
 use super::{PlaneLayout, Winograd};
 
 impl Winograd {
@@ -331,11 +332,42 @@ fn map_to_6<const N: usize>(
         &mut r5[..n],
     );
     let d: [&[f32]; N] = std::array::from_fn(|k| &d[k][..n]);
-    for x in 0..n {
+    // Whole vectors in a loop the compiler vectorizes; the rest, if the row has a
+    // vector's worth, as one more vector that overlaps the last one (its first
+    // columns are computed again, to the same values), because the column passes'
+    // rows are short (7, 14 or 28 columns on R3) and their scalar remainders took
+    // more time than the vectorized loop (perf).
+    let whole = n - n % LANES;
+    for x in 0..whole {
         let y = f(std::array::from_fn(|k| d[k][x]));
         (r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]) = (y[0], y[1], y[2], y[3], y[4], y[5]);
     }
+    if whole == n {
+        return;
+    }
+    if n < LANES {
+        for x in 0..n {
+            let y = f(std::array::from_fn(|k| d[k][x]));
+            (r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]) = (y[0], y[1], y[2], y[3], y[4], y[5]);
+        }
+        return;
+    }
+    let at = n - LANES;
+    let d: [[f32; LANES]; N] = std::array::from_fn(|k| d[k][at..n].try_into().expect("a vector"));
+    let mut y = [[0.0f32; LANES]; 6];
+    for lane in 0..LANES {
+        let v = f(std::array::from_fn(|k| d[k][lane]));
+        for (row, v) in y.iter_mut().zip(v) {
+            row[lane] = v;
+        }
+    }
+    for (r, y) in [r0, r1, r2, r3, r4, r5].into_iter().zip(&y) {
+        r[at..].copy_from_slice(y);
+    }
 }
+
+/// Floats per AVX2 register: the block [`map_to_6`] ends a row with.
+const LANES: usize = 8;
 
 /// `r_j[x] = f(d_0[x], …, d_5[x])_j` for four output rows.
 #[inline(always)]
@@ -363,16 +395,6 @@ fn map6_interleaved(d: [&[f32]; 6], out: &mut [f32], f: impl Fn([f32; 6]) -> [f3
     let d: [&[f32]; 6] = std::array::from_fn(|k| &d[k][..n]);
     for (x, y) in out.chunks_exact_mut(4).enumerate() {
         y.copy_from_slice(&f([d[0][x], d[1][x], d[2][x], d[3][x], d[4][x], d[5][x]]));
-    }
-}
-
-/// The four phases of `c`: `e_k[s] = c[4s + k]`.
-#[inline(always)]
-fn phases4(c: &[f32], e0: &mut [f32], e1: &mut [f32], e2: &mut [f32], e3: &mut [f32]) {
-    let n = c.len() / 4;
-    let (e0, e1, e2, e3) = (&mut e0[..n], &mut e1[..n], &mut e2[..n], &mut e3[..n]);
-    for (s, q) in c.chunks_exact(4).enumerate() {
-        (e0[s], e1[s], e2[s], e3[s]) = (q[0], q[1], q[2], q[3]);
     }
 }
 
@@ -460,6 +482,31 @@ mod tests {
         let lhs: f32 = gt_times(x).iter().zip(&g).map(|(a, b)| a * b).sum();
         let rhs: f32 = x.iter().zip(&g_times(g[0], g[1], g[2])).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-5, "{lhs} vs {rhs}");
+    }
+
+    #[test]
+    fn rows_of_any_length_get_f_of_each_column_bit_for_bit() {
+        // Whole vectors, a remainder shorter than a vector, and the overlapping last
+        // vector: each column's values are `f` of that column, the same bits.
+        for n in 0..=41 {
+            let d: Vec<Vec<f32>> = (0..6)
+                .map(|k| {
+                    (0..n)
+                        .map(|x| ((x * 7 + k * 13) % 11) as f32 / 3.0 - 1.7)
+                        .collect()
+                })
+                .collect();
+            let mut r: [Vec<f32>; 6] = std::array::from_fn(|_| vec![f32::NAN; n]);
+            let [r0, r1, r2, r3, r4, r5] = &mut r;
+            let rows: [&[f32]; 6] = std::array::from_fn(|k| &d[k][..]);
+            map_to_6(rows, r0, r1, r2, r3, r4, r5, bt_times);
+            for x in 0..n {
+                let want = bt_times(std::array::from_fn(|k| d[k][x]));
+                for (j, row) in r.iter().enumerate() {
+                    assert_eq!(row[x].to_bits(), want[j].to_bits(), "n {n}, column {x}, row {j}");
+                }
+            }
+        }
     }
 
     #[test]
