@@ -108,9 +108,9 @@ pub(crate) fn fresh_with<R: Send>(
     let returned = SharedMut::new(results.spare_capacity_mut().as_mut_ptr());
     let run = |i: usize| {
         let first = i * chunk;
-        // SAFETY: chunk `i` is elements `first..first + len` of `out`'s capacity
-        // (at least `len`), and result `i` is element `i` of `results`' (at least
-        // `count`); `for_each_index` runs each `i` once, so no two runs overlap.
+        // SAFETY: chunk `i` is elements `first..min(first + chunk, len)` of `out`'s
+        // capacity (at least `len`), and result `i` is element `i` of `results`' (at
+        // least `count`); `for_each_index` runs each `i` once, so no two overlap.
         let (slots, returned) = unsafe { (slots.slice(first, chunk.min(len - first)), returned.slice(i, 1)) };
         let mut slots = Slots { slots, filled: 0 };
         let result = fill(first, &mut slots);
