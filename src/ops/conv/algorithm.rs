@@ -23,9 +23,10 @@ use super::im2col::ConvGeometry;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConvAlgorithm {
     /// Winograd for 3×3, stride-1 kernels with at least 8 channels in and out (for
-    /// the forward pass, also at least 160 output pixels over the batch, or channel
-    /// counts that are multiples of 8; for the backward passes, at least 160 per plane or 64 channels each way), im2col +
-    /// GEMM elsewhere. The thresholds, and why, are in `src/ops/conv/algorithm.rs`.
+    /// the forward pass, also at least 160 output pixels over the batch, or at most
+    /// 16 tiles with channel counts that are multiples of 8; for the backward passes,
+    /// at least 160 per plane or 64 channels each way), im2col + GEMM elsewhere.
+    /// The thresholds, and why, are in `src/ops/conv/algorithm.rs`.
     #[default]
     Auto,
     /// The seven nested loops of the definition, written to be read, not to be fast:
