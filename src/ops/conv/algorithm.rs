@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::im2col::ConvGeometry;
+use super::winograd::Winograd;
 
 /// How a [`Tensor::conv2d`](crate::Tensor::conv2d) (or
 /// [`conv2d_block`](crate::Tensor::conv2d_block)) is computed. All give the same
@@ -172,7 +173,7 @@ const WINOGRAD_CHANNEL_FORM_MAX_TILES: usize = 16;
 /// on `batch` images: the channel form when both channel counts are multiples of 8
 /// and the batch has at most [`WINOGRAD_CHANNEL_FORM_MAX_TILES`] tiles.
 pub(crate) fn winograd_forward_form(g: &ConvGeometry, out_channels: usize, batch: usize) -> WinogradForm {
-    let lanes = g.channels.is_multiple_of(8) && out_channels.is_multiple_of(8);
+    let lanes = Winograd::channel_form_fits(g.channels, out_channels);
     let tiles = batch * g.oh.div_ceil(4) * g.ow.div_ceil(4);
     if lanes && tiles <= WINOGRAD_CHANNEL_FORM_MAX_TILES {
         WinogradForm::Channels

@@ -42,7 +42,13 @@ impl Winograd {
     /// Whether the channel form can compute this convolution: whole [`Lanes`] of
     /// channels each way.
     pub fn channel_form_applies(&self) -> bool {
-        self.channels.is_multiple_of(LANES) && self.out_channels.is_multiple_of(LANES)
+        Self::channel_form_fits(self.channels, self.out_channels)
+    }
+
+    /// Whether `channels` in and `out_channels` out are whole [`Lanes`] each way:
+    /// the channel form's condition on the layer, also asked by the algorithm choice.
+    pub(crate) fn channel_form_fits(channels: usize, out_channels: usize) -> bool {
+        channels.is_multiple_of(LANES) && out_channels.is_multiple_of(LANES)
     }
 
     fn tiles_x(&self) -> usize {

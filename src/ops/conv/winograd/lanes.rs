@@ -9,7 +9,8 @@
 
 use std::ops::{Add, Mul, Sub};
 
-/// Floats in a [`Lanes`]: one AVX2 vector.
+/// Floats in a [`Lanes`]: one AVX2 vector (also the block that `transforms.rs`'s
+/// `map_to_6` ends a row with).
 pub(super) const LANES: usize = 8;
 
 /// Eight channels' values at one place of a tile.

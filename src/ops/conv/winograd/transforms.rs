@@ -22,7 +22,7 @@
 
 use std::ops::Mul;
 
-use super::lanes::Number;
+use super::lanes::{Number, LANES};
 use super::phases::phases4;
 use super::{PlaneLayout, Winograd};
 
@@ -365,9 +365,6 @@ fn map_to_6<const N: usize>(
         r[at..].copy_from_slice(y);
     }
 }
-
-/// Floats per AVX2 register: the block [`map_to_6`] ends a row with.
-const LANES: usize = 8;
 
 /// `r_j[x] = f(d_0[x], …, d_5[x])_j` for four output rows.
 #[inline(always)]
