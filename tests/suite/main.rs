@@ -42,6 +42,7 @@ mod io_fuzz;
 mod io_import;
 mod io_model;
 mod io_onnx;
+mod layouts;
 mod nn_footprint;
 mod nn_layers;
 mod numerics;
