@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use ferrocnn::data::{Augment, Fit, FolderOptions, TrainingData};
 use ferrocnn::io::{load_checkpoint, save_checkpoint, Checkpoint, DataSpec, ModelRecord};
-use ferrocnn::metrics::peak_resident_mib;
+use ferrocnn::metrics::{peak_resident_mib, ConfusionMatrix};
 use ferrocnn::nn::{Module, Registry};
 use ferrocnn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, LrSchedule, Optimizer, SGDConfig, SGD};
 use ferrocnn::profile::Profiler;
@@ -62,6 +62,21 @@ enum Opt {
     Adam,
     Adamw,
 }
+
+/// The flags that set the training plan (the net, how long and how it learns, on
+/// what): `--resume` goes on with the checkpoint's, so they are refused beside it
+/// rather than ignored. `--seed` is not among them: it also draws the held-out set
+/// of a folder without a test set, which a resumed run draws again.
+const PLAN_FLAGS: [&str; 8] = [
+    "--net",
+    "--epochs",
+    "--batch-size",
+    "--lr",
+    "--optimizer",
+    "--augment",
+    "--no-augment",
+    "--limit-train",
+];
 
 /// The command line; `HELP` says what each flag does.
 #[derive(Debug)]
@@ -153,7 +168,9 @@ Options:
       --profile
           Time the forward pass per layer type and the backward pass per op; print a table
       --resume <RESUME>
-          Continue the run saved in this checkpoint (its net, optimizer and plan are used)
+          Continue the run saved in this checkpoint (its net, optimizer and plan are used:
+          --net, --epochs, --batch-size, --lr, --optimizer, --[no-]augment and
+          --limit-train cannot be given with it)
       --explore [<PORT>]
           Serve the explorer page on 127.0.0.1:PORT while training: live loss and accuracy
           curves, the first layer's filters as they change, and drawings run through the
@@ -194,7 +211,11 @@ impl Args {
         let fits = [("crop", FitArg::Crop), ("stretch", FitArg::Stretch)];
         let optimizers = [("sgd", Opt::Sgd), ("adam", Opt::Adam), ("adamw", Opt::Adamw)];
         let mut cli = CommandLine::from_env("mnist", HELP);
+        let mut plan_flag = None;
         while let Some(arg) = cli.next() {
+            if let Long(name) = &arg {
+                plan_flag = plan_flag.or(PLAN_FLAGS.iter().find(|f| f[2..] == **name));
+            }
             match arg {
                 Long("data") => args.data = cli.path("--data <DATA>"),
                 Long("image-size") => args.image_size = Some(cli.value("--image-size <HxW>", image_size)),
@@ -232,8 +253,23 @@ impl Args {
                 arg => unexpected(arg),
             }
         }
+        if args.resume.is_some()
+            && let Some(flag) = plan_flag
+        {
+            usage_error(format!(
+                "{flag} cannot be combined with --resume: the run goes on with the \
+                 checkpoint's net, optimizer and plan"
+            ));
+        }
         args
     }
+}
+
+/// The test figures printed after training.
+struct Evaluated {
+    loss: f64,
+    accuracy: f64,
+    confusion: ConfusionMatrix,
 }
 
 /// A model, its training plan and its optimizer.
@@ -504,9 +540,27 @@ fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         println!("\nwhere the training time went:\n{}", profiler.report());
     }
     // No test images, no test figures (an accuracy of 0/0 would print as 0.00%).
-    let result = match test.is_empty() {
-        true => None,
-        false => Some(evaluate(model.as_mut(), &test, 1000)?),
+    // `fit` evaluated the trained model on the test set after its last epoch; a
+    // resumed run with no epoch left to train evaluates here.
+    let last_evaluation = history
+        .last()
+        .and_then(|s| Some((s.eval?, s.confusion.clone()?)))
+        .map(|((loss, accuracy), confusion)| Evaluated {
+            loss,
+            accuracy,
+            confusion,
+        });
+    let result = match (test.is_empty(), last_evaluation) {
+        (true, _) => None,
+        (false, Some(last)) => Some(last),
+        (false, None) => {
+            let e = evaluate(model.as_mut(), &test, 1000)?;
+            Some(Evaluated {
+                loss: e.loss,
+                accuracy: e.accuracy,
+                confusion: e.confusion,
+            })
+        }
     };
     match &result {
         Some(result) => {

@@ -242,6 +242,7 @@ impl From<Epoch> for EpochStats {
             seconds: e.seconds,
             images_per_sec: e.images_per_sec,
             lr: e.lr.into(),
+            confusion: None,
         }
     }
 }

@@ -221,6 +221,7 @@ fn fit_dyn(
             seconds,
             images_per_sec: seen as f64 / seconds,
             lr: optimizer.lr(),
+            confusion: eval_result.map(|e| e.confusion),
         };
         if opts.progress != Progress::Silent {
             println!("{}", epoch_line(&stats, opts.epochs));

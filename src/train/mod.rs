@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Augment;
+use crate::metrics::ConfusionMatrix;
 use crate::nn::Module;
 use crate::optim::LrSchedule;
 use crate::profile::Profiler;
@@ -315,4 +316,9 @@ pub struct EpochStats {
     pub images_per_sec: f64,
     /// Learning rate at the end of the epoch.
     pub lr: f64,
+    /// The confusion matrix on the evaluation set, from the same pass as `eval`, so
+    /// a caller that wants it after training need not evaluate again. Not saved with
+    /// a checkpoint's history: `None` for epochs read back from a file.
+    #[serde(skip)]
+    pub confusion: Option<ConfusionMatrix>,
 }

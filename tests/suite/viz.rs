@@ -266,6 +266,7 @@ fn stats(epoch: usize, loss: f64, acc: f64, eval: Option<(f64, f64)>) -> EpochSt
         seconds: 1.0,
         images_per_sec: 1.0,
         lr: 1e-3,
+        confusion: None,
     }
 }
 
