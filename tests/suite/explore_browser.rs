@@ -5,9 +5,9 @@
 //! is clicked), and that the numbers on the page are those of
 //! `inspect --predict` on the same drawing and of the library's `predict` on the
 //! 28×28 input the page reports. A second case explores a small RGB model with
-//! named classes on an image folder: the names are on the page, a test image and a
-//! drawing in a coloured pen are drawn in colour, and the drawing's numbers are the
-//! library's for the same pixels. Screenshots go to `target/explore-screenshots/`.
+//! named classes on an image folder of 24×16 images: the names are on the page, a
+//! test image and a drawing in a coloured pen are drawn in colour and in the
+//! model's shape, and the drawing's numbers are the library's for the same pixels. Screenshots go to `target/explore-screenshots/`.
 //!
 //! Chromium is driven through the DevTools protocol over a pipe
 //! (`--remote-debugging-pipe`: JSON messages ended by a NUL byte on file
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::cli_support;
 use crate::temp_dir;
 
-use cli_support::{example_path, small_net};
+use cli_support::{example_path, small_net_of};
 use ferrocnn::data::{fit_image, frame_like_mnist, Fit, Image, Normalize};
 use ferrocnn::io::{save_model_with_data, DataSpec};
 use ferrocnn::ops::softmax_rows;
@@ -713,12 +713,14 @@ fn mnist_explore_shows_the_run_as_it_trains() {
     );
 }
 
-/// The side of the colour case's images.
-const SIDE: usize = 16;
+/// The colour case's images are wider than tall, so the page must keep their
+/// shape: on the pad, in what the model sees, in a drawing fitted to the model.
+const HEIGHT: usize = 16;
+const WIDTH: usize = 24;
 
 /// Image `i` of a class: a 6×6 square of its colour on gray, placed by `i`.
 fn colour_image(colour: [u8; 3], i: usize) -> RgbImage {
-    let mut image = RgbImage::new(SIDE, SIDE, [120, 120, 120]);
+    let mut image = RgbImage::new(WIDTH, HEIGHT, [120, 120, 120]);
     for y in 5..11 {
         for x in 2 + 3 * i..8 + 3 * i {
             image.put(x as i64, y as i64, colour);
@@ -775,12 +777,12 @@ fn the_explorer_page_shows_a_colour_model_by_class_name() {
         }
     }
     let spec = DataSpec {
-        input: (3, SIDE, SIDE),
+        input: (3, HEIGHT, WIDTH),
         classes: classes.iter().map(|(name, _)| name.to_string()).collect(),
         normalize: Normalize::new(vec![0.45, 0.5, 0.55], vec![0.2, 0.25, 0.3]).unwrap(),
     };
     let model_path = work.path().join("colours.bin");
-    save_model_with_data(&small_net(3, SIDE, 3), &spec, &model_path).expect("model saved");
+    save_model_with_data(&small_net_of(3, (HEIGHT, WIDTH), 3), &spec, &model_path).expect("model saved");
 
     let (_server, url) = start_server(
         "explore",
@@ -814,19 +816,22 @@ fn the_explorer_page_shows_a_colour_model_by_class_name() {
     // What the model sees is drawn in colour, pixel for pixel; the pad shows the
     // image enlarged, in colour too.
     let (w, h, shown) = canvas_rgb(&mut browser, "model-input");
-    assert_eq!((w, h), (SIDE, SIDE));
+    assert_eq!((w, h), (WIDTH, HEIGHT));
     assert_eq!(
         shown,
         colour_image(classes[0].1, 0).pixels,
         "test image 0 as drawn"
     );
-    let (_, _, pad) = canvas_rgb(&mut browser, "pad");
-    let at = |x: usize, y: usize| &pad[(y * 280 + x) * 3..][..3];
-    // The square's centre (5, 8) of 16, and the gray corner.
+    // The pad has the image's shape, 280 pixels wide, so nothing is stretched.
+    let (pad_w, pad_h, pad) = canvas_rgb(&mut browser, "pad");
+    assert_eq!((pad_w, pad_h), (280, 187), "the pad's shape is the model's");
+    let at = |x: usize, y: usize| &pad[(y * pad_w + x) * 3..][..3];
+    // The square's centre (5, 8) of 24×16, and the gray corner.
+    let centre = (5 * pad_w / WIDTH, 8 * pad_h / HEIGHT);
     assert!(
-        at(5 * 280 / 16, 8 * 280 / 16)[2] > 180,
+        at(centre.0, centre.1)[2] > 180,
         "blue on the pad: {:?}",
-        at(87, 140)
+        at(centre.0, centre.1)
     );
     assert_eq!(at(2, 2), [120, 120, 120]);
     for id in ["saliency", "times-input"] {
@@ -915,15 +920,15 @@ fn the_explorer_page_shows_a_colour_model_by_class_name() {
     let expected = fit_image(
         &image.to_planes(3),
         (3, image.height, image.width),
-        (SIDE, SIDE),
+        (HEIGHT, WIDTH),
         Fit::Crop,
     );
     assert_eq!(
         framed, expected,
-        "the page's input is the drawing fitted to 16×16"
+        "the page's input is the drawing fitted to 24×16"
     );
     let (_, _, shown_input) = canvas_rgb(&mut browser, "model-input");
-    let plane = SIDE * SIDE;
+    let plane = HEIGHT * WIDTH;
     let interleaved: Vec<u8> = (0..plane)
         .flat_map(|i| [framed[i], framed[i + plane], framed[i + 2 * plane]])
         .collect();
@@ -937,7 +942,7 @@ fn the_explorer_page_shows_a_colour_model_by_class_name() {
         .count();
     assert!(orange > 10, "{orange} orange pixels in what the model sees");
     let mut model = ferrocnn::io::load_model(&model_path).unwrap();
-    let x = ndarray::Array4::from_shape_vec((1, 3, SIDE, SIDE), spec.input_of(&image, Fit::Crop).unwrap())
+    let x = ndarray::Array4::from_shape_vec((1, 3, HEIGHT, WIDTH), spec.input_of(&image, Fit::Crop).unwrap())
         .unwrap();
     let probabilities = softmax_rows(&predict(model.as_mut(), x.view().into_dyn()));
     let (prediction, shown) = page_numbers(&mut browser);

@@ -159,6 +159,19 @@ function clearPad() {
   padCtx.fillRect(0, 0, pad.width, pad.height);
 }
 
+// The pad takes the model's aspect, its longer side 280 pixels: a test image of
+// another shape then goes on it unstretched, and what is drawn over it reaches the
+// model in the proportions it was drawn in (the server fits a drawing by scaling and
+// cropping, never by stretching).
+function shapePad([, h, w]) {
+  const side = 280;
+  pad.width = w >= h ? side : Math.max(1, Math.round(side * w / h));
+  pad.height = h >= w ? side : Math.max(1, Math.round(side * h / w));
+  pad.style.width = `${pad.width}px`;
+  pad.style.height = `${pad.height}px`;
+  clearPad();
+}
+
 function padPoint(e) {
   const r = pad.getBoundingClientRect();
   return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
@@ -546,6 +559,7 @@ async function start() {
     $('title').textContent = `${model.title} · ${model.parameters.toLocaleString('en')} parameters`;
     document.title = `ferrocnn explorer · ${model.title}`;
     $('summary').textContent = model.summary;
+    shapePad(model.input);
     if (isColour()) showColourControls(model.input);
     renderFilters(model.filters);
     if (!model.test_images) {

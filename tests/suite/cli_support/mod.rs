@@ -141,14 +141,19 @@ pub fn dataset(dir: &Path, side: u32, n: u32, classes: u32) -> PathBuf {
 /// A small convnet for `channels`×`side`×`side` inputs with `classes` outputs:
 /// conv 3×3 → ReLU → max pool 2 → Linear (the head).
 pub fn small_net(channels: usize, side: usize, classes: usize) -> Sequential {
+    small_net_of(channels, (side, side), classes)
+}
+
+/// [`small_net`] for `channels`×`height`×`width` inputs.
+pub fn small_net_of(channels: usize, (height, width): (usize, usize), classes: usize) -> Sequential {
     let rng = &mut rand::rngs::StdRng::seed_from_u64(3);
-    let pooled = (side - 2) / 2;
+    let pooled = ((height - 2) / 2) * ((width - 2) / 2);
     Sequential::new()
         .add(Conv2d::new(channels, 4, (3, 3), rng))
         .add(ReLU)
         .add(MaxPool2d::new((2, 2)))
         .add(Flatten)
-        .add(Linear::new(4 * pooled * pooled, classes, rng))
+        .add(Linear::new(4 * pooled, classes, rng))
 }
 
 /// Saves `model` as `dir/name`; returns the path.
