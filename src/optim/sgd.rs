@@ -220,6 +220,50 @@ impl Optimizer for SGD {
     }
 }
 
+/// An array the optimizer owns, as a slice (always standard layout).
+fn slice_mut(a: &mut ArrayD<f32>) -> &mut [f32] {
+    a.as_slice_mut()
+        .expect("optimizer buffers and parameter values are in standard layout")
+}
+
+// The loops are functions of their own, taking the slices as arguments: the
+// compiler then knows they do not overlap the scalars (which a closure reads through
+// its captures) and vectorizes them. Written inside `update_in_chunks`'s closure,
+// over slices made from pointers, they ran about five times as many instructions.
+
+/// `p -= lr·(g + wd·p)`, the update without momentum, over one run of elements.
+fn plain_update(p: &mut [f32], g: &[f32], decay: bool, wd: f32, neg_lr: f32) {
+    for (p, &g) in p.iter_mut().zip(g) {
+        let g = if decay { g + wd * *p } else { g };
+        *p += neg_lr * g;
+    }
+}
+
+/// The scalars of a momentum update.
+struct Momentum {
+    decay: bool,
+    wd: f32,
+    first: bool,
+    mu: f32,
+    one_minus_dampening: f32,
+    nesterov: bool,
+    neg_lr: f32,
+}
+
+/// The update with momentum (PyTorch's rule) over one run of elements.
+fn momentum_update(k: &Momentum, p: &mut [f32], g: &[f32], b: &mut [f32]) {
+    for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
+        let g = if k.decay { g + k.wd * *p } else { g };
+        *b = if k.first {
+            g
+        } else {
+            *b * k.mu + k.one_minus_dampening * g
+        };
+        let g = if k.nesterov { g + k.mu * *b } else { *b };
+        *p += k.neg_lr * g;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,49 +327,5 @@ mod tests {
             dampening: 0.1,
             ..SGDConfig::default()
         });
-    }
-}
-
-/// An array the optimizer owns, as a slice (always standard layout).
-fn slice_mut(a: &mut ArrayD<f32>) -> &mut [f32] {
-    a.as_slice_mut()
-        .expect("optimizer buffers and parameter values are in standard layout")
-}
-
-// The loops are functions of their own, taking the slices as arguments: the
-// compiler then knows they do not overlap the scalars (which a closure reads through
-// its captures) and vectorizes them. Written inside `update_in_chunks`'s closure,
-// over slices made from pointers, they ran about five times as many instructions.
-
-/// `p -= lr·(g + wd·p)`, the update without momentum, over one run of elements.
-fn plain_update(p: &mut [f32], g: &[f32], decay: bool, wd: f32, neg_lr: f32) {
-    for (p, &g) in p.iter_mut().zip(g) {
-        let g = if decay { g + wd * *p } else { g };
-        *p += neg_lr * g;
-    }
-}
-
-/// The scalars of a momentum update.
-struct Momentum {
-    decay: bool,
-    wd: f32,
-    first: bool,
-    mu: f32,
-    one_minus_dampening: f32,
-    nesterov: bool,
-    neg_lr: f32,
-}
-
-/// The update with momentum (PyTorch's rule) over one run of elements.
-fn momentum_update(k: &Momentum, p: &mut [f32], g: &[f32], b: &mut [f32]) {
-    for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
-        let g = if k.decay { g + k.wd * *p } else { g };
-        *b = if k.first {
-            g
-        } else {
-            *b * k.mu + k.one_minus_dampening * g
-        };
-        let g = if k.nesterov { g + k.mu * *b } else { *b };
-        *p += k.neg_lr * g;
     }
 }
