@@ -17,11 +17,10 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use super::image_file::{read_header, read_image, Header, MAX_IMAGE_SIDE};
 use super::resize::{fit_image, Fit};
 use super::{DataError, Dataset};
+use crate::ops::parallel::{map_indices, SharedMut};
 
 /// The extensions read (case-insensitive).
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -152,26 +151,19 @@ impl ImageFolder {
             )));
         };
         let mut pixels = vec![0u8; total];
-        let failed = pixels
-            .par_chunks_mut(image_len)
-            .zip(&self.files)
-            .enumerate()
-            .filter_map(|(i, (out, (path, _)))| {
-                let image = match read_image(path) {
-                    Ok(image) => image,
-                    Err(e) => return Some((i, e)),
-                };
-                let planes = image.to_planes(channels);
-                out.copy_from_slice(&fit_image(
-                    &planes,
-                    (channels, image.height, image.width),
-                    size,
-                    options.fit,
-                ));
-                None
-            })
-            .min_by_key(|(i, _)| *i);
-        if let Some((_, e)) = failed {
+        // Over `map_indices` (rayon's plumbing compiled once for the library); the
+        // first failure in file order is the one reported.
+        let pixels_at = SharedMut::new(pixels.as_mut_ptr());
+        let failures = map_indices(self.files.len(), 1, |i| {
+            let image = read_image(&self.files[i].0)?;
+            let planes = image.to_planes(channels);
+            let fitted = fit_image(&planes, (channels, image.height, image.width), size, options.fit);
+            // SAFETY: `pixels` holds `files.len()` images of `image_len` bytes, and
+            // each index `i` runs once, so no other task reaches image `i`'s bytes.
+            unsafe { pixels_at.slice(i * image_len, image_len) }.copy_from_slice(&fitted);
+            Ok(())
+        });
+        if let Some(e) = failures.into_iter().find_map(Result::err) {
             return Err(e);
         }
         let labels = self.files.iter().map(|&(_, label)| relabel[label]).collect();
@@ -198,10 +190,8 @@ impl ImageFolder {
         if let (Some(size), Some(channels)) = (options.size, options.channels) {
             return Ok((size, channels));
         }
-        let headers: Vec<Header> = self
-            .files
-            .par_iter()
-            .map(|(path, _)| read_header(path))
+        let headers: Vec<Header> = map_indices(self.files.len(), 1, |i| read_header(&self.files[i].0))
+            .into_iter()
             .collect::<Result<_, _>>()?;
         let size = options.size.unwrap_or_else(|| most_common_size(&headers));
         // A header may claim any size: the decoder refuses such an image, but the

@@ -94,7 +94,7 @@ pub trait Module: Any + Send + ModuleBase {
     /// The prefix of the names [`Sequential`](super::Sequential) gives automatically
     /// (`conv` → `conv1`, `conv2`). Defaults to the kind in lower case.
     fn name_prefix(&self) -> String {
-        self.kind().to_lowercase()
+        tree::name_prefix(self.as_dyn())
     }
 
     /// The settings that rebuild this module (without its children and weights),
@@ -131,16 +131,7 @@ pub trait Module: Any + Send + ModuleBase {
     fn own_parameters_and_children_mut(
         &mut self,
     ) -> (Vec<(String, &mut Param)>, Vec<(String, &mut dyn Module)>) {
-        if self.own_parameters().is_empty() {
-            return (Vec::new(), self.children_mut());
-        }
-        assert!(
-            self.children().is_empty(),
-            "{}: a module with both its own parameters and children must implement \
-             own_parameters_and_children_mut",
-            self.kind()
-        );
-        (self.own_parameters_mut(), Vec::new())
+        tree::own_parameters_or_children_mut(self.as_dyn_mut())
     }
 
     /// Tensors this module owns that are state but not trained (batch norm's running
@@ -152,7 +143,7 @@ pub trait Module: Any + Send + ModuleBase {
     /// Replaces the buffer `name` (one of `own_buffers`, with the same shape).
     fn set_own_buffer(&mut self, name: &str, value: ArrayD<f32>) -> Result<(), String> {
         let _ = value;
-        Err(format!("{} has no buffer {name:?}", self.kind()))
+        Err(tree::no_buffer(self.as_dyn(), name))
     }
 
     /// Other state that is neither parameter nor buffer and must survive a save, such
@@ -165,7 +156,7 @@ pub trait Module: Any + Send + ModuleBase {
     /// Restores what `extra_state` returned.
     fn set_extra_state(&mut self, state: Value) -> Result<(), String> {
         let _ = state;
-        Err(format!("{} keeps no extra state", self.kind()))
+        Err(tree::no_extra_state(self.as_dyn()))
     }
 
     /// The regularization penalty on this module's own parameters (Keras's
@@ -190,77 +181,50 @@ pub trait Module: Any + Send + ModuleBase {
     }
 
     // ---- Derived from the above; there is rarely a reason to override these. ----
+    // Their bodies are in `tree` below, on `&dyn Module`: a default method's body is
+    // compiled once per implementing type, the free function once (15 copies of
+    // each, about 18k lines of LLVM IR, before this was done).
 
     /// Every module in the tree with its dotted name, this one first (named `""`),
     /// then depth first in order.
     fn named_modules(&self) -> Vec<(String, &dyn Module)> {
-        let mut out = vec![(String::new(), self.as_dyn())];
-        for (name, child) in self.children() {
-            for (sub, m) in child.named_modules() {
-                out.push((join(&name, &sub), m));
-            }
-        }
-        out
+        tree::named_modules(self.as_dyn())
     }
 
     /// Calls `f` on every module of the tree with its dotted name, parents before
     /// their children: the mutable counterpart of `named_modules`.
     fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
-        fn walk(prefix: &str, m: &mut dyn Module, f: &mut dyn FnMut(&str, &mut dyn Module)) {
-            f(prefix, m);
-            for (name, child) in m.children_mut() {
-                walk(&join(prefix, &name), child, f);
-            }
-        }
-        walk("", self.as_dyn_mut(), f);
+        tree::visit_mut("", self.as_dyn_mut(), f)
     }
 
     /// Every parameter of the tree with its dotted name (`conv1.weight`), in order.
     fn named_parameters(&self) -> Vec<(String, &Param)> {
-        let mut out = self.own_parameters();
-        for (name, child) in self.children() {
-            for (p, param) in child.named_parameters() {
-                out.push((join(&name, &p), param));
-            }
-        }
-        out
+        tree::named_parameters(self.as_dyn())
     }
 
     /// Mutable form of `named_parameters`, in the same order.
     fn named_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
-        let (mut out, children) = self.own_parameters_and_children_mut();
-        for (name, child) in children {
-            for (p, param) in child.named_parameters_mut() {
-                out.push((join(&name, &p), param));
-            }
-        }
-        out
+        tree::named_parameters_mut(self.as_dyn_mut())
     }
 
     /// The parameters, in the order of `named_parameters`.
     fn parameters(&self) -> Vec<&Param> {
-        self.named_parameters().into_iter().map(|(_, p)| p).collect()
+        tree::parameters(self.as_dyn())
     }
 
     /// Mutable parameters, in order: what an optimizer step takes.
     fn parameters_mut(&mut self) -> Vec<&mut Param> {
-        self.named_parameters_mut().into_iter().map(|(_, p)| p).collect()
+        tree::parameters_mut(self.as_dyn_mut())
     }
 
     /// Total number of scalars in the parameters.
     fn num_parameters(&self) -> usize {
-        self.parameters().iter().map(|p| p.len()).sum()
+        tree::num_parameters(self.as_dyn())
     }
 
     /// Every buffer of the tree with its dotted name (`bn1.running_mean`).
     fn named_buffers(&self) -> Vec<(String, ArrayD<f32>)> {
-        let mut out = self.own_buffers();
-        for (name, child) in self.children() {
-            for (b, value) in child.named_buffers() {
-                out.push((join(&name, &b), value));
-            }
-        }
-        out
+        tree::named_buffers(self.as_dyn())
     }
 
     /// Every parameter and buffer by dotted name, module by module (PyTorch's
@@ -283,19 +247,12 @@ pub trait Module: Any + Send + ModuleBase {
     /// The sum of every module's regularization penalty, bound to the tape `like` is
     /// on, to add to the loss; `None` if no module has a regularizer.
     fn regularization(&self, like: &Tensor) -> Option<Tensor> {
-        let children = self.children();
-        let parts = self
-            .own_penalty(like)
-            .into_iter()
-            .chain(children.iter().filter_map(|(_, c)| c.regularization(like)));
-        parts.reduce(|a, b| &a + &b)
+        tree::regularization(self.as_dyn(), like)
     }
 
     /// Freezes (or unfreezes) every parameter: no gradients, no updates.
     fn set_frozen(&mut self, frozen: bool) {
-        for p in self.parameters_mut() {
-            p.set_frozen(frozen);
-        }
+        tree::set_frozen(self.as_dyn_mut(), frozen)
     }
 
     /// Freezes every parameter whose dotted name is `prefix` or lies under it
@@ -333,8 +290,7 @@ pub trait Module: Any + Send + ModuleBase {
     /// Keras's `model.summary()`; panics if the input does not fit (see
     /// [`try_summary`](Module::try_summary)).
     fn summary(&self, input_shape: &[usize]) -> super::Summary {
-        self.try_summary(input_shape)
-            .unwrap_or_else(|e| panic!("summary: {e}"))
+        tree::summary(self.as_dyn(), input_shape)
     }
 
     /// The summary, or an error naming the first module that cannot take the input.
@@ -345,9 +301,7 @@ pub trait Module: Any + Send + ModuleBase {
     /// Re-initializes every module of the tree (`reset_own_parameters`), from a
     /// seed: the same architecture, trained from scratch. Nothing stays frozen.
     fn reinitialize(&mut self, seed: u64) {
-        let rng = &mut <StdRng as rand::SeedableRng>::seed_from_u64(seed);
-        self.visit_mut(&mut |_, m| m.reset_own_parameters(rng));
-        self.set_frozen(false);
+        tree::reinitialize(self.as_dyn_mut(), seed)
     }
 
     /// A copy re-initialized as [`reinitialize`](Module::reinitialize) does.
@@ -476,6 +430,131 @@ macro_rules! module_children {
             )
         }
     };
+}
+
+/// The bodies of `Module`'s default methods, compiled once for every module type
+/// rather than once per type. Children are reached through their own (possibly
+/// overridden) methods, so an override anywhere in the tree still takes effect.
+mod tree {
+    use ndarray::ArrayD;
+    use rand::rngs::StdRng;
+
+    use super::{join, Module};
+    use crate::param::Param;
+    use crate::tensor::Tensor;
+
+    pub(super) fn name_prefix(m: &dyn Module) -> String {
+        m.kind().to_lowercase()
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub(super) fn own_parameters_or_children_mut(
+        m: &mut dyn Module,
+    ) -> (Vec<(String, &mut Param)>, Vec<(String, &mut dyn Module)>) {
+        if m.own_parameters().is_empty() {
+            return (Vec::new(), m.children_mut());
+        }
+        assert!(
+            m.children().is_empty(),
+            "{}: a module with both its own parameters and children must implement \
+             own_parameters_and_children_mut",
+            m.kind()
+        );
+        (m.own_parameters_mut(), Vec::new())
+    }
+
+    pub(super) fn no_buffer(m: &dyn Module, name: &str) -> String {
+        format!("{} has no buffer {name:?}", m.kind())
+    }
+
+    pub(super) fn no_extra_state(m: &dyn Module) -> String {
+        format!("{} keeps no extra state", m.kind())
+    }
+
+    pub(super) fn named_modules(m: &dyn Module) -> Vec<(String, &dyn Module)> {
+        let mut out = vec![(String::new(), m)];
+        for (name, child) in m.children() {
+            for (sub, c) in child.named_modules() {
+                out.push((join(&name, &sub), c));
+            }
+        }
+        out
+    }
+
+    pub(super) fn visit_mut(prefix: &str, m: &mut dyn Module, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f(prefix, m);
+        for (name, child) in m.children_mut() {
+            visit_mut(&join(prefix, &name), child, f);
+        }
+    }
+
+    pub(super) fn named_parameters(m: &dyn Module) -> Vec<(String, &Param)> {
+        let mut out = m.own_parameters();
+        for (name, child) in m.children() {
+            for (p, param) in child.named_parameters() {
+                out.push((join(&name, &p), param));
+            }
+        }
+        out
+    }
+
+    pub(super) fn named_parameters_mut(m: &mut dyn Module) -> Vec<(String, &mut Param)> {
+        let (mut out, children) = m.own_parameters_and_children_mut();
+        for (name, child) in children {
+            for (p, param) in child.named_parameters_mut() {
+                out.push((join(&name, &p), param));
+            }
+        }
+        out
+    }
+
+    pub(super) fn parameters(m: &dyn Module) -> Vec<&Param> {
+        m.named_parameters().into_iter().map(|(_, p)| p).collect()
+    }
+
+    pub(super) fn parameters_mut(m: &mut dyn Module) -> Vec<&mut Param> {
+        m.named_parameters_mut().into_iter().map(|(_, p)| p).collect()
+    }
+
+    pub(super) fn num_parameters(m: &dyn Module) -> usize {
+        m.parameters().iter().map(|p| p.len()).sum()
+    }
+
+    pub(super) fn named_buffers(m: &dyn Module) -> Vec<(String, ArrayD<f32>)> {
+        let mut out = m.own_buffers();
+        for (name, child) in m.children() {
+            for (b, value) in child.named_buffers() {
+                out.push((join(&name, &b), value));
+            }
+        }
+        out
+    }
+
+    pub(super) fn regularization(m: &dyn Module, like: &Tensor) -> Option<Tensor> {
+        let children = m.children();
+        let parts = m
+            .own_penalty(like)
+            .into_iter()
+            .chain(children.iter().filter_map(|(_, c)| c.regularization(like)));
+        parts.reduce(|a, b| &a + &b)
+    }
+
+    pub(super) fn set_frozen(m: &mut dyn Module, frozen: bool) {
+        for p in m.parameters_mut() {
+            p.set_frozen(frozen);
+        }
+    }
+
+    pub(super) fn summary(m: &dyn Module, input_shape: &[usize]) -> crate::nn::Summary {
+        m.try_summary(input_shape)
+            .unwrap_or_else(|e| panic!("summary: {e}"))
+    }
+
+    pub(super) fn reinitialize(m: &mut dyn Module, seed: u64) {
+        let rng = &mut <StdRng as rand::SeedableRng>::seed_from_u64(seed);
+        m.visit_mut(&mut |_, m| m.reset_own_parameters(rng));
+        m.set_frozen(false);
+    }
 }
 
 /// `a.b`, or whichever is not empty.

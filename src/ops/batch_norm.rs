@@ -13,11 +13,11 @@
 use std::sync::Arc;
 
 use ndarray::{Array1, ArrayD, Ix1};
-use rayon::prelude::*;
 
 use super::activation::relu as relu_of;
 use super::elementwise::{keep_if, sum, sum_map, sum_map2, sum_map3};
 use super::fresh::fresh;
+use super::parallel::map_indices;
 use crate::tensor::Tensor;
 
 /// Per-channel batch statistics from a training-mode pass, for the running averages.
@@ -105,17 +105,14 @@ impl Tensor {
         let (g, b) = (channel_vector("gamma", gamma, c), channel_vector("beta", beta, c));
 
         let planes = move |ch: usize| (0..n).map(move |i| (i * c + ch) * hw..(i * c + ch + 1) * hw);
-        let stats: Vec<(f32, f32)> = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let total: f64 = planes(ch).map(|r| f64::from(sum(&xs[r]))).sum();
-                let mean = (total / count as f64) as f32;
-                let sq: f64 = planes(ch)
-                    .map(|r| f64::from(sum_map(&xs[r], |v| (v - mean) * (v - mean))))
-                    .sum();
-                (mean, (sq / count as f64) as f32)
-            })
-            .collect();
+        let stats: Vec<(f32, f32)> = map_indices(c, 1, |ch| {
+            let total: f64 = planes(ch).map(|r| f64::from(sum(&xs[r]))).sum();
+            let mean = (total / count as f64) as f32;
+            let sq: f64 = planes(ch)
+                .map(|r| f64::from(sum_map(&xs[r], |v| (v - mean) * (v - mean))))
+                .sum();
+            (mean, (sq / count as f64) as f32)
+        });
         let inv_std: Vec<f32> = stats.iter().map(|&(_, var)| 1.0 / (var + eps).sqrt()).collect();
 
         // y = gamma·x̂ + beta (+ skip, then ReLU). The backward pass recomputes
@@ -176,31 +173,28 @@ impl Tensor {
             let x = x_shared.as_standard_layout();
             let xs = x.as_slice().expect("standard layout");
             // Per channel: Σg and Σg·x̂, which give dbeta, dgamma and the input gradient.
-            let sums: Vec<(f64, f64)> = (0..c)
-                .into_par_iter()
-                .map(|ch| {
-                    let (mean, inv) = (means[ch], inv_std[ch]);
-                    planes(ch).fold((0.0, 0.0), |(s, sx), r| {
-                        let (s2, sx2) = if premasked {
-                            let (g, x) = (&gs[r.clone()], &xs[r]);
-                            (sum(g), sum_map2(g, x, |g, x| g * ((x - mean) * inv)))
-                        } else {
-                            let y = &y_shared
-                                .as_ref()
-                                .expect("relu")
-                                .as_slice()
-                                .expect("standard layout")[r.clone()];
-                            let (g, x) = (&gs[r.clone()], &xs[r]);
-                            let m = |g: f32, y: f32| g * keep_if(y > 0.0, 1.0);
-                            (
-                                sum_map2(g, y, m),
-                                sum_map3(g, y, x, |g, y, x| m(g, y) * ((x - mean) * inv)),
-                            )
-                        };
-                        (s + f64::from(s2), sx + f64::from(sx2))
-                    })
+            let sums: Vec<(f64, f64)> = map_indices(c, 1, |ch| {
+                let (mean, inv) = (means[ch], inv_std[ch]);
+                planes(ch).fold((0.0, 0.0), |(s, sx), r| {
+                    let (s2, sx2) = if premasked {
+                        let (g, x) = (&gs[r.clone()], &xs[r]);
+                        (sum(g), sum_map2(g, x, |g, x| g * ((x - mean) * inv)))
+                    } else {
+                        let y = &y_shared
+                            .as_ref()
+                            .expect("relu")
+                            .as_slice()
+                            .expect("standard layout")[r.clone()];
+                        let (g, x) = (&gs[r.clone()], &xs[r]);
+                        let m = |g: f32, y: f32| g * keep_if(y > 0.0, 1.0);
+                        (
+                            sum_map2(g, y, m),
+                            sum_map3(g, y, x, |g, y, x| m(g, y) * ((x - mean) * inv)),
+                        )
+                    };
+                    (s + f64::from(s2), sx + f64::from(sx2))
                 })
-                .collect();
+            });
             let dx = needs[0].then(|| {
                 let dx = fresh(gs.len(), hw, true, |at, dx| {
                     let ch = at / hw % c;

@@ -13,10 +13,9 @@ use std::cell::RefCell;
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
 
 use super::elementwise::keep_if;
-use super::parallel::for_each_piece_mut;
+use super::parallel::{for_each_piece_mut, SharedMut};
 use crate::tensor::Tensor;
 
 const CHUNK: usize = 1 << 14;
@@ -34,24 +33,29 @@ fn apply(x: &[f32], p: f32, seed: u64) -> (Vec<f32>, Vec<u8>) {
     let threshold = (f64::from(p) * 4_294_967_296.0).min(u32::MAX as f64) as u32;
     let mut out = vec![0.0f32; x.len()];
     let mut keep = vec![0u8; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(keep.par_chunks_mut(CHUNK))
-        .zip(x.par_chunks(CHUNK))
-        .enumerate()
-        .for_each(|(chunk, ((out, keep), x))| {
-            let mut rng = StdRng::seed_from_u64(seed ^ (chunk as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-            WORDS.with(|words| {
-                let mut words = words.borrow_mut();
-                words.resize(CHUNK, 0);
-                let words = &mut words[..x.len()];
-                rng.fill(words);
-                for (((o, k), &x), &w) in out.iter_mut().zip(keep.iter_mut()).zip(x).zip(words.iter()) {
-                    let kept = (p < 1.0) & (w >= threshold);
-                    *o = x * keep_if(kept, scale);
-                    *k = kept as u8;
-                }
-            });
+    // Over `for_each_piece_mut`, whose rayon plumbing is compiled once for the
+    // library, rather than a pipeline of its own; the mask's piece is reached by
+    // the same index.
+    let keep_at = SharedMut::new(keep.as_mut_ptr());
+    for_each_piece_mut(&mut out, CHUNK, 1, &|chunk, out| {
+        let at = chunk * CHUNK;
+        let x = &x[at..at + out.len()];
+        // SAFETY: `keep` is as long as `out`, so this piece's elements lie inside it,
+        // and each piece (`chunk`) is handed out once: no other task reaches them.
+        let keep = unsafe { keep_at.slice(at, out.len()) };
+        let mut rng = StdRng::seed_from_u64(seed ^ (chunk as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        WORDS.with(|words| {
+            let mut words = words.borrow_mut();
+            words.resize(CHUNK, 0);
+            let words = &mut words[..x.len()];
+            rng.fill(words);
+            for (((o, k), &x), &w) in out.iter_mut().zip(keep.iter_mut()).zip(x).zip(words.iter()) {
+                let kept = (p < 1.0) & (w >= threshold);
+                *o = x * keep_if(kept, scale);
+                *k = kept as u8;
+            }
         });
+    });
     (out, keep)
 }
 

@@ -2,10 +2,12 @@
 //! of a training step run these over its inputs, gradients and weights on every
 //! step, so they must run at memory speed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use ndarray::ArrayD;
-use rayon::prelude::*;
 
 use super::elementwise::sum_map;
+use super::parallel::for_each_index;
 
 /// Values per chunk when a scan is split over rayon's threads: a large weight
 /// (R1's first dense layer has 1.2M) is scanned by every core.
@@ -20,7 +22,16 @@ pub fn all_finite(values: &[f32]) -> bool {
     if values.len() <= CHUNK {
         chunk_finite(values)
     } else {
-        values.par_chunks(CHUNK).all(chunk_finite)
+        // Over `for_each_index` (rayon's plumbing compiled once for the library);
+        // a chunk that finds a non-finite value says so, and the rest still run.
+        let finite = AtomicBool::new(true);
+        for_each_index(values.len().div_ceil(CHUNK), Some(1), &|i| {
+            let end = values.len().min((i + 1) * CHUNK);
+            if !chunk_finite(&values[i * CHUNK..end]) {
+                finite.store(false, Ordering::Relaxed);
+            }
+        });
+        finite.into_inner()
     }
 }
 

@@ -87,13 +87,10 @@ pub(crate) fn fresh(
     parallel: bool,
     fill: impl Fn(usize, &mut Slots) + Sync,
 ) -> Vec<f32> {
-    fresh_with(len, chunk, parallel, |first, slots| fill(first, slots)).0
+    fill_fresh(len, chunk, parallel, &fill)
 }
 
 /// [`fresh`], with what each chunk's `fill` returns, in chunk order.
-///
-/// The chunks run through [`for_each_index`], whose rayon plumbing is compiled once
-/// for all callers rather than once per `fill`.
 pub(crate) fn fresh_with<R: Send>(
     len: usize,
     chunk: usize,
@@ -102,32 +99,52 @@ pub(crate) fn fresh_with<R: Send>(
 ) -> (Vec<f32>, Vec<R>) {
     let chunk = chunk.max(1);
     let count = len.div_ceil(chunk);
-    let mut out: Vec<f32> = Vec::with_capacity(len);
     let mut results: Vec<R> = Vec::with_capacity(count);
-    let slots = SharedMut::new(out.spare_capacity_mut().as_mut_ptr());
     let returned = SharedMut::new(results.spare_capacity_mut().as_mut_ptr());
+    let out = fill_fresh(len, chunk, parallel, &|first, slots| {
+        let result = fill(first, slots);
+        // SAFETY: result `first / chunk` is element `first / chunk < count` of
+        // `results`' capacity; `fill_fresh` fills each chunk once, so no two tasks
+        // write the same one.
+        unsafe { returned.slice(first / chunk, 1)[0].write(result) };
+    });
+    // SAFETY: `fill_fresh` returned, so it ran the closure above on every chunk,
+    // which wrote every result (a panic skips this line, leaking those written).
+    unsafe { results.set_len(count) };
+    (out, results)
+}
+
+/// The body of [`fresh`] and [`fresh_with`], taking `fill` as a `&dyn Fn` so that it
+/// is compiled once rather than once per op (37 copies of it before, each with its
+/// own vector handling): `fill` stays a monomorphized loop over its chunk, called
+/// once per chunk through a pointer, as [`for_each_index`] calls this function's.
+fn fill_fresh(
+    len: usize,
+    chunk: usize,
+    parallel: bool,
+    fill: &(dyn Fn(usize, &mut Slots) + Sync),
+) -> Vec<f32> {
+    let chunk = chunk.max(1);
+    let count = len.div_ceil(chunk);
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let slots = SharedMut::new(out.spare_capacity_mut().as_mut_ptr());
     let run = |i: usize| {
         let first = i * chunk;
         // SAFETY: chunk `i` is elements `first..min(first + chunk, len)` of `out`'s
-        // capacity (at least `len`), and result `i` is element `i` of `results`' (at
-        // least `count`); `for_each_index` runs each `i` once, so no two overlap.
-        let (slots, returned) = unsafe { (slots.slice(first, chunk.min(len - first)), returned.slice(i, 1)) };
+        // capacity (at least `len`); `for_each_index` runs each `i` once, so no two
+        // overlap.
+        let slots = unsafe { slots.slice(first, chunk.min(len - first)) };
         let mut slots = Slots { slots, filled: 0 };
-        let result = fill(first, &mut slots);
+        fill(first, &mut slots);
         slots.check_full(first);
-        returned[0].write(result);
     };
     for_each_index(count, parallel.then(|| min_pieces(chunk)), &run);
     // SAFETY: every chunk of the first `len` elements was checked to be fully
-    // written and every result written (a panic above skips these lines, leaking
-    // the results written so far). `fill` cannot have swapped its `Slots` for
-    // others: it gets them for a lifetime of its caller's, which no other `Slots`
-    // it could reach has.
-    unsafe {
-        out.set_len(len);
-        results.set_len(count);
-    }
-    (out, results)
+    // written (a panic above skips this line). `fill` cannot have swapped its
+    // `Slots` for others: it gets them for a lifetime of its caller's, which no
+    // other `Slots` it could reach has.
+    unsafe { out.set_len(len) };
+    out
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod fresh;
 mod loss;
 mod matmul;
 mod max_pool_plane;
-mod parallel;
+pub(crate) mod parallel;
 mod penalty;
 mod pool;
 mod reduce;

@@ -38,6 +38,23 @@ pub(crate) fn for_each_piece_mut(
         .for_each(|(i, piece)| body(i, piece));
 }
 
+/// `(0..count).map(f).collect()`, over rayon's pool with no task taking fewer than
+/// `min_len` indices: for per-channel or per-plane reductions. Only the vector
+/// handling is compiled per `f`; the parallel loop is [`for_each_index`]'s.
+pub(crate) fn map_indices<R: Send>(count: usize, min_len: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let mut out: Vec<R> = Vec::with_capacity(count);
+    let slots = SharedMut::new(out.spare_capacity_mut().as_mut_ptr());
+    for_each_index(count, Some(min_len), &|i| {
+        // SAFETY: element `i < count` of `out`'s capacity (at least `count`);
+        // `for_each_index` runs each `i` once, so no two tasks write the same one.
+        unsafe { slots.slice(i, 1)[0].write(f(i)) };
+    });
+    // SAFETY: `for_each_index` returned, so every element was written (a panic in
+    // `f` skips this line, leaking those written so far).
+    unsafe { out.set_len(count) };
+    out
+}
+
 /// A pointer that tasks on other threads may use, each on its own part of what it
 /// points to (the user promises the parts do not overlap).
 #[derive(Clone, Copy)]
@@ -90,6 +107,14 @@ mod tests {
             piece.iter_mut().for_each(|v| *v += i as f32 + 1.0);
         });
         assert_eq!(out, [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 3.0, 3.0]);
+    }
+
+    #[test]
+    fn map_indices_collects_in_index_order() {
+        for min_len in [1, 3, 100] {
+            let squares = map_indices(10, min_len, |i| (i * i, i as f64));
+            assert_eq!(squares, (0..10).map(|i| (i * i, i as f64)).collect::<Vec<_>>());
+        }
     }
 
     #[test]

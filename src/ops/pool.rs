@@ -17,11 +17,10 @@
 //! on each side is required to be smaller than the kernel.
 
 use ndarray::{ArrayD, IxDyn};
-use rayon::prelude::*;
 
 use super::elementwise::min_pieces;
 use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
-use super::parallel::for_each_piece_mut;
+use super::parallel::{for_each_piece_mut, map_indices, SharedMut};
 use super::{Padding, ResolvedPadding};
 use crate::tensor::Tensor;
 
@@ -113,11 +112,16 @@ impl Tensor {
         }
         let mut argmax = vec![0u32; planes * out_plane];
         if !out.is_empty() {
-            out.par_chunks_mut(out_plane)
-                .zip(argmax.par_chunks_mut(out_plane))
-                .zip(x.par_chunks(plane))
-                .with_min_len(min_pieces(plane))
-                .for_each(|((out, argmax), x)| max_pool_plane(&geometry, x, out, argmax));
+            // Through `for_each_piece_mut` as above (its rayon plumbing is compiled
+            // once), each plane's argmax reached by the plane's index.
+            let argmax_at = SharedMut::new(argmax.as_mut_ptr());
+            for_each_piece_mut(&mut out, out_plane, min_pieces(plane), &|p, out| {
+                // SAFETY: `argmax` is as long as `out`, so plane `p`'s elements lie
+                // inside it, and each plane is handed out once: no other task
+                // reaches them.
+                let argmax = unsafe { argmax_at.slice(p * out_plane, out_plane) };
+                max_pool_plane(&geometry, &x[p * plane..(p + 1) * plane], out, argmax)
+            });
         }
         self.record_pool("max_pool2d", &geometry, out, move |p, g, dx| {
             max_pool_plane_backward(&argmax[p * out_plane..(p + 1) * out_plane], |j| g[j], dx)
@@ -231,10 +235,9 @@ impl Tensor {
         let plane = shape[2] * shape[3];
         let x = self.value().as_standard_layout();
         let x = x.as_slice().expect("standard layout");
-        let out: Vec<f32> = x
-            .par_chunks(plane)
-            .map(|p| p.iter().sum::<f32>() / plane as f32)
-            .collect();
+        let out: Vec<f32> = map_indices(x.len() / plane, 1, |p| {
+            x[p * plane..(p + 1) * plane].iter().sum::<f32>() / plane as f32
+        });
         let value = ArrayD::from_shape_vec(IxDyn(&shape[..2]), out).expect("output size");
         Tensor::record("global_avg_pool2d", &[self], value, move |g, _| {
             let g = g.as_standard_layout();

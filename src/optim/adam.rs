@@ -19,13 +19,13 @@
 //! floats; the elementwise work is f32.
 
 use ndarray::ArrayD;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
     assert_state_shape, flat, for_each_updatable, slot, OptimError, Optimizer, OptimizerKind, OptimizerState,
     PARALLEL_MIN_LEN,
 };
+use crate::ops::parallel::{for_each_index, SharedMut};
 use crate::param::Param;
 use crate::tape::Gradients;
 
@@ -203,11 +203,27 @@ fn adam_step(h: Hyper, moments: &mut Vec<Option<AdamMoments>>, params: &mut [&mu
         // divisions four at a time). Through ndarray's `Zip` the update ran one
         // element at a time: 8.5% of an R2 training step (profiled).
         if p.len() >= PARALLEL_MIN_LEN {
-            p.par_chunks_mut(CHUNK)
-                .zip(grad.par_chunks(CHUNK))
-                .zip(m.par_chunks_mut(CHUNK))
-                .zip(v.par_chunks_mut(CHUNK))
-                .for_each(|(((p, g), m), v)| update(p, g, m, v));
+            // Chunk by chunk over `for_each_index`, whose rayon plumbing is compiled
+            // once for the library, rather than a zip of four `par_chunks` (its own).
+            let len = p.len();
+            assert!(
+                grad.len() == len && m.len() == len && v.len() == len,
+                "one length"
+            );
+            let (ps, ms, vs) = (
+                SharedMut::new(p.as_mut_ptr()),
+                SharedMut::new(m.as_mut_ptr()),
+                SharedMut::new(v.as_mut_ptr()),
+            );
+            for_each_index(len.div_ceil(CHUNK), Some(1), &|i| {
+                let (start, n) = (i * CHUNK, CHUNK.min(len - i * CHUNK));
+                // SAFETY: elements `start..start + n` lie inside each of the three
+                // slices (all `len` long), which are distinct arrays borrowed mutably
+                // for this call; `for_each_index` runs each chunk `i` once, so no two
+                // tasks touch the same elements.
+                let (p, m, v) = unsafe { (ps.slice(start, n), ms.slice(start, n), vs.slice(start, n)) };
+                update(p, &grad[start..start + n], m, v);
+            });
         } else {
             update(p, grad, m, v);
         }

@@ -68,6 +68,7 @@ mod sgd;
 use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
+use crate::ops::parallel::for_each_index;
 use crate::param::Param;
 use crate::tape::Gradients;
 
@@ -297,14 +298,6 @@ pub(crate) fn flat(a: &ArrayD<f32>) -> ndarray::CowArray<'_, f32, ndarray::Ix1> 
         .expect("standard layout reshapes to 1-d")
 }
 
-/// A mutable one-dimensional view of an array we own (always in standard layout).
-pub(crate) fn flat_mut(a: &mut ArrayD<f32>) -> ndarray::ArrayViewMut1<'_, f32> {
-    let len = a.len();
-    a.as_slice_mut()
-        .map(|s| ndarray::ArrayViewMut1::from_shape(len, s).expect("length matches"))
-        .expect("optimizer buffers and parameter values are in standard layout")
-}
-
 /// The state slot of `position`, growing the list if this position is new.
 pub(crate) fn slot<T>(slots: &mut Vec<Option<T>>, position: usize) -> &mut Option<T> {
     if slots.len() <= position {
@@ -336,16 +329,18 @@ fn positions<T>(slots: &[Option<T>]) -> impl Iterator<Item = (usize, &T)> {
         .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
 }
 
-/// Runs an elementwise update, on all cores when the tensor is large.
-macro_rules! zip_update {
-    ($zip:expr, $f:expr) => {{
-        let zip = $zip;
-        let f = $f;
-        if zip.size() >= $crate::optim::PARALLEL_MIN_LEN {
-            zip.par_for_each(f);
-        } else {
-            zip.for_each(f);
-        }
-    }};
+/// Runs an elementwise update of `len` elements as `body(range)` over chunks of
+/// them, on all cores when the tensor is large. The chunks go through
+/// `for_each_index`, whose rayon plumbing is compiled once for the library, where
+/// ndarray's `Zip::par_for_each` compiled its own for each update.
+pub(crate) fn update_in_chunks(len: usize, body: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+    /// Elements per parallel task.
+    const CHUNK: usize = 1 << 14;
+    if len >= PARALLEL_MIN_LEN {
+        for_each_index(len.div_ceil(CHUNK), Some(1), &|i| {
+            body(i * CHUNK..len.min((i + 1) * CHUNK))
+        });
+    } else {
+        body(0..len);
+    }
 }
-pub(crate) use zip_update;

@@ -12,13 +12,14 @@
 //! p = p − lr·g
 //! ```
 
-use ndarray::{ArrayD, Zip};
+use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    assert_state_shape, flat, flat_mut, for_each_updatable, slot, zip_update, OptimError, Optimizer,
+    assert_state_shape, flat, for_each_updatable, slot, update_in_chunks, OptimError, Optimizer,
     OptimizerKind, OptimizerState,
 };
+use crate::ops::parallel::SharedMut;
 use crate::param::Param;
 use crate::tape::Gradients;
 
@@ -135,9 +136,15 @@ impl Optimizer for SGD {
         if c.momentum == 0.0 {
             for_each_updatable(OptimizerKind::SGD, params, grads, |_, value, grad| {
                 let grad = flat(grad);
-                zip_update!(Zip::from(flat_mut(value)).and(&grad), |p: &mut f32, &g: &f32| {
-                    let g = if decay { g + wd * *p } else { g };
-                    *p += neg_lr * g;
+                let grad = grad.as_slice().expect("1-d view of a standard-layout array");
+                let value = slice_mut(value);
+                assert_eq!(value.len(), grad.len(), "SGD: gradient length");
+                let values = SharedMut::new(value.as_mut_ptr());
+                update_in_chunks(value.len(), &|r| {
+                    // SAFETY: `r` lies inside `value` (as long as `grad`), and each
+                    // chunk is handed out once: no other task reaches these elements.
+                    let value = unsafe { values.slice(r.start, r.len()) };
+                    plain_update(value, &grad[r], decay, wd, neg_lr);
                 });
             });
             return;
@@ -149,19 +156,30 @@ impl Optimizer for SGD {
             let buffer = slot.get_or_insert_with(|| ArrayD::zeros(value.raw_dim()));
             assert_state_shape(OptimizerKind::SGD, position, value.shape(), buffer.shape());
             let grad = flat(grad);
-            zip_update!(
-                Zip::from(flat_mut(value)).and(&grad).and(flat_mut(buffer)),
-                |p: &mut f32, &g: &f32, b: &mut f32| {
-                    let g = if decay { g + wd * *p } else { g };
-                    *b = if first {
-                        g
-                    } else {
-                        *b * mu + one_minus_dampening * g
-                    };
-                    let g = if nesterov { g + mu * *b } else { *b };
-                    *p += neg_lr * g;
-                }
+            let grad = grad.as_slice().expect("1-d view of a standard-layout array");
+            let (value, buffer) = (slice_mut(value), slice_mut(buffer));
+            assert_eq!(value.len(), grad.len(), "SGD: gradient length");
+            let (values, buffers) = (
+                SharedMut::new(value.as_mut_ptr()),
+                SharedMut::new(buffer.as_mut_ptr()),
             );
+            update_in_chunks(value.len(), &|r| {
+                // SAFETY: `r` lies inside `value` and `buffer` (distinct arrays of
+                // the same shape, checked above), and each chunk is handed out once:
+                // no other task reaches these elements.
+                let (value, buffer) =
+                    unsafe { (values.slice(r.start, r.len()), buffers.slice(r.start, r.len())) };
+                let k = Momentum {
+                    decay,
+                    wd,
+                    first,
+                    mu,
+                    one_minus_dampening,
+                    nesterov,
+                    neg_lr,
+                };
+                momentum_update(&k, value, &grad[r], buffer);
+            });
         });
     }
 
@@ -199,6 +217,50 @@ impl Optimizer for SGD {
         self.config = config;
         self.momentum_buffers = momentum_buffers;
         Ok(())
+    }
+}
+
+/// An array the optimizer owns, as a slice (always standard layout).
+fn slice_mut(a: &mut ArrayD<f32>) -> &mut [f32] {
+    a.as_slice_mut()
+        .expect("optimizer buffers and parameter values are in standard layout")
+}
+
+// The loops are functions of their own, taking the slices as arguments: the
+// compiler then knows they do not overlap the scalars (which a closure reads through
+// its captures) and vectorizes them. Written inside `update_in_chunks`'s closure,
+// over slices made from pointers, they ran about five times as many instructions.
+
+/// `p -= lr·(g + wd·p)`, the update without momentum, over one run of elements.
+fn plain_update(p: &mut [f32], g: &[f32], decay: bool, wd: f32, neg_lr: f32) {
+    for (p, &g) in p.iter_mut().zip(g) {
+        let g = if decay { g + wd * *p } else { g };
+        *p += neg_lr * g;
+    }
+}
+
+/// The scalars of a momentum update.
+struct Momentum {
+    decay: bool,
+    wd: f32,
+    first: bool,
+    mu: f32,
+    one_minus_dampening: f32,
+    nesterov: bool,
+    neg_lr: f32,
+}
+
+/// The update with momentum (PyTorch's rule) over one run of elements.
+fn momentum_update(k: &Momentum, p: &mut [f32], g: &[f32], b: &mut [f32]) {
+    for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
+        let g = if k.decay { g + k.wd * *p } else { g };
+        *b = if k.first {
+            g
+        } else {
+            *b * k.mu + k.one_minus_dampening * g
+        };
+        let g = if k.nesterov { g + k.mu * *b } else { *b };
+        *p += k.neg_lr * g;
     }
 }
 
