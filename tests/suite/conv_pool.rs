@@ -73,7 +73,7 @@ fn conv_cases() -> Vec<ConvCase> {
 }
 
 /// Convolutions that take the Winograd path (3×3, stride 1, ≥ 8 channels each way),
-/// in the backward pass too from 160 output pixels on.
+/// in the backward pass too from 100 output pixels on.
 fn winograd_cases() -> Vec<ConvCase> {
     let stride1 = |padding| opts((1, 1), padding, (1, 1));
     vec![
