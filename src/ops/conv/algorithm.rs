@@ -153,6 +153,38 @@ pub(crate) fn choose(
     }
 }
 
+/// Taps (`K = C·kh·kw`) up to which a conv block that max-pools, and whose input
+/// needs no gradient (a first layer), sums its weight gradient from the pooling's
+/// winners alone ([`pooled_gradient`](super::pooled_gradient)) instead of by
+/// im2col + GEMM. Its multiply-adds are a quarter of the product's for 2×2 windows,
+/// but gathered a row at a time where the product streams; what it saves is the
+/// zeroed and scattered gradient planes and a product too thin to run fast, which
+/// weigh most where `K` is small. Measured on R1's first conv (`K = 9`, one thread,
+/// batch 128): see `BENCHMARKS.md`. An RGB first layer (`K = 27`) measured no
+/// clear difference (on a loaded machine), so it stays with im2col.
+const POOLED_MAX_TAPS: usize = 16;
+
+/// Whether a conv block with geometry `g`, whose weight gradient goes by
+/// `weight_gradient`, sums that gradient from its pooling's winners
+/// ([`pooled_gradient`](super::pooled_gradient)): under `Auto`, when the block
+/// `pools`, the weight's gradient is asked for and the input's is not, and the
+/// kernel has at most [`POOLED_MAX_TAPS`] taps. A forced algorithm computes the
+/// weight gradient as it says.
+pub(crate) fn sums_weight_gradient_from_winners(
+    requested: ConvAlgorithm,
+    g: &ConvGeometry,
+    weight_gradient: ConvAlgorithm,
+    pools: bool,
+    [need_x, need_w]: [bool; 2],
+) -> bool {
+    requested == ConvAlgorithm::Auto
+        && weight_gradient == ConvAlgorithm::Im2col
+        && pools
+        && need_w
+        && !need_x
+        && g.k() <= POOLED_MAX_TAPS
+}
+
 /// How Winograd's forward pass lays out its work: with the tile slots innermost
 /// (`winograd/mod.rs`, for many tiles), or with the channels innermost
 /// (`winograd/channels.rs`, for few).
@@ -298,6 +330,23 @@ mod tests {
             choose(Auto, &geometry(64, 7, 3, 1, 1), 64, 1, InputGradient),
             Winograd
         );
+    }
+
+    #[test]
+    fn first_layers_that_pool_sum_the_weight_gradient_from_the_winners() {
+        let rule = |requested, c, pools, needs| {
+            let g = geometry(c, 28, 3, 1, 0);
+            let algorithm = choose(requested, &g, 32, 128, WeightGradient);
+            sums_weight_gradient_from_winners(requested, &g, algorithm, pools, needs)
+        };
+        // R1's first conv: the input needs no gradient, the weight does.
+        assert!(rule(Auto, 1, true, [false, true]));
+        // An input gradient, a frozen weight, no pool, a forced algorithm, RGB (K = 27).
+        assert!(!rule(Auto, 1, true, [true, true]));
+        assert!(!rule(Auto, 1, true, [false, false]));
+        assert!(!rule(Auto, 1, false, [false, true]));
+        assert!(!rule(Im2col, 1, true, [false, true]));
+        assert!(!rule(Auto, 3, true, [false, true]));
     }
 
     #[test]
