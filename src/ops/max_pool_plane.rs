@@ -94,9 +94,15 @@ fn max_plane_2x2<const WINNERS: bool>(
 ) -> bool {
     let (w, oh, ow) = (geometry.w, geometry.pad.out_h, geometry.pad.out_w);
     #[cfg(target_arch = "x86_64")]
-    if !WINNERS && ow >= 8 && super::cpu::avx2() {
+    if ow >= 8 && super::cpu::avx2() {
         // SAFETY: the CPU has AVX2.
-        return unsafe { avx2::max_values_2x2(w, (oh, ow), x, out) };
+        return unsafe {
+            if WINNERS {
+                avx2::max_winners_2x2(w, (oh, ow), x, out, argmax)
+            } else {
+                avx2::max_values_2x2(w, (oh, ow), x, out)
+            }
+        };
     }
     #[cfg(target_arch = "x86_64")]
     if ow >= 4 {
@@ -233,9 +239,10 @@ mod sse {
     }
 }
 
-/// The 2×2 maxima of a plane without the winners, eight outputs at a time with
-/// AVX2 (when [`cpu::avx2`](super::cpu::avx2) allows it): half the instructions of
-/// the SSE2 kernel, on what was 7% of R1's inference (profiled). The same maxima.
+/// The 2×2 maxima of a plane, without or with the winners, eight outputs at a time
+/// with AVX2 (when [`cpu::avx2`](super::cpu::avx2) allows it): half the
+/// instructions of the SSE2 kernel, on what was 7% of R1's inference (profiled)
+/// and, with the winners, its first pool in training. The same maxima and winners.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -293,6 +300,103 @@ mod avx2 {
                     );
                     let ordered = _mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(pairs));
                     _mm256_storeu_ps(out.add(oy * ow + ox), _mm256_castpd_ps(ordered));
+                    if ox + 8 == ow {
+                        break;
+                    }
+                    ox = (ox + 8).min(ow - 8);
+                }
+            }
+            _mm256_movemask_ps(nan) != 0
+        }
+    }
+
+    /// As `sse::max_plane_2x2::<true>`, the maxima and their winners in blocks of
+    /// eight outputs, the last block of a row overlapping the one before: the same
+    /// comparisons and selects, so the same maxima and winners, bit for bit. The
+    /// SSE2 kernel was R1's largest cost in a training step's forward pass after the
+    /// products (18.6M instructions a step, callgrind).
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_winners_2x2(
+        w: usize,
+        (oh, ow): (usize, usize),
+        x: &[f32],
+        out: &mut [f32],
+        argmax: &mut [u32],
+    ) -> bool {
+        assert!(
+            ow >= 8
+                && 2 * ow <= w
+                && (oh == 0 || x.len() >= (2 * oh - 1) * w + 2 * ow)
+                && out.len() >= oh * ow
+                && argmax.len() >= oh * ow,
+            "max_pool2d: 2x2 plane kernel on {oh}x{ow} outputs from width {w} with {} inputs",
+            x.len()
+        );
+        // SAFETY: the block at output `(oy, ox)`, with `ox + 8 ≤ ow`, reads rows
+        // `2·oy` and `2·oy + 1` at columns `2·ox .. 2·ox + 16` (within the first
+        // `2·ow ≤ w` columns, the rows within `x` as asserted) and writes `out` and
+        // `argmax` at `oy·ow + ox .. + 8`, within `oh·ow`.
+        unsafe {
+            let (x, out, argmax) = (x.as_ptr(), out.as_mut_ptr(), argmax.as_mut_ptr());
+            // The even columns of the eight windows, in the shuffles' lane order
+            // (windows 0 1 4 5 | 2 3 6 7); the results are put back in order at the end.
+            let offsets = _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
+            let in_order =
+                |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
+            let select = |mask: __m256, a: __m256, b: __m256| _mm256_blendv_ps(b, a, mask);
+            let one = |mask: __m256| _mm256_srli_epi32::<31>(_mm256_castps_si256(mask));
+            let mut nan = _mm256_setzero_ps();
+            for oy in 0..oh {
+                let (t, u) = (2 * oy * w, (2 * oy + 1) * w);
+                let mut ox = 0;
+                loop {
+                    let (ta, tb) = (
+                        _mm256_loadu_ps(x.add(t + 2 * ox)),
+                        _mm256_loadu_ps(x.add(t + 2 * ox + 8)),
+                    );
+                    let (ba, bb) = (
+                        _mm256_loadu_ps(x.add(u + 2 * ox)),
+                        _mm256_loadu_ps(x.add(u + 2 * ox + 8)),
+                    );
+                    // Left (even) and right (odd) columns of the windows, top and bottom.
+                    let (a0, a1) = (
+                        _mm256_shuffle_ps::<0b10_00_10_00>(ta, tb),
+                        _mm256_shuffle_ps::<0b11_01_11_01>(ta, tb),
+                    );
+                    let (b0, b1) = (
+                        _mm256_shuffle_ps::<0b10_00_10_00>(ba, bb),
+                        _mm256_shuffle_ps::<0b11_01_11_01>(ba, bb),
+                    );
+                    let unordered = _mm256_or_ps(
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(a0, a1),
+                        _mm256_cmp_ps::<_CMP_UNORD_Q>(b0, b1),
+                    );
+                    nan = _mm256_or_ps(nan, unordered);
+                    let right_top = _mm256_cmp_ps::<_CMP_GT_OQ>(a1, a0);
+                    let right_bottom = _mm256_cmp_ps::<_CMP_GT_OQ>(b1, b0);
+                    let top_max = select(right_top, a1, a0);
+                    let bottom_max = select(right_bottom, b1, b0);
+                    let lower = _mm256_cmp_ps::<_CMP_GT_OQ>(bottom_max, top_max);
+                    let at = oy * ow + ox;
+                    _mm256_storeu_ps(out.add(at), in_order(select(lower, bottom_max, top_max)));
+                    // Indices: row start + 2·ox + (1 if the right column won).
+                    let column = _mm256_add_epi32(_mm256_set1_epi32((2 * ox) as i32), offsets);
+                    let top_at = _mm256_add_epi32(
+                        _mm256_add_epi32(_mm256_set1_epi32(t as i32), column),
+                        one(right_top),
+                    );
+                    let bottom_at = _mm256_add_epi32(
+                        _mm256_add_epi32(_mm256_set1_epi32(u as i32), column),
+                        one(right_bottom),
+                    );
+                    let winner = select(lower, _mm256_castsi256_ps(bottom_at), _mm256_castsi256_ps(top_at));
+                    _mm256_storeu_si256(
+                        argmax.add(at) as *mut __m256i,
+                        _mm256_castps_si256(in_order(winner)),
+                    );
                     if ox + 8 == ow {
                         break;
                     }

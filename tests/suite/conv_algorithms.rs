@@ -32,7 +32,7 @@ fn conv(input: [usize; 4], weight: [usize; 4], stride: usize, padding: Padding, 
 
 /// 1×1, 3×3 with stride 1, 2 and 3, 5×5, padding Same/Valid/Explicit, dilation 2, few
 /// and many channels, a batch of 1 and batches split over tasks and grouped into one
-/// product; planes above and below the 160 pixels where `Auto`'s backward passes
+/// product; planes above and below the 100 pixels where `Auto`'s backward passes
 /// switch to Winograd.
 fn geometries() -> Vec<Geometry> {
     use Padding::{Explicit, Same, Valid};
@@ -164,6 +164,89 @@ fn every_algorithm_matches_direct_in_conv2d_block_with_relu_and_max_pool() {
     check_against_direct(Some(&epilogue));
 }
 
+/// A first layer (its input needs no gradient) that max-pools: under `Auto` its
+/// weight and bias gradients are summed from the pooling's winners alone
+/// (`src/ops/conv/pooled_gradient.rs`). Against the direct loops, with 2×2 windows
+/// (R1's 28×28 → 26×26, batches split over tasks), overlapping 3×3 windows with a
+/// stride of 1 and 2 (several windows sharing a winner), padded windows, strided
+/// and padded convs, a 4×4 kernel (`K = 16`, the most it takes), two input channels,
+/// with and without ReLU, both SIMD levels.
+#[test]
+fn first_layer_blocks_sum_weight_gradients_from_the_winners() {
+    let pool = |kernel, stride, padding| PoolWindow {
+        kernel: (kernel, kernel),
+        stride: (stride, stride),
+        padding,
+    };
+    let cases = [
+        (
+            conv([9, 1, 28, 28], [32, 1, 3, 3], 1, Padding::Valid, 1),
+            pool(2, 2, Padding::Valid),
+        ),
+        (
+            conv([1, 1, 12, 11], [5, 1, 3, 3], 1, Padding::Same, 1),
+            pool(2, 2, Padding::Same),
+        ),
+        (
+            conv([3, 1, 10, 10], [4, 1, 3, 3], 1, Padding::Valid, 1),
+            pool(3, 1, Padding::Valid),
+        ),
+        (
+            conv([2, 1, 9, 9], [6, 1, 3, 3], 1, Padding::Explicit(1, 1), 1),
+            pool(3, 2, Padding::Same),
+        ),
+        (
+            conv([5, 1, 11, 11], [4, 1, 3, 3], 2, Padding::Same, 1),
+            pool(2, 2, Padding::Valid),
+        ),
+        (
+            conv([2, 1, 10, 10], [3, 1, 4, 4], 1, Padding::Valid, 1),
+            pool(2, 2, Padding::Valid),
+        ),
+        (
+            conv([2, 2, 9, 8], [3, 2, 2, 2], 1, Padding::Valid, 2),
+            pool(2, 1, Padding::Valid),
+        ),
+    ];
+    for (case, (g, window)) in cases.iter().enumerate() {
+        let seed = 3000 + 10 * case as u64;
+        let x = random_like(&g.input, seed);
+        let w = random_like(&g.weight, seed + 1);
+        let b = random_like(&g.weight[..1], seed + 2);
+        for relu in [false, true] {
+            let epilogue = ConvEpilogue {
+                relu,
+                max_pool: Some(*window),
+            };
+            let run = |algorithm| {
+                let opts = using(algorithm, &g.opts);
+                let grad = |shape: &[usize]| random_like(shape, seed + 3);
+                run_conv(&x, (&w, true), Some(&b), false, &opts, Some(&epilogue), grad)
+            };
+            let direct = run(ConvAlgorithm::Direct);
+            for simd in BOTH_SIMD {
+                let auto = with_simd(simd, || run(ConvAlgorithm::Auto));
+                let what = format!(
+                    "({simd:?}) input {:?} weight {:?} {epilogue:?}",
+                    g.input, g.weight
+                );
+                assert!(auto.dx.is_none(), "{what}: no input gradient");
+                assert_close(&format!("{what} output"), &auto.y, &direct.y);
+                assert_close(
+                    &format!("{what} dW"),
+                    auto.dw.as_ref().unwrap(),
+                    direct.dw.as_ref().unwrap(),
+                );
+                assert_close(
+                    &format!("{what} db"),
+                    auto.db.as_ref().unwrap(),
+                    direct.db.as_ref().unwrap(),
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn direct_gives_known_values() {
     // The classic 2×2 example with SAME padding: input [[1,2],[3,4]], kernel
@@ -197,11 +280,12 @@ fn direct_gives_known_values() {
 
 #[test]
 fn auto_computes_what_the_algorithm_it_picks_computes_bit_for_bit() {
-    // R2's second conv on a small batch: Winograd for all three passes. And R1's
-    // second conv (11×11 outputs): Winograd forward, im2col backward.
+    // R2's and R1's second convs on a small batch: Winograd for all three passes.
+    // And 32 → 64 on 7×7 outputs: Winograd forward, im2col backward.
     for (input, weight) in [
         ([2, 32, 26, 26], [64, 32, 3, 3]),
         ([2, 32, 13, 13], [64, 32, 3, 3]),
+        ([2, 32, 9, 9], [64, 32, 3, 3]),
     ] {
         let g = conv(input, weight, 1, Padding::Valid, 1);
         let (x, w, b) = (
@@ -218,7 +302,7 @@ fn auto_computes_what_the_algorithm_it_picks_computes_bit_for_bit() {
         let auto = run(ConvAlgorithm::Auto);
         let (winograd, im2col) = (run(ConvAlgorithm::Winograd), run(ConvAlgorithm::Im2col));
         assert_eq!(auto.y, winograd.y, "{input:?}: forward");
-        let backward = if input[2] == 26 { &winograd } else { &im2col };
+        let backward = if input[2] >= 13 { &winograd } else { &im2col };
         assert_eq!(auto.dx, backward.dx, "{input:?}: dx");
         assert_eq!(auto.dw, backward.dw, "{input:?}: dW");
         assert_eq!(auto.db, backward.db, "{input:?}: db");

@@ -73,7 +73,7 @@ fn conv_cases() -> Vec<ConvCase> {
 }
 
 /// Convolutions that take the Winograd path (3×3, stride 1, ≥ 8 channels each way),
-/// in the backward pass too from 160 output pixels on.
+/// in the backward pass too from 100 output pixels on.
 fn winograd_cases() -> Vec<ConvCase> {
     let stride1 = |padding| opts((1, 1), padding, (1, 1));
     vec![
@@ -636,6 +636,42 @@ fn conv2d_block_gradients_match_finite_differences() {
                 let o = using(algorithm, &o);
                 GradCheck::default()
                     .run(&inputs, |t| t[0].conv2d_block(&t[1], Some(&t[2]), &o, &e))
+                    .unwrap_or_else(|err| panic!("input {xs:?} weight {ws:?} {o:?} {e:?}: {err}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn first_layer_conv2d_block_weight_gradients_match_finite_differences() {
+    // The input is a constant (as a first layer's is), so under `Auto` the weight and
+    // bias gradients are summed from the pooling's winners alone
+    // (`src/ops/conv/pooled_gradient.rs`).
+    let cases = [
+        ([2, 1, 8, 8], [3, 1, 3, 3], Conv2dOptions::default()),
+        ([1, 1, 9, 7], [2, 1, 3, 3], opts((2, 1), Padding::Same, (1, 1))),
+    ];
+    for (seed, (xs, ws, o)) in cases.into_iter().enumerate() {
+        for (k, e) in epilogues().into_iter().enumerate() {
+            if e.max_pool.is_none() {
+                continue;
+            }
+            let seed = 80 + 10 * seed as u64 + k as u64;
+            let x = random_like(&xs, seed);
+            let inputs = vec![random_like(&ws, seed + 1), random_like(&ws[..1], seed + 2)];
+            // A smaller step than the default's: a weight moves every output of its
+            // channel, and a step of 1e-2 often changes a pool's winner.
+            let check = GradCheck {
+                eps: 1e-3,
+                atol: 5e-3,
+                ..GradCheck::default()
+            };
+            for algorithm in [ConvAlgorithm::Auto, ConvAlgorithm::Direct] {
+                let o = using(algorithm, &o);
+                check
+                    .run(&inputs, |t| {
+                        Tensor::new(x.clone()).conv2d_block(&t[0], Some(&t[1]), &o, &e)
+                    })
                     .unwrap_or_else(|err| panic!("input {xs:?} weight {ws:?} {o:?} {e:?}: {err}"));
             }
         }

@@ -208,7 +208,9 @@ fn same_seed_same_network() {
 fn conv2d_block_equals_the_layers_one_by_one() {
     // A Conv2dBlock (Conv2d → ReLU → MaxPool2d as one fused op) computes what the
     // separate layers compute, values and gradients bit for bit; likewise without the
-    // pool, and without the ReLU.
+    // pool, and without the ReLU. One exception: a first layer that pools (its input
+    // needs no gradient, as here) sums its weight gradient from the pooling's winners
+    // alone, which rounds differently.
     let mut r = rng();
     let conv = Conv2d::new(2, 3, (3, 3), &mut r);
     let x = ferrocnn::gradcheck::random_like(&[2, 2, 9, 9], 8);
@@ -235,7 +237,19 @@ fn conv2d_block_equals_the_layers_one_by_one() {
         };
         let (a, b) = (run(&mut block), run(&mut layers));
         assert_eq!(a.0, b.0, "same output (relu {relu}, pool {pool})");
-        assert_eq!(a.1, b.1, "same weight gradient (relu {relu}, pool {pool})");
+        if pool {
+            let scale = b.1.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let worst =
+                a.1.iter()
+                    .zip(&b.1)
+                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                worst <= 1e-5 * scale,
+                "weight gradient within rounding (relu {relu}): off by {worst}"
+            );
+        } else {
+            assert_eq!(a.1, b.1, "same weight gradient (relu {relu}, pool {pool})");
+        }
         assert_eq!(block.named_parameters()[0].0, "weight");
         assert_eq!(block.output_shape(&[2, 9, 9]).unwrap(), b.0.shape()[1..].to_vec());
     }

@@ -26,7 +26,7 @@ pub enum ConvAlgorithm {
     /// Winograd for 3×3, stride-1 kernels with at least 8 channels in and out (for
     /// the forward pass, also at least 160 output pixels over the batch, or at most
     /// 16 tiles with channel counts that are multiples of 8; for the backward passes,
-    /// at least 160 per plane or 64 channels each way), im2col + GEMM elsewhere.
+    /// at least 100 per plane or 64 channels each way), im2col + GEMM elsewhere.
     /// The thresholds, and why, are in `src/ops/conv/algorithm.rs`.
     #[default]
     Auto,
@@ -61,12 +61,16 @@ const WINOGRAD_MIN_CHANNELS: usize = 8;
 
 /// Output pixels per plane below which the backward passes stay with im2col. They
 /// carry extra transforms (of the output gradient, and of the input again for the
-/// weight gradient) that weigh more on small planes: on R1's 11×11 outputs im2col
-/// made a training step faster (6.95 against 7.7 ms with F(4×4, 3×3)), on the
-/// default net's 14×14 the two measured equal, on R2's 24×24 Winograd was 17%
-/// faster. 160 sits between 121 and 196. The forward pass has its own rule,
-/// [`WINOGRAD_MIN_FORWARD_PIXELS`].
-const WINOGRAD_MIN_BACKWARD_PIXELS: usize = 160;
+/// weight gradient) that weigh more on small planes. Measured 2026-12-02 (one
+/// thread, batch 128, both backward passes of a conv + ReLU + 2×2 pool block, the
+/// transforms as they are now): on 11×11 outputs Winograd took 9.6–9.8 ms against
+/// 14.6–14.8 with im2col for R1's 32 → 64 (each pass alone about 2.5 ms of that),
+/// 2.0 against 3.1 for 16 → 16, 0.8–1.1 against 1.3–1.8 for 8 → 8; on 7×7
+/// outputs (49 pixels) it was even (5.8–5.9 against 6.3 for 32 → 64, 2.2 against
+/// 2.1 for 16 → 32), on 5×5 slower (4.5 against 3.4). 100 sits between 49 and 121.
+/// (An earlier version of the transforms lost on R1's 11×11: 7.7 against 6.95 ms a
+/// step.) The forward pass has its own rule, [`WINOGRAD_MIN_FORWARD_PIXELS`].
+const WINOGRAD_MIN_BACKWARD_PIXELS: usize = 100;
 
 /// Output pixels of the whole batch below which the forward pass stays with
 /// im2col. Winograd's products have a column per 4×4 tile, so a small batch of
@@ -87,8 +91,7 @@ const WINOGRAD_MIN_FORWARD_PIXELS: usize = 160;
 /// im2col's on a small plane are `[576×64]·[64×49·B]` plus the column moves. On
 /// R3's 7×7 planes (64 → 64, padding 1), fwd+bwd at batch 128, one thread: 16.9 ms
 /// at best of 41 alternated runs against 22.4 with im2col for the backward
-/// (callgrind, the whole probe: 210 against 329 million instructions). R1's 11×11 (32 → 64) stays
-/// on im2col, where Winograd measured no faster (59.4 against 57.4 ms).
+/// (callgrind, the whole probe: 210 against 329 million instructions).
 const WINOGRAD_WIDE_CHANNELS: usize = 64;
 
 /// The algorithm of one pass of a convolution with geometry `g`, `out_channels`
@@ -148,6 +151,38 @@ pub(crate) fn choose(
         }
         direct_or_im2col => direct_or_im2col,
     }
+}
+
+/// Taps (`K = C·kh·kw`) up to which a conv block that max-pools, and whose input
+/// needs no gradient (a first layer), sums its weight gradient from the pooling's
+/// winners alone ([`pooled_gradient`](super::pooled_gradient)) instead of by
+/// im2col + GEMM. Its multiply-adds are a quarter of the product's for 2×2 windows,
+/// but gathered a row at a time where the product streams; what it saves is the
+/// zeroed and scattered gradient planes and a product too thin to run fast, which
+/// weigh most where `K` is small. Measured on R1's first conv (`K = 9`, one thread,
+/// batch 128): see `BENCHMARKS.md`. An RGB first layer (`K = 27`) measured no
+/// clear difference (on a loaded machine), so it stays with im2col.
+const POOLED_MAX_TAPS: usize = 16;
+
+/// Whether a conv block with geometry `g`, whose weight gradient goes by
+/// `weight_gradient`, sums that gradient from its pooling's winners
+/// ([`pooled_gradient`](super::pooled_gradient)): under `Auto`, when the block
+/// `pools`, the weight's gradient is asked for and the input's is not, and the
+/// kernel has at most [`POOLED_MAX_TAPS`] taps. A forced algorithm computes the
+/// weight gradient as it says.
+pub(crate) fn sums_weight_gradient_from_winners(
+    requested: ConvAlgorithm,
+    g: &ConvGeometry,
+    weight_gradient: ConvAlgorithm,
+    pools: bool,
+    [need_x, need_w]: [bool; 2],
+) -> bool {
+    requested == ConvAlgorithm::Auto
+        && weight_gradient == ConvAlgorithm::Im2col
+        && pools
+        && need_w
+        && !need_x
+        && g.k() <= POOLED_MAX_TAPS
 }
 
 /// How Winograd's forward pass lays out its work: with the tile slots innermost
@@ -252,11 +287,15 @@ mod tests {
         assert_eq!(auto(&geometry(8, 9, 3, 1, 1), 8, Forward), Winograd);
         assert_eq!(auto(&geometry(16, 16, 3, 1, 0), 8, InputGradient), Winograd);
         assert_eq!(auto(&geometry(8, 14, 3, 1, 1), 8, WeightGradient), Winograd);
-        // Small planes: the forward pass only.
+        // R1's second conv (11×11 outputs): Winograd throughout.
+        assert_eq!(auto(&geometry(32, 13, 3, 1, 0), 64, Forward), Winograd);
+        assert_eq!(auto(&geometry(32, 13, 3, 1, 0), 64, InputGradient), Winograd);
+        assert_eq!(auto(&geometry(32, 13, 3, 1, 0), 64, WeightGradient), Winograd);
+        // Smaller planes (9×9 outputs): the forward pass only.
         assert_eq!(auto(&geometry(16, 11, 3, 1, 0), 8, Forward), Winograd);
         assert_eq!(auto(&geometry(16, 11, 3, 1, 0), 8, InputGradient), Im2col);
         assert_eq!(auto(&geometry(16, 11, 3, 1, 0), 8, WeightGradient), Im2col);
-        assert_eq!(auto(&geometry(32, 13, 3, 1, 0), 64, InputGradient), Im2col);
+        assert_eq!(auto(&geometry(32, 9, 3, 1, 0), 64, InputGradient), Im2col);
         // Small planes with 64 channels each way (R3's 7×7): Winograd throughout.
         assert_eq!(auto(&geometry(64, 7, 3, 1, 1), 64, InputGradient), Winograd);
         assert_eq!(auto(&geometry(64, 7, 3, 1, 1), 64, WeightGradient), Winograd);
@@ -291,6 +330,23 @@ mod tests {
             choose(Auto, &geometry(64, 7, 3, 1, 1), 64, 1, InputGradient),
             Winograd
         );
+    }
+
+    #[test]
+    fn first_layers_that_pool_sum_the_weight_gradient_from_the_winners() {
+        let rule = |requested, c, pools, needs| {
+            let g = geometry(c, 28, 3, 1, 0);
+            let algorithm = choose(requested, &g, 32, 128, WeightGradient);
+            sums_weight_gradient_from_winners(requested, &g, algorithm, pools, needs)
+        };
+        // R1's first conv: the input needs no gradient, the weight does.
+        assert!(rule(Auto, 1, true, [false, true]));
+        // An input gradient, a frozen weight, no pool, a forced algorithm, RGB (K = 27).
+        assert!(!rule(Auto, 1, true, [true, true]));
+        assert!(!rule(Auto, 1, true, [false, false]));
+        assert!(!rule(Auto, 1, false, [false, true]));
+        assert!(!rule(Im2col, 1, true, [false, true]));
+        assert!(!rule(Auto, 3, true, [false, true]));
     }
 
     #[test]

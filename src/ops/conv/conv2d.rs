@@ -62,7 +62,7 @@ const TARGET_COLUMNS: usize = 512;
 
 /// Rayon tasks per thread: more than one lets a thread that was slowed down (by
 /// another process) be caught up by the others.
-const TASKS_PER_THREAD: usize = 2;
+pub(super) const TASKS_PER_THREAD: usize = 2;
 
 /// Stride, padding and dilation of a [`Tensor::conv2d`], and the algorithm that
 /// computes it. The default is PyTorch's: stride 1, no padding ([`Padding::Valid`]),

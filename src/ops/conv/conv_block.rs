@@ -12,16 +12,21 @@
 //!
 //! The results are those of the separate ops, bit for bit (tested): the products are
 //! the same, max pooling picks the same first maximum, and ReLU after pooling equals
-//! pooling after ReLU (ReLU is monotonic), with the same gradient mask.
+//! pooling after ReLU (ReLU is monotonic), with the same gradient mask. One
+//! exception, within rounding: a first layer (an input that needs no gradient, a
+//! small kernel) sums its weight and bias gradients from the pooling's winners
+//! alone, without the gradient planes ([`pooled_gradient`](super::pooled_gradient)).
 
 use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 
-use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, Planes};
+use super::algorithm::sums_weight_gradient_from_winners;
+use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, ConvGrads, Planes};
 use super::kernel_cache::{forward_kernels, KernelCache};
 use super::padding::Padding;
+use super::pooled_gradient;
 use crate::ops::activation::relu as relu_of;
 use crate::ops::elementwise::keep_if;
 use crate::ops::fresh::Slots;
@@ -102,6 +107,7 @@ impl Tensor {
         };
         let q = out_shape[2] * out_shape[3];
         let relu = epilogue.relu;
+        let requested = opts.algorithm;
 
         let x_value = self.shared_value();
         let w_value = weight.shared_value();
@@ -193,16 +199,49 @@ impl Tensor {
                     }
                 }
             };
-            let grads = backward_with(
+            let x = x.as_slice().expect("standard layout");
+            let from_winners = sums_weight_gradient_from_winners(
+                requested,
                 &geometry,
-                &algorithms,
-                n,
-                o,
-                x.as_slice().expect("standard layout"),
-                wv.as_slice().expect("standard layout"),
-                [needs[0], needs[1], need_bias],
-                gradient,
+                algorithms.weight_gradient,
+                pool.is_some(),
+                [needs[0], needs[1]],
             );
+            let grads = if from_winners {
+                // The masked gradient at each pooled output, as `gradient` routes it
+                // (without ReLU, `g · 1` is `g`). One loop per case, without a branch
+                // inside, so that it vectorizes.
+                let masked = |image: usize, oc: usize, out: &mut [f32]| {
+                    let at = (image * o + oc) * q;
+                    let (g, y) = (&grad[at..at + q], &y[at..at + q]);
+                    if relu {
+                        for ((out, &g), &y) in out.iter_mut().zip(g).zip(y) {
+                            *out = g * keep_if(y > 0.0, 1.0);
+                        }
+                    } else {
+                        out.copy_from_slice(g);
+                    }
+                };
+                let (dw, db) = pooled_gradient::pooled_weight_gradient(
+                    &geometry, n, o, x, q, &argmax, need_bias, masked,
+                );
+                ConvGrads {
+                    dx: None,
+                    dw: Some(dw),
+                    db,
+                }
+            } else {
+                backward_with(
+                    &geometry,
+                    &algorithms,
+                    n,
+                    o,
+                    x,
+                    wv.as_slice().expect("standard layout"),
+                    [needs[0], needs[1], need_bias],
+                    gradient,
+                )
+            };
             let shape =
                 |s: &[usize], v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(s), v).expect("gradient size");
             let mut out = vec![

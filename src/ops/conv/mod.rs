@@ -13,6 +13,8 @@
 //!   matrix product,
 //! - [`im2col_padded`](im2col_padded) — im2col of a dense kernel from each input
 //!   plane copied once with its padding,
+//! - [`pooled_gradient`](pooled_gradient) — the weight gradient of a first layer
+//!   that max-pools, summed from the pooling's winners alone,
 //! - [`winograd`](winograd) — Winograd's F(4×4, 3×3) for 3×3 stride-1 kernels,
 //! - [`kernel_cache`](kernel_cache) — its transformed kernels kept by a layer
 //!   between inference calls,
@@ -28,6 +30,7 @@ mod im2col;
 mod im2col_padded;
 mod kernel_cache;
 mod padding;
+mod pooled_gradient;
 mod reference;
 mod winograd;
 
