@@ -247,6 +247,16 @@ mod sse {
 mod avx2 {
     use std::arch::x86_64::*;
 
+    /// What both kernels' blocks read and write, checked before any of it: blocks
+    /// of eight outputs from rows `2·oy`, `2·oy + 1` at columns below `2·ow ≤ w`,
+    /// into `oh·ow` outputs (and winners).
+    fn check_bounds(w: usize, (oh, ow): (usize, usize), inputs: usize, outputs: usize) {
+        assert!(
+            ow >= 8 && 2 * ow <= w && (oh == 0 || inputs >= (2 * oh - 1) * w + 2 * ow) && outputs >= oh * ow,
+            "max_pool2d: 2x2 plane kernel on {oh}x{ow} outputs from width {w} with {inputs} inputs"
+        );
+    }
+
     /// As `sse::max_plane_2x2::<false>`, in blocks of eight outputs, the last block
     /// of a row overlapping the one before.
     ///
@@ -259,14 +269,7 @@ mod avx2 {
         x: &[f32],
         out: &mut [f32],
     ) -> bool {
-        assert!(
-            ow >= 8
-                && 2 * ow <= w
-                && (oh == 0 || x.len() >= (2 * oh - 1) * w + 2 * ow)
-                && out.len() >= oh * ow,
-            "max_pool2d: 2x2 plane kernel on {oh}x{ow} outputs from width {w} with {} inputs",
-            x.len()
-        );
+        check_bounds(w, (oh, ow), x.len(), out.len());
         // SAFETY: the block at output `(oy, ox)`, with `ox + 8 ≤ ow`, reads rows
         // `2·oy` and `2·oy + 1` at columns `2·ox .. 2·ox + 16` (within the first
         // `2·ow ≤ w` columns, the rows within `x` as asserted) and writes `out` at
@@ -326,15 +329,7 @@ mod avx2 {
         out: &mut [f32],
         argmax: &mut [u32],
     ) -> bool {
-        assert!(
-            ow >= 8
-                && 2 * ow <= w
-                && (oh == 0 || x.len() >= (2 * oh - 1) * w + 2 * ow)
-                && out.len() >= oh * ow
-                && argmax.len() >= oh * ow,
-            "max_pool2d: 2x2 plane kernel on {oh}x{ow} outputs from width {w} with {} inputs",
-            x.len()
-        );
+        check_bounds(w, (oh, ow), x.len(), out.len().min(argmax.len()));
         // SAFETY: the block at output `(oy, ox)`, with `ox + 8 ≤ ow`, reads rows
         // `2·oy` and `2·oy + 1` at columns `2·ox .. 2·ox + 16` (within the first
         // `2·ow ≤ w` columns, the rows within `x` as asserted) and writes `out` and

@@ -17,11 +17,10 @@
 //! count. When the block uses it — its input needs no gradient, so the planes would
 //! serve nothing else — is decided in [`algorithm`](super::algorithm).
 
-use rayon::prelude::*;
-
 use super::conv2d::TASKS_PER_THREAD;
 use super::im2col::ConvGeometry;
 use crate::ops::elementwise::sum;
+use crate::ops::parallel::map_indices;
 
 /// Floats of a `dW` row summed at a time: two AVX2 vectors, which the sums of the
 /// even and the odd windows keep in registers.
@@ -74,10 +73,9 @@ where
         }
         (dw, db)
     };
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..n.div_ceil(per_task))
-        .into_par_iter()
-        .map(|t| task(t * per_task..((t + 1) * per_task).min(n)))
-        .collect();
+    let partials = map_indices(n.div_ceil(per_task), 1, |t| {
+        task(t * per_task..((t + 1) * per_task).min(n))
+    });
     // Fixed-order reduction: deterministic for a given thread count.
     let mut dw = vec![0.0f32; o * k];
     let mut db = need_b.then(|| vec![0.0f32; o]);
