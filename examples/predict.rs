@@ -31,7 +31,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ferrocnn::data::{read_csv, read_image, Fit, Image};
+use ferrocnn::data::{image_files, read_csv, read_image, Fit, Image};
 use ferrocnn::io::{self, write_atomic, DataSpec};
 use ferrocnn::nn::Module;
 use ferrocnn::ops::softmax_rows;
@@ -226,11 +226,11 @@ fn image_predictions(
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let before = files.len();
-            images_in(input, &mut files)?;
-            if files.len() == before {
+            let found = image_files(input)?;
+            if found.is_empty() {
                 return Err(format!("{}: no PNG or JPEG files in this folder", input.display()).into());
             }
+            files.extend(found);
         } else {
             files.push(input.clone());
         }
@@ -272,22 +272,6 @@ fn quoted(text: &str) -> String {
     } else {
         text.to_string()
     }
-}
-
-/// The PNG and JPEG files under `dir`, at any depth, sorted by path.
-fn images_in(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Box<dyn Error>> {
-    let read = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut entries: Vec<PathBuf> = read.filter_map(|entry| entry.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for path in entries {
-        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-        if path.is_dir() {
-            images_in(&path, files)?;
-        } else if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
-            files.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// A digit photo as MNIST's digits are ([`common::digit::like_mnist`]), normalised.

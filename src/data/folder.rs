@@ -57,8 +57,9 @@ impl ImageFolder {
     ///
     /// # Errors
     /// [`DataError::NotFound`] for a missing root; [`DataError::Invalid`] naming
-    /// the folder if it has no class folders, a class folder holds no image, or an
-    /// image is in a format this reader does not decode (BMP, GIF, WebP, TIFF…).
+    /// the folder if it has no class folders or a class folder holds no image;
+    /// [`DataError::Image`] naming an image in a format this reader does not decode
+    /// (BMP, GIF, WebP, TIFF…).
     pub fn scan(root: impl AsRef<Path>) -> Result<ImageFolder, DataError> {
         Self::scan_at(root.as_ref())
     }
@@ -260,6 +261,21 @@ fn class_folders(root: &Path) -> Result<Vec<String>, DataError> {
     }
     classes.sort();
     Ok(classes)
+}
+
+/// The PNG and JPEG files under `dir`, at any depth, sorted by path (depth first,
+/// by name within a folder); hidden files and folders (`.name`) are skipped. What
+/// [`ImageFolder::scan`] reads in each class folder, and what `predict` reads from a
+/// folder of unlabelled images.
+///
+/// # Errors
+/// [`DataError::Io`] naming a folder that cannot be listed; [`DataError::Image`]
+/// naming a file in a format this reader does not decode (BMP, GIF, WebP, TIFF…),
+/// rather than leaving it out silently.
+pub fn image_files(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, DataError> {
+    let mut files = Vec::new();
+    collect_images(dir.as_ref(), &mut |path| files.push(path))?;
+    Ok(files)
 }
 
 /// Calls `found` with every image file under `dir`, depth first, sorted by name.

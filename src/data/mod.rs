@@ -54,7 +54,7 @@ pub(crate) use dataset::check_class_names;
 pub use dataset::Dataset;
 pub use error::{DataError, IdxKind};
 pub use files::{DataFile, MnistFiles};
-pub use folder::{read_image_folder, FolderOptions, ImageFolder};
+pub use folder::{image_files, read_image_folder, FolderOptions, ImageFolder};
 pub use frame::frame_like_mnist;
 pub use idx::IdxImages;
 pub use image_file::{read_image, Image, MAX_IMAGE_SIDE};

@@ -78,6 +78,8 @@ fn png_files_and_folders_give_file_class_and_probability() {
         image.save_png(folder.join(name)).unwrap();
     }
     std::fs::write(folder.join("notes.txt"), "not an image").unwrap();
+    // A hidden file (a desktop's thumbnail cache) is not an input.
+    std::fs::write(folder.join(".thumb.png"), "not an image either").unwrap();
     let outcome = run(example("predict"), &["models/mnist.bin", arg(&folder)]);
     outcome.assert_ok();
     let lines: Vec<&str> = outcome.stdout.lines().collect();
@@ -112,6 +114,10 @@ fn bad_input_is_one_error_line_and_no_input_is_overwritten() {
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     run(example("predict"), &["models/mnist.bin", arg(&empty)]).assert_error(&["no PNG or JPEG files"]);
+    // An image in a format the reader does not decode is named, not left out.
+    std::fs::write(empty.join("digit.webp"), "RIFF").unwrap();
+    run(example("predict"), &["models/mnist.bin", arg(&empty)])
+        .assert_error(&["digit.webp", "convert them to PNG"]);
     let ragged = dir.path().join("ragged.csv");
     std::fs::write(&ragged, "label,a,b,c,d\n1,2,3,4,5\n1,2\n").unwrap();
     run(example("predict"), &["models/mnist.bin", arg(&ragged)]).assert_error(&["ragged.csv:3"]);
