@@ -256,6 +256,10 @@ fn portable(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c: 
     }
 }
 
+/// `B`'s row stride (floats) from which the broadcast kernels prefetch the next
+/// strip of `B` (a 4 KiB page).
+const FAR_ROWS: usize = 1024;
+
 /// Depth from which a broadcast product copies `B` strip by strip
 /// ([`pack::by_strips`]) when it has at least [`STRIPS_MIN_ROWS`] rows: each of
 /// `k` rows of a strip of `B` is then a page or more from the next, and is read

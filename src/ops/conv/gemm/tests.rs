@@ -117,8 +117,8 @@ fn every_kernel_layout_and_size_gives_the_product() {
 }
 
 /// Dot products longer than one block of `k` (see `dot_blocks`), with β = 1 added
-/// once, and long broadcast products, short and tall (`B` copied by strips, see
-/// `STRIPS_MIN_DEPTH`).
+/// once, long broadcast products, short and tall (`B` copied by strips, see
+/// `STRIPS_MIN_DEPTH`), and a wide one.
 #[test]
 fn long_products_give_the_product() {
     let k = super::DOT_BLOCK_MAX + 77;
