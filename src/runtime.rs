@@ -5,13 +5,10 @@
 //! a binary calls once at the start of `main`, or not at all:
 //!
 //! - [`tune_malloc`] keeps freed blocks in the process (glibc only);
-//! - [`set_simd`] chooses between the AVX2 kernels and the baseline (SSE2) ones;
+//! - [`set_simd`] chooses between the vector kernels (AVX2; AVX-512 for the matrix
+//!   products) and the baseline (SSE2) ones;
 //! - [`tune_for_training`] applies what a training or benchmark binary wants
 //!   (today: [`tune_malloc`]).
-//!
-//! What is *not* here: the `gemm` crate's packing threshold. Its products are split
-//! per call so that they run unpacked where that measured faster (see
-//! `ops::gemm::gemm_serial`), which needs no global setting.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Once;

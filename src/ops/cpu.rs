@@ -15,3 +15,23 @@ pub(super) fn avx2() -> bool {
     crate::runtime::simd() == crate::runtime::Simd::Auto
         && *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
 }
+
+/// Whether the CPU has AVX2 and FMA, for the matrix products' AVX2 kernels. Those
+/// do not follow the [`Simd`](crate::runtime::Simd) setting: their portable
+/// alternative rounds differently, and the setting promises the same results bit
+/// for bit (see `ops::gemm`).
+#[cfg(target_arch = "x86_64")]
+pub(super) fn has_avx2_fma() -> bool {
+    static AVX2_FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX2_FMA.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
+}
+
+/// Whether the CPU has AVX-512F (and AVX2 and FMA), for the matrix products'
+/// AVX-512 kernels; see [`has_avx2_fma`].
+#[cfg(target_arch = "x86_64")]
+pub(super) fn has_avx512() -> bool {
+    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    has_avx2_fma() && *AVX512.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+}

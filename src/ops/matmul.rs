@@ -82,10 +82,10 @@ impl Tensor {
 impl Tensor {
     /// `x·Wᵀ + b` for inference, given `Wᵀ` (`[in, out]`) already laid out
     /// contiguously: what [`Linear`](crate::nn::Linear) uses when nothing is recorded.
-    /// The same values as [`linear`](Tensor::linear), faster: the `gemm` crate copies
-    /// ("packs") a right operand that is read across its rows, as the transposed view
-    /// of `[out, in]` is, on every call — measured on R2's 9216 → 128 layer, 42 ms per
-    /// 1000 images in slices of 64 against 13 ms with `Wᵀ` contiguous.
+    /// The same values as [`linear`](Tensor::linear) to rounding, faster at small
+    /// batches: with `Wᵀ` contiguous the product runs [`gemm`]'s broadcast kernels,
+    /// vectors along `out`, where the transposed view of `[out, in]` would run its
+    /// dot products along `in`, whose 4 × 4 tiles a batch of one fills a quarter of.
     ///
     /// Records nothing: panics if `self` needs a gradient (use `linear` on a tape).
     pub(crate) fn linear_inference(&self, weight_t: &ArrayD<f32>, bias: Option<&ArrayD<f32>>) -> Tensor {
@@ -119,36 +119,16 @@ fn bias_vector<'a>(bias: &'a ArrayD<f32>, out: usize, weight: &[usize]) -> ndarr
 /// `x·Wᵀ + b` for a weight `w` of `[out, in]` that changes between calls (training:
 /// no transposed copy is kept, as `linear_inference`'s is).
 ///
-/// Both operands are then read across their contiguous axis, `in`, and the `gemm`
-/// crate copies ("packs") one of them into its own layout before multiplying: its
-/// left operand, which is `W` when the product is written as `x·Wᵀ` into a row-major
-/// output, and `x` when it is written as `yᵀ = W·xᵀ`. So the product is written the
-/// way that packs the smaller of the two: on R2's 9216 → 128 layer at batch 64,
-/// `x`'s 64 rows rather than `W`'s 128 (BENCHMARKS.md has the figures). The values
-/// are the same, bit for bit: each output is reduced over `in` in the same order
-/// either way.
+/// Both operands are then read along their contiguous axis, `in`: [`gemm`]'s dot
+/// products. (With the `gemm` crate, which copied its left operand first, this wrote
+/// the product as `yᵀ = W·xᵀ` when `x` had fewer rows; our dot kernels are the same
+/// either way round, bit for bit, so it is written directly.)
 fn affine_transposed_weight(
     x: ArrayView2<f32>,
     w: ArrayView2<f32>,
     bias: Option<ndarray::ArrayView1<f32>>,
 ) -> Array2<f32> {
-    if x.nrows() >= w.nrows() {
-        return affine(x, w.t(), bias);
-    }
-    let mut yt = Array2::zeros((w.nrows(), x.nrows()));
-    if let Some(b) = bias {
-        let dim = yt.raw_dim();
-        let column = b.insert_axis(Axis(1));
-        yt.assign(&column.broadcast(dim).expect("bias length checked"));
-    }
-    gemm(
-        1.0,
-        w,
-        x.t(),
-        if bias.is_some() { 1.0 } else { 0.0 },
-        yt.view_mut(),
-    );
-    yt.reversed_axes().as_standard_layout().into_owned()
+    affine(x, w.t(), bias)
 }
 
 /// `x·wt + b`: the bias written first, the product added onto it.

@@ -21,7 +21,7 @@
 //! image's output gradient.
 //!
 //! Why this split: the batch is cut into one contiguous run of images per rayon
-//! task; each task runs its products single-threaded (the `gemm` crate's AVX-512
+//! task; each task runs its products single-threaded ([`gemm_serial`]'s AVX-512
 //! kernels, see [`matmul`]), so the two levels of parallelism never fight, and reuses
 //! its thread's column buffers from call to call. Each task accumulates its own
 //! `dW`/`db`, and the partial sums are added in task order, so the result is the

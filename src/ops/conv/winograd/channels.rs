@@ -3,15 +3,15 @@
 //! convolutions with few tiles (a batch of one on small planes).
 //!
 //! Why: the slot form vectorizes its transforms along rows of tile slots and puts
-//! the slots on the `gemm` crate's vector axis. With a handful of tiles that axis is
+//! the slots on the products' vector axis. With a handful of tiles that axis is
 //! mostly padding: R3's 7×7 planes at batch 1 are 4 tiles, padded to 16 product
 //! columns, so its 64 → 64 products did 4× the work they need (which is why those
 //! layers ran as im2col), and its transforms ran over rows of 7 to 28 pixels that
 //! end in scalar loops. Here each step of a transform takes eight channels at once
 //! ([`Lanes`]), whatever the plane's size, and the products are
-//! `M_ξ[O, T] = U_ξ[O, C] · V_ξ[C, T]` with the output channels on the crate's vector
-//! axis (16 floats with AVX-512, 8 with AVX2) and the `T` tiles as its kernel columns
-//! (up to 6), nothing padded.
+//! `M_ξ[O, T] = U_ξ[O, C] · V_ξ[C, T]` with the output channels on the products' vector
+//! axis (16 floats with AVX-512, 8 with AVX2) and the `T` tiles as their kernel's
+//! rows (up to 8), nothing padded.
 //!
 //! The layouts, all with the channel innermost:
 //!

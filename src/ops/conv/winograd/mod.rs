@@ -519,8 +519,10 @@ impl Winograd {
 const SERIAL_KERNELS: usize = 64 * 64;
 
 /// Columns of the products for `slots` tile slots: rounded up to a multiple of 16,
-/// because the `gemm` crate copies (packs) an operand whose rows are not a multiple
-/// of its vector width on every call, and these products are small and many.
+/// whole AVX-512 vectors of [`gemm`](super::gemm)'s broadcast kernels. (Chosen for
+/// the `gemm` crate, which copied an operand whose rows were not a multiple of its
+/// vector width; our kernels mask a short vector instead, so the rounding may no
+/// longer pay: not measured since.)
 fn columns(slots: usize) -> usize {
     slots.next_multiple_of(16)
 }
