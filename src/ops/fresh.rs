@@ -48,6 +48,22 @@ impl<'a> Slots<'a> {
         unsafe { &mut *(slots as *mut [f32]) }
     }
 
+    /// The chunk's unwritten rest, for a kernel that writes it in its own order
+    /// rather than front to back (Winograd's input gradient, plane by plane across
+    /// a group of images); [`assume_written`](Self::assume_written) then counts it
+    /// as written.
+    pub(crate) fn unwritten(&mut self) -> &mut [MaybeUninit<f32>] {
+        &mut self.slots[self.filled..]
+    }
+
+    /// Counts the whole chunk as written.
+    ///
+    /// # Safety
+    /// Every element of [`unwritten`](Self::unwritten) has been written since.
+    pub(crate) unsafe fn assume_written(&mut self) {
+        self.filled = self.slots.len();
+    }
+
     /// Runs `f` on the next `len` elements as a chunk of their own, which `f` must
     /// fill; they then count as written here.
     pub(crate) fn part<R>(&mut self, len: usize, f: impl FnOnce(&mut Slots) -> R) -> R {
@@ -74,6 +90,19 @@ impl<'a> Slots<'a> {
     fn is_full(&self) -> bool {
         self.filled == self.slots.len()
     }
+}
+
+/// `values` as slots, for a kernel that writes its output through
+/// [`Slots::unwritten`]'s type and is handed an initialized buffer instead.
+///
+/// # Safety
+/// Nothing uninitialized (`MaybeUninit::uninit()`) may be written through the
+/// result: `values` would then hold it.
+pub(crate) unsafe fn as_slots(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    let values: *mut [f32] = values;
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and every value in it is
+    // initialized; the caller writes only initialized values back.
+    unsafe { &mut *(values as *mut [MaybeUninit<f32>]) }
 }
 
 /// A vector of `len` floats whose chunks of `chunk` elements (the last one shorter)
