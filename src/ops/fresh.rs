@@ -35,6 +35,15 @@ impl<'a> Slots<'a> {
         self.filled += written;
     }
 
+    /// What has been written so far, to read back while it is in cache.
+    pub(crate) fn written(&self) -> &[f32] {
+        let written: *const [MaybeUninit<f32>] = &self.slots[..self.filled];
+        // SAFETY: the first `filled` elements were written (by `extend`, `zeroed`,
+        // `part` or as `assume_written`'s caller promised), and `MaybeUninit<f32>`
+        // has the layout of `f32`.
+        unsafe { &*(written as *const [f32]) }
+    }
+
     /// Fills the rest of the chunk with zeros and returns the whole chunk, for a
     /// kernel that accumulates into its output.
     pub(crate) fn zeroed(&mut self) -> &mut [f32] {
@@ -199,6 +208,17 @@ mod tests {
         });
         assert_eq!(v, [1.0, 2.0, 0.0, 1.0, 2.0, 0.0]);
         assert_eq!(sums, [3.0, 3.0]);
+    }
+
+    #[test]
+    fn written_is_what_extend_wrote() {
+        let v = fresh(6, 3, false, |first, slots| {
+            slots.extend([first as f32, 1.0]);
+            assert_eq!(slots.written(), [first as f32, 1.0]);
+            slots.extend([2.0]);
+            assert_eq!(slots.written().len(), 3);
+        });
+        assert_eq!(v, [0.0, 1.0, 2.0, 3.0, 1.0, 2.0]);
     }
 
     #[test]
