@@ -34,6 +34,7 @@ use std::mem::MaybeUninit;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
+use super::copy_row::copy_row;
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 
@@ -407,10 +408,10 @@ impl Winograd {
                 let oy = TILE * ty + a;
                 if oy < self.oh {
                     let at = base + ty * width;
-                    // `write_copy_of_slice`, which is newer than our MSRV: the same `memcpy`.
-                    let row = out[oy * self.ow..(oy + 1) * self.ow].iter_mut();
-                    row.zip(&source[at..at + self.ow])
-                        .for_each(|(o, &v)| _ = o.write(v));
+                    copy_row(
+                        &mut out[oy * self.ow..(oy + 1) * self.ow],
+                        &source[at..at + self.ow],
+                    );
                 }
             }
         }
