@@ -35,6 +35,15 @@ impl<'a> Slots<'a> {
         self.filled += written;
     }
 
+    /// What has been written so far, to read back while it is in cache.
+    pub(crate) fn written(&self) -> &[f32] {
+        let written: *const [MaybeUninit<f32>] = &self.slots[..self.filled];
+        // SAFETY: the first `filled` elements were written (by `extend`, `zeroed`,
+        // `part` or as `assume_written`'s caller promised), and `MaybeUninit<f32>`
+        // has the layout of `f32`.
+        unsafe { &*(written as *const [f32]) }
+    }
+
     /// Fills the rest of the chunk with zeros and returns the whole chunk, for a
     /// kernel that accumulates into its output.
     pub(crate) fn zeroed(&mut self) -> &mut [f32] {
@@ -46,6 +55,22 @@ impl<'a> Slots<'a> {
         // SAFETY: every element is initialized (the first `filled` by `extend`, the
         // rest just now), and `MaybeUninit<f32>` has the layout of `f32`.
         unsafe { &mut *(slots as *mut [f32]) }
+    }
+
+    /// The chunk's unwritten rest, for a kernel that writes it in its own order
+    /// rather than front to back (Winograd's input gradient, plane by plane across
+    /// a group of images); [`assume_written`](Self::assume_written) then counts it
+    /// as written.
+    pub(crate) fn unwritten(&mut self) -> &mut [MaybeUninit<f32>] {
+        &mut self.slots[self.filled..]
+    }
+
+    /// Counts the whole chunk as written.
+    ///
+    /// # Safety
+    /// Every element of [`unwritten`](Self::unwritten) has been written since.
+    pub(crate) unsafe fn assume_written(&mut self) {
+        self.filled = self.slots.len();
     }
 
     /// Runs `f` on the next `len` elements as a chunk of their own, which `f` must
@@ -74,6 +99,19 @@ impl<'a> Slots<'a> {
     fn is_full(&self) -> bool {
         self.filled == self.slots.len()
     }
+}
+
+/// `values` as slots, for a kernel that writes its output through
+/// [`Slots::unwritten`]'s type and is handed an initialized buffer instead.
+///
+/// # Safety
+/// Nothing uninitialized (`MaybeUninit::uninit()`) may be written through the
+/// result: `values` would then hold it.
+pub(crate) unsafe fn as_slots(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    let values: *mut [f32] = values;
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and every value in it is
+    // initialized; the caller writes only initialized values back.
+    unsafe { &mut *(values as *mut [MaybeUninit<f32>]) }
 }
 
 /// A vector of `len` floats whose chunks of `chunk` elements (the last one shorter)
@@ -170,6 +208,17 @@ mod tests {
         });
         assert_eq!(v, [1.0, 2.0, 0.0, 1.0, 2.0, 0.0]);
         assert_eq!(sums, [3.0, 3.0]);
+    }
+
+    #[test]
+    fn written_is_what_extend_wrote() {
+        let v = fresh(6, 3, false, |first, slots| {
+            slots.extend([first as f32, 1.0]);
+            assert_eq!(slots.written(), [first as f32, 1.0]);
+            slots.extend([2.0]);
+            assert_eq!(slots.written().len(), 3);
+        });
+        assert_eq!(v, [0.0, 1.0, 2.0, 3.0, 1.0, 2.0]);
     }
 
     #[test]

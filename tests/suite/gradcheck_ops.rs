@@ -219,6 +219,40 @@ fn batch_norm2d_normalizes_each_channel() {
 }
 
 #[test]
+fn batch_norm2d_statistics_match_a_two_pass_f64_reference_far_from_zero() {
+    // Planes of one channel with means that differ (image i adds 3i) on a large
+    // offset, as the per-plane sums are merged (Chan's rule) rather than the
+    // deviations taken from the channel's mean.
+    let (n, c, h, w) = (6, 3, 7, 7);
+    let x = rand(&[n, c, h, w], 91);
+    let x = ndarray::Array4::from_shape_fn((n, c, h, w), |(i, ch, r, q)| {
+        1000.0 * (ch as f32 + 1.0) + 3.0 * i as f32 + x[[i, ch, r, q]]
+    })
+    .into_dyn();
+    let ones = Tensor::new(ndarray::Array1::<f32>::ones(c).into_dyn());
+    let zeros = Tensor::new(ndarray::Array1::<f32>::zeros(c).into_dyn());
+    let (_, stats) = Tensor::new(x.clone()).batch_norm2d(&ones, &zeros, 1e-5);
+    for ch in 0..c {
+        let values: Vec<f64> = x
+            .index_axis(ndarray::Axis(1), ch)
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / values.len() as f64;
+        let (got_mean, got_var) = (f64::from(stats.mean[ch]), f64::from(stats.var[ch]));
+        assert!(
+            (got_mean - mean).abs() <= 1e-6 * mean.abs(),
+            "channel {ch} mean {got_mean} against {mean}"
+        );
+        assert!(
+            (got_var - var).abs() <= 1e-5 * var,
+            "channel {ch} variance {got_var} against {var}"
+        );
+    }
+}
+
+#[test]
 fn batch_norm2d_evaluation_form() {
     let (x, gamma, beta) = (rand(&[2, 3, 2, 3], 61), rand(&[3], 62), rand(&[3], 63));
     let mean = ndarray::Array1::from(vec![0.1f32, -0.3, 0.5]);

@@ -39,6 +39,7 @@
 //! core (this alone was half of the backward time).
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn, ShapeBuilder};
@@ -53,7 +54,7 @@ use super::padding::Padding;
 use super::reference;
 use super::winograd::{PlaneLayout, Scratch, Winograd};
 use crate::ops::elementwise::sum;
-use crate::ops::fresh::{fresh, fresh_with, Slots};
+use crate::ops::fresh::{as_slots, fresh, fresh_with, Slots};
 use crate::tensor::Tensor;
 
 /// Columns (images × output pixels) a group of images should fill before its
@@ -457,6 +458,8 @@ where
                         let input = PlaneLayout::images(g.channels, g.h * g.w);
                         let output = PlaneLayout::side_by_side(p, ld);
                         let scratch = Scratch { v, m, work };
+                        // SAFETY: `run` writes only values into `product`.
+                        let product = unsafe { as_slots(product) };
                         wg.run(u, b, &x[first * image..], input, product, output, scratch);
                     } else if algorithm == ConvAlgorithm::Direct {
                         // One image (`for_direct`): `product` is its `[O, P]`.
@@ -497,6 +500,15 @@ where
             },
         );
     })
+}
+
+/// A backward task's share of the input gradient `dx`.
+enum DxShare<'a> {
+    /// Not initialized: Winograd writes every pixel.
+    Overwrite(&'a mut [MaybeUninit<f32>]),
+    /// Zeroed: col2im and the direct loops add into it (the pointwise product
+    /// overwrites it, and takes it zeroed for simplicity).
+    Accumulate(&'a mut [f32]),
 }
 
 /// Gradients of one conv2d; `None` where not asked for.
@@ -574,7 +586,7 @@ where
 
     // One task: images `first_image..` (`x` and, if asked, `dx` hold exactly its
     // images), returning its partial dW, db.
-    let task = |first_image: usize, x: &[f32], mut dx: Option<&mut [f32]>| -> (Vec<f32>, Vec<f32>) {
+    let task = |first_image: usize, x: &[f32], mut dx: Option<DxShare>| -> (Vec<f32>, Vec<f32>) {
         let images = x.len() / image;
         let mut dw = vec![0.0f32; if need_w { o * k } else { 0 }];
         // The weight gradient in Winograd's domain, `[ξ][O][C]`, summed over the task.
@@ -636,31 +648,39 @@ where
                         let colt = mat(col, ld, k, ld, true);
                         matmul(&gmat, &colt, true, &mut mat_mut(&mut dw, o, k, k));
                     }
-                    if let (Some(dx), Some(wg), Some(u)) = (dx.as_deref_mut(), &winograd, &u) {
-                        let input = PlaneLayout::side_by_side(p, ld);
-                        let output = PlaneLayout::images(g.channels, g.h * g.w);
-                        let scratch = Scratch {
-                            v: &mut *v,
-                            m: &mut *m,
-                            work: &mut *work,
-                        };
-                        wg.run(u, b, gathered, input, &mut dx[first * image..], output, scratch);
-                    } else if let (Some(dx), Some(ConvAlgorithm::Direct)) = (dx.as_deref_mut(), x_algorithm) {
-                        let dx = &mut dx[first * image..(first + 1) * image];
-                        reference::input_gradient(g, 1, o, w, &gathered[..o * p], dx);
-                    } else if let (Some(dx), true) = (dx.as_deref_mut(), g.is_pointwise()) {
-                        // Wᵀ·G of an image is its input gradient, written in place.
-                        for i in 0..b {
-                            let g_image = mat(&gathered[i * p..], o, p, ld, false);
-                            let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
-                            matmul(&wt, &g_image, false, &mut mat_mut(dx, k, p, p));
+                    match dx.as_mut() {
+                        Some(DxShare::Overwrite(dx)) => {
+                            let (wg, u) = (winograd.as_ref(), u.as_ref());
+                            let (wg, u) = (wg.expect("Winograd"), u.expect("transformed kernels"));
+                            let input = PlaneLayout::side_by_side(p, ld);
+                            let output = PlaneLayout::images(g.channels, g.h * g.w);
+                            let scratch = Scratch {
+                                v: &mut *v,
+                                m: &mut *m,
+                                work: &mut *work,
+                            };
+                            wg.run(u, b, gathered, input, &mut dx[first * image..], output, scratch);
                         }
-                    } else if let Some(dx) = dx.as_deref_mut() {
-                        matmul(&wt, &gmat, false, &mut mat_mut(col, k, ld, ld));
-                        for i in 0..b {
-                            let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
-                            g.col2im(col, ld, i * p, dx);
+                        Some(DxShare::Accumulate(dx)) if x_algorithm == Some(ConvAlgorithm::Direct) => {
+                            let dx = &mut dx[first * image..(first + 1) * image];
+                            reference::input_gradient(g, 1, o, w, &gathered[..o * p], dx);
                         }
+                        Some(DxShare::Accumulate(dx)) if g.is_pointwise() => {
+                            // Wᵀ·G of an image is its input gradient, written in place.
+                            for i in 0..b {
+                                let g_image = mat(&gathered[i * p..], o, p, ld, false);
+                                let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
+                                matmul(&wt, &g_image, false, &mut mat_mut(dx, k, p, p));
+                            }
+                        }
+                        Some(DxShare::Accumulate(dx)) => {
+                            matmul(&wt, &gmat, false, &mut mat_mut(col, k, ld, ld));
+                            for i in 0..b {
+                                let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
+                                g.col2im(col, ld, i * p, dx);
+                            }
+                        }
+                        None => {}
                     }
                 }
             },
@@ -675,12 +695,23 @@ where
     let (dx, partials) = if n * o * p == 0 || !(need_x || need_w || need_b) {
         (need_x.then(|| vec![0.0f32; n * image]), Vec::new())
     } else if need_x {
-        // Each task's share of dx, zeroed by the task itself: col2im and the direct
-        // loops add into it, and writing it before they read also spares fresh pages
-        // a copy-on-write fault each (they map to the shared zero page on a read;
-        // that was a quarter of the backward time, measured).
+        // Each task's share of dx. Winograd writes every pixel of it, so it is left
+        // as it comes (zeroing it was a pass over R3's largest activations for
+        // nothing). col2im and the direct loops add into it, so the task zeroes it
+        // first, which also spares fresh pages a copy-on-write fault each (they map
+        // to the shared zero page on a read; that was a quarter of the backward
+        // time, measured).
+        let overwrites = x_algorithm == Some(ConvAlgorithm::Winograd);
         let (dx, partials) = fresh_with(n * image, chunk, true, |at, dx| {
-            task(at / image, &x[at..at + dx.len()], Some(dx.zeroed()))
+            let x = &x[at..at + dx.len()];
+            if !overwrites {
+                return task(at / image, x, Some(DxShare::Accumulate(dx.zeroed())));
+            }
+            let partial = task(at / image, x, Some(DxShare::Overwrite(dx.unwritten())));
+            // SAFETY: the task ran Winograd's `run` on every group of its images,
+            // which writes every pixel of every plane of each image (its `run` doc).
+            unsafe { dx.assume_written() };
+            partial
         });
         (Some(dx), partials)
     } else {

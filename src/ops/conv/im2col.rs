@@ -15,6 +15,8 @@
 //! matrix (`ld` is the row stride, `offset` the first column of this image), so small
 //! images can be batched into one product.
 
+use super::copy_row::copy_row_into;
+
 /// The geometry of one conv2d: input plane, kernel, stride, dilation, padding and
 /// output plane.
 #[derive(Clone, Copy, Debug)]
@@ -340,7 +342,7 @@ impl ConvGeometry {
                         dst.iter_mut().step_by(sw).zip(src).for_each(|(d, &v)| *d += v);
                         continue;
                     }
-                    row.values[row.inside.clone()].copy_from_slice(&dst[row.columns.clone()]);
+                    copy_row_into(&mut row.values[row.inside.clone()], &dst[row.columns.clone()]);
                     for j in 0..self.kw {
                         let src = &col[(first_tap + j) * ld + offset + oy * ow..][..ow];
                         if sw == 1 {
@@ -351,7 +353,7 @@ impl ConvGeometry {
                             sums.zip(src).for_each(|(d, &v)| *d += v);
                         }
                     }
-                    dst[row.columns.clone()].copy_from_slice(&row.values[row.inside.clone()]);
+                    copy_row_into(&mut dst[row.columns.clone()], &row.values[row.inside.clone()]);
                 }
             }
         }
@@ -505,7 +507,7 @@ mod tests {
             (2, 3, 1, 3, 3, (2, 2), 1, 1, 1, 1),
             (1, 7, 7, 3, 3, (1, 1), 1, 1, 1, 1),
             // Stride-1 rows of 3, 4, 8 and 9 pixels: either side of the two fixed
-            // moves that copy a row of 4 to 8 (`copy_run`).
+            // moves that copy a row of 4 to 8 (`copy_row`).
             (1, 5, 5, 3, 3, (1, 1), 0, 0, 0, 0),
             (2, 6, 6, 3, 3, (1, 1), 0, 0, 0, 0),
             (2, 8, 8, 3, 3, (1, 1), 1, 1, 1, 1),

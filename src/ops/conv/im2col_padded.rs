@@ -10,11 +10,12 @@
 //! Copying the plane costs one more pass over the input (`H·W` against the column
 //! matrix's `kh·kw·OH·OW` entries per channel), and leaves loops the compiler can
 //! run without checks: a copy per tap and output row with stride 1 (see
-//! [`copy_run`]), and fixed pairs with stride 2.
+//! [`copy_row`](super::copy_row)), and fixed pairs with stride 2.
 //!
 //! The values are the input's, moved, so the column matrix is the same, bit for bit,
 //! as the tap-by-tap loop of [`im2col`](super::im2col) writes.
 
+use super::copy_row::copy_row_into;
 use super::im2col::ConvGeometry;
 
 /// One input channel with its padding: the `(OH − 1)·stride + kh` rows and
@@ -54,7 +55,10 @@ impl PaddedPlane {
         }
         for r in 0..self.rows {
             let at = (r + g.top) * self.width + g.left;
-            self.values[at..at + columns].copy_from_slice(&plane[r * g.w..r * g.w + columns]);
+            copy_row_into(
+                &mut self.values[at..at + columns],
+                &plane[r * g.w..r * g.w + columns],
+            );
         }
     }
 
@@ -99,7 +103,7 @@ impl ConvGeometry {
                     for j in 0..self.kw {
                         let dst = &mut taps[j * ld..][span.clone()];
                         if sw == 1 {
-                            copy_run(dst, &row[j..j + ow]);
+                            copy_row_into(dst, &row[j..j + ow]);
                             continue;
                         }
                         let src = row[j..].iter().step_by(sw);
@@ -107,39 +111,6 @@ impl ConvGeometry {
                     }
                 }
             }
-        }
-    }
-}
-
-/// `dst.copy_from_slice(src)`, for the runs of one output row. A run of 4 to 8
-/// floats (R3's 7×7 layers) is two overlapping fixed moves of 4, which the compiler
-/// inlines: a `memcpy` call for 7 floats cost about 17 instructions in glibc plus
-/// the call, 12,000 times per R3 forward pass (callgrind). Longer runs keep the
-/// `memcpy`, which beats the loops the compiler makes of a copy with four-float
-/// moves.
-#[inline]
-fn copy_run(dst: &mut [f32], src: &[f32]) {
-    let n = dst.len();
-    debug_assert_eq!(src.len(), n);
-    if (4..=8).contains(&n) {
-        dst[..4].copy_from_slice(&src[..4]);
-        dst[n - 4..].copy_from_slice(&src[n - 4..n]);
-    } else {
-        dst.copy_from_slice(src);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_run_copies_every_length() {
-        for n in 0..=12 {
-            let src: Vec<f32> = (0..n).map(|v| v as f32 + 0.5).collect();
-            let mut dst = vec![f32::NAN; n];
-            copy_run(&mut dst, &src);
-            assert_eq!(dst, src, "a run of {n}");
         }
     }
 }

@@ -13,6 +13,8 @@
 //!   matrix product,
 //! - [`im2col_padded`](im2col_padded) — im2col of a dense kernel from each input
 //!   plane copied once with its padding,
+//! - [`copy_row`](copy_row) — the short row copies of im2col, col2im and
+//!   Winograd's output, inlined,
 //! - [`pooled_gradient`](pooled_gradient) — the weight gradient of a first layer
 //!   that max-pools, summed from the pooling's winners alone,
 //! - [`winograd`](winograd) — Winograd's F(4×4, 3×3) for 3×3 stride-1 kernels,
@@ -25,6 +27,7 @@
 mod algorithm;
 mod conv2d;
 mod conv_block;
+mod copy_row;
 pub mod gemm;
 mod im2col;
 mod im2col_padded;

@@ -29,9 +29,12 @@
 //! instead, eight channels a step and nothing padded (see [`channels`]; which form,
 //! [`winograd_forward_form`](super::algorithm::winograd_forward_form)).
 
+use std::mem::MaybeUninit;
+
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
+use super::copy_row::copy_row;
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 
@@ -288,7 +291,8 @@ impl Winograd {
 
     /// The convolution of `images` images: planes of `input` (`h × w`, laid out as
     /// `input_layout`) into planes of `out` (`oh × ow`, laid out as `out_layout`),
-    /// overwriting them. `u` comes from [`transform_kernel`](Self::transform_kernel);
+    /// writing every pixel of each (so `out` need not be initialized, nor zeroed:
+    /// the input gradient's share of `dx` is not). `u` comes from [`transform_kernel`](Self::transform_kernel);
     /// `scratch` has the sizes [`scratch_len`](Self::scratch_len) gives.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
@@ -297,7 +301,7 @@ impl Winograd {
         images: usize,
         input: &[f32],
         input_layout: PlaneLayout,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         out_layout: PlaneLayout,
         scratch: Scratch,
     ) {
@@ -396,7 +400,7 @@ impl Winograd {
     /// [`transform_output`](Self::transform_output) wrote for a group of `images`,
     /// dropping the spare slots and the outputs past the plane's bottom or right
     /// edge.
-    fn copy_output(&self, rows: &[f32], images: usize, image: usize, out: &mut [f32]) {
+    fn copy_output(&self, rows: &[f32], images: usize, image: usize, out: &mut [MaybeUninit<f32>]) {
         let width = self.row_width(images);
         let base = image * self.period();
         for ty in 0..self.tiles_y {
@@ -404,7 +408,10 @@ impl Winograd {
                 let oy = TILE * ty + a;
                 if oy < self.oh {
                     let at = base + ty * width;
-                    out[oy * self.ow..(oy + 1) * self.ow].copy_from_slice(&source[at..at + self.ow]);
+                    copy_row(
+                        &mut out[oy * self.ow..(oy + 1) * self.ow],
+                        &source[at..at + self.ow],
+                    );
                 }
             }
         }
