@@ -5,8 +5,9 @@
 //! a binary calls once at the start of `main`, or not at all:
 //!
 //! - [`tune_malloc`] keeps freed blocks in the process (glibc only);
-//! - [`set_simd`] chooses between the vector kernels (AVX2; AVX-512 for the matrix
-//!   products) and the baseline (SSE2) ones;
+//! - [`set_simd`] chooses between the AVX2 kernels and the baseline (SSE2) ones;
+//!   the matrix products are not among them: they always run the best kernels the
+//!   CPU has (AVX-512, AVX2 + FMA or portable), whose roundings differ (`ops::gemm`);
 //! - [`tune_for_training`] applies what a training or benchmark binary wants
 //!   (today: [`tune_malloc`]).
 
