@@ -13,6 +13,12 @@ pub mod digit;
 pub mod files;
 pub mod fit;
 
+/// Every example that includes this folder (the trainers and the bench among them)
+/// starts its tensors' buffers on cache lines: see `AlignedAlloc` for why and what
+/// it measured.
+#[global_allocator]
+static ALLOC: ferrocnn::runtime::AlignedAlloc = ferrocnn::runtime::AlignedAlloc;
+
 /// A run's exit code: success, or its error as one `error: …` line on standard
 /// error and exit code 1 (usage errors exit with 2 in `args` before this).
 pub fn exit_code(result: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {

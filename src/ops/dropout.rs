@@ -15,7 +15,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::elementwise::keep_if;
-use super::parallel::{for_each_piece_mut, SharedMut};
+use super::fresh::fresh;
+use super::parallel::SharedMut;
 use crate::tensor::Tensor;
 
 const CHUNK: usize = 1 << 14;
@@ -26,22 +27,20 @@ thread_local! {
 }
 
 /// `x` with the mask applied, and the mask (1 where kept), in one pass: each chunk
-/// draws its words, then writes `x·scale` or `x·0` and the keep flag.
+/// draws its words, then writes `x·scale` or `x·0` and the keep flag. The output
+/// is written once, never zeroed first (`fresh`).
 fn apply(x: &[f32], p: f32, seed: u64) -> (Vec<f32>, Vec<u8>) {
     let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
     // Keep when a uniform u32 is at or above p·2³²; p = 1 drops everything.
     let threshold = (f64::from(p) * 4_294_967_296.0).min(u32::MAX as f64) as u32;
-    let mut out = vec![0.0f32; x.len()];
     let mut keep = vec![0u8; x.len()];
-    // Over `for_each_piece_mut`, whose rayon plumbing is compiled once for the
-    // library, rather than a pipeline of its own; the mask's piece is reached by
-    // the same index.
+    // The mask's chunk is reached by the same index as the output's.
     let keep_at = SharedMut::new(keep.as_mut_ptr());
-    for_each_piece_mut(&mut out, CHUNK, 1, &|chunk, out| {
-        let at = chunk * CHUNK;
+    let out = fresh(x.len(), CHUNK, true, |at, out| {
+        let chunk = at / CHUNK;
         let x = &x[at..at + out.len()];
-        // SAFETY: `keep` is as long as `out`, so this piece's elements lie inside it,
-        // and each piece (`chunk`) is handed out once: no other task reaches them.
+        // SAFETY: `keep` is as long as the output, so this chunk's elements lie
+        // inside it, and each chunk is handed out once: no other task reaches them.
         let keep = unsafe { keep_at.slice(at, out.len()) };
         let mut rng = StdRng::seed_from_u64(seed ^ (chunk as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
         WORDS.with(|words| {
@@ -49,11 +48,11 @@ fn apply(x: &[f32], p: f32, seed: u64) -> (Vec<f32>, Vec<u8>) {
             words.resize(CHUNK, 0);
             let words = &mut words[..x.len()];
             rng.fill(words);
-            for (((o, k), &x), &w) in out.iter_mut().zip(keep.iter_mut()).zip(x).zip(words.iter()) {
+            out.extend(keep.iter_mut().zip(x).zip(words.iter()).map(|((k, &x), &w)| {
                 let kept = (p < 1.0) & (w >= threshold);
-                *o = x * keep_if(kept, scale);
                 *k = kept as u8;
-            }
+                x * keep_if(kept, scale)
+            }));
         });
     });
     (out, keep)
@@ -74,12 +73,14 @@ impl Tensor {
         Tensor::record("dropout", &[self], value, move |g, _| {
             let g = g.as_standard_layout();
             let g = g.as_slice().expect("standard layout");
-            let mut dx = vec![0.0f32; g.len()];
-            for_each_piece_mut(&mut dx, CHUNK, 1, &|i, dx| {
-                let at = i * CHUNK..i * CHUNK + dx.len();
-                for ((d, &g), &k) in dx.iter_mut().zip(&g[at.clone()]).zip(&keep[at]) {
-                    *d = g * keep_if(k != 0, scale);
-                }
+            let dx = fresh(g.len(), CHUNK, true, |at, dx| {
+                let at = at..at + dx.len();
+                dx.extend(
+                    g[at.clone()]
+                        .iter()
+                        .zip(&keep[at])
+                        .map(|(&g, &k)| g * keep_if(k != 0, scale)),
+                );
             });
             vec![Some(
                 ArrayD::from_shape_vec(shape.clone(), dx).expect("length matches shape"),

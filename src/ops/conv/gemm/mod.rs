@@ -58,7 +58,9 @@ const THIN_ROWS: usize = 8;
 /// See [`THIN_ROWS`]: R2's 9216 → 128 layer at batch 1 (1.2M) stays below it too.
 const THIN_PARALLEL_MIN_MACS: usize = 1 << 21;
 
-/// `C ← α·A·B + β·C`. Panics naming the shapes if they do not chain.
+/// `C ← α·A·B + β·C`. Panics naming the shapes if they do not chain. With β = 0,
+/// `C` is written and never read: it may hold anything (NaN included, or memory
+/// not yet initialised, behind a view made from a raw pointer).
 pub fn gemm(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
     assert!(
         a.ncols() == b.nrows() && c.nrows() == a.nrows() && c.ncols() == b.ncols(),
