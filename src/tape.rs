@@ -21,6 +21,7 @@ use ndarray::ArrayD;
 
 use crate::observe::{Observer, Trace};
 use crate::ops::finite::array_all_finite;
+use crate::ops::parallel::add_assign;
 use crate::profile::{Phase, Profiler};
 
 use crate::param::{Param, ParamId};
@@ -245,7 +246,7 @@ fn accumulate(slot: &mut Option<ArrayD<f32>>, g: ArrayD<f32>, op: &str) {
                 g.shape(),
                 acc.shape()
             );
-            *acc += &g;
+            add_assign(acc, &g);
         }
     }
 }

@@ -10,6 +10,7 @@ use super::registry::to_config;
 use super::shape::expect_channels;
 use super::{ConfigError, FromConfig, Mode, Module, ModuleConfig, Registry};
 use crate::observe::Probe;
+use crate::ops::{BatchStats, PlaneMoments, Unrecorded};
 use crate::param::Param;
 use crate::tensor::Tensor;
 
@@ -181,28 +182,29 @@ impl BatchNorm2d {
         self.normalize_then(x, mode, None, false)
     }
 
+    /// Whether a pass in `mode` normalizes with the batch's own statistics (training
+    /// form): a frozen batch norm runs in inference mode even in training, as Keras
+    /// does, so fine-tuning with a frozen feature extractor leaves it bit for bit
+    /// unchanged.
+    pub(crate) fn uses_batch_statistics(&self, mode: Mode) -> bool {
+        mode == Mode::Train && !(self.weight.is_frozen() && self.bias.is_frozen())
+    }
+
     /// The normalization, then `+ skip` and ReLU if asked: in training, one op
-    /// ([`Tensor::batch_norm2d_then`]); in evaluation, the evaluation form followed
-    /// by the separate ops. What a residual block's branches end with.
+    /// ([`Tensor::batch_norm2d_then`]), from `x`'s plane moments if the conv that
+    /// made `x` took them; in evaluation, the evaluation form followed by the
+    /// separate ops. What a residual block's branches end with.
     pub(crate) fn normalize_then(&mut self, x: &Tensor, mode: Mode, skip: Option<&Tensor>, relu: bool) -> Tensor {
         let (gamma, beta) = (self.weight.bind(x), self.bias.bind(x));
-        // As Keras: a frozen batch norm runs in inference mode even in training, so
-        // fine-tuning with a frozen feature extractor leaves it bit for bit unchanged.
-        let mode = if self.weight.is_frozen() && self.bias.is_frozen() {
-            Mode::Eval
+        let mode = if self.uses_batch_statistics(mode) {
+            Mode::Train
         } else {
-            mode
+            Mode::Eval
         };
         match mode {
             Mode::Train => {
                 let (y, stats) = x.batch_norm2d_then(&gamma, &beta, self.eps, skip, relu);
-                let m = self.momentum;
-                let unbias = stats.count as f32 / (stats.count as f32 - 1.0);
-                self.running_mean
-                    .zip_mut_with(&stats.mean, |r, &b| *r = (1.0 - m) * *r + m * b);
-                self.running_var
-                    .zip_mut_with(&stats.var, |r, &b| *r = (1.0 - m) * *r + m * b * unbias);
-                self.num_batches_tracked += 1;
+                self.track(&stats);
                 y
             }
             Mode::Eval => {
@@ -216,6 +218,39 @@ impl BatchNorm2d {
                 y
             }
         }
+    }
+
+    /// The training form on the output `y` of a conv that was not recorded (see
+    /// [`Conv2d::forward_unrecorded`](super::Conv2d::forward_unrecorded)), with its
+    /// planes' `moments`, then `+ skip` and ReLU if asked: conv and batch norm
+    /// recorded as one op ([`Tensor::batch_norm2d_then_from`]). Only where
+    /// [`uses_batch_statistics`](Self::uses_batch_statistics).
+    pub(crate) fn normalize_after_conv(
+        &mut self,
+        y: &Tensor,
+        skip: Option<&Tensor>,
+        relu: bool,
+        moments: Vec<PlaneMoments>,
+        conv: Unrecorded,
+    ) -> Tensor {
+        let (gamma, beta) = match conv.inputs.first() {
+            Some(x) => (self.weight.bind(x), self.bias.bind(x)),
+            None => (self.weight.bind(y), self.bias.bind(y)),
+        };
+        let (out, stats) = y.batch_norm2d_then_from(&gamma, &beta, self.eps, skip, relu, Some(moments), Some(conv));
+        self.track(&stats);
+        out
+    }
+
+    /// Folds a training pass's batch statistics into the running ones.
+    fn track(&mut self, stats: &BatchStats) {
+        let m = self.momentum;
+        let unbias = stats.count as f32 / (stats.count as f32 - 1.0);
+        self.running_mean
+            .zip_mut_with(&stats.mean, |r, &b| *r = (1.0 - m) * *r + m * b);
+        self.running_var
+            .zip_mut_with(&stats.var, |r, &b| *r = (1.0 - m) * *r + m * b * unbias);
+        self.num_batches_tracked += 1;
     }
 
     /// The per-channel affine map of the evaluation form, `y = scale·x + shift`:

@@ -1,5 +1,6 @@
 //! `Conv2d`: a 2-d convolution layer (cross-correlation, as every framework).
 
+use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,7 +11,7 @@ use super::registry::to_config;
 use super::shape::{expect_channels, spatial};
 use super::{ConfigError, FromConfig, Init, Mode, Module, ModuleConfig, Regularizer, Registry};
 use crate::observe::Probe;
-use crate::ops::{Conv2dOptions, ConvEpilogue, KernelCache, Padding};
+use crate::ops::{Conv2dOptions, ConvEpilogue, KernelCache, Padding, PlaneMoments, Unrecorded};
 use crate::param::Param;
 use crate::tensor::Tensor;
 
@@ -147,8 +148,24 @@ impl Conv2d {
         x.conv2d_block_keeping(&w, b.as_ref(), &self.options, epilogue, kernels)
     }
 
+    /// The forward pass on `x` with the weight and bias `w`, `b` (from
+    /// [`bind`](Self::bind)), not recorded: its output, each output plane's moments,
+    /// and what the batch norm after it needs to record the two as one op (see
+    /// `residual_fused.rs`).
+    pub(crate) fn forward_unrecorded<'t>(
+        &mut self,
+        x: &'t Tensor,
+        w: &'t Tensor,
+        b: Option<&'t Tensor>,
+    ) -> (ArrayD<f32>, Vec<PlaneMoments>, Unrecorded<'t>) {
+        let kernels = x.tape().is_none().then_some(&mut self.kernels);
+        let mut moments = Vec::new();
+        let (y, conv) = x.conv2d_unrecorded(w, b, &self.options, kernels, Some(&mut moments));
+        (y, moments, conv)
+    }
+
     /// The weight and bias bound to `x`'s tape.
-    fn bind(&self, x: &Tensor) -> (Tensor, Option<Tensor>) {
+    pub(crate) fn bind(&self, x: &Tensor) -> (Tensor, Option<Tensor>) {
         (self.weight.bind(x), self.bias.as_ref().map(|b| b.bind(x)))
     }
 

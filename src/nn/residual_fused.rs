@@ -8,7 +8,11 @@
 //!
 //! - in training, each link's batch norm takes its ReLU with it, and the main
 //!   branch's last one the addition and the block's ReLU
-//!   ([`Tensor::batch_norm2d_then`]): the same values and gradients, bit for bit;
+//!   ([`Tensor::batch_norm2d_then`]), and is recorded with its convolution as one
+//!   op: the conv takes each output plane's moments for the statistics while the
+//!   plane is in cache, and the backward pass computes batch norm's input gradient
+//!   straight into the conv's gradient planes. The same values and gradients, bit
+//!   for bit;
 //! - in inference (no tape, evaluation mode), each batch norm is folded into the
 //!   convolution before it (`W·scale`, `shift` as its bias), and the bias, the
 //!   addition and ReLU are applied while each image's products are in cache
@@ -112,11 +116,26 @@ impl Residual {
 }
 
 /// A link in training form: the convolution, then its batch norm with the ReLU (and
-/// the addition) in one op.
+/// the addition) in one op. Where the batch norm normalizes with the batch's
+/// statistics, the two are recorded as one op: the conv takes each output plane's
+/// moments while its products are in cache (so the statistics need no pass over
+/// memory), and the backward pass computes batch norm's input gradient into the
+/// conv's gradient planes (so it is never written to memory and read back).
 fn trained(link: &mut Link, x: &Tensor, mode: Mode, skip: Option<&Tensor>, relu: bool) -> Tensor {
-    let y = link.conv.forward(x, mode);
-    let probe = Probe::start(&y);
-    let out = link.bn.normalize_then(&y, mode, skip, relu);
+    if !link.bn.uses_batch_statistics(mode) {
+        let y = link.conv.forward(x, mode);
+        let probe = Probe::start(&y);
+        let out = link.bn.normalize_then(&y, mode, skip, relu);
+        probe.finish(link.bn, &out);
+        return out;
+    }
+    let probe = Probe::start(x);
+    let (w, b) = link.conv.bind(x);
+    let (y, moments, conv) = link.conv.forward_unrecorded(x, &w, b.as_ref());
+    let y = Tensor::new(y);
+    probe.finish(link.conv, &y);
+    let probe = Probe::start(x);
+    let out = link.bn.normalize_after_conv(&y, skip, relu, moments, conv);
     probe.finish(link.bn, &out);
     out
 }

@@ -26,8 +26,9 @@ use std::sync::Arc;
 use ndarray::{Array1, ArrayD, Ix1};
 
 use super::activation::relu as relu_of;
+use super::conv::Unrecorded;
 use super::elementwise::{keep_if, min_pieces, sum, sum_map, sum_map2, sum_map3};
-use super::fresh::{fresh, fresh_with};
+use super::fresh::{fresh, fresh_with, Slots};
 use super::parallel::map_indices;
 use crate::tensor::Tensor;
 
@@ -56,11 +57,17 @@ fn channel_vector<'a>(what: &str, t: &'a Tensor, channels: usize) -> ndarray::Ar
         })
 }
 
+/// What [`plane_moments`] returns for a plane: `(shift, Σ(x − shift), Σ(x − shift)²)`.
+pub(crate) type PlaneMoments = (f32, f32, f32);
+
 /// A plane's mean in f32 (`shift`), and the sums of its deviations from it and of
 /// their squares, `Σ(x − shift)` and `Σ(x − shift)²`: the second pass reads the
 /// plane from cache. The first sum is the rounding error of `shift` times the
 /// plane's size, kept so that the merge below is exact in that respect.
-fn plane_moments(x: &[f32]) -> (f32, f32, f32) {
+///
+/// Also what a convolution takes of each output plane while it is in cache, for
+/// the batch norm after it ([`conv2d_keeping`](Tensor::conv2d_keeping)).
+pub(crate) fn plane_moments(x: &[f32]) -> PlaneMoments {
     // Three vectorized passes, the last two from cache: one loop keeping both sums
     // in lanes ran at about 6 instructions a value (callgrind), where `sum_map`
     // takes under 1.
@@ -74,7 +81,7 @@ fn plane_moments(x: &[f32]) -> (f32, f32, f32) {
 /// update of Chan, Golub and LeVeque for partial variances): with `e = shift − mean`,
 /// `mean = Σ (hw·shift + Σd) / count` and
 /// `M2 = Σ (Σd² + 2e·Σd + hw·e²)`, `var = M2 / count`.
-fn channel_statistics(moments: &[(f32, f32, f32)], c: usize, hw: usize) -> Vec<(f32, f32)> {
+fn channel_statistics(moments: &[PlaneMoments], c: usize, hw: usize) -> Vec<(f32, f32)> {
     let n = moments.len() / c;
     let (count, hw) = ((n * hw) as f64, hw as f64);
     (0..c)
@@ -97,7 +104,11 @@ fn channel_statistics(moments: &[(f32, f32, f32)], c: usize, hw: usize) -> Vec<(
 
 /// The gradients of gamma and beta from the per-channel sums `(Σg, Σg·x̂)`, each
 /// only if wanted.
-fn affine_grads(sums: &[(f64, f64)], needs: &[bool]) -> (Option<ArrayD<f32>>, Option<ArrayD<f32>>) {
+fn affine_grads(
+    sums: &[(f64, f64)],
+    need_gamma: bool,
+    need_beta: bool,
+) -> (Option<ArrayD<f32>>, Option<ArrayD<f32>>) {
     let column = |pick: fn(&(f64, f64)) -> f64| {
         sums.iter()
             .map(|s| pick(s) as f32)
@@ -105,9 +116,74 @@ fn affine_grads(sums: &[(f64, f64)], needs: &[bool]) -> (Option<ArrayD<f32>>, Op
             .into_dyn()
     };
     (
-        needs[1].then(|| column(|s| s.1)),
-        needs[2].then(|| column(|s| s.0)),
+        need_gamma.then(|| column(|s| s.1)),
+        need_beta.then(|| column(|s| s.0)),
     )
+}
+
+/// Where a plane of batch norm's input gradient goes: a chunk of a fresh tensor, or
+/// a conv's gradient plane.
+trait PlaneOut {
+    fn put(&mut self, values: impl Iterator<Item = f32>);
+}
+
+impl PlaneOut for Slots<'_> {
+    fn put(&mut self, values: impl Iterator<Item = f32>) {
+        self.extend(values);
+    }
+}
+
+impl PlaneOut for [f32] {
+    fn put(&mut self, values: impl Iterator<Item = f32>) {
+        for (out, v) in self.iter_mut().zip(values) {
+            *out = v;
+        }
+    }
+}
+
+/// What the training form's input gradient needs, plane by plane:
+/// `dx = gamma/σ · (g − mean(g) − x̂ · mean(g·x̂))`, `g` masked by ReLU.
+struct DxPlanes<'a> {
+    /// The output gradient, masked already unless `ys` is given.
+    gs: &'a [f32],
+    /// The input.
+    xs: &'a [f32],
+    /// The output, when `gs` still needs ReLU's mask.
+    ys: Option<&'a [f32]>,
+    /// Per channel, `(Σg, Σg·x̂)`.
+    sums: &'a [(f64, f64)],
+    means: &'a [f32],
+    inv_std: &'a [f32],
+    gamma: &'a [f32],
+    c: usize,
+    hw: usize,
+    count: usize,
+}
+
+impl DxPlanes<'_> {
+    /// The plane that starts at element `at` into `out`.
+    #[inline]
+    fn write<O: PlaneOut + ?Sized>(&self, at: usize, out: &mut O) {
+        let (c, hw) = (self.c, self.hw);
+        let ch = at / hw % c;
+        let mean_g = (self.sums[ch].0 / self.count as f64) as f32;
+        let mean_gx = (self.sums[ch].1 / self.count as f64) as f32;
+        let (k, mean, inv) = (
+            self.gamma[ch] * self.inv_std[ch],
+            self.means[ch],
+            self.inv_std[ch],
+        );
+        let (g, x) = (&self.gs[at..at + hw], &self.xs[at..at + hw]);
+        let dx_of = move |g: f32, x: f32| k * (g - mean_g - (x - mean) * inv * mean_gx);
+        match self.ys {
+            Some(y) => {
+                let y = &y[at..at + hw];
+                let masked = g.iter().zip(y).map(|(&g, &y)| g * keep_if(y > 0.0, 1.0));
+                out.put(masked.zip(x).map(|(g, &x)| dx_of(g, x)));
+            }
+            None => out.put(g.iter().zip(x).map(|(&g, &x)| dx_of(g, x))),
+        }
+    }
 }
 
 impl Tensor {
@@ -133,6 +209,31 @@ impl Tensor {
         skip: Option<&Tensor>,
         relu: bool,
     ) -> (Tensor, BatchStats) {
+        self.batch_norm2d_then_from(gamma, beta, eps, skip, relu, None, None)
+    }
+
+    /// [`batch_norm2d_then`](Self::batch_norm2d_then), given each plane's
+    /// [`plane_moments`] if the op that made `self` took them (`N·C`, in memory
+    /// order): then the statistics need no pass over `self`. The same values, bit
+    /// for bit, since they are the same moments.
+    ///
+    /// With `upstream`, `self` is the output of a conv that was not recorded
+    /// ([`Tensor::conv2d_unrecorded`]), and this op records both: its inputs are the
+    /// conv's, then `gamma`, `beta` and `skip`, and its backward pass computes batch
+    /// norm's input gradient plane by plane into the conv's gradient planes, never
+    /// as a tensor of its own (a pass over memory each way saved, and the
+    /// values of the separate ops, bit for bit).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn batch_norm2d_then_from(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+        skip: Option<&Tensor>,
+        relu: bool,
+        moments: Option<Vec<PlaneMoments>>,
+        upstream: Option<Unrecorded>,
+    ) -> (Tensor, BatchStats) {
         let x = self.view4("batch_norm2d");
         let (n, c, h, w) = x.dim();
         let (hw, count) = (h * w, n * h * w);
@@ -154,9 +255,15 @@ impl Tensor {
         let xs = xs.as_slice().expect("standard layout");
         let (g, b) = (channel_vector("gamma", gamma, c), channel_vector("beta", beta, c));
 
-        let moments = map_indices(n * c, min_pieces(hw), |plane| {
-            plane_moments(&xs[plane * hw..][..hw])
-        });
+        let moments = match moments {
+            Some(moments) => {
+                assert_eq!(moments.len(), n * c, "batch_norm2d: moments of {} planes", n * c);
+                moments
+            }
+            None => map_indices(n * c, min_pieces(hw), |plane| {
+                plane_moments(&xs[plane * hw..][..hw])
+            }),
+        };
         let stats = channel_statistics(&moments, c, hw);
         let inv_std: Vec<f32> = stats.iter().map(|&(_, var)| 1.0 / (var + eps).sqrt()).collect();
 
@@ -191,13 +298,25 @@ impl Tensor {
         let gamma_v = g.to_owned();
         let x_shared = self.shared_value();
         let y_shared = relu.then(|| value.clone());
-        let inputs: Vec<&Tensor> = [self, gamma, beta].into_iter().chain(skip).collect();
-        let out = Tensor::record("batch_norm2d", &inputs, value, move |grad, needs| {
+        let (name, upstream_inputs, upstream_backward) = match upstream {
+            Some(conv) => ("conv2d_batch_norm2d", conv.inputs, Some(conv.backward)),
+            None => ("batch_norm2d", vec![self], None),
+        };
+        // Gradients that come before gamma's: the input's, or the conv's inputs'.
+        let first = upstream_inputs.len();
+        let inputs: Vec<&Tensor> = upstream_inputs
+            .into_iter()
+            .chain([gamma, beta])
+            .chain(skip)
+            .collect();
+        let out = Tensor::record(name, &inputs, value, move |grad, needs| {
             let (means, inv_std) = &normalizer;
             let grad = grad.as_standard_layout();
+            let (need_input, need_gamma, need_beta) =
+                (needs[..first].contains(&true), needs[first], needs[first + 1]);
             // ReLU's backward as in `relu`: the gradient times 1 or 0 where the output
             // is positive. Made once when the skip wants it too, else on the fly.
-            let needs_skip = needs.get(3).copied().unwrap_or(false);
+            let needs_skip = needs.get(first + 2).copied().unwrap_or(false);
             let x = x_shared.as_standard_layout();
             let xs = x.as_slice().expect("standard layout");
             let raw = grad.as_slice().expect("standard layout");
@@ -253,28 +372,34 @@ impl Tensor {
                         })
                 })
                 .collect();
-            let dx = needs[0].then(|| {
-                let dx = fresh(gs.len(), hw, true, |at, dx| {
-                    let ch = at / hw % c;
-                    let mean_g = (sums[ch].0 / count as f64) as f32;
-                    let mean_gx = (sums[ch].1 / count as f64) as f32;
-                    let (k, mean, inv) = (gamma_v[ch] * inv_std[ch], means[ch], inv_std[ch]);
-                    let (g, x) = (&gs[at..at + hw], &xs[at..at + hw]);
-                    let dx_of = move |g: f32, x: f32| k * (g - mean_g - (x - mean) * inv * mean_gx);
-                    match y_shared.as_ref().filter(|_| !premasked) {
-                        Some(y) => {
-                            let y = &y.as_slice().expect("standard layout")[at..at + hw];
-                            let masked = g.iter().zip(y).map(|(&g, &y)| g * keep_if(y > 0.0, 1.0));
-                            dx.extend(masked.zip(x).map(|(g, &x)| dx_of(g, x)));
-                        }
-                        None => dx.extend(g.iter().zip(x).map(|(&g, &x)| dx_of(g, x))),
-                    }
-                });
-                ArrayD::from_shape_vec(grad.raw_dim(), dx).expect("same element count")
-            });
-            let (dgamma, dbeta) = affine_grads(&sums, needs);
-            let mut out = vec![dx, dgamma, dbeta];
-            if needs.len() == 4 {
+            let planes = DxPlanes {
+                gs,
+                xs,
+                ys: y_shared
+                    .as_ref()
+                    .filter(|_| !premasked)
+                    .map(|y| y.as_slice().expect("standard layout")),
+                sums: &sums,
+                means,
+                inv_std,
+                gamma: gamma_v.as_slice().expect("contiguous"),
+                c,
+                hw,
+                count,
+            };
+            let mut out = match &upstream_backward {
+                None => vec![need_input.then(|| {
+                    let dx = fresh(gs.len(), hw, true, |at, dx| planes.write(at, dx));
+                    ArrayD::from_shape_vec(grad.raw_dim(), dx).expect("same element count")
+                })],
+                Some(_) if !need_input => vec![None; first],
+                Some(conv) => conv(&needs[..first], &|image, ch, plane| {
+                    planes.write((image * c + ch) * hw, plane)
+                }),
+            };
+            let (dgamma, dbeta) = affine_grads(&sums, need_gamma, need_beta);
+            out.extend([dgamma, dbeta]);
+            if needs.len() == first + 3 {
                 // The addition passes the (masked) gradient through unchanged.
                 out.push(needs_skip.then(|| match masked {
                     Some(m) => ArrayD::from_shape_vec(grad.raw_dim(), m).expect("same element count"),
@@ -343,7 +468,7 @@ impl Tensor {
                     sums[ch].0 += f64::from(sum(g));
                     sums[ch].1 += f64::from(sum_map2(g, x, |g, x| g * ((x - m) * inv)));
                 }
-                let (dgamma, dbeta) = affine_grads(&sums, needs);
+                let (dgamma, dbeta) = affine_grads(&sums, needs[1], needs[2]);
                 vec![dx, dgamma, dbeta]
             },
         )

@@ -21,7 +21,8 @@ mod shape;
 mod softmax;
 
 pub use batch_norm::BatchStats;
+pub(crate) use batch_norm::PlaneMoments;
 pub use conv::gemm;
-pub(crate) use conv::KernelCache;
 pub use conv::{Conv2dOptions, ConvAlgorithm, ConvEpilogue, Padding, PoolWindow, ResolvedPadding};
+pub(crate) use conv::{KernelCache, Unrecorded};
 pub use loss::{argmax_rows, softmax_rows};

@@ -53,8 +53,10 @@ use super::kernel_cache::{forward_kernel, forward_kernels, KernelCache};
 use super::padding::Padding;
 use super::reference;
 use super::winograd::{PlaneLayout, Scratch, Winograd};
+use crate::ops::batch_norm::{plane_moments, PlaneMoments};
 use crate::ops::elementwise::sum;
 use crate::ops::fresh::{as_slots, fresh, fresh_with, Slots};
+use crate::ops::parallel::SharedMut;
 use crate::tensor::Tensor;
 
 /// Columns (images × output pixels) a group of images should fill before its
@@ -132,6 +134,35 @@ impl Tensor {
         opts: &Conv2dOptions,
         kernels: Option<&mut KernelCache>,
     ) -> Tensor {
+        let (value, Unrecorded { inputs, backward }) =
+            self.conv2d_unrecorded(weight, bias, opts, kernels, None);
+        let (o, p) = (value.shape()[1], value.shape()[2] * value.shape()[3]);
+        Tensor::record("conv2d", &inputs, value, move |grad, needs| {
+            let grad = grad.as_standard_layout();
+            let grad = grad.as_slice().expect("standard layout");
+            backward(needs, &|image, oc, plane| {
+                plane.copy_from_slice(&grad[(image * o + oc) * p..][..p]);
+            })
+        })
+    }
+
+    /// The conv2d's output `[N, O, OH, OW]`, computed but not recorded, and its
+    /// backward pass, which takes the output gradient plane by plane from whoever
+    /// records the op: the plain conv from its own output gradient; batch norm, which
+    /// records the two as one op, by computing its input gradient into the conv's
+    /// planes while they are in cache (see
+    /// [`batch_norm2d_then_from`](Tensor::batch_norm2d_then_from)). With `moments`, also each
+    /// output plane's [`plane_moments`], `N·O` of them in memory order, taken while
+    /// the plane is in cache: what the batch norm after the conv would read the
+    /// output again for. `kernels` as in [`conv2d_keeping`](Self::conv2d_keeping).
+    pub(crate) fn conv2d_unrecorded<'t>(
+        &'t self,
+        weight: &'t Tensor,
+        bias: Option<&'t Tensor>,
+        opts: &Conv2dOptions,
+        kernels: Option<&mut KernelCache>,
+        moments: Option<&mut Vec<PlaneMoments>>,
+    ) -> (ArrayD<f32>, Unrecorded<'t>) {
         let (geometry, n, o, algorithms) = conv2d_geometry("conv2d", self, weight, bias, opts);
         let (channels, h, w, kh, kw) = (
             geometry.channels,
@@ -159,25 +190,29 @@ impl Tensor {
                 wv,
                 u.as_deref().map(Vec::as_slice),
                 b.as_ref().map(|b| b.as_slice().expect("standard layout")),
+                moments,
             )
         };
         let value = ArrayD::from_shape_vec(IxDyn(&[n, o, pad.0, pad.1]), out).expect("output size");
 
         let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
-        Tensor::record("conv2d", &inputs, value, move |grad, needs| {
-            let grad = grad.as_standard_layout();
+        let backward = move |needs: &[bool], gradient: PlaneGradient| {
             let x = x_value.as_standard_layout();
             let wv = w_value.as_standard_layout();
             let need_bias = needs.get(2).copied().unwrap_or(false);
-            let grads = backward(
+            let grads = backward_with(
                 &geometry,
                 &algorithms,
                 n,
                 o,
                 x.as_slice().expect("standard layout"),
                 wv.as_slice().expect("standard layout"),
-                grad.as_slice().expect("standard layout"),
                 [needs[0], needs[1], need_bias],
+                |image, planes| {
+                    for oc in 0..o {
+                        gradient(image, oc, planes.plane(oc));
+                    }
+                },
             );
             let shape =
                 |s: &[usize], v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(s), v).expect("gradient size");
@@ -189,8 +224,27 @@ impl Tensor {
                 out.push(grads.db.map(|v| shape(&[o], v)));
             }
             out
-        })
+        };
+        let backward: UnrecordedBackward = Box::new(backward);
+        (value, Unrecorded { inputs, backward })
     }
+}
+
+/// A conv's output gradient, given plane by plane: `gradient(image, channel, plane)`
+/// writes the gradient of that output plane (`OH·OW` values) into `plane`.
+pub(crate) type PlaneGradient<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
+
+/// The backward pass of an [`Unrecorded`] conv: given which of its inputs need a
+/// gradient and its output gradient, the gradients of its inputs, in their order.
+pub(crate) type UnrecordedBackward = Box<dyn Fn(&[bool], PlaneGradient) -> Vec<Option<ArrayD<f32>>>>;
+
+/// What recording a conv2d computed by
+/// [`conv2d_unrecorded`](Tensor::conv2d_unrecorded) needs.
+pub(crate) struct Unrecorded<'t> {
+    /// The input, the weight and the bias if any: the op's inputs on the tape.
+    pub inputs: Vec<&'t Tensor>,
+    /// Its backward pass.
+    pub backward: UnrecordedBackward,
 }
 
 /// Checks the shapes of a conv2d (panicking with a message that names `op` and the
@@ -341,7 +395,9 @@ impl Planes<'_> {
 }
 
 /// The forward pass on raw slices, by `algorithm`: `x` `[N, C, H, W]`, `w` `[O, K]`,
-/// `bias` `[O]` → `[N, O, P]`; `transformed` as in [`forward_with`].
+/// `bias` `[O]` → `[N, O, P]`; `transformed` as in [`forward_with`]; `moments`, if
+/// given, is filled with each output plane's [`plane_moments`] (`N·O`, in memory
+/// order).
 #[allow(clippy::too_many_arguments)]
 fn forward(
     g: &ConvGeometry,
@@ -352,9 +408,17 @@ fn forward(
     w: &[f32],
     transformed: Option<&[f32]>,
     bias: Option<&[f32]>,
+    moments: Option<&mut Vec<PlaneMoments>>,
 ) -> Vec<f32> {
     let p = g.p();
-    forward_with(
+    let mut planes_moments: Vec<PlaneMoments> = Vec::new();
+    let wants_moments = moments.is_some();
+    if wants_moments {
+        planes_moments.reserve_exact(n * o);
+    }
+    // Each image's `O` entries are written by the one task that finishes the image.
+    let moment_slots = SharedMut::new(planes_moments.spare_capacity_mut().as_mut_ptr());
+    let out = forward_with(
         g,
         algorithm,
         n,
@@ -364,13 +428,30 @@ fn forward(
         transformed,
         o * p,
         &mut [],
-        |_, planes, out, _| {
+        |image, planes, out, _| {
+            // SAFETY: entries `image·O ..` lie in the reserved capacity (`image < n`),
+            // and only this call, the one for `image`, touches them.
+            let mut slots = wants_moments.then(|| unsafe { moment_slots.slice(image * o, o) });
             for oc in 0..o {
                 let b = bias.map_or(0.0, |b| b[oc]);
                 out.extend(planes.plane(oc).iter().map(|&v| v + b));
+                if let Some(slots) = &mut slots {
+                    // The plane just written, read back from cache.
+                    slots[oc].write(plane_moments(&out.written()[oc * p..]));
+                }
             }
         },
-    )
+    );
+    if let Some(moments) = moments {
+        if n * o * p > 0 {
+            // SAFETY: `forward_with` called `finish` once for every image `0..n` (it
+            // returns early only when `n·O·P == 0`), and each call wrote its `O`
+            // entries.
+            unsafe { planes_moments.set_len(n * o) };
+        }
+        *moments = planes_moments;
+    }
+    out
 }
 
 /// The products of the forward pass by `algorithm` (Direct, Im2col or Winograd),
@@ -516,30 +597,6 @@ pub(super) struct ConvGrads {
     pub dx: Option<Vec<f32>>,
     pub dw: Option<Vec<f32>>,
     pub db: Option<Vec<f32>>,
-}
-
-/// The backward pass on raw slices, by `algorithms`: `grad` `[N, O, P]` → `dx`
-/// `[N, C, H, W]`, `dw` `[O, K]`, `db` `[O]`, each only if `needs` says so.
-#[allow(clippy::too_many_arguments)]
-fn backward(
-    g: &ConvGeometry,
-    algorithms: &ConvAlgorithms,
-    n: usize,
-    o: usize,
-    x: &[f32],
-    w: &[f32],
-    grad: &[f32],
-    needs: [bool; 3],
-) -> ConvGrads {
-    let p = g.p();
-    backward_with(g, algorithms, n, o, x, w, needs, |image, planes| {
-        for (oc, grad) in grad[image * o * p..(image + 1) * o * p]
-            .chunks_exact(p)
-            .enumerate()
-        {
-            planes.plane(oc).copy_from_slice(grad);
-        }
-    })
 }
 
 /// The backward pass given `gradient(image, planes)`, which writes the gradient
@@ -734,4 +791,66 @@ where
         }
     }
     ConvGrads { dx, dw, db }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::random_like;
+
+    /// The moments a conv takes of its output planes are those of the planes it
+    /// returns, bit for bit, by every algorithm, with a bias and without, on one
+    /// thread and on three (whose tasks split the batch unevenly).
+    #[test]
+    fn moments_taken_in_the_epilogue_are_those_of_the_output_planes() {
+        let cases = [
+            ([5, 8, 7, 7], 16, Padding::Explicit(1, 1)),
+            ([3, 16, 14, 14], 8, Padding::Explicit(1, 1)),
+            ([4, 3, 9, 11], 5, Padding::Valid),
+        ];
+        for (case, (input, o, padding)) in cases.into_iter().enumerate() {
+            let seed = 10 * case as u64;
+            let x = Tensor::new(random_like(&input, seed));
+            let w = Tensor::new(random_like(&[o, input[1], 3, 3], seed + 1));
+            let b = Tensor::new(random_like(&[o], seed + 2));
+            for algorithm in [
+                ConvAlgorithm::Direct,
+                ConvAlgorithm::Im2col,
+                ConvAlgorithm::Winograd,
+            ] {
+                for bias in [None, Some(&b)] {
+                    let opts = Conv2dOptions {
+                        padding,
+                        algorithm,
+                        ..Conv2dOptions::default()
+                    };
+                    for threads in [1, 3] {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .expect("thread pool");
+                        let (g, n, _, algorithms) = conv2d_geometry("test", &x, &w, bias, &opts);
+                        let (xs, ws) = (x.value(), w.value());
+                        let slice = |t: &Tensor| t.value().as_slice().expect("standard layout").to_vec();
+                        let bs = bias.map(slice);
+                        let mut moments = Vec::new();
+                        let y = pool.install(|| {
+                            let (xs, ws) = (xs.as_slice().unwrap(), ws.as_slice().unwrap());
+                            let (f, bs) = (algorithms.forward, bs.as_deref());
+                            forward(&g, f, n, o, xs, ws, None, bs, Some(&mut moments))
+                        });
+                        assert_eq!(y.len(), x.conv2d(&w, bias, &opts).value().len());
+                        let want: Vec<PlaneMoments> = y.chunks_exact(g.p()).map(plane_moments).collect();
+                        assert_eq!(want.len(), n * o);
+                        assert_eq!(
+                            moments,
+                            want,
+                            "{algorithm:?} on {input:?}, bias {}, {threads} threads",
+                            bias.is_some()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

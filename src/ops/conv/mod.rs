@@ -39,6 +39,7 @@ mod winograd;
 
 pub use algorithm::ConvAlgorithm;
 pub use conv2d::Conv2dOptions;
+pub(crate) use conv2d::Unrecorded;
 pub use conv_block::{ConvEpilogue, PoolWindow};
 pub(crate) use kernel_cache::KernelCache;
 pub use padding::{Padding, ResolvedPadding};

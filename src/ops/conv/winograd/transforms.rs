@@ -22,7 +22,7 @@
 
 use std::ops::Mul;
 
-use super::lanes::{Number, LANES};
+use super::lanes::{Lanes, Number, LANES};
 use super::phases::phases4;
 use super::{PlaneLayout, Winograd};
 
@@ -110,7 +110,7 @@ impl Winograd {
             images,
             zero_row,
             &mut c,
-            bt_times,
+            Bt,
         );
         // Row transform ·B along each plane, slot by slot (a step of 4 columns).
         // Slot `s` reads columns 4s .. 4s + 6: each plane is first split into its
@@ -133,7 +133,7 @@ impl Winograd {
                 &e0[1..],
                 &e1[1..],
             ];
-            map_to_6(d, v0, v1, v2, v3, v4, v5, bt_times);
+            map_to_6(d, v0, v1, v2, v3, v4, v5, Bt);
         }
     }
 
@@ -205,7 +205,7 @@ impl Winograd {
             images,
             zero_row,
             &mut c,
-            a_times,
+            A,
         );
         // Row transform ·Aᵀ along each plane, slot by slot, from its four phases.
         let (e0, rest) = phases.split_at_mut(slots);
@@ -215,7 +215,7 @@ impl Winograd {
         for (i, ci) in c.iter().enumerate() {
             phases4(&ci[..4 * slots], e0, e1, e2, e3);
             let [m0, m1, m2, m3, m4, m5] = rows_mut(&mut m[6 * i * stride + first..], stride, slots);
-            map_to_6([&*e0, &*e1, &*e2, &*e3], m0, m1, m2, m3, m4, m5, a_times);
+            map_to_6([&*e0, &*e1, &*e2, &*e3], m0, m1, m2, m3, m4, m5, A);
         }
     }
 
@@ -237,7 +237,7 @@ impl Winograd {
         images: usize,
         zero_row: &[f32],
         c: &mut [&mut [f32]; 6],
-        f: impl Fn([f32; N]) -> [f32; 6],
+        f: impl ToSix<N>,
     ) {
         let (period, width) = (self.period(), self.row_width(images));
         let zeros = &zero_row[..cols];
@@ -249,7 +249,12 @@ impl Winograd {
                 _ => zeros,
             };
             for ty in 0..self.tiles_y {
-                let d: [&[f32]; N] = std::array::from_fn(|a| row(4 * ty + a));
+                // A loop, not `array::from_fn`, which was left as a call per row
+                // of tiles in some builds (callgrind: 154 instructions a call).
+                let mut d: [&[f32]; N] = [zeros; N];
+                for (a, d) in d.iter_mut().enumerate() {
+                    *d = row(4 * ty + a);
+                }
                 let start = ty * width + image * period + x_lo;
                 let span = start..start + cols;
                 let [c0, c1, c2, c3, c4, c5] = c;
@@ -259,7 +264,7 @@ impl Winograd {
                     &mut c2[span.clone()],
                 );
                 let (c3, c4, c5) = (&mut c3[span.clone()], &mut c4[span.clone()], &mut c5[span]);
-                map_to_6(d, c0, c1, c2, c3, c4, c5, &f);
+                map_to_6(d, c0, c1, c2, c3, c4, c5, f);
             }
         }
     }
@@ -287,7 +292,10 @@ impl Winograd {
 
 /// `A·[a, b, c, d]ᵀ` (`A = (Aᵀ)ᵀ`, 6×4) for the output-gradient transform.
 #[inline(always)]
-fn a_times(q: [f32; 4]) -> [f32; 6] {
+fn a_times<T: Number>(q: [T; 4]) -> [T; 6]
+where
+    f32: Mul<T, Output = T>,
+{
     let (even, odd) = (q[0] + q[2], q[1] + q[3]);
     let (even4, odd2) = (q[0] + 4.0 * q[2], 2.0 * q[1] + 8.0 * q[3]);
     [q[0], even + odd, even - odd, even4 + odd2, even4 - odd2, q[3]]
@@ -310,6 +318,42 @@ fn gt_times(x: [f32; 6]) -> [f32; 3] {
 // run-time overlap checks between every pair of rows (15% of the input transform,
 // profiled). Each row is as long as the shortest one given.
 
+/// A transform of `N` values into six ([`bt_times`], [`a_times`]), on floats or
+/// on [`Lanes`]: what [`map_to_6`] applies.
+trait ToSix<const N: usize>: Copy {
+    fn apply<T: Number>(self, d: [T; N]) -> [T; 6]
+    where
+        f32: Mul<T, Output = T>;
+}
+
+/// `Bᵀ·d`: [`bt_times`].
+#[derive(Clone, Copy)]
+struct Bt;
+
+impl ToSix<6> for Bt {
+    #[inline(always)]
+    fn apply<T: Number>(self, d: [T; 6]) -> [T; 6]
+    where
+        f32: Mul<T, Output = T>,
+    {
+        bt_times(d)
+    }
+}
+
+/// `A·q`: [`a_times`].
+#[derive(Clone, Copy)]
+struct A;
+
+impl ToSix<4> for A {
+    #[inline(always)]
+    fn apply<T: Number>(self, q: [T; 4]) -> [T; 6]
+    where
+        f32: Mul<T, Output = T>,
+    {
+        a_times(q)
+    }
+}
+
 /// `r_j[x] = f(d_0[x], …, d_{N−1}[x])_j` for six output rows.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -321,49 +365,48 @@ fn map_to_6<const N: usize>(
     r3: &mut [f32],
     r4: &mut [f32],
     r5: &mut [f32],
-    f: impl Fn([f32; N]) -> [f32; 6],
+    f: impl ToSix<N>,
 ) {
     let n = r0.len();
-    let (r1, r2, r3, r4, r5) = (
-        &mut r1[..n],
-        &mut r2[..n],
-        &mut r3[..n],
-        &mut r4[..n],
-        &mut r5[..n],
-    );
-    let d: [&[f32]; N] = std::array::from_fn(|k| &d[k][..n]);
-    // Whole vectors in a loop the compiler vectorizes; the rest, if the row has a
-    // vector's worth, as one more vector that overlaps the last one (its first
-    // columns are computed again, to the same values), because the column passes'
-    // rows are short (7, 14 or 28 columns on R3) and their scalar remainders took
-    // more time than the vectorized loop (perf).
-    let whole = n - n % LANES;
-    for x in 0..whole {
-        let y = f(std::array::from_fn(|k| d[k][x]));
-        (r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]) = (y[0], y[1], y[2], y[3], y[4], y[5]);
-    }
-    if whole == n {
-        return;
-    }
+    let mut r = [r0, r1, r2, r3, r4, r5];
     if n < LANES {
         for x in 0..n {
-            let y = f(std::array::from_fn(|k| d[k][x]));
-            (r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]) = (y[0], y[1], y[2], y[3], y[4], y[5]);
+            let y = f.apply(column(&d, x));
+            for (r, y) in r.iter_mut().zip(y) {
+                r[x] = y;
+            }
         }
         return;
     }
-    let at = n - LANES;
-    let d: [[f32; LANES]; N] = std::array::from_fn(|k| d[k][at..n].try_into().expect("a vector"));
-    let mut y = [[0.0f32; LANES]; 6];
-    for lane in 0..LANES {
-        let v = f(std::array::from_fn(|k| d[k][lane]));
-        for (row, v) in y.iter_mut().zip(v) {
-            row[lane] = v;
+    // Whole vectors as [`Lanes`]; the rest as one more vector that overlaps the
+    // last one (its first columns are computed again, to the same values), because
+    // the column passes' rows are short (14 or 28 columns on R3) and their scalar
+    // remainders took more time than the vectorized loop (perf). (Written as a
+    // loop over columns left for the compiler to vectorize, this was vectorized or
+    // left scalar depending on how the crate was cut into codegen units: an
+    // unrelated change elsewhere left it scalar, +40% instructions in the input
+    // transform of an R3 step, callgrind.) The same operations on each float in
+    // the same order either way, so the same bits.
+    let last = (!n.is_multiple_of(LANES)).then_some(n - LANES);
+    for at in (0..n / LANES).map(|b| b * LANES).chain(last) {
+        let mut v = [Lanes([0.0; LANES]); N];
+        for (v, d) in v.iter_mut().zip(&d) {
+            *v = Lanes::load(&d[at..]);
+        }
+        for (r, y) in r.iter_mut().zip(f.apply(v)) {
+            y.store(&mut r[at..]);
         }
     }
-    for (r, y) in [r0, r1, r2, r3, r4, r5].into_iter().zip(&y) {
-        r[at..].copy_from_slice(y);
+}
+
+/// `[d_0[x], …, d_{N−1}[x]]`, as a plain loop (see [`map_to_6`]).
+#[inline(always)]
+fn column<T: AsRef<[f32]>, const N: usize>(d: &[T; N], x: usize) -> [f32; N] {
+    let mut v = [0.0f32; N];
+    for (v, d) in v.iter_mut().zip(d) {
+        *v = d.as_ref()[x];
     }
+    v
 }
 
 /// `r_j[x] = f(d_0[x], …, d_5[x])_j` for four output rows.
@@ -496,7 +539,7 @@ mod tests {
             let mut r: [Vec<f32>; 6] = std::array::from_fn(|_| vec![f32::NAN; n]);
             let [r0, r1, r2, r3, r4, r5] = &mut r;
             let rows: [&[f32]; 6] = std::array::from_fn(|k| &d[k][..]);
-            map_to_6(rows, r0, r1, r2, r3, r4, r5, bt_times);
+            map_to_6(rows, r0, r1, r2, r3, r4, r5, Bt);
             for x in 0..n {
                 let want = bt_times(std::array::from_fn(|k| d[k][x]));
                 for (j, row) in r.iter().enumerate() {
