@@ -66,7 +66,7 @@ pub(crate) type PlaneMoments = (f32, f32, f32);
 /// plane's size, kept so that the merge below is exact in that respect.
 ///
 /// Also what a convolution takes of each output plane while it is in cache, for
-/// the batch norm after it ([`conv2d_keeping`](Tensor::conv2d_keeping)).
+/// the batch norm after it ([`conv2d_unrecorded`](Tensor::conv2d_unrecorded)).
 pub(crate) fn plane_moments(x: &[f32]) -> PlaneMoments {
     // Three vectorized passes, the last two from cache: one loop keeping both sums
     // in lanes ran at about 6 instructions a value (callgrind), where `sum_map`
