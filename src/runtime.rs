@@ -133,6 +133,28 @@ impl AlignedAlloc {
         Layout::from_size_align(layout.size().checked_add(PADDING)?, layout.align()).ok()
     }
 
+    /// A block for `layout` from `system` (the system allocator's `alloc` or
+    /// `alloc_zeroed`), placed on a cache line if [`padded`](Self::padded) says so.
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size (`GlobalAlloc::alloc`'s promise).
+    unsafe fn allocate(layout: Layout, system: unsafe fn(&System, Layout) -> *mut u8) -> *mut u8 {
+        // SAFETY: non-zero sizes (the caller's promise, and `padded` only adds).
+        unsafe {
+            match Self::padded(layout) {
+                None => system(&System, layout),
+                Some(padded) => {
+                    let raw = system(&System, padded);
+                    if raw.is_null() {
+                        raw
+                    } else {
+                        Self::place(raw)
+                    }
+                }
+            }
+        }
+    }
+
     /// The aligned block inside the system's block `raw` (not null, `PADDING`
     /// bytes longer than the caller's), with `raw` written in its header.
     ///
@@ -171,38 +193,14 @@ impl AlignedAlloc {
 // every call for a block. Each aligned block lies inside its system block.
 unsafe impl GlobalAlloc for AlignedAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: non-zero sizes (the caller's promise, and `padded` only adds).
-        unsafe {
-            match Self::padded(layout) {
-                None => System.alloc(layout),
-                Some(padded) => {
-                    let raw = System.alloc(padded);
-                    if raw.is_null() {
-                        raw
-                    } else {
-                        Self::place(raw)
-                    }
-                }
-            }
-        }
+        // SAFETY: the caller's promises, passed on.
+        unsafe { Self::allocate(layout, <System as GlobalAlloc>::alloc) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as `alloc`; the header is written after the zeroing, outside
         // the caller's bytes.
-        unsafe {
-            match Self::padded(layout) {
-                None => System.alloc_zeroed(layout),
-                Some(padded) => {
-                    let raw = System.alloc_zeroed(padded);
-                    if raw.is_null() {
-                        raw
-                    } else {
-                        Self::place(raw)
-                    }
-                }
-            }
-        }
+        unsafe { Self::allocate(layout, <System as GlobalAlloc>::alloc_zeroed) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
