@@ -156,16 +156,64 @@ fn layer_by_layer(block: &Residual) -> Residual {
     plain
 }
 
+/// A training pass's output, and its gradients: the input's, then the parameters'.
+type Pass = (ArrayD<f32>, Vec<ArrayD<f32>>);
+
 /// Output, the input's gradient and every parameter gradient (in order) of one
 /// training step of `m` on `x` for the output gradient `g`.
-fn train_pass(m: &mut dyn Module, x: &ArrayD<f32>, g: &ArrayD<f32>) -> (ArrayD<f32>, Vec<ArrayD<f32>>) {
+fn train_pass(m: &mut dyn Module, x: &ArrayD<f32>, g: &ArrayD<f32>) -> Pass {
+    let params = m.parameters().len();
+    let (y, all) = train_pass_with(m, x, g, true);
+    assert_eq!(
+        all.len(),
+        1 + params,
+        "the input's gradient and every parameter's"
+    );
+    (y, all)
+}
+
+/// [`train_pass`] with the input's gradient asked for or not, and only the
+/// gradients that exist (frozen parameters have none).
+fn train_pass_with(m: &mut dyn Module, x: &ArrayD<f32>, g: &ArrayD<f32>, input_grad: bool) -> Pass {
     let tape = Tape::new();
-    let xt = tape.input_with_grad(x.clone());
+    let xt = if input_grad {
+        tape.input_with_grad(x.clone())
+    } else {
+        tape.input(x.clone())
+    };
     let y = m.forward(&xt, Mode::Train);
     let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
-    let mut all = vec![grads.wrt(&xt).expect("input gradient").clone()];
-    all.extend(m.parameters().iter().map(|p| grads[*p].clone()));
+    let mut all: Vec<ArrayD<f32>> = grads.wrt(&xt).into_iter().cloned().collect();
+    all.extend(m.parameters().iter().filter_map(|p| grads.get(p).cloned()));
     (y.value().clone(), all)
+}
+
+/// Two training passes' outputs and gradients, and the two blocks' buffers after
+/// them, are the same bit for bit.
+fn assert_same_training(what: &str, (a, b): (Pass, Pass), fused: &dyn Module, plain: &dyn Module) {
+    assert_eq!(a.0, b.0, "{what}: output");
+    assert_eq!(a.1.len(), b.1.len(), "{what}");
+    for (k, (ga, gb)) in a.1.iter().zip(&b.1).enumerate() {
+        assert_eq!(ga, gb, "{what}: gradient {k}");
+    }
+    assert_eq!(fused.named_buffers().len(), plain.named_buffers().len());
+    for ((name, a), (_, b)) in fused.named_buffers().iter().zip(plain.named_buffers()) {
+        assert_eq!(a, &b, "{what}: {name}");
+    }
+}
+
+/// A main branch the zoo does not build: 5 → 5 convs with biases, padding Same.
+fn biased_branch(seed: u64) -> Sequential {
+    let rng = &mut StdRng::seed_from_u64(seed);
+    let conv = |rng: &mut StdRng| {
+        Conv2d::with_init(5, 5, (3, 3), Init::KaimingUniform, rng).with_padding(Padding::Same)
+    };
+    Sequential::new()
+        .add(conv(rng))
+        .add(BatchNorm2d::new(5))
+        .add(ReLU)
+        .add(conv(rng))
+        .add(BatchNorm2d::new(5))
 }
 
 /// The geometries of R3's blocks and odd ones: stride 2 on odd planes, a batch of
@@ -196,15 +244,7 @@ fn a_fused_block_trains_as_its_layers_do_bit_for_bit() {
                     (train_pass(&mut fused, &x, &g), train_pass(&mut plain, &x, &g))
                 });
                 let what = format!("{cin}→{cout} stride {stride} on {input:?} ({simd:?}), step {step}");
-                assert_eq!(a.0, b.0, "{what}: output");
-                assert_eq!(a.1.len(), b.1.len());
-                for (k, (ga, gb)) in a.1.iter().zip(&b.1).enumerate() {
-                    assert_eq!(ga, gb, "{what}: gradient {k}");
-                }
-                assert_eq!(fused.named_buffers().len(), plain.named_buffers().len());
-                for ((name, a), (_, b)) in fused.named_buffers().iter().zip(plain.named_buffers()) {
-                    assert_eq!(a, &b, "{what}: {name}");
-                }
+                assert_same_training(&what, (a, b), &fused, &plain);
             }
         }
     }
@@ -217,17 +257,7 @@ fn a_fused_block_with_biases_and_frozen_layers_trains_as_its_layers_do_bit_for_b
     // conv is recorded on its own); then a frozen first conv on an input that needs
     // no gradient (the fused op asks its conv for nothing but passes on gamma's and
     // beta's gradients).
-    let rng = &mut StdRng::seed_from_u64(4);
-    let conv = |rng: &mut StdRng| {
-        Conv2d::with_init(5, 5, (3, 3), Init::KaimingUniform, rng).with_padding(Padding::Same)
-    };
-    let main = Sequential::new()
-        .add(conv(rng))
-        .add(BatchNorm2d::new(5))
-        .add(ReLU)
-        .add(conv(rng))
-        .add(BatchNorm2d::new(5));
-    let mut fused = Residual::new(main).with_relu();
+    let mut fused = Residual::new(biased_branch(4)).with_relu();
     let x = random_like(&[3, 5, 6, 6], 11);
     let g = random_like(&[3, 5, 6, 6], 12);
     for case in 0..3 {
@@ -241,28 +271,9 @@ fn a_fused_block_with_biases_and_frozen_layers_trains_as_its_layers_do_bit_for_b
             parameter(&mut fused, "main.conv1.bias").set_frozen(true);
         }
         let mut plain = layer_by_layer(&fused);
-        let pass = |m: &mut dyn Module| {
-            let tape = Tape::new();
-            let xt = if case == 2 {
-                tape.input(x.clone())
-            } else {
-                tape.input_with_grad(x.clone())
-            };
-            let y = m.forward(&xt, Mode::Train);
-            let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
-            let mut all: Vec<ArrayD<f32>> = grads.wrt(&xt).into_iter().cloned().collect();
-            all.extend(m.parameters().iter().filter_map(|p| grads.get(p).cloned()));
-            (y.value().clone(), all)
-        };
-        let ((ya, ga), (yb, gb)) = (pass(&mut fused), pass(&mut plain));
-        assert_eq!(ya, yb, "case {case}: output");
-        assert_eq!(ga.len(), gb.len(), "case {case}");
-        for (k, (a, b)) in ga.iter().zip(&gb).enumerate() {
-            assert_eq!(a, b, "case {case}: gradient {k}");
-        }
-        for ((name, a), (_, b)) in fused.named_buffers().iter().zip(plain.named_buffers()) {
-            assert_eq!(a, &b, "case {case}: {name}");
-        }
+        let pass = |m: &mut dyn Module| train_pass_with(m, &x, &g, case != 2);
+        let passes = (pass(&mut fused), pass(&mut plain));
+        assert_same_training(&format!("case {case}"), passes, &fused, &plain);
     }
 }
 
@@ -309,17 +320,7 @@ fn a_fused_block_infers_the_same_bit_for_bit_with_or_without_avx2() {
 #[test]
 fn folding_keeps_a_conv_bias_and_the_identity_shortcut() {
     // A block the zoo does not build: convs with biases, padding Same, no final ReLU.
-    let rng = &mut StdRng::seed_from_u64(3);
-    let conv = |rng: &mut StdRng| {
-        Conv2d::with_init(5, 5, (3, 3), Init::KaimingUniform, rng).with_padding(Padding::Same)
-    };
-    let main = Sequential::new()
-        .add(conv(rng))
-        .add(BatchNorm2d::new(5))
-        .add(ReLU)
-        .add(conv(rng))
-        .add(BatchNorm2d::new(5));
-    let mut fused = Residual::new(main);
+    let mut fused = Residual::new(biased_branch(3));
     // Move the running statistics off their start.
     for _ in 0..3 {
         fused.forward(
