@@ -141,10 +141,10 @@ impl Tensor {
                     for oc in 0..o {
                         let plane = planes.plane(oc);
                         let Some(pool) = &pool else {
-                            let b = b.map(|b| b[oc]);
-                            match b {
-                                Some(b) if relu => out.extend(plane.iter().map(move |&v| relu_of(v + b))),
-                                Some(b) => out.extend(plane.iter().map(move |&v| v + b)),
+                            match b.map(|b| b[oc]) {
+                                // The inference epilogue's pass, compiled for AVX2
+                                // (R2's first conv: 5.5 MB of output a step).
+                                Some(b) => add_bias_then_relu(plane, b, relu, out),
                                 None if relu => out.extend(plane.iter().map(|&v| relu_of(v))),
                                 None => out.extend(plane.iter().copied()),
                             }
@@ -152,7 +152,7 @@ impl Tensor {
                         };
                         let add_bias = |values: &mut [f32]| {
                             if let Some(b) = b {
-                                values.iter_mut().for_each(|v| *v += b[oc]);
+                                add_in_place(values, b[oc]);
                             }
                         };
                         out.part(q, |out| {
@@ -373,6 +373,37 @@ fn relu_backward(g: &[f32], y: &[f32], dx: &mut [f32]) {
     for ((dx, &g), &y) in dx.iter_mut().zip(g).zip(y) {
         *dx = g * keep_if(y > 0.0, 1.0);
     }
+}
+
+/// `values += b`, with AVX2 when the CPU has it: before a pooling, over the whole
+/// conv plane (2.8% of an R1 epoch's samples in its SSE2 form, perf).
+fn add_in_place(values: &mut [f32], b: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::cpu::avx2() {
+        // SAFETY: the CPU has AVX2.
+        unsafe { add_in_place_avx2(values, b) };
+        return;
+    }
+    values.iter_mut().for_each(|v| *v += b);
+}
+
+/// [`add_in_place`]'s loop compiled for AVX2: the same additions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_in_place_avx2(values: &mut [f32], b: f32) {
+    values.iter_mut().for_each(|v| *v += b);
+}
+
+/// `plane + b`, then ReLU if `relu`, written to `out`: [`inference_epilogue`]
+/// without the added tensor, in its AVX2 version when the CPU has it.
+fn add_bias_then_relu(plane: &[f32], b: f32, relu: bool, out: &mut Slots) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::cpu::avx2() {
+        // SAFETY: the CPU has AVX2.
+        unsafe { inference_epilogue_avx2(plane, b, None, relu, out) };
+        return;
+    }
+    inference_epilogue(plane, b, None, relu, out);
 }
 
 /// [`Tensor::conv2d_inference`]'s pass over one output channel: `plane + b`, then
