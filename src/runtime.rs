@@ -54,11 +54,12 @@ pub fn tune_malloc() {
 }
 
 /// Which vector instructions the kernels with several versions may use (Winograd's
-/// transforms, the 2×2 max pool). Every version computes the same operations in the
+/// transforms, the 2×2 max pool, Adam's update). Every version computes the same operations in the
 /// same order, so the results are the same, bit for bit; only the speed differs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Simd {
-    /// The best the CPU offers: AVX2 when it has it, else the baseline.
+    /// The best the CPU offers: AVX2 when it has it (AVX-512 for Adam's update),
+    /// else the baseline.
     #[default]
     Auto,
     /// The x86-64 baseline (SSE2) everywhere, even on a CPU with AVX2: to test or

@@ -16,6 +16,14 @@ pub(super) fn avx2() -> bool {
         && *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
 }
 
+/// Whether the AVX-512 versions of elementwise loops may run (Adam's update): the
+/// CPU has AVX-512F and the [`Simd`](crate::runtime::Simd) setting allows vectors
+/// beyond the baseline. Those loops give the same values in every width.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx512() -> bool {
+    avx2() && has_avx512()
+}
+
 /// Whether the CPU has AVX2 and FMA, for the matrix products' AVX2 kernels. Those
 /// do not follow the [`Simd`](crate::runtime::Simd) setting: their portable
 /// alternative rounds differently, and the setting promises the same results bit

@@ -5,7 +5,7 @@ mod activation;
 mod arith;
 mod batch_norm;
 mod conv;
-mod cpu;
+pub(crate) mod cpu;
 mod dropout;
 mod elementwise;
 pub mod finite;

@@ -123,6 +123,10 @@ impl SGD {
 
 impl Optimizer for SGD {
     fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
+        self.step_checked(params, grads);
+    }
+
+    fn step_checked(&mut self, params: &mut [&mut Param], grads: &Gradients) -> Vec<bool> {
         let c = &self.config;
         // The f32 factors, each rounded once from PyTorch's f64 scalars.
         let neg_lr = -c.lr as f32;
@@ -134,7 +138,7 @@ impl Optimizer for SGD {
         let buffers = &mut self.momentum_buffers;
 
         if c.momentum == 0.0 {
-            for_each_updatable(OptimizerKind::SGD, params, grads, |_, value, grad| {
+            return for_each_updatable(OptimizerKind::SGD, params, grads, |_, value, grad| {
                 let grad = flat(grad);
                 let grad = grad.as_slice().expect("1-d view of a standard-layout array");
                 let value = slice_mut(value);
@@ -144,10 +148,9 @@ impl Optimizer for SGD {
                     // SAFETY: `r` lies inside `value` (as long as `grad`), and each
                     // chunk is handed out once: no other task reaches these elements.
                     let value = unsafe { values.slice(r.start, r.len()) };
-                    plain_update(value, &grad[r], decay, wd, neg_lr);
-                });
+                    plain_update(value, &grad[r], decay, wd, neg_lr)
+                })
             });
-            return;
         }
 
         for_each_updatable(OptimizerKind::SGD, params, grads, |position, value, grad| {
@@ -178,9 +181,9 @@ impl Optimizer for SGD {
                     nesterov,
                     neg_lr,
                 };
-                momentum_update(&k, value, &grad[r], buffer);
-            });
-        });
+                momentum_update(&k, value, &grad[r], buffer)
+            })
+        })
     }
 
     fn lr(&self) -> f64 {
@@ -231,12 +234,18 @@ fn slice_mut(a: &mut ArrayD<f32>) -> &mut [f32] {
 // its captures) and vectorizes them. Written inside `update_in_chunks`'s closure,
 // over slices made from pointers, they ran about five times as many instructions.
 
+// Each returns whether every value it wrote is finite: checked in the same pass,
+// while the value is in a register, rather than by reading the weights again.
+
 /// `p -= lr·(g + wd·p)`, the update without momentum, over one run of elements.
-fn plain_update(p: &mut [f32], g: &[f32], decay: bool, wd: f32, neg_lr: f32) {
+fn plain_update(p: &mut [f32], g: &[f32], decay: bool, wd: f32, neg_lr: f32) -> bool {
+    let mut finite = true;
     for (p, &g) in p.iter_mut().zip(g) {
         let g = if decay { g + wd * *p } else { g };
         *p += neg_lr * g;
+        finite &= p.is_finite();
     }
+    finite
 }
 
 /// The scalars of a momentum update.
@@ -251,7 +260,8 @@ struct Momentum {
 }
 
 /// The update with momentum (PyTorch's rule) over one run of elements.
-fn momentum_update(k: &Momentum, p: &mut [f32], g: &[f32], b: &mut [f32]) {
+fn momentum_update(k: &Momentum, p: &mut [f32], g: &[f32], b: &mut [f32]) -> bool {
+    let mut finite = true;
     for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
         let g = if k.decay { g + k.wd * *p } else { g };
         *b = if k.first {
@@ -261,7 +271,9 @@ fn momentum_update(k: &Momentum, p: &mut [f32], g: &[f32], b: &mut [f32]) {
         };
         let g = if k.nesterov { g + k.mu * *b } else { *b };
         *p += k.neg_lr * g;
+        finite &= p.is_finite();
     }
+    finite
 }
 
 #[cfg(test)]

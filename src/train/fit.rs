@@ -14,6 +14,7 @@ use crate::data::{Dataset, Order};
 use crate::nn::{Mode, Module};
 use crate::ops::argmax_rows;
 use crate::optim::Optimizer;
+use crate::param::ParamId;
 use crate::profile::Phase;
 use crate::tape::{Gradients, Tape};
 use crate::tensor::Tensor;
@@ -36,11 +37,18 @@ pub fn train_step(
         grads.clip_global_norm(max as f32);
     }
     let started = Instant::now();
-    optimizer.step(&mut model.parameters_mut(), &grads);
+    let mut params = model.parameters_mut();
+    let finite = optimizer.step_checked(&mut params, &grads);
+    // By id, not position: a model's own `parameters` might list them otherwise.
+    let known_finite: Vec<ParamId> = params
+        .iter()
+        .zip(finite)
+        .filter_map(|(p, finite)| finite.then_some(p.id()))
+        .collect();
     if let Some(profiler) = &opts.profiler {
         profiler.record(started, "optimizer", Phase::Update);
     }
-    health::check_parameters(&*model)?;
+    health::check_parameters_except(&*model, &known_finite)?;
     Ok((value, correct))
 }
 

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::nn::{walk, Module};
 use crate::ops::finite::{array_all_finite, first_non_finite};
-use crate::param::Param;
+use crate::param::{Param, ParamId};
 use crate::tape::{Gradients, Tape};
 
 /// What a failed check found, and where.
@@ -290,7 +290,16 @@ pub fn check_gradients(model: &dyn Module, grads: &Gradients) -> Result<(), Faul
 /// The first parameter whose value is not finite; [`train_step`](super::train_step)
 /// runs it after every update.
 pub fn check_parameters(model: &dyn Module) -> Result<(), Fault> {
-    match first_bad(model, |p| !array_all_finite(p.value())) {
+    check_parameters_except(model, &[])
+}
+
+/// [`check_parameters`], reading only the parameters not in `known_finite` (those
+/// the optimizer found finite as it wrote them, [`Optimizer::step_checked`]).
+///
+/// [`Optimizer::step_checked`]: crate::optim::Optimizer::step_checked
+pub(crate) fn check_parameters_except(model: &dyn Module, known_finite: &[ParamId]) -> Result<(), Fault> {
+    let unknown = |p: &Param| !known_finite.contains(&p.id());
+    match first_bad(model, |p| unknown(p) && !array_all_finite(p.value())) {
         Some((name, param)) => Err(Fault::Parameter {
             param: name,
             value: first_value(param.value()),

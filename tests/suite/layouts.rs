@@ -140,6 +140,26 @@ fn ops_take_operands_in_any_layout() {
 }
 
 #[test]
+fn reshape_copies_any_layout_in_logical_order() {
+    // Large enough to be copied over the pool's threads (R2's flatten, 64 × 9216),
+    // forward and backward; the elements keep their logical order in every layout.
+    let a = random_like(&[8, 16, 24, 24], 4);
+    let g = random_like(&[8, 16 * 24 * 24], 5);
+    for (name, a) in std::iter::once(("row-major", a.clone())).chain(other_layouts(&a)) {
+        let tape = Tape::new();
+        let x = tape.input_with_grad(a.clone());
+        let y = x.flatten();
+        let grads = y.mul(&Tensor::new(g.clone())).sum().backward();
+        let flat: Vec<f32> = a.iter().copied().collect();
+        assert_eq!(y.shape(), &[8, 16 * 24 * 24], "{name}");
+        assert!(y.value().iter().copied().eq(flat), "{name}: values");
+        let dx = grads.wrt(&x).unwrap();
+        assert_eq!(dx.shape(), a.shape(), "{name}");
+        assert!(dx.iter().eq(g.iter()), "{name}: gradient");
+    }
+}
+
+#[test]
 fn parameters_set_from_any_layout_train() {
     let w = random_like(&[5, 3], 4);
     let x = random_like(&[2, 5], 5);

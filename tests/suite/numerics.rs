@@ -4,9 +4,11 @@
 
 use ferrocnn::data::Mnist;
 use ferrocnn::nn::{Conv2d, Flatten, Linear, MaxPool2d, Mode, Module, ReLU, Sequential};
-use ferrocnn::optim::{Adam, AdamConfig, SGDConfig, SGD};
+use ferrocnn::optim::{
+    Adam, AdamConfig, OptimError, Optimizer, OptimizerKind, OptimizerState, SGDConfig, SGD,
+};
 use ferrocnn::train::{fit, train_step, Fault, FitOptions, Origin, Progress, TrainError};
-use ferrocnn::Tensor;
+use ferrocnn::{Gradients, Param, Tensor};
 use ndarray::{Array4, ArrayD};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -125,21 +127,102 @@ fn a_non_finite_gradient_names_the_parameter_and_the_backward_op() {
     }
 }
 
+/// SGD through the trait's provided `step_checked`, which knows nothing of the
+/// values it wrote: the parameter check then reads every weight itself.
+struct PlainSgd(SGD);
+
+impl Optimizer for PlainSgd {
+    fn step(&mut self, params: &mut [&mut Param], grads: &Gradients) {
+        self.0.step(params, grads)
+    }
+    fn lr(&self) -> f64 {
+        self.0.lr()
+    }
+    fn set_lr(&mut self, lr: f64) {
+        self.0.set_lr(lr)
+    }
+    fn kind(&self) -> OptimizerKind {
+        self.0.kind()
+    }
+    fn state(&self) -> OptimizerState {
+        self.0.state()
+    }
+    fn load_state(&mut self, state: OptimizerState) -> Result<(), OptimError> {
+        self.0.load_state(state)
+    }
+}
+
 #[test]
 fn an_update_that_overflows_names_the_parameter() {
-    let mut model = small_net(3);
-    let mut sgd = SGD::new(SGDConfig {
-        lr: f32::MAX.into(),
-        ..Default::default()
-    });
-    let (x, y) = batch();
-    let fault = train_step(&mut model, &mut sgd, x, &y, &FitOptions::default()).unwrap_err();
-    let Fault::Parameter { param, value } = &fault else {
-        panic!("expected a parameter fault, got {fault:?}");
+    let sgd = || {
+        SGD::new(SGDConfig {
+            lr: f32::MAX.into(),
+            ..Default::default()
+        })
     };
-    assert!(!value.is_finite());
-    assert!(model.named_parameters().iter().any(|(name, _)| name == param));
-    assert!(fault.to_string().contains(&format!("`{param}`")), "{fault}");
+    // Adam's step of lr / (1 − β1) is infinite in f32: every weight overflows, so
+    // the first parameter is the one named.
+    let optimizers: [(Box<dyn Optimizer>, bool); 3] = [
+        (Box::new(sgd()), false),
+        (Box::new(PlainSgd(sgd())), false),
+        (
+            Box::new(Adam::new(AdamConfig {
+                lr: f32::MAX.into(),
+                ..Default::default()
+            })),
+            true,
+        ),
+    ];
+    for (mut optimizer, all_overflow) in optimizers {
+        let mut model = small_net(3);
+        let (x, y) = batch();
+        let fault = train_step(&mut model, optimizer.as_mut(), x, &y, &FitOptions::default()).unwrap_err();
+        let Fault::Parameter { param, value } = &fault else {
+            panic!("expected a parameter fault, got {fault:?}");
+        };
+        assert!(!value.is_finite());
+        let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(param), "{param}");
+        if all_overflow {
+            assert_eq!(param, &names[0]);
+        }
+        assert!(fault.to_string().contains(&format!("`{param}`")), "{fault}");
+    }
+}
+
+/// A parameter no forward pass uses: it never has a gradient, so no optimizer
+/// updates it.
+#[derive(Clone)]
+struct Unused(Param);
+
+impl Module for Unused {
+    fn forward(&mut self, x: &Tensor, _: Mode) -> Tensor {
+        x.clone()
+    }
+    fn own_parameters(&self) -> Vec<(String, &Param)> {
+        vec![("spare".into(), &self.0)]
+    }
+    fn own_parameters_mut(&mut self) -> Vec<(String, &mut Param)> {
+        vec![("spare".into(), &mut self.0)]
+    }
+}
+
+#[test]
+fn a_parameter_the_optimizer_did_not_update_is_still_checked() {
+    // The optimizer vouches only for the weights it wrote; a non-finite weight
+    // it skipped is still found, and named.
+    let mut model = small_net(5);
+    let spare = Param::new(ndarray::arr1(&[1.0f32, f32::INFINITY]).into_dyn());
+    model.push_named("unused", Unused(spare));
+    let (x, y) = batch();
+    let fault = train_step(&mut model, &mut adam(), x, &y, &FitOptions::default()).unwrap_err();
+    assert_eq!(
+        fault,
+        Fault::Parameter {
+            param: "unused.spare".into(),
+            value: f32::INFINITY
+        }
+    );
 }
 
 #[test]

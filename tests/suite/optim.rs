@@ -6,6 +6,7 @@
 //! written from the formulas in the `torch.optim.SGD` / `Adam` / `AdamW` docs (not
 //! from the crate's code), compared within 1e-6 relative.
 
+use crate::common::{with_simd, BOTH_SIMD};
 use ferrocnn::optim::{OptimizerKind, PARALLEL_MIN_LEN};
 use ferrocnn::{
     Adam, AdamConfig, AdamW, AdamWConfig, Gradients, LrSchedule, OptimError, Optimizer, OptimizerState,
@@ -579,6 +580,108 @@ fn large_params_update_in_parallel_identically() {
         }
         let joined: Vec<f32> = values(&left).into_iter().chain(values(&right)).collect();
         assert_eq!(values(&whole), joined, "{}", whole_opt.kind());
+    }
+}
+
+#[test]
+fn step_checked_reports_the_parameters_it_left_finite() {
+    // Small and large (split over tasks) parameters, finite or made NaN by a NaN
+    // gradient in the last chunk, one frozen and one without a gradient: those two
+    // are not known to be finite. The values are those of `step`, bit for bit.
+    let n = PARALLEL_MIN_LEN * 2 + 5;
+    let big: Vec<f32> = (0..n).map(|i| ((i % 97) as f32 - 48.0) / 50.0).collect();
+    let big_grad: Vec<f32> = (0..n).map(|i| ((i % 13) as f32 - 6.0) / 7.0).collect();
+    let mut bad_grad = big_grad.clone();
+    bad_grad[n - 3] = f32::NAN;
+    let make = || {
+        let mut frozen = param(&[0.5, 0.25]);
+        frozen.set_frozen(true);
+        [
+            param(&[1.0, -2.0, 3.0]),
+            param(&big),
+            param(&big),
+            frozen,
+            param(&[4.0]),
+        ]
+    };
+    for (mut checked, mut plain) in all_optimizers().into_iter().zip(all_optimizers()) {
+        let kind = checked.kind();
+        let [mut a, mut b, mut c, mut d, mut e] = make();
+        let [mut a2, mut b2, mut c2, mut d2, mut e2] = make();
+        for _ in 0..2 {
+            let gradients = [
+                vec![0.5, -0.5, 0.25],
+                big_grad.clone(),
+                bad_grad.clone(),
+                vec![1.0, 1.0],
+            ];
+            let grads = grads_of(&[&a, &b, &c, &d], &gradients);
+            let finite = checked.step_checked(&mut [&mut a, &mut b, &mut c, &mut d, &mut e], &grads);
+            assert_eq!(finite, [true, true, false, false, false], "{kind}");
+            let grads = grads_of(&[&a2, &b2, &c2, &d2], &gradients);
+            plain.step(&mut [&mut a2, &mut b2, &mut c2, &mut d2, &mut e2], &grads);
+        }
+        for (got, want) in [(&a, &a2), (&b, &b2), (&c, &c2), (&d, &d2), (&e, &e2)] {
+            let bits = |p: &Param| values(p).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(got), bits(want), "{kind}");
+        }
+        assert!(values(&c)[n - 3].is_nan() && values(&c)[..n - 3].iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn adam_is_the_same_bit_for_bit_in_every_vector_width() {
+    // The AVX-512 loop (on a CPU that has it) against the baseline's, over lengths
+    // around its 16 lanes and one split over tasks, for each of its four variants:
+    // coupled weight decay or not, PyTorch's lerp from either end.
+    let configs = [
+        AdamConfig::default(),
+        AdamConfig {
+            weight_decay: 0.1,
+            ..AdamConfig::default()
+        },
+        AdamConfig {
+            betas: (0.2, 0.99),
+            ..AdamConfig::default()
+        },
+        AdamConfig {
+            betas: (0.2, 0.99),
+            weight_decay: 0.1,
+            ..AdamConfig::default()
+        },
+    ];
+    let run = |config: &AdamConfig, len: usize, decoupled: bool| {
+        let mut p = param(
+            &(0..len)
+                .map(|i| ((i % 89) as f32 - 44.0) / 30.0)
+                .collect::<Vec<_>>(),
+        );
+        let mut optimizer: Box<dyn Optimizer> = if decoupled {
+            Box::new(AdamW::new(AdamWConfig {
+                lr: config.lr,
+                betas: config.betas,
+                eps: config.eps,
+                weight_decay: config.weight_decay,
+            }))
+        } else {
+            Box::new(Adam::new(config.clone()))
+        };
+        for step in 0..3 {
+            let g: Vec<f32> = (0..len)
+                .map(|i| ((i * 7 + step) % 23) as f32 / 5.0 - 2.0)
+                .collect();
+            let grads = grads_of(&[&p], &[g]);
+            optimizer.step(&mut [&mut p], &grads);
+        }
+        values(&p).iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    };
+    for config in &configs {
+        for len in [1, 15, 16, 17, 1000, PARALLEL_MIN_LEN + 33] {
+            for decoupled in [false, true] {
+                let [auto, baseline] = BOTH_SIMD.map(|simd| with_simd(simd, || run(config, len, decoupled)));
+                assert!(auto == baseline, "{config:?}, {len} values, AdamW {decoupled}");
+            }
+        }
     }
 }
 

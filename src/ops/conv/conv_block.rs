@@ -17,6 +17,7 @@
 //! small kernel) sums its weight and bias gradients from the pooling's winners
 //! alone, without the gradient planes ([`pooled_gradient`](super::pooled_gradient)).
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
@@ -31,6 +32,7 @@ use crate::ops::activation::relu as relu_of;
 use crate::ops::elementwise::keep_if;
 use crate::ops::fresh::Slots;
 use crate::ops::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
+use crate::ops::parallel::{for_each_index, SharedMut};
 use crate::ops::pool::PoolGeometry;
 use crate::tensor::Tensor;
 
@@ -116,7 +118,7 @@ impl Tensor {
         // monotonic. With one, the bias comes first, so that the winners are those of
         // the separate ops (two values may round to a tie once the bias is added).
         let records = [self, weight].into_iter().chain(bias).any(Tensor::requires_grad);
-        let mut argmax = vec![0u32; if pool.is_some() && records { n * o * q } else { 0 }];
+        let mut argmax = zeros_on_pool(if pool.is_some() && records { n * o * q } else { 0 });
         let out = {
             let x = x_value.as_standard_layout();
             let wv = w_value.as_standard_layout();
@@ -139,10 +141,10 @@ impl Tensor {
                     for oc in 0..o {
                         let plane = planes.plane(oc);
                         let Some(pool) = &pool else {
-                            let b = b.map(|b| b[oc]);
-                            match b {
-                                Some(b) if relu => out.extend(plane.iter().map(move |&v| relu_of(v + b))),
-                                Some(b) => out.extend(plane.iter().map(move |&v| v + b)),
+                            match b.map(|b| b[oc]) {
+                                // The inference epilogue's pass, compiled for AVX2
+                                // (R2's first conv: 5.5 MB of output a step).
+                                Some(b) => add_bias_then_relu(plane, b, relu, out),
                                 None if relu => out.extend(plane.iter().map(|&v| relu_of(v))),
                                 None => out.extend(plane.iter().copied()),
                             }
@@ -150,7 +152,7 @@ impl Tensor {
                         };
                         let add_bias = |values: &mut [f32]| {
                             if let Some(b) = b {
-                                values.iter_mut().for_each(|v| *v += b[oc]);
+                                add_in_place(values, b[oc]);
                             }
                         };
                         out.part(q, |out| {
@@ -184,18 +186,23 @@ impl Tensor {
             let wv = w_value.as_standard_layout();
             let need_bias = needs.get(2).copied().unwrap_or(false);
             // The gradient at the raw conv output: ReLU's mask (where the output is
-            // positive), then routed to each window's winner.
+            // positive), then routed to each window's winner. ReLU's backward is as
+            // in `relu`: the gradient times 1 or 0. One loop per case: with `relu`
+            // tested inside, the unpooled loop ran one element at a time (7% of an R2
+            // step, perf).
             let gradient = |image: usize, planes: &mut Planes| {
                 for oc in 0..o {
                     let at = (image * o + oc) * q;
                     let (g, y) = (&grad[at..at + q], &y[at..at + q]);
                     let plane = planes.plane(oc);
-                    // ReLU's backward as in `relu`: the gradient times 1 or 0.
-                    let masked = |j: usize| g[j] * keep_if(!relu || y[j] > 0.0, 1.0);
-                    if pool.is_some() {
-                        max_pool_plane_backward(&argmax[at..at + q], masked, plane);
-                    } else {
-                        plane.iter_mut().enumerate().for_each(|(j, v)| *v = masked(j));
+                    match (pool.is_some(), relu) {
+                        (true, true) => {
+                            let masked = |j: usize| g[j] * keep_if(y[j] > 0.0, 1.0);
+                            max_pool_plane_backward(&argmax[at..at + q], masked, plane);
+                        }
+                        (true, false) => max_pool_plane_backward(&argmax[at..at + q], |j| g[j], plane),
+                        (false, true) => relu_backward(g, y, plane),
+                        (false, false) => plane.copy_from_slice(g),
                     }
                 }
             };
@@ -209,15 +216,12 @@ impl Tensor {
             );
             let grads = if from_winners {
                 // The masked gradient at each pooled output, as `gradient` routes it
-                // (without ReLU, `g · 1` is `g`). One loop per case, without a branch
-                // inside, so that it vectorizes.
+                // (without ReLU, `g · 1` is `g`).
                 let masked = |image: usize, oc: usize, out: &mut [f32]| {
                     let at = (image * o + oc) * q;
                     let (g, y) = (&grad[at..at + q], &y[at..at + q]);
                     if relu {
-                        for ((out, &g), &y) in out.iter_mut().zip(g).zip(y) {
-                            *out = g * keep_if(y > 0.0, 1.0);
-                        }
+                        relu_backward(g, y, out);
                     } else {
                         out.copy_from_slice(g);
                     }
@@ -336,6 +340,72 @@ impl Tensor {
     }
 }
 
+/// `len` zeros, written over the pool's threads. For the pooling's winners of a
+/// batch (R1's first conv: 2.8 MB), which the forward then overwrites: `vec![0;
+/// len]` cleared them with a `memset` on the calling thread while the pool waited
+/// (1.6% of an R1 epoch's samples, perf).
+fn zeros_on_pool(len: usize) -> Vec<u32> {
+    /// Elements per task: a few microseconds of writing, about what handing a task
+    /// to the pool costs.
+    const PIECE: usize = 1 << 15;
+    if len <= PIECE {
+        return vec![0; len];
+    }
+    let mut zeros: Vec<u32> = Vec::with_capacity(len);
+    let slots = SharedMut::new(zeros.spare_capacity_mut().as_mut_ptr());
+    for_each_index(len.div_ceil(PIECE), Some(1), &|i| {
+        let start = i * PIECE;
+        // SAFETY: piece `i` is elements `start..start + n` of the capacity (at least
+        // `len`); `for_each_index` runs each `i` once, so no two pieces overlap.
+        let piece = unsafe { slots.slice(start, PIECE.min(len - start)) };
+        piece.fill(MaybeUninit::new(0));
+    });
+    // SAFETY: `for_each_index` returned, so every piece of the first `len`
+    // elements was written (a panic skips this line).
+    unsafe { zeros.set_len(len) };
+    zeros
+}
+
+/// ReLU's backward into `dx`: `g` where the output `y` is positive, else 0 (`g · 1`
+/// or `g · 0`, as `relu` computes it).
+#[inline(always)]
+fn relu_backward(g: &[f32], y: &[f32], dx: &mut [f32]) {
+    for ((dx, &g), &y) in dx.iter_mut().zip(g).zip(y) {
+        *dx = g * keep_if(y > 0.0, 1.0);
+    }
+}
+
+/// `values += b`, with AVX2 when the CPU has it: before a pooling, over the whole
+/// conv plane (2.8% of an R1 epoch's samples in its SSE2 form, perf).
+fn add_in_place(values: &mut [f32], b: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::cpu::avx2() {
+        // SAFETY: the CPU has AVX2.
+        unsafe { add_in_place_avx2(values, b) };
+        return;
+    }
+    values.iter_mut().for_each(|v| *v += b);
+}
+
+/// [`add_in_place`]'s loop compiled for AVX2: the same additions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_in_place_avx2(values: &mut [f32], b: f32) {
+    values.iter_mut().for_each(|v| *v += b);
+}
+
+/// `plane + b`, then ReLU if `relu`, written to `out`: [`inference_epilogue`]
+/// without the added tensor, in its AVX2 version when the CPU has it.
+fn add_bias_then_relu(plane: &[f32], b: f32, relu: bool, out: &mut Slots) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::cpu::avx2() {
+        // SAFETY: the CPU has AVX2.
+        unsafe { inference_epilogue_avx2(plane, b, None, relu, out) };
+        return;
+    }
+    inference_epilogue(plane, b, None, relu, out);
+}
+
 /// [`Tensor::conv2d_inference`]'s pass over one output channel: `plane + b`, then
 /// `+ skip`, then ReLU, written to `out`. One loop per case, each without a branch
 /// inside.
@@ -363,6 +433,23 @@ mod tests {
     use super::*;
     use crate::gradcheck::random_like;
     use crate::ops::conv::ConvAlgorithm;
+
+    #[test]
+    fn zeros_on_pool_are_zeros_of_every_length() {
+        for len in [
+            0,
+            1,
+            (1 << 15) - 1,
+            1 << 15,
+            (1 << 15) + 1,
+            5 << 15,
+            (5 << 15) + 3,
+        ] {
+            let zeros = zeros_on_pool(len);
+            assert_eq!(zeros.len(), len);
+            assert!(zeros.iter().all(|&z| z == 0), "{len}");
+        }
+    }
 
     /// `conv2d_inference` against the direct loops with the bias, then the added
     /// tensor and ReLU applied one after another, by every algorithm, with and
