@@ -22,6 +22,7 @@
 
 use std::ops::Mul;
 
+use super::super::copy_row::fill_zeros;
 use super::lanes::{Lanes, Number, LANES};
 use super::phases::phases4;
 use super::{PlaneLayout, Winograd};
@@ -52,12 +53,12 @@ impl Winograd {
             for row in plane[..total].chunks_exact_mut(width) {
                 let (images_part, tail) = row.split_at_mut(images * period);
                 for image in images_part.chunks_exact_mut(period) {
-                    image[..x_lo].fill(0.0);
-                    image[x_lo + cols..].fill(0.0);
+                    fill_zeros(&mut image[..x_lo]);
+                    fill_zeros(&mut image[x_lo + cols..]);
                 }
-                tail.fill(0.0);
+                fill_zeros(tail);
             }
-            plane[total..].fill(0.0);
+            fill_zeros(&mut plane[total..]);
         }
     }
 
@@ -369,28 +370,44 @@ fn map_to_6<const N: usize>(
 ) {
     let n = r0.len();
     let mut r = [r0, r1, r2, r3, r4, r5];
-    if n < LANES {
+    // Whole vectors as [`Lanes`]; the rest as one more vector that overlaps the
+    // last one (its first columns are computed again, to the same values), because
+    // the column passes' rows are short (14 or 28 columns on R3) and their scalar
+    // remainders took more time than the vectorized loop (perf). Rows of 4 to 7
+    // (R3's 7×7 planes) take vectors of four the same way: a float at a time they
+    // were a sixth of the input transform's samples (perf, 2 threads). (Written as
+    // a loop over columns left for the compiler to vectorize, this was vectorized
+    // or left scalar depending on how the crate was cut into codegen units: an
+    // unrelated change elsewhere left it scalar, +40% instructions in the input
+    // transform of an R3 step, callgrind.) The same operations on each float in
+    // the same order either way, so the same bits.
+    if n >= LANES {
+        map_blocks::<LANES, N>(&d, &mut r, n, f);
+    } else if n >= 4 {
+        map_blocks::<4, N>(&d, &mut r, n, f);
+    } else {
         for x in 0..n {
             let y = f.apply(column(&d, x));
             for (r, y) in r.iter_mut().zip(y) {
                 r[x] = y;
             }
         }
-        return;
     }
-    // Whole vectors as [`Lanes`]; the rest as one more vector that overlaps the
-    // last one (its first columns are computed again, to the same values), because
-    // the column passes' rows are short (14 or 28 columns on R3) and their scalar
-    // remainders took more time than the vectorized loop (perf). (Written as a
-    // loop over columns left for the compiler to vectorize, this was vectorized or
-    // left scalar depending on how the crate was cut into codegen units: an
-    // unrelated change elsewhere left it scalar, +40% instructions in the input
-    // transform of an R3 step, callgrind.) The same operations on each float in
-    // the same order either way, so the same bits.
-    let last = (!n.is_multiple_of(LANES)).then_some(n - LANES);
-    for at in (0..n / LANES).map(|b| b * LANES).chain(last) {
-        let mut v = [Lanes([0.0; LANES]); N];
-        for (v, d) in v.iter_mut().zip(&d) {
+}
+
+/// [`map_to_6`] on rows of `n ≥ L` columns, `L` at a time, the last block
+/// overlapping the one before it when `L` does not divide `n`.
+#[inline(always)]
+fn map_blocks<const L: usize, const N: usize>(
+    d: &[&[f32]; N],
+    r: &mut [&mut [f32]; 6],
+    n: usize,
+    f: impl ToSix<N>,
+) {
+    let last = (!n.is_multiple_of(L)).then_some(n - L);
+    for at in (0..n / L).map(|b| b * L).chain(last) {
+        let mut v = [Lanes([0.0; L]); N];
+        for (v, d) in v.iter_mut().zip(d) {
             *v = Lanes::load(&d[at..]);
         }
         for (r, y) in r.iter_mut().zip(f.apply(v)) {
