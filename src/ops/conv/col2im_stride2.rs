@@ -68,7 +68,7 @@ impl ConvGeometry {
                 } else {
                     // The top kernel row of the output row below (none past the
                     // last), then the bottom kernel row of the one above.
-                    let below = (r + 1) / 2;
+                    let below = r.div_ceil(2);
                     let first = below < self.oh;
                     if first {
                         row_taps(
