@@ -7,7 +7,7 @@
 //! operation in the same order as on one float: each lane gets the bits a float
 //! would.
 
-use std::ops::{Add, Mul, Sub};
+use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// Floats in a [`Lanes`]: one AVX2 vector (also the block that `transforms.rs`'s
 /// `map_to_6` ends a row with).
@@ -72,5 +72,27 @@ impl<const L: usize> Mul<Lanes<L>> for f32 {
             *a *= self;
         }
         v
+    }
+}
+
+impl<const L: usize> Div<f32> for Lanes<L> {
+    type Output = Lanes<L>;
+    #[inline(always)]
+    fn div(mut self, d: f32) -> Lanes<L> {
+        for a in &mut self.0 {
+            *a /= d;
+        }
+        self
+    }
+}
+
+impl<const L: usize> Neg for Lanes<L> {
+    type Output = Lanes<L>;
+    #[inline(always)]
+    fn neg(mut self) -> Lanes<L> {
+        for a in &mut self.0 {
+            *a = -*a;
+        }
+        self
     }
 }

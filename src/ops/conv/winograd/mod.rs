@@ -492,6 +492,10 @@ impl Winograd {
         ) => kernel_block
     );
     multiversioned!(
+        /// See [`kernel_gradient_block`](Self::kernel_gradient_block).
+        fn transform_back(&self, uw: &[f32], oc: usize, gu: &mut [f32], dw: &mut [f32]) => kernel_gradient_block
+    );
+    multiversioned!(
         /// See [`input_transform_channels`](Self::input_transform_channels).
         fn transform_input_channels(&self, padded: &[f32], images: usize, v: &mut [f32]) => input_transform_channels
     );
