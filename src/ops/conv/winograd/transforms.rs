@@ -245,11 +245,6 @@ impl Winograd {
         for image in 0..images {
             let at = image * layout.image_stride + channel * layout.channel_stride;
             let plane = &source[at..at + h * w];
-            // The next image's plane is a whole image further on, a jump the
-            // hardware prefetchers do not follow: each plane started with misses.
-            if image + 1 < images {
-                prefetch(&source[at + layout.image_stride..][..h * w]);
-            }
             let row = |pr: usize| match pr.checked_sub(top) {
                 Some(r) if r < h => &plane[r * w..r * w + cols],
                 _ => zeros,
@@ -333,22 +328,6 @@ impl Winograd {
             }
         }
     }
-}
-
-/// Asks for `s`'s cache lines ahead of use (x86-64; elsewhere nothing).
-#[inline(always)]
-fn prefetch(s: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in s.chunks(16) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch only hints; the address is inside `s`.
-        #[allow(unused_unsafe)]
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8)
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = s;
 }
 
 /// `A·[a, b, c, d]ᵀ` (`A = (Aᵀ)ᵀ`, 6×4) for the output-gradient transform.
