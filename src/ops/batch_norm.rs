@@ -148,8 +148,8 @@ struct DxPlanes<'a> {
     gs: &'a [f32],
     /// The input.
     xs: &'a [f32],
-    /// The output, when `gs` still needs ReLU's mask.
-    ys: Option<&'a [f32]>,
+    /// How `gs` still needs ReLU's mask, if it does.
+    mask: Mask<'a>,
     /// Per channel, `(Σg, Σg·x̂)`.
     sums: &'a [(f64, f64)],
     means: &'a [f32],
@@ -158,6 +158,26 @@ struct DxPlanes<'a> {
     c: usize,
     hw: usize,
     count: usize,
+}
+
+/// Where ReLU's mask of batch norm's output gradient comes from.
+#[derive(Clone, Copy)]
+enum Mask<'a> {
+    /// No ReLU, or the gradient is masked already.
+    None,
+    /// The output `y`: kept where `y > 0`.
+    Output(&'a [f32]),
+    /// The input, with no skip added: kept where `gamma·x̂ + beta > 0`, computed as
+    /// the forward pass computed it (the same bits, so the same mask), with
+    /// `beta` per channel. One stream fewer to read than `y` and `x` both.
+    Affine(&'a [f32]),
+}
+
+/// `1` where `gamma·x̂ + beta > 0` (so where ReLU of it, the output, is positive),
+/// else `0`, with `x̂ = (x − mean)·inv`, as the forward pass computes it.
+#[inline(always)]
+fn affine_positive(gamma: f32, beta: f32, mean: f32, inv: f32) -> impl Fn(f32) -> f32 + Copy {
+    move |x: f32| keep_if(gamma * ((x - mean) * inv) + beta > 0.0, 1.0)
 }
 
 impl DxPlanes<'_> {
@@ -175,13 +195,17 @@ impl DxPlanes<'_> {
         );
         let (g, x) = (&self.gs[at..at + hw], &self.xs[at..at + hw]);
         let dx_of = move |g: f32, x: f32| k * (g - mean_g - (x - mean) * inv * mean_gx);
-        match self.ys {
-            Some(y) => {
+        match self.mask {
+            Mask::Output(y) => {
                 let y = &y[at..at + hw];
                 let masked = g.iter().zip(y).map(|(&g, &y)| g * keep_if(y > 0.0, 1.0));
                 out.put(masked.zip(x).map(|(g, &x)| dx_of(g, x)));
             }
-            None => out.put(g.iter().zip(x).map(|(&g, &x)| dx_of(g, x))),
+            Mask::Affine(beta) => {
+                let keep = affine_positive(self.gamma[ch], beta[ch], mean, inv);
+                out.put(g.iter().zip(x).map(|(&g, &x)| dx_of(g * keep(x), x)));
+            }
+            Mask::None => out.put(g.iter().zip(x).map(|(&g, &x)| dx_of(g, x))),
         }
     }
 }
@@ -296,6 +320,9 @@ impl Tensor {
             count,
         };
         let gamma_v = g.to_owned();
+        // Without a skip, ReLU's mask is that of batch norm's affine map, which the
+        // backward pass recomputes from x instead of reading y (see `Mask::Affine`).
+        let beta_v = (relu && skip.is_none()).then(|| b.to_owned());
         let x_shared = self.shared_value();
         let y_shared = relu.then(|| value.clone());
         let (name, upstream_inputs, upstream_backward) = match upstream {
@@ -325,12 +352,21 @@ impl Tensor {
             // give dbeta, dgamma and the input gradient. When the skip wants the
             // masked gradient too, it is written in the same pass and summed from
             // there.
+            let beta = beta_v.as_ref().map(|b| b.as_slice().expect("contiguous"));
+            let gamma = gamma_v.as_slice().expect("contiguous");
             let plane_sums = |at: usize| {
                 let ch = at / hw % c;
                 let (mean, inv) = (means[ch], inv_std[ch]);
                 let (g, x) = (&raw[at..at + hw], &xs[at..at + hw]);
-                match ys {
-                    Some(y) => {
+                match (ys, beta) {
+                    (Some(_), Some(beta)) => {
+                        let keep = affine_positive(gamma[ch], beta[ch], mean, inv);
+                        (
+                            sum_map2(g, x, |g, x| g * keep(x)),
+                            sum_map2(g, x, |g, x| (g * keep(x)) * ((x - mean) * inv)),
+                        )
+                    }
+                    (Some(y), None) => {
                         let y = &y[at..at + hw];
                         let m = |g: f32, y: f32| g * keep_if(y > 0.0, 1.0);
                         (
@@ -338,7 +374,7 @@ impl Tensor {
                             sum_map3(g, y, x, |g, y, x| m(g, y) * ((x - mean) * inv)),
                         )
                     }
-                    None => (sum(g), sum_map2(g, x, |g, x| g * ((x - mean) * inv))),
+                    (None, _) => (sum(g), sum_map2(g, x, |g, x| g * ((x - mean) * inv))),
                 }
             };
             let (masked, partials): (Option<Vec<f32>>, Vec<(f32, f32)>) = match ys {
@@ -372,17 +408,20 @@ impl Tensor {
                         })
                 })
                 .collect();
+            let mask = match (ys, beta) {
+                _ if premasked => Mask::None,
+                (_, Some(beta)) => Mask::Affine(beta),
+                (Some(y), None) => Mask::Output(y),
+                (None, None) => Mask::None,
+            };
             let planes = DxPlanes {
                 gs,
                 xs,
-                ys: y_shared
-                    .as_ref()
-                    .filter(|_| !premasked)
-                    .map(|y| y.as_slice().expect("standard layout")),
+                mask,
                 sums: &sums,
                 means,
                 inv_std,
-                gamma: gamma_v.as_slice().expect("contiguous"),
+                gamma,
                 c,
                 hw,
                 count,

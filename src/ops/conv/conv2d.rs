@@ -585,7 +585,8 @@ where
 
 /// A backward task's share of the input gradient `dx`.
 enum DxShare<'a> {
-    /// Not initialized: Winograd writes every pixel.
+    /// Not initialized: Winograd, or im2col's `col2im_written` (stride 2), writes
+    /// every pixel.
     Overwrite(&'a mut [MaybeUninit<f32>]),
     /// Zeroed: col2im and the direct loops add into it (the pointwise product
     /// overwrites it, and takes it zeroed for simplicity).
@@ -706,6 +707,13 @@ where
                         matmul(&gmat, &colt, true, &mut mat_mut(&mut dw, o, k, k));
                     }
                     match dx.as_mut() {
+                        Some(DxShare::Overwrite(dx)) if x_algorithm == Some(ConvAlgorithm::Im2col) => {
+                            matmul(&wt, &gmat, false, &mut mat_mut(col, k, ld, ld));
+                            for i in 0..b {
+                                let dx = &mut dx[(first + i) * image..(first + i + 1) * image];
+                                g.col2im_written(col, ld, i * p, dx);
+                            }
+                        }
                         Some(DxShare::Overwrite(dx)) => {
                             let (wg, u) = (winograd.as_ref(), u.as_ref());
                             let (wg, u) = (wg.expect("Winograd"), u.expect("transformed kernels"));
@@ -758,15 +766,17 @@ where
         // first, which also spares fresh pages a copy-on-write fault each (they map
         // to the shared zero page on a read; that was a quarter of the backward
         // time, measured).
-        let overwrites = x_algorithm == Some(ConvAlgorithm::Winograd);
+        let overwrites = x_algorithm == Some(ConvAlgorithm::Winograd)
+            || (x_algorithm == Some(ConvAlgorithm::Im2col) && g.col2im_writes());
         let (dx, partials) = fresh_with(n * image, chunk, true, |at, dx| {
             let x = &x[at..at + dx.len()];
             if !overwrites {
                 return task(at / image, x, Some(DxShare::Accumulate(dx.zeroed())));
             }
             let partial = task(at / image, x, Some(DxShare::Overwrite(dx.unwritten())));
-            // SAFETY: the task ran Winograd's `run` on every group of its images,
-            // which writes every pixel of every plane of each image (its `run` doc).
+            // SAFETY: the task ran Winograd's `run`, or `col2im_written`, on every
+            // group of its images, which write every pixel of every plane of each
+            // image (their docs).
             unsafe { dx.assume_written() };
             partial
         });

@@ -15,7 +15,7 @@
 //! matrix (`ld` is the row stride, `offset` the first column of this image), so small
 //! images can be batched into one product.
 
-use super::copy_row::copy_row_into;
+use super::copy_row::{copy_row_into, fill_zeros};
 
 /// The geometry of one conv2d: input plane, kernel, stride, dilation, padding and
 /// output plane.
@@ -310,7 +310,7 @@ impl ConvGeometry {
                         .zip(src.iter().step_by(sw))
                         .map(|(d, &v)| *d = v)
                         .count();
-                    dst[taken..].fill(0.0);
+                    fill_zeros(&mut dst[taken..]);
                 }
             }
         }

@@ -13,6 +13,8 @@
 //!   matrix product,
 //! - [`im2col_padded`](im2col_padded) — im2col of a dense kernel from each input
 //!   plane copied once with its padding,
+//! - [`col2im_stride2`](col2im_stride2) — the input gradient of stride-2 convs
+//!   gathered from the column matrix, each pixel written once,
 //! - [`copy_row`](copy_row) — the short row copies of im2col, col2im and
 //!   Winograd's output, inlined,
 //! - [`pooled_gradient`](pooled_gradient) — the weight gradient of a first layer
@@ -25,6 +27,7 @@
 //!   pools').
 
 mod algorithm;
+mod col2im_stride2;
 mod conv2d;
 mod conv_block;
 mod copy_row;

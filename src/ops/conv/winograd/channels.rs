@@ -152,7 +152,7 @@ impl Winograd {
                     let rows: [&[f32]; LANES] = std::array::from_fn(|k| &eight[(k * h + y) * w..][..cols]);
                     let at = ((y + top) * pw + left) * c + group * LANES;
                     for (x, to) in copy[at..].chunks_mut(c).take(cols).enumerate() {
-                        Lanes(std::array::from_fn(|k| rows[k][x])).store(to);
+                        Lanes::<LANES>(std::array::from_fn(|k| rows[k][x])).store(to);
                     }
                 }
             }

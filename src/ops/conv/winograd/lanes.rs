@@ -7,27 +7,29 @@
 //! operation in the same order as on one float: each lane gets the bits a float
 //! would.
 
-use std::ops::{Add, Mul, Sub};
+use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// Floats in a [`Lanes`]: one AVX2 vector (also the block that `transforms.rs`'s
 /// `map_to_6` ends a row with).
 pub(super) const LANES: usize = 8;
 
-/// Eight channels' values at one place of a tile.
+/// Eight channels' values at one place of a tile; or `L` neighbouring columns of
+/// a row, which `transforms.rs`'s `map_to_6` also takes four at a time (an SSE
+/// vector) for rows shorter than eight.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) struct Lanes(pub [f32; LANES]);
+pub(super) struct Lanes<const L: usize = LANES>(pub [f32; L]);
 
-impl Lanes {
-    /// The first eight floats of `s`.
+impl<const L: usize> Lanes<L> {
+    /// The first `L` floats of `s`.
     #[inline(always)]
-    pub fn load(s: &[f32]) -> Lanes {
-        Lanes(s[..LANES].try_into().expect("eight floats"))
+    pub fn load(s: &[f32]) -> Lanes<L> {
+        Lanes(s[..L].try_into().expect("L floats"))
     }
 
-    /// Writes the eight floats to the start of `s`.
+    /// Writes the `L` floats to the start of `s`.
     #[inline(always)]
     pub fn store(self, s: &mut [f32]) {
-        s[..LANES].copy_from_slice(&self.0);
+        s[..L].copy_from_slice(&self.0);
     }
 }
 
@@ -38,12 +40,12 @@ pub(super) trait Number: Copy + Add<Output = Self> + Sub<Output = Self> {}
 
 impl Number for f32 {}
 
-impl Number for Lanes {}
+impl<const L: usize> Number for Lanes<L> {}
 
-impl Add for Lanes {
-    type Output = Lanes;
+impl<const L: usize> Add for Lanes<L> {
+    type Output = Lanes<L>;
     #[inline(always)]
-    fn add(mut self, other: Lanes) -> Lanes {
+    fn add(mut self, other: Lanes<L>) -> Lanes<L> {
         for (a, b) in self.0.iter_mut().zip(other.0) {
             *a += b;
         }
@@ -51,10 +53,10 @@ impl Add for Lanes {
     }
 }
 
-impl Sub for Lanes {
-    type Output = Lanes;
+impl<const L: usize> Sub for Lanes<L> {
+    type Output = Lanes<L>;
     #[inline(always)]
-    fn sub(mut self, other: Lanes) -> Lanes {
+    fn sub(mut self, other: Lanes<L>) -> Lanes<L> {
         for (a, b) in self.0.iter_mut().zip(other.0) {
             *a -= b;
         }
@@ -62,13 +64,35 @@ impl Sub for Lanes {
     }
 }
 
-impl Mul<Lanes> for f32 {
-    type Output = Lanes;
+impl<const L: usize> Mul<Lanes<L>> for f32 {
+    type Output = Lanes<L>;
     #[inline(always)]
-    fn mul(self, mut v: Lanes) -> Lanes {
+    fn mul(self, mut v: Lanes<L>) -> Lanes<L> {
         for a in &mut v.0 {
             *a *= self;
         }
         v
+    }
+}
+
+impl<const L: usize> Div<f32> for Lanes<L> {
+    type Output = Lanes<L>;
+    #[inline(always)]
+    fn div(mut self, d: f32) -> Lanes<L> {
+        for a in &mut self.0 {
+            *a /= d;
+        }
+        self
+    }
+}
+
+impl<const L: usize> Neg for Lanes<L> {
+    type Output = Lanes<L>;
+    #[inline(always)]
+    fn neg(mut self) -> Lanes<L> {
+        for a in &mut self.0 {
+            *a = -*a;
+        }
+        self
     }
 }

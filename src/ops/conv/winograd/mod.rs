@@ -34,7 +34,7 @@ use std::mem::MaybeUninit;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
-use super::copy_row::copy_row;
+use super::copy_row::{copy_row, fill_zeros};
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 
@@ -312,7 +312,7 @@ impl Winograd {
         if t > slots {
             // The padding columns: their products are never read, but keep them finite.
             for row in v[..Self::POSITIONS * c * t].chunks_exact_mut(t) {
-                row[slots..].fill(0.0);
+                fill_zeros(&mut row[slots..]);
             }
         }
         self.prepare_columns(column_work, zero_row, images, self.input_columns());
@@ -374,7 +374,7 @@ impl Winograd {
             .chunks_exact_mut(t)
             .chain(m[..positions * o * t].chunks_exact_mut(t))
         {
-            row[slots..].fill(0.0);
+            fill_zeros(&mut row[slots..]);
         }
         self.prepare_columns(column_work, zero_row, images, self.input_columns());
         for ic in 0..c {
@@ -490,6 +490,10 @@ impl Winograd {
             gg: &mut [f32],
             block: &mut [f32],
         ) => kernel_block
+    );
+    multiversioned!(
+        /// See [`kernel_gradient_block`](Self::kernel_gradient_block).
+        fn transform_back(&self, uw: &[f32], oc: usize, gu: &mut [f32], dw: &mut [f32]) => kernel_gradient_block
     );
     multiversioned!(
         /// See [`input_transform_channels`](Self::input_transform_channels).

@@ -20,8 +20,9 @@
 //! The weight gradient's transforms are the transposes: `Ĝ = A·dY·Aᵀ` of the output
 //! gradient and `Gᵀ·Û·G` on the way back.
 
-use std::ops::Mul;
+use std::ops::{Div, Mul, Neg};
 
+use super::super::copy_row::fill_zeros;
 use super::lanes::{Lanes, Number, LANES};
 use super::phases::phases4;
 use super::{PlaneLayout, Winograd};
@@ -52,12 +53,12 @@ impl Winograd {
             for row in plane[..total].chunks_exact_mut(width) {
                 let (images_part, tail) = row.split_at_mut(images * period);
                 for image in images_part.chunks_exact_mut(period) {
-                    image[..x_lo].fill(0.0);
-                    image[x_lo + cols..].fill(0.0);
+                    fill_zeros(&mut image[..x_lo]);
+                    fill_zeros(&mut image[x_lo + cols..]);
                 }
-                tail.fill(0.0);
+                fill_zeros(tail);
             }
-            plane[total..].fill(0.0);
+            fill_zeros(&mut plane[total..]);
         }
     }
 
@@ -275,18 +276,57 @@ impl Winograd {
     pub(in crate::ops) fn weight_from_transformed(&self, uw: &[f32]) -> Vec<f32> {
         let (o, c) = (self.out_channels, self.channels);
         let mut dw = vec![0.0f32; o * c * 9];
+        let mut gu = vec![0.0f32; 6 * 3 * c];
         for oc in 0..o {
-            for ic in 0..c {
-                let u = |i: usize, j: usize| uw[((i * 6 + j) * o + oc) * c + ic];
-                // Gᵀ·Û column by column, then (Gᵀ·Û)·G row by row.
-                let gu: [[f32; 3]; 6] = std::array::from_fn(|j| gt_times(std::array::from_fn(|i| u(i, j))));
-                let kernel = &mut dw[(oc * c + ic) * 9..(oc * c + ic + 1) * 9];
-                for (i, row) in kernel.chunks_exact_mut(3).enumerate() {
-                    row.copy_from_slice(&gt_times(std::array::from_fn(|j| gu[j][i])));
+            self.transform_back(uw, oc, &mut gu, &mut dw[oc * c * 9..(oc + 1) * c * 9]);
+        }
+        dw
+    }
+
+    /// Output channel `oc`'s kernels of [`weight_from_transformed`](Self::weight_from_transformed)
+    /// into `dw` (`[C, 3, 3]`), through `gu` (`[6][3][C]`, `Gᵀ·Û` column by column),
+    /// eight input channels at a time as [`Lanes`]: one kernel at a time, its 36
+    /// divisions (by 6 and 24) were a float each, 1.2% of an R3 training step
+    /// (perf). The same operations on each kernel, so the same bits.
+    #[inline(always)]
+    pub(super) fn kernel_gradient_block(&self, uw: &[f32], oc: usize, gu: &mut [f32], dw: &mut [f32]) {
+        let (o, c) = (self.out_channels, self.channels);
+        let u = |i: usize, j: usize| &uw[((i * 6 + j) * o + oc) * c..][..c];
+        let whole = c - c % LANES;
+        // Gᵀ·Û column by column: gu[j][r] = (Gᵀ·Û[·, j])[r].
+        for j in 0..6 {
+            let column: [&[f32]; 6] = std::array::from_fn(|i| u(i, j));
+            for at in (0..whole).step_by(LANES) {
+                let x: [Lanes; 6] = std::array::from_fn(|i| Lanes::load(&column[i][at..]));
+                for (r, v) in gt_times(x).into_iter().enumerate() {
+                    v.store(&mut gu[(j * 3 + r) * c + at..]);
+                }
+            }
+            for ic in whole..c {
+                let x: [f32; 6] = std::array::from_fn(|i| column[i][ic]);
+                for (r, v) in gt_times(x).into_iter().enumerate() {
+                    gu[(j * 3 + r) * c + ic] = v;
                 }
             }
         }
-        dw
+        // (Gᵀ·Û)·G row by row: kernel row i from gu[·][i].
+        for i in 0..3 {
+            let row: [&[f32]; 6] = std::array::from_fn(|j| &gu[(j * 3 + i) * c..][..c]);
+            for at in (0..whole).step_by(LANES) {
+                let x: [Lanes; 6] = std::array::from_fn(|j| Lanes::load(&row[j][at..]));
+                let taps = gt_times(x);
+                for lane in 0..LANES {
+                    let kernel = &mut dw[(at + lane) * 9 + i * 3..][..3];
+                    for (k, v) in kernel.iter_mut().zip(&taps) {
+                        *k = v.0[lane];
+                    }
+                }
+            }
+            for ic in whole..c {
+                let x: [f32; 6] = std::array::from_fn(|j| row[j][ic]);
+                dw[ic * 9 + i * 3..][..3].copy_from_slice(&gt_times(x));
+            }
+        }
     }
 }
 
@@ -301,9 +341,13 @@ where
     [q[0], even + odd, even - odd, even4 + odd2, even4 - odd2, q[3]]
 }
 
-/// `Gᵀ·x` (3×6) for the weight gradient's way back from the transformed domain.
+/// `Gᵀ·x` (3×6) for the weight gradient's way back from the transformed domain
+/// (floats, or [`Lanes`] of eight kernels).
 #[inline(always)]
-fn gt_times(x: [f32; 6]) -> [f32; 3] {
+fn gt_times<T: Number + Div<f32, Output = T> + Neg<Output = T>>(x: [T; 6]) -> [T; 3]
+where
+    f32: Mul<T, Output = T>,
+{
     let (s12, d12) = (x[1] + x[2], x[1] - x[2]);
     let (s34, d34) = (x[3] + x[4], x[3] - x[4]);
     [
@@ -369,28 +413,44 @@ fn map_to_6<const N: usize>(
 ) {
     let n = r0.len();
     let mut r = [r0, r1, r2, r3, r4, r5];
-    if n < LANES {
+    // Whole vectors as [`Lanes`]; the rest as one more vector that overlaps the
+    // last one (its first columns are computed again, to the same values), because
+    // the column passes' rows are short (14 or 28 columns on R3) and their scalar
+    // remainders took more time than the vectorized loop (perf). Rows of 4 to 7
+    // (R3's 7×7 planes) take vectors of four the same way: a float at a time they
+    // were a sixth of the input transform's samples (perf, 2 threads). (Written as
+    // a loop over columns left for the compiler to vectorize, this was vectorized
+    // or left scalar depending on how the crate was cut into codegen units: an
+    // unrelated change elsewhere left it scalar, +40% instructions in the input
+    // transform of an R3 step, callgrind.) The same operations on each float in
+    // the same order either way, so the same bits.
+    if n >= LANES {
+        map_blocks::<LANES, N>(&d, &mut r, n, f);
+    } else if n >= 4 {
+        map_blocks::<4, N>(&d, &mut r, n, f);
+    } else {
         for x in 0..n {
             let y = f.apply(column(&d, x));
             for (r, y) in r.iter_mut().zip(y) {
                 r[x] = y;
             }
         }
-        return;
     }
-    // Whole vectors as [`Lanes`]; the rest as one more vector that overlaps the
-    // last one (its first columns are computed again, to the same values), because
-    // the column passes' rows are short (14 or 28 columns on R3) and their scalar
-    // remainders took more time than the vectorized loop (perf). (Written as a
-    // loop over columns left for the compiler to vectorize, this was vectorized or
-    // left scalar depending on how the crate was cut into codegen units: an
-    // unrelated change elsewhere left it scalar, +40% instructions in the input
-    // transform of an R3 step, callgrind.) The same operations on each float in
-    // the same order either way, so the same bits.
-    let last = (!n.is_multiple_of(LANES)).then_some(n - LANES);
-    for at in (0..n / LANES).map(|b| b * LANES).chain(last) {
-        let mut v = [Lanes([0.0; LANES]); N];
-        for (v, d) in v.iter_mut().zip(&d) {
+}
+
+/// [`map_to_6`] on rows of `n ≥ L` columns, `L` at a time, the last block
+/// overlapping the one before it when `L` does not divide `n`.
+#[inline(always)]
+fn map_blocks<const L: usize, const N: usize>(
+    d: &[&[f32]; N],
+    r: &mut [&mut [f32]; 6],
+    n: usize,
+    f: impl ToSix<N>,
+) {
+    let last = (!n.is_multiple_of(L)).then_some(n - L);
+    for at in (0..n / L).map(|b| b * L).chain(last) {
+        let mut v = [Lanes([0.0; L]); N];
+        for (v, d) in v.iter_mut().zip(d) {
             *v = Lanes::load(&d[at..]);
         }
         for (r, y) in r.iter_mut().zip(f.apply(v)) {
@@ -522,6 +582,32 @@ mod tests {
         let lhs: f32 = gt_times(x).iter().zip(&g).map(|(a, b)| a * b).sum();
         let rhs: f32 = x.iter().zip(&g_times(g[0], g[1], g[2])).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-5, "{lhs} vs {rhs}");
+    }
+
+    #[test]
+    fn weight_gradient_back_transform_is_gt_u_g_per_kernel_bit_for_bit() {
+        // Eight kernels at a time and a remainder (19 input channels): each kernel
+        // as `Gᵀ·Û·G` one at a time, the same bits.
+        let (o, c) = (3, 19);
+        let wg = Winograd::new(c, o, (6, 6), (0, 0), (4, 4));
+        let uw: Vec<f32> = (0..36 * o * c)
+            .map(|v| ((v * 7919) % 1013) as f32 / 97.0 - 5.0)
+            .collect();
+        let dw = wg.weight_from_transformed(&uw);
+        for oc in 0..o {
+            for ic in 0..c {
+                let u = |i: usize, j: usize| uw[((i * 6 + j) * o + oc) * c + ic];
+                let gu: [[f32; 3]; 6] = std::array::from_fn(|j| gt_times(std::array::from_fn(|i| u(i, j))));
+                for i in 0..3 {
+                    let want = gt_times(std::array::from_fn(|j| gu[j][i]));
+                    let got = &dw[(oc * c + ic) * 9 + i * 3..][..3];
+                    assert!(
+                        got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "kernel ({oc}, {ic}) row {i}: {got:?}, want {want:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
