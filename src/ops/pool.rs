@@ -214,7 +214,7 @@ impl Tensor {
             let mut dx = ArrayD::zeros(IxDyn(&input_shape));
             if !g.is_empty() {
                 let dx_planes = dx.as_slice_mut().expect("standard layout");
-                for_each_piece_mut(dx_planes, plane, 1, &|p, dx| {
+                for_each_piece_mut(dx_planes, plane, min_pieces(plane), &|p, dx| {
                     plane_backward(p, &g[p * out_plane..(p + 1) * out_plane], dx)
                 });
             }
@@ -235,8 +235,10 @@ impl Tensor {
         let plane = shape[2] * shape[3];
         let x = self.value().as_standard_layout();
         let x = x.as_slice().expect("standard layout");
-        // At batch 1 (R3's 64 planes of 7×7) a split handed the planes to the pool and
-        // waited for a sleeping thread: a tenth of R3's batch-1 latency (perf).
+        // Split as every pass here, by `min_pieces`: at batch 1 (R3's 64 planes of
+        // 7×7) a split by plane handed them to a sleeping pool thread and waited, a
+        // tenth of R3's batch-1 latency (perf); the backward passes, which attribution
+        // runs on one image, split the same way.
         let out: Vec<f32> = map_indices(x.len() / plane, min_pieces(plane), |p| {
             x[p * plane..(p + 1) * plane].iter().sum::<f32>() / plane as f32
         });
@@ -246,7 +248,9 @@ impl Tensor {
             let g = g.as_slice().expect("standard layout");
             let mut dx = ArrayD::zeros(IxDyn(&shape));
             let dx_planes = dx.as_slice_mut().expect("standard layout");
-            for_each_piece_mut(dx_planes, plane, 1, &|p, dx| dx.fill(g[p] / plane as f32));
+            for_each_piece_mut(dx_planes, plane, min_pieces(plane), &|p, dx| {
+                dx.fill(g[p] / plane as f32)
+            });
             vec![Some(dx)]
         })
     }
