@@ -189,6 +189,19 @@ impl Tensor {
         Tensor::push_op(name, value.into(), recorded, backward)
     }
 
+    /// Records `value`, `input`'s elements under another shape (see
+    /// `NodeKind::Reshape`).
+    pub(crate) fn record_reshape(input: &Tensor, value: ArrayD<f32>) -> Tensor {
+        let node = match (&input.tape, input.node) {
+            (Some(tape), Some(node)) => Some(tape.push(NodeKind::Reshape {
+                input: node,
+                shape: input.shape().to_vec(),
+            })),
+            _ => None,
+        };
+        Tensor::from_parts(Arc::new(value), input.tape.clone(), node)
+    }
+
     /// The tape `inputs` are on (all on one, checked), and their nodes if any of
     /// them is recorded.
     fn recorded_inputs<'t>(

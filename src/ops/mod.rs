@@ -17,7 +17,7 @@ pub(crate) mod parallel;
 mod penalty;
 mod pool;
 mod reduce;
-mod shape;
+pub(crate) mod shape;
 mod softmax;
 
 pub use batch_norm::BatchStats;

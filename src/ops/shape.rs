@@ -14,6 +14,13 @@ fn copy(a: &ArrayD<f32>) -> ArrayD<f32> {
     map(a, |v| v)
 }
 
+/// `a`'s elements (row-major order) under `shape`: the same buffer when `a` is in
+/// standard layout, else a copy.
+pub(crate) fn reshape_owned(a: ArrayD<f32>, shape: &[usize]) -> ArrayD<f32> {
+    let a = if a.is_standard_layout() { a } else { copy(&a) };
+    a.into_shape_with_order(IxDyn(shape)).expect("same element count")
+}
+
 impl Tensor {
     /// The same elements (row-major order) under a new shape with as many elements.
     pub fn reshape(&self, shape: &[usize]) -> Tensor {
@@ -25,17 +32,7 @@ impl Tensor {
             self.shape(),
             self.len()
         );
-        let value = copy(self.value())
-            .into_shape_with_order(IxDyn(shape))
-            .expect("element count checked");
-        let original = self.shape().to_vec();
-        Tensor::record("reshape", &[self], value, move |g, _| {
-            vec![Some(
-                copy(g)
-                    .into_shape_with_order(IxDyn(&original))
-                    .expect("same count"),
-            )]
-        })
+        Tensor::record_reshape(self, reshape_owned(copy(self.value()), shape))
     }
 
     /// Flattens all axes but the first: `[N, C, H, W]` → `[N, C·H·W]`.

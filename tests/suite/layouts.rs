@@ -160,6 +160,28 @@ fn reshape_copies_any_layout_in_logical_order() {
 }
 
 #[test]
+fn reshape_backward_moves_a_row_major_gradient_and_copies_any_other() {
+    let a = random_like(&[4, 3, 5, 5], 6);
+    let g = random_like(&[4, 75], 7);
+    for (name, g) in std::iter::once(("row-major", g.clone())).chain(other_layouts(&g)) {
+        let tape = Tape::new();
+        let x = tape.input_with_grad(a.clone());
+        let upstream = g.clone();
+        let at = upstream.as_ptr();
+        let grads = x.flatten().backward_with(upstream);
+        let dx = grads.wrt(&x).unwrap();
+        assert_eq!(dx.shape(), a.shape(), "{name}");
+        assert!(dx.iter().eq(g.iter()), "{name}: gradient in logical order");
+        // Row-major, the gradient reaches x in the buffer it came in: no copy.
+        assert_eq!(
+            dx.as_ptr() == at,
+            name == "row-major",
+            "{name}: moved, not copied"
+        );
+    }
+}
+
+#[test]
 fn parameters_set_from_any_layout_train() {
     let w = random_like(&[5, 3], 4);
     let x = random_like(&[2, 5], 5);
