@@ -332,15 +332,7 @@ impl Winograd {
         let (first_pass, out_rows) = rows.split_at_mut(24 * slots);
         for oc in 0..o {
             self.transform_output(m, images, oc * t, o * t, out_rows, first_pass);
-            for image in 0..images {
-                let at = image * out_layout.image_stride + oc * out_layout.channel_stride;
-                self.copy_output(
-                    &out_rows[..TILE * TILE * slots],
-                    images,
-                    image,
-                    &mut out[at..at + self.oh * self.ow],
-                );
-            }
+            self.write_outputs(&out_rows[..TILE * TILE * slots], images, oc, out, out_layout);
         }
     }
 
@@ -396,10 +388,29 @@ impl Winograd {
         }
     }
 
+    /// Channel `oc`'s output plane of every image of a group of `images`, from the
+    /// `rows` that [`transform_output`](Self::transform_output) wrote, into `out`
+    /// (laid out as `layout`).
+    #[inline(always)]
+    fn output_planes(
+        &self,
+        rows: &[f32],
+        images: usize,
+        oc: usize,
+        out: &mut [MaybeUninit<f32>],
+        layout: PlaneLayout,
+    ) {
+        for image in 0..images {
+            let at = image * layout.image_stride + oc * layout.channel_stride;
+            self.copy_output(rows, images, image, &mut out[at..at + self.oh * self.ow]);
+        }
+    }
+
     /// Image `image`'s output plane `out` (`oh × ow`) from the `rows` that
     /// [`transform_output`](Self::transform_output) wrote for a group of `images`,
     /// dropping the spare slots and the outputs past the plane's bottom or right
     /// edge.
+    #[inline(always)]
     fn copy_output(&self, rows: &[f32], images: usize, image: usize, out: &mut [MaybeUninit<f32>]) {
         let width = self.row_width(images);
         let base = image * self.period();
@@ -508,6 +519,19 @@ impl Winograd {
             out: &mut [f32],
             layout: PlaneLayout,
         ) => output_transform_channels
+    );
+    multiversioned!(
+        /// See [`output_planes`](Self::output_planes): the copies of short rows are
+        /// vector moves of 8 floats instead of 4 (R2's second conv, forward and input
+        /// gradient: 3.7M floats a step).
+        fn write_outputs(
+            &self,
+            rows: &[f32],
+            images: usize,
+            oc: usize,
+            out: &mut [MaybeUninit<f32>],
+            layout: PlaneLayout,
+        ) => output_planes
     );
     multiversioned!(
         /// See [`output_transform`](Self::output_transform).
