@@ -192,14 +192,30 @@ impl Tensor {
     /// Records `value`, `input`'s elements under another shape (see
     /// `NodeKind::Reshape`).
     pub(crate) fn record_reshape(input: &Tensor, value: ArrayD<f32>) -> Tensor {
-        let node = match (&input.tape, input.node) {
+        let node = input.reshape_node();
+        Tensor::from_parts(Arc::new(value), input.tape.clone(), node)
+    }
+
+    /// [`record_reshape`](Tensor::record_reshape) of a tensor given up: `reshape`
+    /// turns its value (shared or not) into the result's.
+    pub(crate) fn record_reshape_owned(
+        self,
+        reshape: impl FnOnce(Arc<ArrayD<f32>>) -> ArrayD<f32>,
+    ) -> Tensor {
+        let node = self.reshape_node();
+        let Tensor { value, tape, .. } = self;
+        Tensor::from_parts(Arc::new(reshape(value)), tape, node)
+    }
+
+    /// The node of a reshape of this tensor, if it is recorded.
+    fn reshape_node(&self) -> Option<usize> {
+        match (&self.tape, self.node) {
             (Some(tape), Some(node)) => Some(tape.push(NodeKind::Reshape {
                 input: node,
-                shape: input.shape().to_vec(),
+                shape: self.shape().to_vec(),
             })),
             _ => None,
-        };
-        Tensor::from_parts(Arc::new(value), input.tape.clone(), node)
+        }
     }
 
     /// The tape `inputs` are on (all on one, checked), and their nodes if any of

@@ -112,9 +112,14 @@ impl FromConfig for LeakyReLU {
 pub struct Flatten;
 
 impl Module for Flatten {
-    fn forward(&mut self, x: &Tensor, _mode: Mode) -> Tensor {
-        let probe = Probe::start(x);
-        let y = x.flatten();
+    fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
+        self.forward_owned(x.clone(), mode)
+    }
+
+    fn forward_owned(&mut self, x: Tensor, _mode: Mode) -> Tensor {
+        let probe = Probe::start(&x);
+        let shape = [x.shape()[0], x.shape()[1..].iter().product()];
+        let y = x.into_reshape(&shape);
         probe.finish(self, &y);
         y
     }

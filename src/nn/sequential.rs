@@ -150,7 +150,7 @@ impl Module for Sequential {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Tensor {
         let mut x = x.clone();
         for i in 0..self.layers.len() {
-            x = self.layers[i].1.forward(&x, mode);
+            x = self.layers[i].1.forward_owned(x, mode);
             child_output(self, &self.layers[i].0, &x);
         }
         x

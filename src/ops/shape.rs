@@ -1,6 +1,8 @@
 //! Shape changes: reshape and flatten (the same elements in the same order), and
 //! permute and transpose (the axes reordered).
 
+use std::sync::Arc;
+
 use ndarray::{ArrayD, IxDyn};
 
 use super::elementwise::map;
@@ -24,6 +26,30 @@ pub(crate) fn reshape_owned(a: ArrayD<f32>, shape: &[usize]) -> ArrayD<f32> {
 impl Tensor {
     /// The same elements (row-major order) under a new shape with as many elements.
     pub fn reshape(&self, shape: &[usize]) -> Tensor {
+        self.check_reshape(shape);
+        Tensor::record_reshape(self, reshape_owned(copy(self.value()), shape))
+    }
+
+    /// [`reshape`](Tensor::reshape) of a tensor given up: when no other handle
+    /// shares its value and that is in standard layout, the result keeps the
+    /// buffer (no copy), like a PyTorch `view`.
+    ///
+    /// ```
+    /// use ferrocnn::Tensor;
+    /// let x = Tensor::new(ndarray::Array2::<f32>::ones((2, 6)).into_dyn());
+    /// let at = x.value().as_ptr();
+    /// let y = x.into_reshape(&[2, 3, 2]);
+    /// assert_eq!((y.shape(), y.value().as_ptr()), (&[2, 3, 2][..], at));
+    /// ```
+    pub fn into_reshape(self, shape: &[usize]) -> Tensor {
+        self.check_reshape(shape);
+        self.record_reshape_owned(|value| match Arc::try_unwrap(value) {
+            Ok(owned) => reshape_owned(owned, shape),
+            Err(shared) => reshape_owned(copy(&shared), shape),
+        })
+    }
+
+    fn check_reshape(&self, shape: &[usize]) {
         let n: usize = shape.iter().product();
         assert_eq!(
             n,
@@ -32,7 +58,6 @@ impl Tensor {
             self.shape(),
             self.len()
         );
-        Tensor::record_reshape(self, reshape_owned(copy(self.value()), shape))
     }
 
     /// Flattens all axes but the first: `[N, C, H, W]` → `[N, C·H·W]`.

@@ -71,6 +71,9 @@ fn reshape_and_flatten() {
     let a = rand(&[2, 3, 4, 1], 3);
     check(vec![a.clone()], |t| t[0].reshape(&[6, 4]));
     check(vec![a.clone()], |t| t[0].flatten());
+    // Given up: a shared value is copied, an unshared one (a product's) kept.
+    check(vec![a.clone()], |t| t[0].clone().into_reshape(&[4, 6]));
+    check(vec![a.clone()], |t| t[0].mul(&t[0]).into_reshape(&[4, 6]));
 }
 
 #[test]

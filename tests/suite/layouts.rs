@@ -182,6 +182,30 @@ fn reshape_backward_moves_a_row_major_gradient_and_copies_any_other() {
 }
 
 #[test]
+fn flatten_in_a_sequential_keeps_an_unshared_buffer_and_copies_a_shared_one() {
+    let tape = Tape::new();
+    let x = tape.input(random_like(&[4, 3, 5, 5], 8));
+    let mut net = ferrocnn::nn::Sequential::new()
+        .add(ferrocnn::nn::Flatten)
+        .add(ferrocnn::nn::Flatten);
+    // The caller keeps `x`, so the first Flatten copies; the second gets the
+    // first's output, which nothing else holds, and keeps its buffer.
+    let mut first = ferrocnn::nn::Flatten;
+    let copied = first.forward(&x, Mode::Train);
+    assert_ne!(
+        copied.value().as_ptr(),
+        x.value().as_ptr(),
+        "a shared value is copied"
+    );
+    let at = copied.value().as_ptr();
+    let kept = first.forward_owned(copied, Mode::Train);
+    assert_eq!(kept.value().as_ptr(), at, "an unshared value is kept");
+    let y = net.forward(&x, Mode::Train);
+    assert_eq!(y.shape(), &[4, 75]);
+    assert!(y.value().iter().eq(x.value().iter()), "values in logical order");
+}
+
+#[test]
 fn parameters_set_from_any_layout_train() {
     let w = random_like(&[5, 3], 4);
     let x = random_like(&[2, 5], 5);
