@@ -107,8 +107,8 @@ impl Dropout {
         match mode {
             Mode::Eval => x.clone(),
             Mode::Train => {
-                // Mix the counter into the seed (splitmix64 constant) so consecutive
-                // passes get unrelated masks.
+                // A seed per pass (the op hashes it before use, so these
+                // neighbouring seeds start its generator at unrelated points).
                 let seed = self.seed ^ self.calls.wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 self.calls += 1;
                 x.dropout(self.p, seed)

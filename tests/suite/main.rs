@@ -33,6 +33,7 @@ mod data_dataset;
 mod data_files;
 mod data_folder;
 mod data_idx;
+mod dropout;
 mod explore_browser;
 mod finetune;
 mod gradcheck_ops;
