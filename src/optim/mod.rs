@@ -79,10 +79,7 @@ pub use schedule::LrSchedule;
 pub use sgd::{SGDConfig, SGD};
 
 /// Updates parameters from gradients. Object safe: `Box<dyn Optimizer>` works.
-///
-/// `Send`, like [`Module`](crate::nn::Module): [`train_step`](crate::train::train_step)
-/// runs the update on a thread of the pool.
-pub trait Optimizer: Send {
+pub trait Optimizer {
     /// One update of `params` (always the same list, in the same order) from
     /// `grads`. Frozen parameters and parameters without a gradient are skipped.
     fn step(&mut self, params: &mut [&mut Param], grads: &Gradients);

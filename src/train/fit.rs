@@ -23,23 +23,7 @@ use crate::tensor::Tensor;
 /// number of correct predictions, or the [`Fault`] of a failed numerical check
 /// (see [`health`]). On a fault before the update (input, loss or gradients) the
 /// parameters are left as they were.
-///
-/// The step runs on a thread of rayon's pool (the caller's own if it is one, else
-/// the global pool's; the caller waits), so that each of its ops splits its work
-/// from inside the pool. Called from outside, every op of the step was handed to
-/// the pool and waited for on its own, a wake-up and a sleep of the caller per op:
-/// measured, R1's step took 3% longer and R2's 1–2%.
 pub fn train_step(
-    model: &mut dyn Module,
-    optimizer: &mut dyn Optimizer,
-    x: ndarray::Array4<f32>,
-    y: &[usize],
-    opts: &FitOptions,
-) -> Result<(f32, usize), Fault> {
-    rayon::scope(|_| train_step_in_pool(model, optimizer, x, y, opts))
-}
-
-fn train_step_in_pool(
     model: &mut dyn Module,
     optimizer: &mut dyn Optimizer,
     x: ndarray::Array4<f32>,
@@ -370,56 +354,5 @@ mod tests {
             "the step changed the weight"
         );
         assert_eq!(before, after);
-    }
-
-    /// SGD that notes, on each step, the pool thread it runs on (`None`: not one).
-    struct WhereSgd(SGD, Vec<Option<usize>>);
-
-    impl Optimizer for WhereSgd {
-        fn step(&mut self, params: &mut [&mut crate::Param], grads: &crate::tape::Gradients) {
-            self.1.push(rayon::current_thread_index());
-            self.0.step(params, grads);
-        }
-        fn lr(&self) -> f64 {
-            self.0.lr()
-        }
-        fn set_lr(&mut self, lr: f64) {
-            self.0.set_lr(lr);
-        }
-        fn kind(&self) -> crate::optim::OptimizerKind {
-            self.0.kind()
-        }
-        fn state(&self) -> crate::optim::OptimizerState {
-            self.0.state()
-        }
-        fn load_state(
-            &mut self,
-            state: crate::optim::OptimizerState,
-        ) -> Result<(), crate::optim::OptimError> {
-            self.0.load_state(state)
-        }
-    }
-
-    #[test]
-    fn train_step_runs_on_a_pool_thread_the_callers_own_if_it_is_one() {
-        let pixels: Vec<u8> = (0..16).map(|i| (i * 16) as u8).collect();
-        let data = Dataset::from_raw(pixels, vec![0, 1, 0, 1], 1, 2, 2).unwrap();
-        let rng = &mut rand::SeedableRng::seed_from_u64(0);
-        let mut model = Sequential::new().add(Flatten).add(Linear::new(4, 2, rng));
-        let mut opt = WhereSgd(SGD::new(SGDConfig::default()), Vec::new());
-        let step = |model: &mut Sequential, opt: &mut WhereSgd| {
-            let batch = data.batch(&[0, 1, 2, 3]);
-            train_step(model, opt, batch.x, &batch.y, &FitOptions::default()).unwrap();
-        };
-        assert_eq!(rayon::current_thread_index(), None, "the test's own thread");
-        step(&mut model, &mut opt);
-        assert!(opt.1[0].is_some(), "handed to the global pool");
-        // Inside another pool the step stays on the caller's thread, in that pool.
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        let caller = pool.install(|| {
-            step(&mut model, &mut opt);
-            rayon::current_thread_index()
-        });
-        assert_eq!(opt.1[1], caller);
     }
 }
