@@ -86,7 +86,7 @@ pub trait Module: Any + Send + ModuleBase {
     /// module whose output can reuse the input's buffer takes it: [`Flatten`](super::Flatten)
     /// returns the same elements under a new shape without copying them (R2's
     /// 2.4 MB of activations, every step) when no other handle shares them.
-    /// Containers call it for each child. The default is `self.forward(&x, mode)`;
+    /// [`Sequential`](super::Sequential) calls it for each child. The default is `self.forward(&x, mode)`;
     /// override it only where a buffer can be reused, with the same result.
     fn forward_owned(&mut self, x: Tensor, mode: Mode) -> Tensor {
         self.forward(&x, mode)

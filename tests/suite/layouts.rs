@@ -182,24 +182,25 @@ fn reshape_backward_moves_a_row_major_gradient_and_copies_any_other() {
 }
 
 #[test]
-fn flatten_in_a_sequential_keeps_an_unshared_buffer_and_copies_a_shared_one() {
+fn flatten_keeps_an_unshared_buffer_and_copies_a_shared_one() {
     let tape = Tape::new();
     let x = tape.input(random_like(&[4, 3, 5, 5], 8));
-    let mut net = ferrocnn::nn::Sequential::new()
-        .add(ferrocnn::nn::Flatten)
-        .add(ferrocnn::nn::Flatten);
-    // The caller keeps `x`, so the first Flatten copies; the second gets the
-    // first's output, which nothing else holds, and keeps its buffer.
-    let mut first = ferrocnn::nn::Flatten;
-    let copied = first.forward(&x, Mode::Train);
+    let mut flatten = ferrocnn::nn::Flatten;
+    // Borrowed (the caller keeps `x`): a copy.
+    let copied = flatten.forward(&x, Mode::Train);
     assert_ne!(
         copied.value().as_ptr(),
         x.value().as_ptr(),
         "a shared value is copied"
     );
+    // Given up with no other handle: the same buffer.
     let at = copied.value().as_ptr();
-    let kept = first.forward_owned(copied, Mode::Train);
+    let kept = flatten.forward_owned(copied, Mode::Train);
     assert_eq!(kept.value().as_ptr(), at, "an unshared value is kept");
+    // A Sequential hands each child its input; the values are those of a copy.
+    let mut net = ferrocnn::nn::Sequential::new()
+        .add(ferrocnn::nn::Flatten)
+        .add(ferrocnn::nn::Flatten);
     let y = net.forward(&x, Mode::Train);
     assert_eq!(y.shape(), &[4, 75]);
     assert!(y.value().iter().eq(x.value().iter()), "values in logical order");
