@@ -300,24 +300,8 @@ fn update<const COUPLED: bool, const NEAR_START: bool>(
     finite
 }
 
-/// [`update`] compiled for AVX-512.
-///
-/// # Safety
-/// The CPU has AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn update_avx512_unchecked<const COUPLED: bool, const NEAR_START: bool>(
-    k: &Elementwise,
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-) -> bool {
-    update::<COUPLED, NEAR_START>(k, p, g, m, v)
-}
-
-/// [`update_avx512_unchecked`] as an [`Update`]; [`pick_update`] hands it out only
-/// on a CPU with AVX-512F.
+/// [`update`] compiled for AVX-512, as an [`Update`]; [`pick_update`] hands it out
+/// only on a CPU with AVX-512F.
 #[cfg(target_arch = "x86_64")]
 fn update_avx512<const COUPLED: bool, const NEAR_START: bool>(
     k: &Elementwise,
@@ -326,9 +310,19 @@ fn update_avx512<const COUPLED: bool, const NEAR_START: bool>(
     m: &mut [f32],
     v: &mut [f32],
 ) -> bool {
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run<const C: bool, const N: bool>(
+        k: &Elementwise,
+        p: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+    ) -> bool {
+        update::<C, N>(k, p, g, m, v)
+    }
     // SAFETY: `pick_update` returns this function only when `cpu::avx512()`
     // found AVX-512F.
-    unsafe { update_avx512_unchecked::<COUPLED, NEAR_START>(k, p, g, m, v) }
+    unsafe { run::<COUPLED, NEAR_START>(k, p, g, m, v) }
 }
 
 /// Checks the saved moments are consistent with each other.
