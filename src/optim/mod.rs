@@ -79,7 +79,10 @@ pub use schedule::LrSchedule;
 pub use sgd::{SGDConfig, SGD};
 
 /// Updates parameters from gradients. Object safe: `Box<dyn Optimizer>` works.
-pub trait Optimizer {
+///
+/// `Send`, like [`Module`](crate::nn::Module): [`fit`](crate::train::fit) runs
+/// the epoch on a thread of the pool.
+pub trait Optimizer: Send {
     /// One update of `params` (always the same list, in the same order) from
     /// `grads`. Frozen parameters and parameters without a gradient are skipped.
     fn step(&mut self, params: &mut [&mut Param], grads: &Gradients);

@@ -151,76 +151,20 @@ fn fit_dyn(
     let batches_per_epoch = train.len().div_ceil(opts.batch_size);
     let mut history = Vec::new();
     for epoch in opts.start_epoch..=opts.epochs {
-        let bar = progress_bar(opts.progress, batches_per_epoch, epoch, opts.epochs);
         let start = Instant::now();
-        let resuming = epoch == opts.start_epoch && opts.start_batch > 0;
-        let (mut loss_sum, mut correct, mut seen) = if resuming { opts.start_totals } else { (0.0, 0, 0) };
-        let skip = if resuming { opts.start_batch } else { 0 };
-        bar.inc(skip as u64);
-        let order = Order::Shuffle(opts.seed.wrapping_add(epoch as u64));
-        let batches = train.batches(opts.batch_size, order, opts.augment.as_ref());
-        // The order and each sample's augmentation depend only on the seed, so after
-        // skipping the batches already trained, the rest are exactly those an
-        // uninterrupted run would see.
-        for (b, batch) in batches.enumerate().skip(skip) {
-            if let Some(schedule) = &opts.schedule {
-                optimizer.set_lr(schedule.lr_at((epoch - 1) * batches_per_epoch + b));
-            }
-            let n = batch.len();
-            let stepped = train_step(model, optimizer, batch.x, &batch.y, opts);
-            let (loss, ok) = match stepped.and_then(|(loss, ok)| watch.observe(loss).map(|()| (loss, ok))) {
-                Ok(step) => step,
-                Err(fault) => {
-                    bar.abandon();
-                    let fault = match fault {
-                        Fault::Input { sample, index, value } => Fault::Input {
-                            sample: batch.indices[sample],
-                            index,
-                            value,
-                        },
-                        other => other,
-                    };
-                    return Err(TrainError::Numerical {
-                        epoch,
-                        batch: b + 1,
-                        fault,
-                    });
-                }
-            };
-            loss_sum += f64::from(loss) * n as f64;
-            correct += ok;
-            seen += n;
-            let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "loss {:.4}  acc {:.2}%  {:.0} img/s",
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
-                rate
-            ));
-            bar.inc(1);
-            if let Some(hook) = &opts.on_step {
-                let step = StepStats {
-                    epoch,
-                    batch: b + 1,
-                    batches_per_epoch,
-                    loss,
-                    accuracy: ok as f64 / n.max(1) as f64,
-                    lr: optimizer.lr(),
-                };
-                hook.call(&step, &*model);
-            }
-            if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) && b + 1 < batches_per_epoch {
-                bar.abandon();
-                return Err(TrainError::Interrupted {
-                    epoch,
-                    batches_done: b + 1,
-                    totals: (loss_sum, correct, seen),
-                });
-            }
-        }
-        bar.finish_and_clear();
+        let (loss_sum, correct, seen) = in_pool(|| {
+            run_epoch(
+                model,
+                optimizer,
+                train,
+                opts,
+                &mut watch,
+                epoch,
+                batches_per_epoch,
+            )
+        })?;
         let seconds = start.elapsed().as_secs_f64();
-        let eval_result = eval.map(|d| evaluate_checked(model, d, opts.eval_batch_size, classes));
+        let eval_result = in_pool(|| eval.map(|d| evaluate_checked(model, d, opts.eval_batch_size, classes)));
         let stats = EpochStats {
             epoch,
             train_loss: loss_sum / seen as f64,
@@ -238,6 +182,101 @@ fn fit_dyn(
         history.push(stats);
     }
     Ok(history)
+}
+
+/// Runs `f` on a thread of rayon's pool and waits for it: on the caller's own
+/// thread if it is one (a user's `ThreadPool::install`), else on the global pool's.
+///
+/// Why: an op splits its work with rayon. Called from outside the pool, each op's
+/// work is handed to the pool and the caller sleeps until it is done, a wake-up per
+/// op; from inside, the calling thread takes part. Measured on whole epochs
+/// (BENCHMARKS.md, session 16). A whole epoch goes in at once, not each step: one
+/// handoff per step put the step's allocations on whichever pool thread took it,
+/// and R3's peak memory rose by a third (session 15).
+fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
+/// The training steps of one epoch (the rest of it, when resuming): the sums of the
+/// loss, of the correct predictions and of the samples seen.
+fn run_epoch(
+    model: &mut dyn Module,
+    optimizer: &mut dyn Optimizer,
+    train: &Dataset,
+    opts: &FitOptions,
+    watch: &mut LossWatch,
+    epoch: usize,
+    batches_per_epoch: usize,
+) -> Result<(f64, usize, usize), TrainError> {
+    let bar = progress_bar(opts.progress, batches_per_epoch, epoch, opts.epochs);
+    let start = Instant::now();
+    let resuming = epoch == opts.start_epoch && opts.start_batch > 0;
+    let (mut loss_sum, mut correct, mut seen) = if resuming { opts.start_totals } else { (0.0, 0, 0) };
+    let skip = if resuming { opts.start_batch } else { 0 };
+    bar.inc(skip as u64);
+    let order = Order::Shuffle(opts.seed.wrapping_add(epoch as u64));
+    let batches = train.batches(opts.batch_size, order, opts.augment.as_ref());
+    // The order and each sample's augmentation depend only on the seed, so after
+    // skipping the batches already trained, the rest are exactly those an
+    // uninterrupted run would see.
+    for (b, batch) in batches.enumerate().skip(skip) {
+        if let Some(schedule) = &opts.schedule {
+            optimizer.set_lr(schedule.lr_at((epoch - 1) * batches_per_epoch + b));
+        }
+        let n = batch.len();
+        let stepped = train_step(model, optimizer, batch.x, &batch.y, opts);
+        let (loss, ok) = match stepped.and_then(|(loss, ok)| watch.observe(loss).map(|()| (loss, ok))) {
+            Ok(step) => step,
+            Err(fault) => {
+                bar.abandon();
+                let fault = match fault {
+                    Fault::Input { sample, index, value } => Fault::Input {
+                        sample: batch.indices[sample],
+                        index,
+                        value,
+                    },
+                    other => other,
+                };
+                return Err(TrainError::Numerical {
+                    epoch,
+                    batch: b + 1,
+                    fault,
+                });
+            }
+        };
+        loss_sum += f64::from(loss) * n as f64;
+        correct += ok;
+        seen += n;
+        let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "loss {:.4}  acc {:.2}%  {:.0} img/s",
+            loss_sum / seen as f64,
+            100.0 * correct as f64 / seen as f64,
+            rate
+        ));
+        bar.inc(1);
+        if let Some(hook) = &opts.on_step {
+            let step = StepStats {
+                epoch,
+                batch: b + 1,
+                batches_per_epoch,
+                loss,
+                accuracy: ok as f64 / n.max(1) as f64,
+                lr: optimizer.lr(),
+            };
+            hook.call(&step, &*model);
+        }
+        if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) && b + 1 < batches_per_epoch {
+            bar.abandon();
+            return Err(TrainError::Interrupted {
+                epoch,
+                batches_done: b + 1,
+                totals: (loss_sum, correct, seen),
+            });
+        }
+    }
+    bar.finish_and_clear();
+    Ok((loss_sum, correct, seen))
 }
 
 /// One line per epoch: what Keras prints at the end of an epoch.
@@ -329,6 +368,48 @@ mod tests {
         assert_ne!(seen[0].4, initial, "the hook runs after the update");
         assert_eq!(&seen[5].4, model.parameters()[0].value());
         assert_eq!(history.len(), 2);
+    }
+
+    #[test]
+    fn fit_trains_on_a_pool_thread_the_callers_own_if_it_is_one() {
+        let pixels: Vec<u8> = (0..32).map(|i| (i * 8) as u8).collect();
+        let data = Dataset::from_raw(pixels, vec![0, 1, 0, 1, 1, 0, 1, 0], 1, 2, 2).unwrap();
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let sink = threads.clone();
+        let options = FitOptions {
+            epochs: 2,
+            batch_size: 4,
+            progress: Progress::Silent,
+            on_step: Some(StepHook::new(move |_, _| {
+                sink.lock().unwrap().push(rayon::current_thread_index());
+            })),
+            ..Default::default()
+        };
+        let train = |options: &FitOptions| {
+            let rng = &mut rand::SeedableRng::seed_from_u64(0);
+            let mut model = Sequential::new().add(Flatten).add(Linear::new(4, 2, rng));
+            let mut sgd = SGD::new(SGDConfig::default());
+            let caller = rayon::current_thread_index();
+            fit(&mut model, &mut sgd, &data, None, options, |_, _, _| {
+                assert_eq!(rayon::current_thread_index(), caller, "the epoch's callback");
+                Ok(())
+            })
+            .unwrap();
+            caller
+        };
+        assert_eq!(rayon::current_thread_index(), None, "the test's own thread");
+        train(&options);
+        let seen = std::mem::take(&mut *threads.lock().unwrap());
+        assert_eq!(seen.len(), 4);
+        assert!(
+            seen.iter().all(Option::is_some),
+            "handed to the global pool: {seen:?}"
+        );
+        // Inside the caller's own pool, the steps stay on the caller's thread.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let caller = pool.install(|| train(&options));
+        assert!(caller.is_some());
+        assert_eq!(*threads.lock().unwrap(), vec![caller; 4]);
     }
 
     #[test]
