@@ -19,7 +19,8 @@
 use ndarray::{ArrayD, IxDyn};
 
 use super::elementwise::min_pieces;
-use super::max_pool_plane::{max_pool_plane, max_pool_plane_backward};
+use super::max_pool_2x2_backward::max_pool_plane_backward_masked;
+use super::max_pool_plane::max_pool_plane;
 use super::parallel::{for_each_piece_mut, map_indices, SharedMut};
 use super::{Padding, ResolvedPadding};
 use crate::tensor::Tensor;
@@ -124,7 +125,8 @@ impl Tensor {
             });
         }
         self.record_pool("max_pool2d", &geometry, out, move |p, g, dx| {
-            max_pool_plane_backward(&argmax[p * out_plane..(p + 1) * out_plane], |j| g[j], dx)
+            let argmax = &argmax[p * out_plane..(p + 1) * out_plane];
+            max_pool_plane_backward_masked(&geometry, argmax, g, None, dx)
         })
     }
 

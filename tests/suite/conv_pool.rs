@@ -780,3 +780,48 @@ fn simd_settings_give_the_same_results_bit_for_bit() {
     let [auto, baseline] = BOTH_SIMD.map(|simd| with_simd(simd, run));
     assert_eq!(auto, baseline);
 }
+
+#[test]
+fn simd_settings_give_the_same_conv_block_gradients_bit_for_bit() {
+    // The conv block's backward routes the gradient through ReLU's mask (AVX2 or
+    // SSE2) and, pooled, through the 2×2 windows' winners (eight or four windows at
+    // a time): every version must give the baseline's values exactly. 24×24 planes
+    // pool to rows of 12 windows (the AVX2 kernel), 10×10 to rows of 5 (SSE2).
+    for (side, pooled) in [(24, true), (10, true), (24, false)] {
+        let (x, w, b) = (
+            random_like(&[2, 3, side, side], 510),
+            random_like(&[8, 3, 3, 3], 511),
+            random_like(&[8], 512),
+        );
+        let epilogue = ConvEpilogue {
+            relu: true,
+            max_pool: pooled.then_some(PoolWindow {
+                kernel: (2, 2),
+                stride: (2, 2),
+                padding: Padding::Valid,
+            }),
+        };
+        let run = || {
+            let (px, pw, pb) = (
+                Param::new(x.clone()),
+                Param::new(w.clone()),
+                Param::new(b.clone()),
+            );
+            let tape = Tape::new();
+            let o = opts((1, 1), Padding::Same, (1, 1));
+            let y = tape
+                .param(&px)
+                .conv2d_block(&tape.param(&pw), Some(&tape.param(&pb)), &o, &epilogue);
+            let grads = y.mul(&Tensor::new(random_like(y.shape(), 513))).sum().backward();
+            let bits = |a: &ArrayD<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            (
+                bits(y.value()),
+                bits(&grads[&px]),
+                bits(&grads[&pw]),
+                bits(&grads[&pb]),
+            )
+        };
+        let [auto, baseline] = BOTH_SIMD.map(|simd| with_simd(simd, run));
+        assert_eq!(auto, baseline, "{side}x{side}, pooled {pooled}");
+    }
+}
