@@ -29,9 +29,9 @@ pub(super) fn max_pool_plane(geometry: &PoolGeometry, x: &[f32], out: &mut [f32]
 /// old contents are ignored) gets `grad(j)` at the winner `argmax[j]` of each window
 /// `j`, summed where overlapping windows share a winner, and zero elsewhere.
 ///
-/// (A one-pass form for disjoint 2×2 windows, writing each pixel its window's
-/// gradient or 0 by a select, measured 1.3 ms slower per R1 step than this zeroing
-/// plus scatter.)
+/// Any geometry; 2×2 windows at stride 2 take the vectorized one-pass form of
+/// `max_pool_2x2_backward` instead (a scalar one-pass form with a select per pixel
+/// had measured 1.3 ms slower per R1 step than this zeroing plus scatter).
 #[inline]
 pub(super) fn max_pool_plane_backward(argmax: &[u32], grad: impl Fn(usize) -> f32, dx: &mut [f32]) {
     // Write before the scatter-add reads (see the module docs).
