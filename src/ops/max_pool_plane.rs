@@ -1,6 +1,6 @@
 //! Max pooling of single `[H, W]` planes: the kernels behind [`Tensor::max_pool2d`]
-//! and the fused conv block, forward (with or without the winners' positions) and
-//! backward.
+//! and the fused conv block's forward pass, with or without the winners' positions
+//! (the backward pass, from the winners, is `max_pool_backward`).
 //!
 //! Training needs each window's winner (`argmax`, the index of its first maximum
 //! within the plane) to route the gradient; inference needs only the maxima, which
@@ -22,22 +22,6 @@ pub(super) fn max_pool_plane(geometry: &PoolGeometry, x: &[f32], out: &mut [f32]
     };
     if nan {
         max_plane_nan(geometry, x, out, argmax);
-    }
-}
-
-/// The backward pass of [`max_pool_plane`]: `dx` (the input plane's gradient, whose
-/// old contents are ignored) gets `grad(j)` at the winner `argmax[j]` of each window
-/// `j`, summed where overlapping windows share a winner, and zero elsewhere.
-///
-/// Any geometry; 2×2 windows at stride 2 take the vectorized one-pass form of
-/// `max_pool_2x2_backward` instead (a scalar one-pass form with a select per pixel
-/// had measured 1.3 ms slower per R1 step than this zeroing plus scatter).
-#[inline]
-pub(super) fn max_pool_plane_backward(argmax: &[u32], grad: impl Fn(usize) -> f32, dx: &mut [f32]) {
-    // Write before the scatter-add reads (see the module docs).
-    dx.fill(0.0);
-    for (j, &winner) in argmax.iter().enumerate() {
-        dx[winner as usize] += grad(j);
     }
 }
 

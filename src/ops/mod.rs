@@ -12,7 +12,7 @@ pub mod finite;
 mod fresh;
 mod loss;
 mod matmul;
-mod max_pool_2x2_backward;
+mod max_pool_backward;
 mod max_pool_plane;
 pub(crate) mod parallel;
 mod penalty;

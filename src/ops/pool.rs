@@ -19,7 +19,7 @@
 use ndarray::{ArrayD, IxDyn};
 
 use super::elementwise::min_pieces;
-use super::max_pool_2x2_backward::max_pool_plane_backward_masked;
+use super::max_pool_backward::max_pool_plane_backward;
 use super::max_pool_plane::max_pool_plane;
 use super::parallel::{for_each_piece_mut, map_indices, SharedMut};
 use super::{Padding, ResolvedPadding};
@@ -126,7 +126,7 @@ impl Tensor {
         }
         self.record_pool("max_pool2d", &geometry, out, move |p, g, dx| {
             let argmax = &argmax[p * out_plane..(p + 1) * out_plane];
-            max_pool_plane_backward_masked(&geometry, argmax, g, None, dx)
+            max_pool_plane_backward(&geometry, argmax, g, dx)
         })
     }
 

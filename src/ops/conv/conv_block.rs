@@ -31,7 +31,7 @@ use super::pooled_gradient;
 use crate::ops::activation::relu as relu_of;
 use crate::ops::elementwise::keep_if;
 use crate::ops::fresh::Slots;
-use crate::ops::max_pool_2x2_backward::max_pool_plane_backward_masked;
+use crate::ops::max_pool_backward::{masked_by_winners, max_pool_plane_backward, relu_marking_winners};
 use crate::ops::max_pool_plane::max_pool_plane;
 use crate::ops::parallel::{for_each_index, SharedMut};
 use crate::ops::pool::PoolGeometry;
@@ -159,14 +159,18 @@ impl Tensor {
                         out.part(q, |out| {
                             let out = out.zeroed();
                             if records {
+                                let argmax = &mut argmax[oc * q..(oc + 1) * q];
                                 add_bias(plane);
-                                max_pool_plane(pool, plane, out, &mut argmax[oc * q..(oc + 1) * q]);
+                                max_pool_plane(pool, plane, out, argmax);
+                                if relu {
+                                    relu_marking_winners(out, argmax);
+                                }
                             } else {
                                 max_pool_plane(pool, plane, out, &mut []);
                                 add_bias(out);
-                            }
-                            if relu {
-                                out.iter_mut().for_each(|v| *v = relu_of(*v));
+                                if relu {
+                                    out.iter_mut().for_each(|v| *v = relu_of(*v));
+                                }
                             }
                         });
                     }
@@ -175,34 +179,34 @@ impl Tensor {
         };
         let value = Arc::new(ArrayD::from_shape_vec(IxDyn(&out_shape), out).expect("output size"));
 
-        let y = value.clone();
+        // ReLU's backward needs the output only where no pooling follows: behind a
+        // pool the winners carry its mask (`DROPPED`). Not holding the output lets
+        // the next op own it (`Flatten` reshapes it in place instead of copying).
+        let y = (relu && pool.is_none()).then(|| value.clone());
         let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
         let input_shape = self.shape().to_vec();
         let weight_shape = weight.shape().to_vec();
         Tensor::record("conv2d_block", &inputs, value, move |grad, needs| {
             let grad = grad.as_standard_layout();
             let grad = grad.as_slice().expect("standard layout");
-            let y = y.as_slice().expect("standard layout");
+            let y = y.as_ref().map(|y| y.as_slice().expect("standard layout"));
             let x = x_value.as_standard_layout();
             let wv = w_value.as_standard_layout();
             let need_bias = needs.get(2).copied().unwrap_or(false);
             // The gradient at the raw conv output: ReLU's mask (where the output is
-            // positive), then routed to each window's winner. ReLU's backward is as
-            // in `relu`: the gradient times 1 or 0. One loop per case: with `relu`
-            // tested inside, the unpooled loop ran one element at a time (7% of an R2
-            // step, perf).
+            // positive; behind a pool, the winners not marked `DROPPED`), then routed
+            // to each window's winner. ReLU's backward is as in `relu`: the gradient
+            // times 1 or 0. One loop per case: with `relu` tested inside, the
+            // unpooled loop ran one element at a time (7% of an R2 step, perf).
             let gradient = |image: usize, planes: &mut Planes| {
                 for oc in 0..o {
                     let at = (image * o + oc) * q;
-                    let (g, y) = (&grad[at..at + q], &y[at..at + q]);
+                    let g = &grad[at..at + q];
                     let plane = planes.plane(oc);
-                    match (&pool, relu) {
-                        (Some(pool), relu) => {
-                            let mask = relu.then_some(y);
-                            max_pool_plane_backward_masked(pool, &argmax[at..at + q], g, mask, plane);
-                        }
-                        (None, true) => relu_backward(g, y, plane),
-                        (None, false) => plane.copy_from_slice(g),
+                    match (&pool, y) {
+                        (Some(pool), _) => max_pool_plane_backward(pool, &argmax[at..at + q], g, plane),
+                        (None, Some(y)) => relu_backward(g, &y[at..at + q], plane),
+                        (None, None) => plane.copy_from_slice(g),
                     }
                 }
             };
@@ -216,15 +220,10 @@ impl Tensor {
             );
             let grads = if from_winners {
                 // The masked gradient at each pooled output, as `gradient` routes it
-                // (without ReLU, `g · 1` is `g`).
+                // (without ReLU no winner is marked, and `g · 1` is `g`).
                 let masked = |image: usize, oc: usize, out: &mut [f32]| {
                     let at = (image * o + oc) * q;
-                    let (g, y) = (&grad[at..at + q], &y[at..at + q]);
-                    if relu {
-                        relu_backward(g, y, out);
-                    } else {
-                        out.copy_from_slice(g);
-                    }
+                    masked_by_winners(&grad[at..at + q], &argmax[at..at + q], out);
                 };
                 let (dw, db) = pooled_gradient::pooled_weight_gradient(
                     &geometry, n, o, x, q, &argmax, need_bias, masked,

@@ -20,6 +20,7 @@
 use super::conv2d::TASKS_PER_THREAD;
 use super::im2col::ConvGeometry;
 use crate::ops::elementwise::sum;
+use crate::ops::max_pool_backward::DROPPED;
 use crate::ops::parallel::map_indices;
 
 /// Floats of a `dW` row summed at a time: two AVX2 vectors, which the sums of the
@@ -119,7 +120,8 @@ fn pixel_rows(g: &ConvGeometry, x: &[f32], col: &mut [f32], rows: &mut [f32], kp
 }
 
 /// `dw += Σ_j grad[j] · rows[winners[j]]`, where `rows` holds rows of `kp` floats
-/// and `dw` is one such row.
+/// and `dw` is one such row (a winner's [`DROPPED`] mark, ReLU's, is not part of its
+/// index; its gradient comes masked already).
 fn accumulate(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if crate::ops::cpu::avx2() {
@@ -136,7 +138,7 @@ fn accumulate(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw: &mut [
 fn accumulate_blocks(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw: &mut [f32]) {
     for (b, dw) in dw.chunks_exact_mut(BLOCK).enumerate() {
         let row = |j: usize| -> &[f32; BLOCK] {
-            let at = winners[j] as usize * kp + b * BLOCK;
+            let at = (winners[j] & !DROPPED) as usize * kp + b * BLOCK;
             rows[at..at + BLOCK].try_into().expect("a block")
         };
         let (mut even, mut odd) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
