@@ -207,6 +207,43 @@ fn flatten_keeps_an_unshared_buffer_and_copies_a_shared_one() {
 }
 
 #[test]
+fn flatten_takes_a_pooled_conv_blocks_output_as_is() {
+    // Behind a pool, the block's backward keeps ReLU's mask as marks on the pool's
+    // winners, not its output: the output is the tape's alone, and Flatten takes
+    // it without a copy (R1's flatten). The gradient still reaches the weight.
+    let (w, b) = (
+        Param::new(random_like(&[4, 3, 3, 3], 9)),
+        Param::new(random_like(&[4], 11)),
+    );
+    let tape = Tape::new();
+    let epilogue = ferrocnn::ConvEpilogue {
+        relu: true,
+        max_pool: Some(ferrocnn::PoolWindow {
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: ferrocnn::Padding::Valid,
+        }),
+    };
+    let y = tape.input(random_like(&[2, 3, 8, 8], 10)).conv2d_block(
+        &tape.param(&w),
+        Some(&tape.param(&b)),
+        &ferrocnn::Conv2dOptions::default(),
+        &epilogue,
+    );
+    let at = y.value().as_ptr();
+    let flat = ferrocnn::nn::Flatten.forward_owned(y, Mode::Train);
+    assert_eq!(flat.shape(), &[2, 36]);
+    assert_eq!(flat.value().as_ptr(), at, "moved, not copied");
+    let kept = flat.value().iter().filter(|&&v| v > 0.0).count();
+    assert!(
+        kept > 0 && kept < 72,
+        "some windows dropped by ReLU, some kept: {kept}"
+    );
+    let grads = flat.sum().backward();
+    assert!(grads[&b].iter().any(|&g| g != 0.0));
+}
+
+#[test]
 fn parameters_set_from_any_layout_train() {
     let w = random_like(&[5, 3], 4);
     let x = random_like(&[2, 5], 5);

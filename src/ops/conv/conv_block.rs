@@ -31,7 +31,9 @@ use super::pooled_gradient;
 use crate::ops::activation::relu as relu_of;
 use crate::ops::elementwise::keep_if;
 use crate::ops::fresh::Slots;
-use crate::ops::max_pool_backward::{masked_by_winners, max_pool_plane_backward, relu_marking_winners};
+use crate::ops::max_pool_backward::{
+    masked_by_winners, max_pool_plane_backward, relu_marking_winners, DROPPED,
+};
 use crate::ops::max_pool_plane::max_pool_plane;
 use crate::ops::parallel::{for_each_index, SharedMut};
 use crate::ops::pool::PoolGeometry;
@@ -119,6 +121,10 @@ impl Tensor {
         // monotonic. With one, the bias comes first, so that the winners are those of
         // the separate ops (two values may round to a tie once the bias is added).
         let records = [self, weight].into_iter().chain(bias).any(Tensor::requires_grad);
+        assert!(
+            pool.is_none() || !records || oh * ow <= DROPPED as usize,
+            "conv2d_block: a {oh}x{ow} plane is too large to pool with a backward (winner indices are 31-bit)"
+        );
         let mut argmax = zeros_on_pool(if pool.is_some() && records { n * o * q } else { 0 });
         let out = {
             let x = x_value.as_standard_layout();
