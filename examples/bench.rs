@@ -489,9 +489,6 @@ fn csv_read_ms(train: &Dataset, reps: Reps) -> Result<f64, Box<dyn Error>> {
     Ok(ms)
 }
 
-/// The row of the numerical checks of one R1 training step.
-const CHECKS_R1: &str = "checks_r1";
-
 /// The row of an R1 training step with anomaly detection on.
 const ANOMALY_STEP_R1: &str = "anomaly_r1_step";
 
@@ -531,6 +528,11 @@ impl Net {
 
     fn step_name(self) -> String {
         format!("step_{}_b{}", self.name(), self.batch_size())
+    }
+
+    /// The row of the numerical checks of one training step.
+    fn checks_name(self) -> String {
+        format!("checks_{}", self.name())
     }
 
     fn epoch_name(self) -> String {
@@ -664,9 +666,9 @@ fn net_workloads(bench: &mut Bench, net: Net, mnist: &Mnist, train: &Dataset, ba
         bench.record(Row::images(net.step_name(), ms, net.batch_size()));
     }
     // What the per-step numerical checks cost, apart from the step.
-    if matches!(net, Net::R1) && bench.wants(CHECKS_R1) {
+    if bench.wants(&net.checks_name()) {
         let ms = checks_ms(net, &mnist.train, bench.reps);
-        bench.record(Row::images(CHECKS_R1.to_string(), ms, net.batch_size()));
+        bench.record(Row::images(net.checks_name(), ms, net.batch_size()));
     }
     // What anomaly detection costs (opt-in, so R1 only; not matched by `--only step_r1`).
     let anomaly = ANOMALY_STEP_R1;
@@ -736,11 +738,10 @@ fn wants_data(bench: &Bench) -> bool {
     let nets = [Net::R1, Net::R2, Net::R3];
     let names = nets
         .iter()
-        .flat_map(|n| [n.step_name(), n.epoch_name(), n.infer_name()])
+        .flat_map(|n| [n.step_name(), n.epoch_name(), n.infer_name(), n.checks_name()])
         .chain([
             "scaling_r1_1thread".to_string(),
             ANOMALY_STEP_R1.to_string(),
-            CHECKS_R1.to_string(),
             CSV_READ.to_string(),
         ]);
     names.into_iter().any(|n| bench.wants(&n))
