@@ -153,7 +153,9 @@ pub struct FitOptions {
     #[serde(skip)]
     pub detect_anomaly: bool,
     /// Called after every training step, e.g. to draw live curves. Not saved in
-    /// checkpoints.
+    /// checkpoints. It runs where the epoch does, on a thread of rayon's pool: it
+    /// should not wait for another thread that is itself waiting for the pool (with
+    /// one thread, nothing would run it).
     #[serde(skip)]
     pub on_step: Option<StepHook>,
 }
