@@ -28,8 +28,44 @@ pub(super) fn phases4(c: &[f32], e0: &mut [f32], e1: &mut [f32], e2: &mut [f32],
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(super) mod avx2 {
     use std::arch::x86_64::*;
+
+    use std::ops::{Add, Mul, Sub};
+
+    use super::super::lanes::Number;
+    use super::super::transforms::ToSix;
+
+    /// The four phases of eight slots from the 32 floats at `at`, in slot order.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `at .. at + 32` is readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn phases8(at: *const f32) -> [__m256; 4] {
+        // SAFETY: the caller's promise.
+        let (a, b, c, d) = unsafe {
+            (
+                _mm256_loadu_ps(at),
+                _mm256_loadu_ps(at.add(8)),
+                _mm256_loadu_ps(at.add(16)),
+                _mm256_loadu_ps(at.add(24)),
+            )
+        };
+        // Slots s, s+1 per register: [s.0 s.1 s.2 s.3 | s+1.0 … s+1.3]; then
+        // [s0.0 s2.0 s0.1 s2.1 | s1.0 s3.0 s1.1 s3.1] and the .2/.3 halves.
+        let (lo_ab, hi_ab) = (_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+        let (lo_cd, hi_cd) = (_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
+        // Lanes [s0 s2 s4 s6 | s1 s3 s5 s7] back in slot order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        [
+            _mm256_shuffle_ps::<0b01_00_01_00>(lo_ab, lo_cd),
+            _mm256_shuffle_ps::<0b11_10_11_10>(lo_ab, lo_cd),
+            _mm256_shuffle_ps::<0b01_00_01_00>(hi_ab, hi_cd),
+            _mm256_shuffle_ps::<0b11_10_11_10>(hi_ab, hi_cd),
+        ]
+        .map(|phase| _mm256_permutevar8x32_ps(phase, order))
+    }
 
     /// The phases of the first slots of `c` (four floats each), eight at a time, into
     /// `e` (each as long as `c` has slots); returns how many slots it did (a
@@ -49,30 +85,99 @@ mod avx2 {
         // SAFETY: block `b` reads `c[32b .. 32b + 32]` and writes `e_k[8b .. 8b + 8]`,
         // within `4n` and `n` floats for `b < n / 8`.
         unsafe {
-            let src = c.as_ptr();
             let dst = [e0.as_mut_ptr(), e1.as_mut_ptr(), e2.as_mut_ptr(), e3.as_mut_ptr()];
-            // Lanes [s0 s2 s4 s6 | s1 s3 s5 s7] back in slot order.
-            let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
             for b in 0..blocks {
-                let at = src.add(32 * b);
-                // Slots s, s+1 per register: [s.0 s.1 s.2 s.3 | s+1.0 … s+1.3].
-                let (a, bb) = (_mm256_loadu_ps(at), _mm256_loadu_ps(at.add(8)));
-                let (cc, d) = (_mm256_loadu_ps(at.add(16)), _mm256_loadu_ps(at.add(24)));
-                // [s0.0 s2.0 s0.1 s2.1 | s1.0 s3.0 s1.1 s3.1] and the .2/.3 halves.
-                let (lo_ab, hi_ab) = (_mm256_unpacklo_ps(a, bb), _mm256_unpackhi_ps(a, bb));
-                let (lo_cd, hi_cd) = (_mm256_unpacklo_ps(cc, d), _mm256_unpackhi_ps(cc, d));
-                let phases = [
-                    _mm256_shuffle_ps::<0b01_00_01_00>(lo_ab, lo_cd),
-                    _mm256_shuffle_ps::<0b11_10_11_10>(lo_ab, lo_cd),
-                    _mm256_shuffle_ps::<0b01_00_01_00>(hi_ab, hi_cd),
-                    _mm256_shuffle_ps::<0b11_10_11_10>(hi_ab, hi_cd),
-                ];
-                for (k, phase) in phases.into_iter().enumerate() {
-                    _mm256_storeu_ps(dst[k].add(8 * b), _mm256_permutevar8x32_ps(phase, order));
+                for (k, phase) in phases8(c.as_ptr().add(32 * b)).into_iter().enumerate() {
+                    _mm256_storeu_ps(dst[k].add(8 * b), phase);
                 }
             }
         }
         8 * blocks
+    }
+
+    /// Eight floats in an AVX2 register, as a [`Number`] for the transforms (`bt_times`,
+    /// `a_times`) to run on: each operation one instruction, the same operation on
+    /// each lane as on a float. ([`Lanes`](super::super::lanes::Lanes), an array the
+    /// compiler vectorizes, was turned into 128-bit halves and stack traffic when
+    /// built from registers here: slower than the pass it replaced, perf.)
+    ///
+    /// Only [`row_pass`] makes one, on a CPU with AVX2: that is what makes its
+    /// operations sound.
+    #[derive(Clone, Copy)]
+    struct V8(__m256);
+
+    impl Add for V8 {
+        type Output = V8;
+        #[inline(always)]
+        fn add(self, other: V8) -> V8 {
+            // SAFETY: a `V8` exists only on a CPU with AVX2 (see the type).
+            V8(unsafe { _mm256_add_ps(self.0, other.0) })
+        }
+    }
+
+    impl Sub for V8 {
+        type Output = V8;
+        #[inline(always)]
+        fn sub(self, other: V8) -> V8 {
+            // SAFETY: as in `add`.
+            V8(unsafe { _mm256_sub_ps(self.0, other.0) })
+        }
+    }
+
+    impl Mul<V8> for f32 {
+        type Output = V8;
+        #[inline(always)]
+        fn mul(self, v: V8) -> V8 {
+            // SAFETY: as in `add`.
+            V8(unsafe { _mm256_mul_ps(_mm256_set1_ps(self), v.0) })
+        }
+    }
+
+    impl Number for V8 {}
+
+    /// A row pass from the phases kept in registers: `out_j[s] = f(c[4s], …,
+    /// c[4s + N − 1])_j` for the `slots ≥ 8` slots, eight at a time, the last block
+    /// overlapping the one before when eight do not divide `slots` (it writes the
+    /// same values again). `N` is 4 (the output gradient's `A`) or 6 (the input's
+    /// `Bᵀ`, whose slots also read the first two phases of the next slot: the
+    /// phases shifted by one lane, the last lane from `c[4s + 32]`, `c[4s + 33]`).
+    /// The same operations on the same values as `map_to_6` on the phases, so the
+    /// same bits, without writing the phases out and reading them back.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(in super::super) unsafe fn row_pass<const N: usize>(
+        c: &[f32],
+        slots: usize,
+        out: &mut [&mut [f32]; 6],
+        f: impl ToSix<N>,
+    ) {
+        assert!(
+            slots >= 8 && c.len() >= 4 * slots + (N - 4) && out.iter().all(|r| r.len() >= slots),
+            "row_pass: {slots} slots from {} floats",
+            c.len()
+        );
+        let next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7);
+        let last = (!slots.is_multiple_of(8)).then_some(slots - 8);
+        for s in (0..slots / 8).map(|b| 8 * b).chain(last) {
+            // SAFETY: slots `s .. s + 8 ≤ slots` read `c[4s .. 4s + 32]`, and the
+            // shifted phases `c[4s + 32]`, `c[4s + 33]` (below `4·slots + 2`) for
+            // `N = 6`, as asserted.
+            let e = unsafe { phases8(c.as_ptr().add(4 * s)) };
+            let d: [V8; N] = std::array::from_fn(|k| match k {
+                0..4 => V8(e[k]),
+                _ => V8(_mm256_blend_ps::<0x80>(
+                    _mm256_permutevar8x32_ps(e[k - 4], next),
+                    _mm256_set1_ps(c[4 * s + 32 + (k - 4)]),
+                )),
+            });
+            for (r, y) in out.iter_mut().zip(f.apply(d)) {
+                let r = &mut r[s..s + 8];
+                // SAFETY: `r` holds eight floats.
+                unsafe { _mm256_storeu_ps(r.as_mut_ptr(), y.0) };
+            }
+        }
     }
 }
 
@@ -80,6 +185,47 @@ mod avx2 {
 mod tests {
     use super::*;
     use crate::runtime::{set_simd, Simd};
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_fused_row_pass_is_the_transform_of_each_slot_bit_for_bit() {
+        use super::super::transforms::{Bt, ToSix, A};
+        if !crate::ops::cpu::avx2() {
+            return;
+        }
+        fn check<const N: usize>(f: impl ToSix<N>, slots: usize) {
+            // Values of mixed signs and magnitudes, two floats past the slots for
+            // the input transform's shifted phases.
+            let c: Vec<f32> = (0..4 * slots + 2)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let mut rows: [Vec<f32>; 6] = std::array::from_fn(|_| vec![f32::NAN; slots + 1]);
+            let mut out: [&mut [f32]; 6] = {
+                let mut it = rows.iter_mut();
+                std::array::from_fn(|_| &mut it.next().unwrap()[..slots])
+            };
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe { avx2::row_pass(&c, slots, &mut out, f) };
+            for s in 0..slots {
+                let want = f.apply::<f32>(std::array::from_fn(|k| c[4 * s + k]));
+                for (j, row) in rows.iter().enumerate() {
+                    assert_eq!(
+                        row[s].to_bits(),
+                        want[j].to_bits(),
+                        "N {N}, {slots} slots: slot {s}, row {j}"
+                    );
+                }
+            }
+            assert!(
+                rows.iter().all(|r| r[slots].is_nan()),
+                "N {N}, {slots} slots: wrote past the slots"
+            );
+        }
+        for slots in [8, 9, 15, 16, 17, 40, 163] {
+            check(Bt, slots);
+            check(A, slots);
+        }
+    }
 
     #[test]
     fn phases_are_every_fourth_value_with_and_without_avx2() {

@@ -24,6 +24,8 @@ use std::ops::{Div, Mul, Neg};
 
 use super::super::copy_row::fill_zeros;
 use super::lanes::{Lanes, Number, LANES};
+#[cfg(target_arch = "x86_64")]
+use super::phases::avx2;
 use super::phases::phases4;
 use super::{PlaneLayout, Winograd};
 
@@ -118,14 +120,21 @@ impl Winograd {
         // four phases (`e_k[s]` = column 4s + k), so that the transform reads six
         // contiguous rows (`e_0..e_3` at `s`, `e_0, e_1` at `s + 1`) and is
         // vectorized; reading the six columns directly it ran one slot at a time.
-        let (e0, rest) = phases.split_at_mut(slots + 1);
-        let (e1, rest) = rest.split_at_mut(slots + 1);
-        let (e2, rest) = rest.split_at_mut(slots + 1);
-        let e3 = &mut rest[..slots + 1];
         for (i, ci) in c.iter().enumerate() {
+            let mut rows = rows_mut(&mut v[6 * i * stride + first..], stride, slots);
+            #[cfg(target_arch = "x86_64")]
+            if slots >= 8 && crate::ops::cpu::avx2() {
+                // SAFETY: the CPU has AVX2.
+                unsafe { avx2::row_pass(&ci[..4 * slots + 2], slots, &mut rows, Bt) };
+                continue;
+            }
+            let (e0, rest) = phases.split_at_mut(slots + 1);
+            let (e1, rest) = rest.split_at_mut(slots + 1);
+            let (e2, rest) = rest.split_at_mut(slots + 1);
+            let e3 = &mut rest[..slots + 1];
             phases4(&ci[..4 * slots], e0, e1, e2, e3);
             (e0[slots], e1[slots]) = (ci[4 * slots], ci[4 * slots + 1]);
-            let [v0, v1, v2, v3, v4, v5] = rows_mut(&mut v[6 * i * stride + first..], stride, slots);
+            let [v0, v1, v2, v3, v4, v5] = rows;
             let d = [
                 &e0[..slots],
                 &e1[..slots],
@@ -209,13 +218,20 @@ impl Winograd {
             A,
         );
         // Row transform ·Aᵀ along each plane, slot by slot, from its four phases.
-        let (e0, rest) = phases.split_at_mut(slots);
-        let (e1, rest) = rest.split_at_mut(slots);
-        let (e2, rest) = rest.split_at_mut(slots);
-        let e3 = &mut rest[..slots];
         for (i, ci) in c.iter().enumerate() {
+            let mut rows = rows_mut(&mut m[6 * i * stride + first..], stride, slots);
+            #[cfg(target_arch = "x86_64")]
+            if slots >= 8 && crate::ops::cpu::avx2() {
+                // SAFETY: the CPU has AVX2.
+                unsafe { avx2::row_pass(&ci[..4 * slots], slots, &mut rows, A) };
+                continue;
+            }
+            let (e0, rest) = phases.split_at_mut(slots);
+            let (e1, rest) = rest.split_at_mut(slots);
+            let (e2, rest) = rest.split_at_mut(slots);
+            let e3 = &mut rest[..slots];
             phases4(&ci[..4 * slots], e0, e1, e2, e3);
-            let [m0, m1, m2, m3, m4, m5] = rows_mut(&mut m[6 * i * stride + first..], stride, slots);
+            let [m0, m1, m2, m3, m4, m5] = rows;
             map_to_6([&*e0, &*e1, &*e2, &*e3], m0, m1, m2, m3, m4, m5, A);
         }
     }
@@ -364,7 +380,7 @@ where
 
 /// A transform of `N` values into six ([`bt_times`], [`a_times`]), on floats or
 /// on [`Lanes`]: what [`map_to_6`] applies.
-trait ToSix<const N: usize>: Copy {
+pub(super) trait ToSix<const N: usize>: Copy {
     fn apply<T: Number>(self, d: [T; N]) -> [T; 6]
     where
         f32: Mul<T, Output = T>;
@@ -372,7 +388,7 @@ trait ToSix<const N: usize>: Copy {
 
 /// `Bᵀ·d`: [`bt_times`].
 #[derive(Clone, Copy)]
-struct Bt;
+pub(super) struct Bt;
 
 impl ToSix<6> for Bt {
     #[inline(always)]
@@ -386,7 +402,7 @@ impl ToSix<6> for Bt {
 
 /// `A·q`: [`a_times`].
 #[derive(Clone, Copy)]
-struct A;
+pub(super) struct A;
 
 impl ToSix<4> for A {
     #[inline(always)]
