@@ -7,6 +7,13 @@
 //! the row transform it feeds. With AVX2 (when [`cpu::avx2`](crate::ops::cpu::avx2)
 //! allows it) eight slots take four loads, eight shuffles, four permutes and four
 //! stores. It only moves values, so both versions give the same bits.
+//!
+//! With AVX2 the row passes do not write the phases out at all: `avx2::row_pass`
+//! transforms each block of eight slots from its phases in registers (writing
+//! them and reading them back was a third of the input transform's samples on R2,
+//! perf), and `avx2::output_pass` does both passes of the output transform per
+//! block, interleaving each slot's outputs in registers, the inverse of the
+//! deinterleave. Without AVX2, `phases4` and the transforms' loops.
 
 /// `e_k[s] = c[4s + k]` for every whole quadruple of `c`.
 #[inline(always)]
@@ -34,7 +41,7 @@ pub(super) mod avx2 {
     use std::ops::{Add, Mul, Sub};
 
     use super::super::lanes::Number;
-    use super::super::transforms::ToSix;
+    use super::super::transforms::{at_times, ToSix};
 
     /// The four phases of eight slots from the 32 floats at `at`, in slot order.
     ///
@@ -179,6 +186,65 @@ pub(super) mod avx2 {
             }
         }
     }
+
+    /// `Y = Aᵀ·M·A` of eight slots at a time into `out_rows`, as
+    /// `Winograd::output_transform` computes it in two passes through a buffer: for
+    /// each block of slots, the six columns' `Aᵀ·M[·, j]` stay in registers (some
+    /// spilled: 24 vectors), then each output row's `·A`, and the four outputs of
+    /// each slot are interleaved in registers (the inverse of [`phases8`]). `m`
+    /// holds the 36 products of slot `s` at `m[ξ·stride + first + s]`; `out_rows`
+    /// the four output rows of each tile row, `4·slots` floats each, slot `s`'s four
+    /// outputs at `4s`. The last block overlaps the one before when eight do not
+    /// divide `slots ≥ 8`. The same operations as the two passes, so the same bits.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(in super::super) unsafe fn output_pass(
+        m: &[f32],
+        (first, stride): (usize, usize),
+        slots: usize,
+        out_rows: &mut [f32],
+    ) {
+        assert!(
+            slots >= 8 && m.len() >= 35 * stride + first + slots && out_rows.len() >= 16 * slots,
+            "output_pass: {slots} slots from {} products (stride {stride}) into {} outputs",
+            m.len(),
+            out_rows.len()
+        );
+        let last = (!slots.is_multiple_of(8)).then_some(slots - 8);
+        for s in (0..slots / 8).map(|b| 8 * b).chain(last) {
+            // `Aᵀ·M[·, j]` of each column `j`, then row `r` across the columns.
+            let columns: [[V8; 4]; 6] = std::array::from_fn(|j| {
+                // SAFETY: product `ξ = 6i + j < 36` of slots `s .. s + 8 ≤ slots`,
+                // within `m` as asserted.
+                at_times(std::array::from_fn(|i| {
+                    V8(unsafe { _mm256_loadu_ps(m.as_ptr().add((i * 6 + j) * stride + first + s)) })
+                }))
+            });
+            for r in 0..4 {
+                let t: [V8; 6] = std::array::from_fn(|j| columns[j][r]);
+                let [c0, c1, c2, c3] = at_times(t).map(|y| y.0);
+                // [s0.0 s0.1 s1.0 s1.1 | s4.0 s4.1 s5.0 s5.1] and the .2/.3 halves,
+                // then whole slots: [s0 | s4], [s1 | s5], [s2 | s6], [s3 | s7].
+                let (lo01, hi01) = (_mm256_unpacklo_ps(c0, c1), _mm256_unpackhi_ps(c0, c1));
+                let (lo23, hi23) = (_mm256_unpacklo_ps(c2, c3), _mm256_unpackhi_ps(c2, c3));
+                let s04 = _mm256_shuffle_ps::<0b01_00_01_00>(lo01, lo23);
+                let s15 = _mm256_shuffle_ps::<0b11_10_11_10>(lo01, lo23);
+                let s26 = _mm256_shuffle_ps::<0b01_00_01_00>(hi01, hi23);
+                let s37 = _mm256_shuffle_ps::<0b11_10_11_10>(hi01, hi23);
+                let row = &mut out_rows[r * 4 * slots + 4 * s..][..32];
+                // SAFETY: `row` holds 32 floats.
+                unsafe {
+                    let at = row.as_mut_ptr();
+                    _mm256_storeu_ps(at, _mm256_permute2f128_ps::<0x20>(s04, s15));
+                    _mm256_storeu_ps(at.add(8), _mm256_permute2f128_ps::<0x20>(s26, s37));
+                    _mm256_storeu_ps(at.add(16), _mm256_permute2f128_ps::<0x31>(s04, s15));
+                    _mm256_storeu_ps(at.add(24), _mm256_permute2f128_ps::<0x31>(s26, s37));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +290,41 @@ mod tests {
         for slots in [8, 9, 15, 16, 17, 40, 163] {
             check(Bt, slots);
             check(A, slots);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_fused_output_pass_is_each_slots_transform_bit_for_bit() {
+        use super::super::transforms::at_times;
+        if !crate::ops::cpu::avx2() {
+            return;
+        }
+        for slots in [8, 13, 16, 41, 160] {
+            let (first, stride) = (3, slots + 5);
+            let m: Vec<f32> = (0..36 * stride + first)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 5.0)
+                .collect();
+            let mut out = vec![f32::NAN; 16 * slots + 1];
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe { avx2::output_pass(&m, (first, stride), slots, &mut out[..16 * slots]) };
+            for s in 0..slots {
+                let t: [[f32; 4]; 6] = std::array::from_fn(|j| {
+                    at_times(std::array::from_fn(|i| m[(i * 6 + j) * stride + first + s]))
+                });
+                for r in 0..4 {
+                    let want = at_times(std::array::from_fn(|j| t[j][r]));
+                    for (c, want) in want.iter().enumerate() {
+                        let got = out[r * 4 * slots + 4 * s + c];
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "{slots} slots: slot {s}, output ({r}, {c})"
+                        );
+                    }
+                }
+            }
+            assert!(out[16 * slots].is_nan(), "{slots} slots: wrote past the rows");
         }
     }
 

@@ -167,6 +167,12 @@ impl Winograd {
     ) {
         let slots = self.slots(images);
         let out_rows = &mut out_rows[..16 * slots];
+        #[cfg(target_arch = "x86_64")]
+        if slots >= 8 && crate::ops::cpu::avx2() {
+            // SAFETY: the CPU has AVX2.
+            unsafe { avx2::output_pass(m, (first, stride), slots, out_rows) };
+            return;
+        }
         // Aᵀ·M down each column j: six products in, four rows out.
         for j in 0..6 {
             let ms: [&[f32]; 6] = std::array::from_fn(|i| &m[(i * 6 + j) * stride + first..][..slots]);
