@@ -108,8 +108,8 @@ pub(super) mod avx2 {
     /// compiler vectorizes, was turned into 128-bit halves and stack traffic when
     /// built from registers here: slower than the pass it replaced, perf.)
     ///
-    /// Only [`row_pass`] makes one, on a CPU with AVX2: that is what makes its
-    /// operations sound.
+    /// Only [`row_pass`] and [`output_pass`] make one, on a CPU with AVX2: that is
+    /// what makes its operations sound.
     #[derive(Clone, Copy)]
     struct V8(__m256);
 

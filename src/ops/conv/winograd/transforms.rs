@@ -120,6 +120,7 @@ impl Winograd {
         // four phases (`e_k[s]` = column 4s + k), so that the transform reads six
         // contiguous rows (`e_0..e_3` at `s`, `e_0, e_1` at `s + 1`) and is
         // vectorized; reading the six columns directly it ran one slot at a time.
+        // With AVX2 the phases stay in registers (`avx2::row_pass`).
         for (i, ci) in c.iter().enumerate() {
             let mut rows = rows_mut(&mut v[6 * i * stride + first..], stride, slots);
             #[cfg(target_arch = "x86_64")]
@@ -155,6 +156,7 @@ impl Winograd {
     ///
     /// Two passes, each a loop over the slots the compiler vectorizes: a single pass
     /// reading all 36 products of a slot at once was not vectorized (measured).
+    /// With AVX2, one pass written with vector types instead (`avx2::output_pass`).
     #[inline(always)]
     pub(super) fn output_transform(
         &self,
