@@ -825,3 +825,38 @@ fn simd_settings_give_the_same_conv_block_gradients_bit_for_bit() {
         assert_eq!(auto, baseline, "{side}x{side}, pooled {pooled}");
     }
 }
+
+#[test]
+fn simd_settings_give_a_first_layers_weight_gradient_bit_for_bit() {
+    // A pooled first layer (its input needs no gradient, one channel: R1's first
+    // conv) sums its weight gradient from the pool's winners, a block of 16 taps at
+    // a time: one AVX-512 vector, two AVX2 ones or the baseline's; all the same bits.
+    let (x, w, b) = (
+        random_like(&[3, 1, 14, 14], 520),
+        random_like(&[8, 1, 3, 3], 521),
+        random_like(&[8], 522),
+    );
+    let epilogue = ConvEpilogue {
+        relu: true,
+        max_pool: Some(PoolWindow {
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: Padding::Valid,
+        }),
+    };
+    let run = || {
+        let (pw, pb) = (Param::new(w.clone()), Param::new(b.clone()));
+        let tape = Tape::new();
+        let y = tape.input(x.clone()).conv2d_block(
+            &tape.param(&pw),
+            Some(&tape.param(&pb)),
+            &Conv2dOptions::default(),
+            &epilogue,
+        );
+        let grads = y.mul(&Tensor::new(random_like(y.shape(), 523))).sum().backward();
+        let bits = |a: &ArrayD<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        (bits(&grads[&pw]), bits(&grads[&pb]))
+    };
+    let [auto, baseline] = BOTH_SIMD.map(|simd| with_simd(simd, run));
+    assert_eq!(auto, baseline);
+}

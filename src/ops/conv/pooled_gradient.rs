@@ -124,6 +124,12 @@ fn pixel_rows(g: &ConvGeometry, x: &[f32], col: &mut [f32], rows: &mut [f32], kp
 /// index; its gradient comes masked already).
 fn accumulate(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
+    if crate::ops::cpu::avx512() {
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { accumulate_avx512(rows, kp, winners, grad, dw) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if crate::ops::cpu::avx2() {
         // SAFETY: the CPU has AVX2.
         unsafe { accumulate_avx2(rows, kp, winners, grad, dw) };
@@ -160,6 +166,15 @@ fn accumulate_blocks(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw:
             dw[l] += even[l] + odd[l];
         }
     }
+}
+
+/// [`accumulate_blocks`] compiled for AVX-512: a block is one vector instead of two
+/// (R1's first layer: 4.5% of an epoch's samples with AVX2, perf). The same
+/// multiplications and additions in the same order, so the same results bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn accumulate_avx512(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw: &mut [f32]) {
+    accumulate_blocks(rows, kp, winners, grad, dw)
 }
 
 /// [`accumulate_blocks`] compiled for AVX2: the same multiplications and additions
