@@ -400,14 +400,7 @@ fn conv2d_block_layer_never_reuses_winograd_kernels_of_an_old_weight() {
     let mut block = Conv2dBlock::new(conv)
         .with_relu()
         .with_max_pool(MaxPool2d::new((2, 2)));
-    let epilogue = ConvEpilogue {
-        relu: true,
-        max_pool: Some(PoolWindow {
-            kernel: (2, 2),
-            stride: (2, 2),
-            padding: Padding::Valid,
-        }),
-    };
+    let epilogue = common::relu_max_pool_2x2();
     let x = Tensor::new(random_like(&[1, 3, 12, 12], 6));
     let check = |block: &mut Conv2dBlock, what: &str| {
         let got = block.forward(&x, Mode::Eval);

@@ -793,13 +793,12 @@ fn simd_settings_give_the_same_conv_block_gradients_bit_for_bit() {
             random_like(&[8, 3, 3, 3], 511),
             random_like(&[8], 512),
         );
-        let epilogue = ConvEpilogue {
-            relu: true,
-            max_pool: pooled.then_some(PoolWindow {
-                kernel: (2, 2),
-                stride: (2, 2),
-                padding: Padding::Valid,
-            }),
+        let epilogue = match pooled {
+            true => common::relu_max_pool_2x2(),
+            false => ConvEpilogue {
+                relu: true,
+                max_pool: None,
+            },
         };
         let run = || {
             let (px, pw, pb) = (
@@ -836,14 +835,7 @@ fn simd_settings_give_a_first_layers_weight_gradient_bit_for_bit() {
         random_like(&[8, 1, 3, 3], 521),
         random_like(&[8], 522),
     );
-    let epilogue = ConvEpilogue {
-        relu: true,
-        max_pool: Some(PoolWindow {
-            kernel: (2, 2),
-            stride: (2, 2),
-            padding: Padding::Valid,
-        }),
-    };
+    let epilogue = common::relu_max_pool_2x2();
     let run = || {
         let (pw, pb) = (Param::new(w.clone()), Param::new(b.clone()));
         let tape = Tape::new();

@@ -7,7 +7,7 @@ use crate::common;
 
 use common::{using, with_simd, BOTH_SIMD};
 use ferrocnn::gradcheck::random_like;
-use ferrocnn::{Conv2dOptions, ConvAlgorithm, ConvEpilogue, GradCheck, Padding, PoolWindow, Tensor};
+use ferrocnn::{Conv2dOptions, ConvAlgorithm, GradCheck, Padding, Tensor};
 use ndarray::ArrayD;
 
 fn rand(shape: &[usize], seed: u64) -> ArrayD<f32> {
@@ -343,14 +343,7 @@ fn conv2d_block_direct() {
     // or of a tie in a pool window, where finite differences would not apply.
     let x = rand(&[2, 2, 6, 6], 90);
     let (w, b) = (away_from_zero(&[3, 2, 3, 3], 91), rand(&[3], 92));
-    let epilogue = ConvEpilogue {
-        relu: true,
-        max_pool: Some(PoolWindow {
-            kernel: (2, 2),
-            stride: (2, 2),
-            padding: Padding::Valid,
-        }),
-    };
+    let epilogue = common::relu_max_pool_2x2();
     let o = using(ConvAlgorithm::Direct, &Conv2dOptions::default());
     check(vec![x, w, b], |t| {
         t[0].conv2d_block(&t[1], Some(&t[2]), &o, &epilogue)

@@ -216,14 +216,7 @@ fn flatten_takes_a_pooled_conv_blocks_output_as_is() {
         Param::new(random_like(&[4], 11)),
     );
     let tape = Tape::new();
-    let epilogue = ferrocnn::ConvEpilogue {
-        relu: true,
-        max_pool: Some(ferrocnn::PoolWindow {
-            kernel: (2, 2),
-            stride: (2, 2),
-            padding: ferrocnn::Padding::Valid,
-        }),
-    };
+    let epilogue = crate::common::relu_max_pool_2x2();
     let y = tape.input(random_like(&[2, 3, 8, 8], 10)).conv2d_block(
         &tape.param(&w),
         Some(&tape.param(&b)),

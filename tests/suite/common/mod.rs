@@ -8,7 +8,7 @@ pub mod protobuf;
 use std::sync::Mutex;
 
 use ferrocnn::runtime::{self, Simd};
-use ferrocnn::{Conv2dOptions, ConvAlgorithm, ConvEpilogue, Param, Tape, Tensor};
+use ferrocnn::{Conv2dOptions, ConvAlgorithm, ConvEpilogue, Padding, Param, PoolWindow, Tape, Tensor};
 use ndarray::ArrayD;
 
 /// Both kernel choices: every test that runs through [`with_simd`] checks the
@@ -91,5 +91,18 @@ pub fn assert_close(what: &str, a: &ArrayD<f32>, reference: &ArrayD<f32>) {
     let scale = reference.iter().fold(1.0f32, |m, v| m.max(v.abs()));
     for (i, (x, y)) in a.iter().zip(reference.iter()).enumerate() {
         assert!((x - y).abs() <= 1e-4 * scale, "{what}[{i}]: {x} vs reference {y}");
+    }
+}
+
+/// The epilogue of R1's and R2's conv blocks: ReLU, then a 2×2 max pool at stride 2
+/// without padding.
+pub fn relu_max_pool_2x2() -> ConvEpilogue {
+    ConvEpilogue {
+        relu: true,
+        max_pool: Some(PoolWindow {
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: Padding::Valid,
+        }),
     }
 }
