@@ -189,10 +189,13 @@ fn fit_dyn(
 ///
 /// Why: an op splits its work with rayon. Called from outside the pool, each op's
 /// work is handed to the pool and the caller sleeps until it is done, a wake-up per
-/// op; from inside, the calling thread takes part. Measured on whole epochs
-/// (BENCHMARKS.md, session 16). A whole epoch goes in at once, not each step: one
-/// handoff per step put the step's allocations on whichever pool thread took it,
-/// and R3's peak memory rose by a third (session 15).
+/// op; from inside, the calling thread takes part (BENCHMARKS.md, session 16: R1's
+/// and R2's epochs 2–6% faster, a quarter of the context switches). The steps'
+/// allocations then come from a pool thread: under glibc, [`tune_malloc`] keeps them
+/// on the main arena, whose freed blocks stay in the process (a thread's own arena
+/// gave its heaps back, and R3's epoch took 26 times the page faults).
+///
+/// [`tune_malloc`]: crate::runtime::tune_malloc
 fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
