@@ -29,6 +29,7 @@ use super::kernel_cache::{forward_kernels, KernelCache};
 use super::padding::Padding;
 use super::pooled_gradient;
 use crate::ops::activation::relu as relu_of;
+use crate::ops::cpu::vectorized;
 use crate::ops::elementwise::keep_if;
 use crate::ops::fresh::Slots;
 use crate::ops::max_pool_backward::{
@@ -371,26 +372,13 @@ fn zeros_on_pool(len: usize) -> Vec<u32> {
     zeros
 }
 
-/// ReLU's backward into `dx`: `g` where the output `y` is positive, else 0 (`g · 1`
-/// or `g · 0`, as `relu` computes it). With AVX2 when the CPU has it: R2's first
-/// conv block writes 2.8 MB of gradient planes a step through it (the SSE2 loop was
-/// 1.3% of an R2 epoch's samples, perf).
-fn relu_backward(g: &[f32], y: &[f32], dx: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::ops::cpu::avx2() {
-        // SAFETY: the CPU has AVX2.
-        unsafe { relu_backward_avx2(g, y, dx) };
-        return;
-    }
-    relu_backward_loop(g, y, dx);
-}
-
-/// [`relu_backward`]'s loop compiled for AVX2: the same operations.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn relu_backward_avx2(g: &[f32], y: &[f32], dx: &mut [f32]) {
-    relu_backward_loop(g, y, dx);
-}
+vectorized!(
+    /// ReLU's backward into `dx`: `g` where the output `y` is positive, else 0 (`g · 1`
+    /// or `g · 0`, as `relu` computes it). With AVX2 when the CPU has it: R2's first
+    /// conv block writes 2.8 MB of gradient planes a step through it (the SSE2 loop
+    /// was 1.3% of an R2 epoch's samples, perf).
+    fn relu_backward(g: &[f32], y: &[f32], dx: &mut [f32]) => relu_backward_loop, [avx2]
+);
 
 #[inline(always)]
 fn relu_backward_loop(g: &[f32], y: &[f32], dx: &mut [f32]) {
@@ -399,22 +387,14 @@ fn relu_backward_loop(g: &[f32], y: &[f32], dx: &mut [f32]) {
     }
 }
 
-/// `values += b`, with AVX2 when the CPU has it: before a pooling, over the whole
-/// conv plane (2.8% of an R1 epoch's samples in its SSE2 form, perf).
-fn add_in_place(values: &mut [f32], b: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::ops::cpu::avx2() {
-        // SAFETY: the CPU has AVX2.
-        unsafe { add_in_place_avx2(values, b) };
-        return;
-    }
-    values.iter_mut().for_each(|v| *v += b);
-}
+vectorized!(
+    /// `values += b`, with AVX2 when the CPU has it: before a pooling, over the whole
+    /// conv plane (2.8% of an R1 epoch's samples in its SSE2 form, perf).
+    fn add_in_place(values: &mut [f32], b: f32) => add_in_place_loop, [avx2]
+);
 
-/// [`add_in_place`]'s loop compiled for AVX2: the same additions.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn add_in_place_avx2(values: &mut [f32], b: f32) {
+#[inline(always)]
+fn add_in_place_loop(values: &mut [f32], b: f32) {
     values.iter_mut().for_each(|v| *v += b);
 }
 

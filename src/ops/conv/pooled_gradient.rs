@@ -19,6 +19,7 @@
 
 use super::conv2d::TASKS_PER_THREAD;
 use super::im2col::ConvGeometry;
+use crate::ops::cpu::vectorized;
 use crate::ops::elementwise::sum;
 use crate::ops::max_pool_backward::DROPPED;
 use crate::ops::parallel::map_indices;
@@ -119,24 +120,15 @@ fn pixel_rows(g: &ConvGeometry, x: &[f32], col: &mut [f32], rows: &mut [f32], kp
     }
 }
 
-/// `dw += Σ_j grad[j] · rows[winners[j]]`, where `rows` holds rows of `kp` floats
-/// and `dw` is one such row (a winner's [`DROPPED`] mark, ReLU's, is not part of its
-/// index; its gradient comes masked already).
-fn accumulate(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::ops::cpu::avx512() {
-        // SAFETY: the CPU has AVX-512F.
-        unsafe { accumulate_avx512(rows, kp, winners, grad, dw) };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if crate::ops::cpu::avx2() {
-        // SAFETY: the CPU has AVX2.
-        unsafe { accumulate_avx2(rows, kp, winners, grad, dw) };
-        return;
-    }
-    accumulate_blocks(rows, kp, winners, grad, dw);
-}
+vectorized!(
+    /// `dw += Σ_j grad[j] · rows[winners[j]]`, where `rows` holds rows of `kp` floats
+    /// and `dw` is one such row (a winner's [`DROPPED`] mark, ReLU's, is not part of
+    /// its index; its gradient comes masked already). With AVX-512 a block is one
+    /// vector instead of two AVX2 ones (R1's first layer: 4.5% of an epoch's samples
+    /// with AVX2, perf).
+    fn accumulate(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw: &mut [f32])
+        => accumulate_blocks, [avx512, avx2]
+);
 
 /// [`accumulate`] a block of [`BLOCK`] floats at a time, in two sums (the even and
 /// the odd windows), so that each addition need not wait for the one before.
@@ -166,23 +158,6 @@ fn accumulate_blocks(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw:
             dw[l] += even[l] + odd[l];
         }
     }
-}
-
-/// [`accumulate_blocks`] compiled for AVX-512: a block is one vector instead of two
-/// (R1's first layer: 4.5% of an epoch's samples with AVX2, perf). The same
-/// multiplications and additions in the same order, so the same results bit for bit.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn accumulate_avx512(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw: &mut [f32]) {
-    accumulate_blocks(rows, kp, winners, grad, dw)
-}
-
-/// [`accumulate_blocks`] compiled for AVX2: the same multiplications and additions
-/// in the same order, so the same results bit for bit.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn accumulate_avx2(rows: &[f32], kp: usize, winners: &[u32], grad: &[f32], dw: &mut [f32]) {
-    accumulate_blocks(rows, kp, winners, grad, dw)
 }
 
 #[cfg(test)]
