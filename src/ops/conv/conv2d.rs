@@ -50,6 +50,7 @@ use super::algorithm::{winograd_forward_form, ConvAlgorithm, ConvAlgorithms, Win
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
 use super::kernel_cache::{forward_kernel, forward_kernels, KernelCache};
+use super::output_epilogue::OutputEpilogue;
 use super::padding::Padding;
 use super::reference;
 use super::winograd::{PlaneLayout, Scratch, Winograd};
@@ -428,6 +429,7 @@ fn forward(
         transformed,
         o * p,
         &mut [],
+        None,
         |image, planes, out, _| {
             // SAFETY: entries `image·O ..` lie in the reserved capacity (`image < n`),
             // and only this call, the one for `image`, touches them.
@@ -463,6 +465,11 @@ fn forward(
 /// applies ReLU (`conv_block`). `transformed`, if given, is Winograd's `U` of `w`
 /// (kept by the caller, see [`KernelCache`]), used instead of transforming `w` again.
 /// Returns the `n · out_len` outputs.
+///
+/// With an `epilogue` (whose outputs are the conv's own: `out_len = O·P`), Winograd
+/// in its slot form writes each group's outputs through it straight into the
+/// output, and `finish` is called only for the images of other algorithms: it must
+/// then do what `epilogue` does ([`OutputEpilogue::write_plane`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward_with<F>(
     g: &ConvGeometry,
@@ -474,12 +481,17 @@ pub(super) fn forward_with<F>(
     transformed: Option<&[f32]>,
     out_len: usize,
     argmax: &mut [u32],
+    epilogue: Option<&OutputEpilogue>,
     finish: F,
 ) -> Vec<f32>
 where
     F: Fn(usize, &mut Planes, &mut Slots, &mut [u32]) + Sync,
 {
     let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
+    assert!(
+        epilogue.is_none() || out_len == o * p,
+        "forward_with: an epilogue writes the conv's {o}×{p} outputs an image, not {out_len}"
+    );
     if n * o * p == 0 {
         return vec![0.0; n * out_len];
     }
@@ -537,11 +549,31 @@ where
                         wg.run_channels(u, b, x, product, output, scratch);
                     } else if let (Some(wg), Some(u)) = (&winograd, &u) {
                         let input = PlaneLayout::images(g.channels, g.h * g.w);
-                        let output = PlaneLayout::side_by_side(p, ld);
+                        let x = &x[first * image..];
                         let scratch = Scratch { v, m, work };
+                        if let Some(epilogue) = epilogue {
+                            let epilogue = epilogue.from_image(task * split.per_task + first, out_len);
+                            out.part(b * out_len, |group| {
+                                let output = PlaneLayout::images(o, p);
+                                wg.run(
+                                    u,
+                                    b,
+                                    x,
+                                    input,
+                                    group.unwritten(),
+                                    output,
+                                    Some(&epilogue),
+                                    scratch,
+                                );
+                                // SAFETY: `run` wrote every pixel of the group's planes.
+                                unsafe { group.assume_written() };
+                            });
+                            continue;
+                        }
+                        let output = PlaneLayout::side_by_side(p, ld);
                         // SAFETY: `run` writes only values into `product`.
                         let product = unsafe { as_slots(product) };
-                        wg.run(u, b, &x[first * image..], input, product, output, scratch);
+                        wg.run(u, b, x, input, product, output, None, scratch);
                     } else if algorithm == ConvAlgorithm::Direct {
                         // One image (`for_direct`): `product` is its `[O, P]`.
                         let x = &x[first * image..(first + 1) * image];
@@ -724,7 +756,16 @@ where
                                 m: &mut *m,
                                 work: &mut *work,
                             };
-                            wg.run(u, b, gathered, input, &mut dx[first * image..], output, scratch);
+                            wg.run(
+                                u,
+                                b,
+                                gathered,
+                                input,
+                                &mut dx[first * image..],
+                                output,
+                                None,
+                                scratch,
+                            );
                         }
                         Some(DxShare::Accumulate(dx)) if x_algorithm == Some(ConvAlgorithm::Direct) => {
                             let dx = &mut dx[first * image..(first + 1) * image];

@@ -26,12 +26,12 @@ use serde::{Deserialize, Serialize};
 use super::algorithm::sums_weight_gradient_from_winners;
 use super::conv2d::{backward_with, conv2d_geometry, forward_with, Conv2dOptions, ConvGrads, Planes};
 use super::kernel_cache::{forward_kernels, KernelCache};
+use super::output_epilogue::OutputEpilogue;
 use super::padding::Padding;
 use super::pooled_gradient;
 use crate::ops::activation::relu as relu_of;
 use crate::ops::cpu::vectorized;
 use crate::ops::elementwise::keep_if;
-use crate::ops::fresh::Slots;
 use crate::ops::max_pool_backward::{
     masked_by_winners, max_pool_plane_backward, relu_marking_winners, DROPPED,
 };
@@ -135,6 +135,12 @@ impl Tensor {
             let x = x.as_slice().expect("standard layout");
             let wv = wv.as_slice().expect("standard layout");
             let u = forward_kernels(kernels, algorithms.forward, &geometry, o, n, &w_value, wv);
+            // Unpooled, the bias and ReLU are an inference conv's epilogue.
+            let epilogue = b.filter(|_| pool.is_none()).map(|bias| OutputEpilogue {
+                bias,
+                skip: None,
+                relu,
+            });
             forward_with(
                 &geometry,
                 algorithms.forward,
@@ -145,14 +151,15 @@ impl Tensor {
                 u.as_deref().map(Vec::as_slice),
                 o * q,
                 &mut argmax,
-                |_, planes, out, argmax| {
+                epilogue.as_ref(),
+                |image, planes, out, argmax| {
                     for oc in 0..o {
                         let plane = planes.plane(oc);
                         let Some(pool) = &pool else {
-                            match b.map(|b| b[oc]) {
-                                // The inference epilogue's pass, compiled for AVX2
-                                // (R2's first conv: 5.5 MB of output a step).
-                                Some(b) => add_bias_then_relu(plane, b, relu, out),
+                            match &epilogue {
+                                // Compiled for AVX2 (R2's first conv: 5.5 MB of
+                                // output a step).
+                                Some(epilogue) => epilogue.write_plane(plane, oc, image, out),
                                 None if relu => out.extend(plane.iter().map(|&v| relu_of(v))),
                                 None => out.extend(plane.iter().copied()),
                             }
@@ -317,6 +324,7 @@ impl Tensor {
             wv.as_slice().expect("standard layout"),
         );
         let u = forward_kernels(kernels, algorithms.forward, &geometry, o, n, &w_value, wv);
+        let epilogue = OutputEpilogue { bias, skip, relu };
         let out = forward_with(
             &geometry,
             algorithms.forward,
@@ -327,18 +335,10 @@ impl Tensor {
             u.as_deref().map(Vec::as_slice),
             o * p,
             &mut [],
+            Some(&epilogue),
             |image, planes, out, _| {
-                let at = image * o * p;
                 for oc in 0..o {
-                    let (plane, b) = (planes.plane(oc), bias[oc]);
-                    let skip = skip.map(|skip| &skip[at + oc * p..at + (oc + 1) * p]);
-                    #[cfg(target_arch = "x86_64")]
-                    if crate::ops::cpu::avx2() {
-                        // SAFETY: the CPU has AVX2.
-                        unsafe { inference_epilogue_avx2(plane, b, skip, relu, out) };
-                        continue;
-                    }
-                    inference_epilogue(plane, b, skip, relu, out);
+                    epilogue.write_plane(planes.plane(oc), oc, image, out);
                 }
             },
         );
@@ -398,40 +398,6 @@ fn add_in_place_loop(values: &mut [f32], b: f32) {
     values.iter_mut().for_each(|v| *v += b);
 }
 
-/// `plane + b`, then ReLU if `relu`, written to `out`: [`inference_epilogue`]
-/// without the added tensor, in its AVX2 version when the CPU has it.
-fn add_bias_then_relu(plane: &[f32], b: f32, relu: bool, out: &mut Slots) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::ops::cpu::avx2() {
-        // SAFETY: the CPU has AVX2.
-        unsafe { inference_epilogue_avx2(plane, b, None, relu, out) };
-        return;
-    }
-    inference_epilogue(plane, b, None, relu, out);
-}
-
-/// [`Tensor::conv2d_inference`]'s pass over one output channel: `plane + b`, then
-/// `+ skip`, then ReLU, written to `out`. One loop per case, each without a branch
-/// inside.
-#[inline(always)]
-fn inference_epilogue(plane: &[f32], b: f32, skip: Option<&[f32]>, relu: bool, out: &mut Slots) {
-    match skip {
-        Some(skip) if relu => out.extend(plane.iter().zip(skip).map(move |(&v, &s)| relu_of((v + b) + s))),
-        Some(skip) => out.extend(plane.iter().zip(skip).map(move |(&v, &s)| (v + b) + s)),
-        None if relu => out.extend(plane.iter().map(move |&v| relu_of(v + b))),
-        None => out.extend(plane.iter().map(move |&v| v + b)),
-    }
-}
-
-/// [`inference_epilogue`] compiled for AVX2: 8 floats at a time instead of SSE2's 4,
-/// the same additions and comparisons in the same order, so the same results bit
-/// for bit. At batch 1 this pass was 3% of R3's forward instructions (callgrind).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn inference_epilogue_avx2(plane: &[f32], b: f32, skip: Option<&[f32]>, relu: bool, out: &mut Slots) {
-    inference_epilogue(plane, b, skip, relu, out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,6 +426,36 @@ mod tests {
     /// without the addition and ReLU: on R3's 7×7 and 28×28 planes (Winograd's rows
     /// then sit among spare slots and outputs past the planes' edges), an odd plane
     /// with uneven padding, and one without padding.
+    #[test]
+    fn winograd_writes_the_inference_epilogue_as_the_separate_ops_bit_for_bit() {
+        // Enough images for several groups and tasks: each group's shortcut must
+        // be its own images'.
+        let (input, o) = ([37, 6, 14, 14], 5);
+        let x = Tensor::new(random_like(&input, 7));
+        let w = Tensor::new(random_like(&[o, input[1], 3, 3], 8));
+        let b = random_like(&[o], 9);
+        let opts = Conv2dOptions {
+            padding: Padding::Same,
+            algorithm: ConvAlgorithm::Winograd,
+            ..Conv2dOptions::default()
+        };
+        let conv = x.conv2d(&w, Some(&Tensor::new(b.clone())), &opts).into_value();
+        let skip = Tensor::new(random_like(conv.shape(), 10));
+        let b = b.as_slice().expect("standard layout");
+        for (add, relu) in [(false, false), (false, true), (true, false), (true, true)] {
+            let got = x.conv2d_inference(&w, b, &opts, add.then_some(&skip), relu, None);
+            let want = ndarray::Zip::from(&conv).and(skip.value()).map_collect(|&v, &s| {
+                let y = if add { v + s } else { v };
+                if relu {
+                    relu_of(y)
+                } else {
+                    y
+                }
+            });
+            assert_eq!(got.into_value(), want, "add {add} relu {relu}");
+        }
+    }
+
     #[test]
     fn inference_epilogue_matches_direct_conv_then_add_and_relu() {
         let cases = [

@@ -22,6 +22,8 @@
 //! - [`winograd`](winograd) — Winograd's F(4×4, 3×3) for 3×3 stride-1 kernels,
 //! - [`kernel_cache`](kernel_cache) — its transformed kernels kept by a layer
 //!   between inference calls,
+//! - [`output_epilogue`](output_epilogue) — an inference conv's bias, shortcut
+//!   and ReLU, applied as its outputs are written,
 //! - [`gemm`] — the matrix product every path ends in (also `Linear`'s),
 //! - [`padding`](padding) — `Same`/`Valid`/explicit padding resolved once (also the
 //!   pools').
@@ -35,6 +37,7 @@ pub mod gemm;
 mod im2col;
 mod im2col_padded;
 mod kernel_cache;
+mod output_epilogue;
 mod padding;
 mod pooled_gradient;
 mod reference;

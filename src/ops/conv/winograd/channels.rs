@@ -355,7 +355,7 @@ mod tests {
             let in_layout = PlaneLayout::images(c, h * w);
             // SAFETY: `run` writes only values.
             let out = unsafe { crate::ops::fresh::as_slots(&mut slots) };
-            wg.run(&u, images, &x, in_layout, out, out_layout, scratch);
+            wg.run(&u, images, &x, in_layout, out, out_layout, None, scratch);
 
             let scale = direct.iter().fold(1.0f32, |m, v| m.max(v.abs()));
             for (i, ((&got, &slot), &want)) in channels.iter().zip(&slots).zip(&direct).enumerate() {

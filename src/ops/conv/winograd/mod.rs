@@ -37,6 +37,7 @@ use rayon::prelude::*;
 use super::copy_row::{copy_row, fill_zeros};
 use super::gemm::gemm_serial;
 use super::im2col::ConvGeometry;
+use super::output_epilogue::OutputEpilogue;
 
 mod channels;
 mod lanes;
@@ -292,7 +293,8 @@ impl Winograd {
     /// The convolution of `images` images: planes of `input` (`h × w`, laid out as
     /// `input_layout`) into planes of `out` (`oh × ow`, laid out as `out_layout`),
     /// writing every pixel of each (so `out` need not be initialized, nor zeroed:
-    /// the input gradient's share of `dx` is not). `u` comes from [`transform_kernel`](Self::transform_kernel);
+    /// the input gradient's share of `dx` is not), finished by `epilogue` if there
+    /// is one (its shortcut laid out as `out`). `u` comes from [`transform_kernel`](Self::transform_kernel);
     /// `scratch` has the sizes [`scratch_len`](Self::scratch_len) gives.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
@@ -303,6 +305,7 @@ impl Winograd {
         input_layout: PlaneLayout,
         out: &mut [MaybeUninit<f32>],
         out_layout: PlaneLayout,
+        epilogue: Option<&OutputEpilogue>,
         scratch: Scratch,
     ) {
         let Scratch { v, m, work } = scratch;
@@ -332,7 +335,8 @@ impl Winograd {
         let (first_pass, out_rows) = rows.split_at_mut(24 * slots);
         for oc in 0..o {
             self.transform_output(m, images, oc * t, o * t, out_rows, first_pass);
-            self.write_outputs(&out_rows[..TILE * TILE * slots], images, oc, out, out_layout);
+            let rows = &out_rows[..TILE * TILE * slots];
+            self.write_outputs(rows, images, oc, out, out_layout, epilogue);
         }
     }
 
@@ -390,7 +394,7 @@ impl Winograd {
 
     /// Channel `oc`'s output plane of every image of a group of `images`, from the
     /// `rows` that [`transform_output`](Self::transform_output) wrote, into `out`
-    /// (laid out as `layout`).
+    /// (laid out as `layout`), through `epilogue` if there is one.
     #[inline(always)]
     fn output_planes(
         &self,
@@ -399,30 +403,25 @@ impl Winograd {
         oc: usize,
         out: &mut [MaybeUninit<f32>],
         layout: PlaneLayout,
+        epilogue: Option<&OutputEpilogue>,
     ) {
-        for image in 0..images {
-            let at = image * layout.image_stride + oc * layout.channel_stride;
-            self.copy_output(rows, images, image, &mut out[at..at + self.oh * self.ow]);
-        }
-    }
-
-    /// Image `image`'s output plane `out` (`oh × ow`) from the `rows` that
-    /// [`transform_output`](Self::transform_output) wrote for a group of `images`,
-    /// dropping the spare slots and the outputs past the plane's bottom or right
-    /// edge.
-    #[inline(always)]
-    fn copy_output(&self, rows: &[f32], images: usize, image: usize, out: &mut [MaybeUninit<f32>]) {
         let width = self.row_width(images);
-        let base = image * self.period();
-        for ty in 0..self.tiles_y {
-            for (a, source) in rows.chunks_exact(rows.len() / TILE).enumerate() {
-                let oy = TILE * ty + a;
-                if oy < self.oh {
-                    let at = base + ty * width;
-                    copy_row(
-                        &mut out[oy * self.ow..(oy + 1) * self.ow],
-                        &source[at..at + self.ow],
-                    );
+        for image in 0..images {
+            let plane = image * layout.image_stride + oc * layout.channel_stride;
+            let base = image * self.period();
+            // The tiles' rows, dropping the spare slots and the outputs past the
+            // plane's bottom or right edge.
+            for ty in 0..self.tiles_y {
+                for (a, source) in rows.chunks_exact(rows.len() / TILE).enumerate() {
+                    let oy = TILE * ty + a;
+                    if oy < self.oh {
+                        let at = plane + oy * self.ow;
+                        let (dst, src) = (&mut out[at..at + self.ow], &source[base + ty * width..]);
+                        match epilogue {
+                            Some(epilogue) => epilogue.write_row(dst, &src[..self.ow], oc, at),
+                            None => copy_row(dst, &src[..self.ow]),
+                        }
+                    }
                 }
             }
         }
@@ -531,6 +530,7 @@ impl Winograd {
             oc: usize,
             out: &mut [MaybeUninit<f32>],
             layout: PlaneLayout,
+            epilogue: Option<&OutputEpilogue>,
         ) => output_planes
     );
     multiversioned!(
