@@ -552,7 +552,7 @@ where
                         let x = &x[first * image..];
                         let scratch = Scratch { v, m, work };
                         if let Some(epilogue) = epilogue {
-                            let epilogue = epilogue.from_image(task * split.per_task + first, out_len);
+                            let epilogue = epilogue.for_images_from(task * split.per_task + first, out_len);
                             out.part(b * out_len, |group| {
                                 let output = PlaneLayout::images(o, p);
                                 wg.run(

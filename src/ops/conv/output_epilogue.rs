@@ -29,7 +29,7 @@ pub(crate) struct OutputEpilogue<'a> {
 
 impl<'a> OutputEpilogue<'a> {
     /// The same epilogue for the images from `first` on, of `image_len` outputs each.
-    pub fn from_image(&self, first: usize, image_len: usize) -> OutputEpilogue<'a> {
+    pub fn for_images_from(&self, first: usize, image_len: usize) -> OutputEpilogue<'a> {
         OutputEpilogue {
             skip: self.skip.map(|skip| &skip[first * image_len..]),
             ..*self
@@ -195,7 +195,7 @@ mod tests {
             assert_eq!(got, want(&e, plane[j], 2, at + j), "j {j}");
         }
         // From image 1 on, the same plane is image 0's.
-        let later = e.from_image(1, o * p);
+        let later = e.for_images_from(1, o * p);
         let values = crate::ops::fresh::fresh(p, p, false, |_, out| later.write_plane(&plane, 2, 0, out));
         for (j, &got) in values.iter().enumerate() {
             assert_eq!(got, want(&e, plane[j], 2, at + j), "from image 1, j {j}");
