@@ -80,6 +80,17 @@ impl PoolGeometry {
         (rows, cols)
     }
 
+    /// The top-left rows and columns of the input that some window reads: all
+    /// of it unless the windows stop short of the bottom or right edge (a 2×2
+    /// pooling at stride 2 of an odd size). The gradient is zero past them.
+    pub(super) fn covered(&self) -> (usize, usize) {
+        if self.out_len() == 0 {
+            return (0, 0);
+        }
+        let (rows, cols) = self.window(self.pad.out_h - 1, self.pad.out_w - 1);
+        (rows.end, cols.end)
+    }
+
     pub(super) fn is_2x2_stride_2_valid(&self) -> bool {
         let p = self.pad;
         self.kernel == (2, 2) && self.stride == (2, 2) && p.top + p.bottom + p.left + p.right == 0

@@ -731,6 +731,53 @@ fn conv2d_block_equals_the_separate_ops_bit_for_bit() {
 }
 
 #[test]
+fn a_pooled_blocks_winograd_input_gradient_skips_what_the_pooling_never_reads() {
+    // R1's second conv: the 2×2 pooling reads 10×10 of the 11×11 output, so the
+    // 13×13 input gradient is zero in its last row and column, and the block
+    // computes only the 12×12 before them (3×3 tiles instead of 4×4). 40 images:
+    // several groups, and tasks.
+    let (x, w, b) = (
+        random_like(&[40, 4, 13, 13], 1),
+        random_like(&[6, 4, 3, 3], 2),
+        random_like(&[6], 3),
+    );
+    let (e, default) = (common::relu_max_pool_2x2(), Conv2dOptions::default());
+    let block = |algorithm| {
+        let o = using(algorithm, &default);
+        run_conv(&x, (&w, true), Some(&b), true, &o, Some(&e), |s| {
+            random_like(s, 4)
+        })
+    };
+    let (fast, direct) = (block(ConvAlgorithm::Winograd), block(ConvAlgorithm::Direct));
+    let dx = fast.dx.expect("dx");
+    assert_close("dx", &dx, &direct.dx.expect("dx"));
+    for ((_, _, r, c), &v) in dx
+        .view()
+        .into_dimensionality::<ndarray::Ix4>()
+        .unwrap()
+        .indexed_iter()
+    {
+        if r == 12 || c == 12 {
+            assert_eq!(v, 0.0, "dx at row {r}, column {c}");
+        }
+    }
+    // The rest as the separate ops compute it.
+    let (px, pw, pb) = (
+        Param::new(x.clone()),
+        Param::new(w.clone()),
+        Param::new(b.clone()),
+    );
+    let tape = Tape::new();
+    let o = using(ConvAlgorithm::Winograd, &default);
+    let y = unfused(&tape.param(&px), &tape.param(&pw), Some(&tape.param(&pb)), &o, &e);
+    let g = random_like(y.shape(), 4);
+    let grads = y.mul(&Tensor::new(g)).sum().backward();
+    assert_eq!(fast.y, *y.value(), "output");
+    assert_eq!(fast.dw.as_ref(), grads.get(&pw), "dW");
+    assert_eq!(fast.db.as_ref(), grads.get(&pb), "db");
+}
+
+#[test]
 #[should_panic(expected = "conv2d_block")]
 fn conv2d_block_names_itself_when_the_pool_does_not_fit() {
     // A 3×3 pool does not fit the 2×2 conv output.

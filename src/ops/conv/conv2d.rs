@@ -209,6 +209,7 @@ impl Tensor {
                 x.as_slice().expect("standard layout"),
                 wv.as_slice().expect("standard layout"),
                 [needs[0], needs[1], need_bias],
+                (geometry.oh, geometry.ow),
                 |image, planes| {
                     for oc in 0..o {
                         gradient(image, oc, planes.plane(oc));
@@ -615,6 +616,22 @@ where
     })
 }
 
+/// Zeros in every plane of `planes` (`[…, H, W]`, `(H, W)` = `size`) outside its
+/// top-left `extent`, which the Winograd input gradient wrote (see
+/// [`Winograd::input_gradient`]).
+fn zero_outside(planes: &mut [MaybeUninit<f32>], (h, w): (usize, usize), (rows, cols): (usize, usize)) {
+    if (rows, cols) == (h, w) || h * w == 0 {
+        return;
+    }
+    for plane in planes.chunks_exact_mut(h * w) {
+        let (inside, below) = plane.split_at_mut(rows * w);
+        for row in inside.chunks_exact_mut(w) {
+            row[cols..].fill(MaybeUninit::new(0.0));
+        }
+        below.fill(MaybeUninit::new(0.0));
+    }
+}
+
 /// A backward task's share of the input gradient `dx`.
 enum DxShare<'a> {
     /// Not initialized: Winograd, or im2col's `col2im_written` (stride 2), writes
@@ -634,9 +651,10 @@ pub(super) struct ConvGrads {
 
 /// The backward pass given `gradient(image, planes)`, which writes the gradient
 /// with respect to the raw products (the conv output before any fused epilogue) of
-/// image `image` into its `O` planes. The input gradient and the weight gradient
-/// each run by their algorithm in `algorithms`; the bias gradient goes with the
-/// weight gradient's (the direct loops, or a sum per row).
+/// image `image` into its `O` planes, non-zero only in their top-left `extent`
+/// (`(OH, OW)` unless a fused pooling reads less of the output). The input gradient
+/// and the weight gradient each run by their algorithm in `algorithms`; the bias
+/// gradient goes with the weight gradient's (the direct loops, or a sum per row).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward_with<F>(
     g: &ConvGeometry,
@@ -646,6 +664,7 @@ pub(super) fn backward_with<F>(
     x: &[f32],
     w: &[f32],
     needs: [bool; 3],
+    extent: (usize, usize),
     gradient: F,
 ) -> ConvGrads
 where
@@ -660,7 +679,8 @@ where
     let w_algorithm = need_w.then_some(algorithms.weight_gradient);
     let b_direct = need_b && algorithms.weight_gradient == ConvAlgorithm::Direct;
     let uses = |algorithm| x_algorithm == Some(algorithm) || w_algorithm == Some(algorithm);
-    let winograd = (x_algorithm == Some(ConvAlgorithm::Winograd)).then(|| Winograd::input_gradient(g, o));
+    let winograd =
+        (x_algorithm == Some(ConvAlgorithm::Winograd)).then(|| Winograd::input_gradient(g, o, extent));
     let winograd_w =
         (w_algorithm == Some(ConvAlgorithm::Winograd)).then(|| Winograd::for_weight_gradient(g, o));
     let split = split
@@ -756,16 +776,9 @@ where
                                 m: &mut *m,
                                 work: &mut *work,
                             };
-                            wg.run(
-                                u,
-                                b,
-                                gathered,
-                                input,
-                                &mut dx[first * image..],
-                                output,
-                                None,
-                                scratch,
-                            );
+                            let dx = &mut dx[first * image..(first + b) * image];
+                            wg.run(u, b, gathered, input, dx, output, None, scratch);
+                            zero_outside(dx, (g.h, g.w), wg.extent());
                         }
                         Some(DxShare::Accumulate(dx)) if x_algorithm == Some(ConvAlgorithm::Direct) => {
                             let dx = &mut dx[first * image..(first + 1) * image];

@@ -12,10 +12,15 @@
 //!
 //! The results are those of the separate ops, bit for bit (tested): the products are
 //! the same, max pooling picks the same first maximum, and ReLU after pooling equals
-//! pooling after ReLU (ReLU is monotonic), with the same gradient mask. One
-//! exception, within rounding: a first layer (an input that needs no gradient, a
+//! pooling after ReLU (ReLU is monotonic), with the same gradient mask. Two
+//! exceptions, within rounding: a first layer (an input that needs no gradient, a
 //! small kernel) sums its weight and bias gradients from the pooling's winners
-//! alone, without the gradient planes ([`pooled_gradient`](super::pooled_gradient)).
+//! alone, without the gradient planes ([`pooled_gradient`](super::pooled_gradient));
+//! and where the pooling reads less than the whole output (a 2×2 pooling of an odd
+//! size), a Winograd input gradient computes only the input pixels the read rows
+//! and columns reach and writes exact zeros past them, where the separate conv's
+//! tiles leave the residue of terms that cancel (1e-8). On R1's second conv that
+//! is 3×3 tiles instead of 4×4 (see `Winograd::input_gradient`).
 
 use std::mem::MaybeUninit;
 use std::sync::Arc;
@@ -256,6 +261,7 @@ impl Tensor {
                     x,
                     wv.as_slice().expect("standard layout"),
                     [needs[0], needs[1], need_bias],
+                    pool.as_ref().map_or((oh, ow), PoolGeometry::covered),
                     gradient,
                 )
             };

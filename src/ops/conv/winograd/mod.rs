@@ -95,6 +95,13 @@ pub(super) struct Winograd {
     left: usize,
     oh: usize,
     ow: usize,
+    /// Floats from one row of an input plane to the next: `w`, unless the
+    /// convolution reads only the top-left `h × w` of wider planes (see
+    /// [`input_gradient`](Self::input_gradient)).
+    in_row: usize,
+    /// The same for the output planes: `ow`, unless it writes only their top-left
+    /// `oh × ow`.
+    out_row: usize,
     tiles_y: usize,
 }
 
@@ -107,9 +114,33 @@ impl Winograd {
 
     /// The input gradient of `g`: a convolution of the `o` output-gradient planes
     /// into the `C` input planes, padded by `2 − padding` (so `padding ≤ 2`, checked
-    /// by [`choose`](super::algorithm::choose)).
-    pub fn input_gradient(g: &ConvGeometry, o: usize) -> Winograd {
-        Winograd::new(o, g.channels, (g.oh, g.ow), (2 - g.top, 2 - g.left), (g.h, g.w))
+    /// by [`choose`](super::algorithm::choose)), when the output gradient may be
+    /// non-zero only in its top-left `rows × cols` (`extent`; all of it, `(OH, OW)`,
+    /// unless a pooling after the conv reads less).
+    ///
+    /// Then only those rows and columns are read, and only the input pixels they
+    /// reach are computed: the top-left [`extent`](Self::extent) of each input
+    /// plane; the rest of the input gradient is zero, for the caller to write. R1's
+    /// second conv has an 11×11 output of which its 2×2 pooling reads 10×10, so its
+    /// 13×13 input gradient is 12×12 and zeros: 3×3 tiles of 4 instead of 4×4.
+    pub fn input_gradient(g: &ConvGeometry, o: usize, (rows, cols): (usize, usize)) -> Winograd {
+        let (top, left) = (2 - g.top, 2 - g.left);
+        let (rows, cols) = (rows.min(g.oh), cols.min(g.ow));
+        // Input pixel `r` reaches output-gradient rows `r − top ..= r − top + 2`
+        // (padded by `top`), so the first `rows + top` pixels reach the non-zero ones.
+        let reached = |rows: usize, top: usize, h: usize| if rows == 0 { 0 } else { (rows + top).min(h) };
+        let (dh, dw) = (reached(rows, top, g.h), reached(cols, left, g.w));
+        Winograd {
+            in_row: g.ow,
+            out_row: g.w,
+            ..Winograd::new(o, g.channels, (rows, cols), (top, left), (dh, dw))
+        }
+    }
+
+    /// The top-left `rows × cols` of each output plane that [`run`](Self::run)
+    /// writes.
+    pub fn extent(&self) -> (usize, usize) {
+        (self.oh, self.ow)
     }
 
     /// The weight gradient of `g` with `o` output channels (the forward pass's
@@ -134,6 +165,8 @@ impl Winograd {
             left,
             oh,
             ow,
+            in_row: w,
+            out_row: ow,
             tiles_y: oh.div_ceil(TILE),
         }
     }
@@ -415,7 +448,7 @@ impl Winograd {
                 for (a, source) in rows.chunks_exact(rows.len() / TILE).enumerate() {
                     let oy = TILE * ty + a;
                     if oy < self.oh {
-                        let at = plane + oy * self.ow;
+                        let at = plane + oy * self.out_row;
                         let (dst, src) = (&mut out[at..at + self.ow], &source[base + ty * width..]);
                         match epilogue {
                             Some(epilogue) => epilogue.write_row(dst, &src[..self.ow], oc, at),

@@ -108,7 +108,7 @@ impl Winograd {
         let source = (input, layout, channel);
         self.column_pass(
             source,
-            (self.h, self.w, self.top),
+            (self.h, self.w, self.top, self.in_row),
             self.input_columns(),
             images,
             zero_row,
@@ -218,7 +218,7 @@ impl Winograd {
         let source = (grad, layout, channel);
         self.column_pass(
             source,
-            (self.oh, self.ow, 0),
+            (self.oh, self.ow, 0, self.out_row),
             self.grad_columns(),
             images,
             zero_row,
@@ -246,7 +246,8 @@ impl Winograd {
 
     /// The column pass of the input and output-gradient transforms: `f` of the `N`
     /// rows under each tile row of every image's plane `channel` of `source` (planes
-    /// of `h × w` with `top` rows of padding above, zeros beyond), into the column
+    /// of `h × w`, rows `stride` apart, with `top` rows of padding above, zeros
+    /// beyond), into the column
     /// planes `c`, at the columns `(x_lo, cols)` of the padded row that hold pixels
     /// (the others were zeroed by [`prepare_columns`](Self::prepare_columns)).
     ///
@@ -257,7 +258,7 @@ impl Winograd {
     fn column_pass<const N: usize>(
         &self,
         (source, layout, channel): (&[f32], PlaneLayout, usize),
-        (h, w, top): (usize, usize, usize),
+        (h, w, top, stride): (usize, usize, usize, usize),
         (x_lo, cols): (usize, usize),
         images: usize,
         zero_row: &[f32],
@@ -266,11 +267,12 @@ impl Winograd {
     ) {
         let (period, width) = (self.period(), self.row_width(images));
         let zeros = &zero_row[..cols];
+        let plane_len = if h == 0 { 0 } else { (h - 1) * stride + w };
         for image in 0..images {
             let at = image * layout.image_stride + channel * layout.channel_stride;
-            let plane = &source[at..at + h * w];
+            let plane = &source[at..at + plane_len];
             let row = |pr: usize| match pr.checked_sub(top) {
-                Some(r) if r < h => &plane[r * w..r * w + cols],
+                Some(r) if r < h => &plane[r * stride..r * stride + cols],
                 _ => zeros,
             };
             for ty in 0..self.tiles_y {
