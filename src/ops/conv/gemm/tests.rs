@@ -86,10 +86,10 @@ fn check(
 }
 
 /// Sizes below, at and past the tiles (8 and 6 rows, 4 columns of dot products,
-/// vectors of 8 and 16, strips of 32 and 64) and `k` past a vector.
+/// vectors of 8 and 16, strips of 32, 64 and 128) and `k` past a vector.
 #[test]
 fn every_kernel_layout_and_size_gives_the_product() {
-    let sizes = [1, 2, 3, 7, 8, 9, 16, 17, 33, 70];
+    let sizes = [1, 2, 3, 7, 8, 9, 16, 17, 33, 70, 130];
     let depths = [0, 1, 5, 16, 17, 40];
     let scalings = [(1.0, 0.0), (1.0, 1.0), (-0.5, 2.0)];
     for isa in isas() {
