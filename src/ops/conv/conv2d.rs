@@ -430,7 +430,7 @@ fn forward(
         transformed,
         o * p,
         &mut [],
-        None,
+        (None, (g.oh, g.ow)),
         |image, planes, out, _| {
             // SAFETY: entries `image·O ..` lie in the reserved capacity (`image < n`),
             // and only this call, the one for `image`, touches them.
@@ -471,6 +471,11 @@ fn forward(
 /// in its slot form writes each group's outputs through it straight into the
 /// output, and `finish` is called only for the images of other algorithms: it must
 /// then do what `epilogue` does ([`OutputEpilogue::write_plane`]).
+///
+/// `finish` reads only the top-left `extent` of each plane (a pooling that reads
+/// less than the whole output): the slot-form Winograd then computes only that
+/// part ([`Winograd::forward_over`]), and the rest of the planes holds whatever the
+/// scratch buffer held.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward_with<F>(
     g: &ConvGeometry,
@@ -482,7 +487,7 @@ pub(super) fn forward_with<F>(
     transformed: Option<&[f32]>,
     out_len: usize,
     argmax: &mut [u32],
-    epilogue: Option<&OutputEpilogue>,
+    (epilogue, extent): (Option<&OutputEpilogue>, (usize, usize)),
     finish: F,
 ) -> Vec<f32>
 where
@@ -490,8 +495,8 @@ where
 {
     let (k, p, image) = (g.k(), g.p(), g.channels * g.h * g.w);
     assert!(
-        epilogue.is_none() || out_len == o * p,
-        "forward_with: an epilogue writes the conv's {o}×{p} outputs an image, not {out_len}"
+        epilogue.is_none() || (out_len == o * p && extent == (g.oh, g.ow)),
+        "forward_with: an epilogue writes the conv's {o}×{p} outputs an image, not {out_len} of {extent:?}"
     );
     if n * o * p == 0 {
         return vec![0.0; n * out_len];
@@ -512,7 +517,9 @@ where
     let form = winograd_forward_form(g, o, n);
     let channel_form = winograd.is_some() && form == WinogradForm::Channels;
     // The channel form takes the groups as they come: it pads nothing.
-    let slot_form = winograd.filter(|_| !channel_form);
+    let slot_form = winograd
+        .filter(|_| !channel_form)
+        .map(|_| Winograd::forward_over(g, o, extent));
     let split = split
         .for_winograd(slot_form.as_ref())
         .for_direct(algorithm == ConvAlgorithm::Direct);
@@ -520,10 +527,11 @@ where
         Some(u) => std::borrow::Cow::Borrowed(u),
         None => std::borrow::Cow::Owned(forward_kernel(g, o, form, w)),
     });
-    let [v_len, m_len, work_len] = winograd.map_or([0; 3], |wg| match channel_form {
-        true => wg.channel_scratch_len(split.group),
-        false => wg.scratch_len(split.group),
-    });
+    let [v_len, m_len, work_len] = match (winograd, slot_form) {
+        (_, Some(wg)) => wg.scratch_len(split.group),
+        (Some(wg), None) => wg.channel_scratch_len(split.group),
+        (None, None) => [0; 3],
+    };
     let col_len = if algorithm == ConvAlgorithm::Im2col && !g.is_pointwise() {
         k * split.group * p
     } else {
@@ -548,7 +556,7 @@ where
                         let scratch = Scratch { v, m, work };
                         let x = &x[first * image..(first + b) * image];
                         wg.run_channels(u, b, x, product, output, scratch);
-                    } else if let (Some(wg), Some(u)) = (&winograd, &u) {
+                    } else if let (Some(wg), Some(u)) = (&slot_form, &u) {
                         let input = PlaneLayout::images(g.channels, g.h * g.w);
                         let x = &x[first * image..];
                         let scratch = Scratch { v, m, work };
@@ -682,7 +690,7 @@ where
     let winograd =
         (x_algorithm == Some(ConvAlgorithm::Winograd)).then(|| Winograd::input_gradient(g, o, extent));
     let winograd_w =
-        (w_algorithm == Some(ConvAlgorithm::Winograd)).then(|| Winograd::for_weight_gradient(g, o));
+        (w_algorithm == Some(ConvAlgorithm::Winograd)).then(|| Winograd::for_weight_gradient(g, o, extent));
     let split = split
         .for_winograd(winograd.as_ref())
         .for_winograd(winograd_w.as_ref())

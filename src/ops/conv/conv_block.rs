@@ -17,10 +17,13 @@
 //! small kernel) sums its weight and bias gradients from the pooling's winners
 //! alone, without the gradient planes ([`pooled_gradient`](super::pooled_gradient));
 //! and where the pooling reads less than the whole output (a 2×2 pooling of an odd
-//! size), a Winograd input gradient computes only the input pixels the read rows
-//! and columns reach and writes exact zeros past them, where the separate conv's
-//! tiles leave the residue of terms that cancel (1e-8). On R1's second conv that
-//! is 3×3 tiles instead of 4×4 (see `Winograd::input_gradient`).
+//! size), Winograd computes only what it reads: the outputs the windows cover,
+//! from the input pixels those read, and their gradients. The separate conv's
+//! tiles also mix in the pixels past them, whose terms cancel to within rounding
+//! (1e-8), and leave that residue in the input gradient where the block writes
+//! exact zeros. On R1's second conv each pass takes 9 tile slots an image,
+//! instead of 13 (input gradient) and 9¾ (forward and weight gradient); see
+//! `Winograd::forward_over` and `Winograd::input_gradient`.
 
 use std::mem::MaybeUninit;
 use std::sync::Arc;
@@ -117,6 +120,9 @@ impl Tensor {
             None => [n, o, oh, ow],
         };
         let q = out_shape[2] * out_shape[3];
+        // What the pooling reads of the conv output: the rest is never computed,
+        // and its gradient is zero.
+        let extent = pool.as_ref().map_or((oh, ow), PoolGeometry::covered);
         let relu = epilogue.relu;
         let requested = opts.algorithm;
 
@@ -156,7 +162,7 @@ impl Tensor {
                 u.as_deref().map(Vec::as_slice),
                 o * q,
                 &mut argmax,
-                epilogue.as_ref(),
+                (epilogue.as_ref(), extent),
                 |image, planes, out, argmax| {
                     for oc in 0..o {
                         let plane = planes.plane(oc);
@@ -261,7 +267,7 @@ impl Tensor {
                     x,
                     wv.as_slice().expect("standard layout"),
                     [needs[0], needs[1], need_bias],
-                    pool.as_ref().map_or((oh, ow), PoolGeometry::covered),
+                    extent,
                     gradient,
                 )
             };
@@ -341,7 +347,7 @@ impl Tensor {
             u.as_deref().map(Vec::as_slice),
             o * p,
             &mut [],
-            Some(&epilogue),
+            (Some(&epilogue), (geometry.oh, geometry.ow)),
             |image, planes, out, _| {
                 for oc in 0..o {
                     epilogue.write_plane(planes.plane(oc), oc, image, out);

@@ -109,7 +109,29 @@ impl Winograd {
     /// The forward pass of `g` with `o` output channels. The caller has checked that
     /// Winograd applies (see [`choose`](super::algorithm::choose)).
     pub fn forward(g: &ConvGeometry, o: usize) -> Winograd {
-        Winograd::new(g.channels, o, (g.h, g.w), (g.top, g.left), (g.oh, g.ow))
+        Winograd::forward_over(g, o, (g.oh, g.ow))
+    }
+
+    /// [`forward`](Self::forward) computing only the top-left `rows × cols` of each
+    /// output plane (`extent`: all of it unless a pooling after the conv reads
+    /// less), from the input pixels those read; [`run`](Self::run) leaves the rest
+    /// of the output planes as they were. R1's second conv: its pooling reads 10×10
+    /// of the 11×11 output, which read 12×12 of the 13×13 input, so each image
+    /// takes 3 tiles of 4 columns instead of 13 columns' worth (see
+    /// [`period`](Self::period)).
+    pub fn forward_over(g: &ConvGeometry, o: usize, (rows, cols): (usize, usize)) -> Winograd {
+        let (oh, ow) = (rows.min(g.oh), cols.min(g.ow));
+        // Output `y` reads padded rows `y ..= y + 2`, input rows up to `y + 2 − top`.
+        let read = |n: usize, pad: usize, size: usize| match n {
+            0 => 0,
+            n => (n + 2).saturating_sub(pad).min(size),
+        };
+        let (h, w) = (read(oh, g.top, g.h), read(ow, g.left, g.w));
+        Winograd {
+            in_row: g.w,
+            out_row: g.ow,
+            ..Winograd::new(g.channels, o, (h, w), (g.top, g.left), (oh, ow))
+        }
     }
 
     /// The input gradient of `g`: a convolution of the `o` output-gradient planes
@@ -143,10 +165,12 @@ impl Winograd {
         (self.oh, self.ow)
     }
 
-    /// The weight gradient of `g` with `o` output channels (the forward pass's
-    /// tiles; see [`weight_gradient`](Self::weight_gradient)).
-    pub fn for_weight_gradient(g: &ConvGeometry, o: usize) -> Winograd {
-        Winograd::forward(g, o)
+    /// The weight gradient of `g` with `o` output channels when the output
+    /// gradient may be non-zero only in its top-left `extent` (the forward pass's
+    /// tiles over it, see [`forward_over`](Self::forward_over) and
+    /// [`weight_gradient`](Self::weight_gradient)).
+    pub fn for_weight_gradient(g: &ConvGeometry, o: usize, extent: (usize, usize)) -> Winograd {
+        Winograd::forward_over(g, o, extent)
     }
 
     fn new(
