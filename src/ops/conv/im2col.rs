@@ -505,6 +505,10 @@ mod tests {
             (1, 5, 7, 3, 3, (2, 1), 3, 4, 3, 4),
             (2, 11, 12, 5, 5, (3, 3), 2, 1, 2, 1),
             (2, 3, 1, 3, 3, (2, 2), 1, 1, 1, 1),
+            // 3-wide at stride 2, four outputs at a time: rows of 14 (three blocks,
+            // the last overlapping) and of 8 (two whole ones).
+            (2, 28, 28, 3, 3, (2, 2), 1, 1, 1, 1),
+            (1, 16, 16, 3, 3, (2, 2), 1, 1, 1, 1),
             (1, 7, 7, 3, 3, (1, 1), 1, 1, 1, 1),
             // Stride-1 rows of 3, 4, 8 and 9 pixels: either side of the two fixed
             // moves that copy a row of 4 to 8 (`copy_row`).
