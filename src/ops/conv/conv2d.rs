@@ -624,9 +624,8 @@ where
     })
 }
 
-/// Zeros in every plane of `planes` (`[…, H, W]`, `(H, W)` = `size`) outside its
-/// top-left `extent`, which the Winograd input gradient wrote (see
-/// [`Winograd::input_gradient`]).
+/// Zeros in every `h × w` plane of `planes` outside its top-left `rows × cols`,
+/// which the Winograd input gradient wrote (see [`Winograd::input_gradient`]).
 fn zero_outside(planes: &mut [MaybeUninit<f32>], (h, w): (usize, usize), (rows, cols): (usize, usize)) {
     if (rows, cols) == (h, w) || h * w == 0 {
         return;

@@ -433,11 +433,9 @@ mod tests {
         }
     }
 
-    /// `conv2d_inference` against the direct loops with the bias, then the added
-    /// tensor and ReLU applied one after another, by every algorithm, with and
-    /// without the addition and ReLU: on R3's 7×7 and 28×28 planes (Winograd's rows
-    /// then sit among spare slots and outputs past the planes' edges), an odd plane
-    /// with uneven padding, and one without padding.
+    /// Winograd writing the epilogue into the output as it writes each row
+    /// (`OutputEpilogue::write_row`) against the plain conv, then the addition
+    /// and ReLU, bit for bit.
     #[test]
     fn winograd_writes_the_inference_epilogue_as_the_separate_ops_bit_for_bit() {
         // Enough images for several groups and tasks: each group's shortcut must
@@ -468,6 +466,11 @@ mod tests {
         }
     }
 
+    /// `conv2d_inference` against the direct loops with the bias, then the added
+    /// tensor and ReLU applied one after another, by every algorithm, with and
+    /// without the addition and ReLU: on R3's 7×7 and 28×28 planes (Winograd's rows
+    /// then sit among spare slots and outputs past the planes' edges), an odd plane
+    /// with uneven padding, and one without padding.
     #[test]
     fn inference_epilogue_matches_direct_conv_then_add_and_relu() {
         let cases = [

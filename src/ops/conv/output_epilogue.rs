@@ -5,8 +5,11 @@
 //! [`OutputEpilogue::write_row`] straight into the op's output, so the finished
 //! values are written once; the other algorithms leave each image's planes in
 //! their product buffer, and [`OutputEpilogue::write_plane`] finishes them from
-//! there. Written in two passes instead (the rows into the product buffer, then the
-//! epilogue over it) they were 12.8% of R3's inference samples (perf).
+//! there (im2col, and Winograd's channel form). Winograd's rows used to go into
+//! the product buffer and the epilogue over it after: 12.8% of R3's inference
+//! samples for the two passes, 12.1% now (perf). Most of what the second pass
+//! cost moved into the first: its rows now go to the output in memory, where
+//! before they went to the buffer in cache.
 //!
 //! Both compute `relu((v + b) + s)` in that order, so both give the same bits.
 
@@ -36,8 +39,9 @@ impl<'a> OutputEpilogue<'a> {
         }
     }
 
-    /// Writes `dst[j] = f(src[j])` for output channel `oc`, where the row starts
-    /// at `at` in the output (and so in the shortcut). Rows of 4 or more go in
+    /// Writes to `dst` the finished values of `src`, a row of output channel
+    /// `oc`'s products that starts at `at` in the output (and so in the
+    /// shortcut). Rows of 4 or more go in
     /// fixed blocks of 8 or 4, the last one overlapping the one before: a plane's
     /// rows are 7 to 28 floats in R3, too short for a loop's vector body to pay.
     #[inline(always)]

@@ -97,7 +97,7 @@ pub(super) struct Winograd {
     ow: usize,
     /// Floats from one row of an input plane to the next: `w`, unless the
     /// convolution reads only the top-left `h × w` of wider planes (see
-    /// [`input_gradient`](Self::input_gradient)).
+    /// [`forward_over`](Self::forward_over) and [`input_gradient`](Self::input_gradient)).
     in_row: usize,
     /// The same for the output planes: `ow`, unless it writes only their top-left
     /// `oh × ow`.
@@ -347,11 +347,12 @@ impl Winograd {
         }
     }
 
-    /// The convolution of `images` images: planes of `input` (`h × w`, laid out as
-    /// `input_layout`) into planes of `out` (`oh × ow`, laid out as `out_layout`),
-    /// writing every pixel of each (so `out` need not be initialized, nor zeroed:
-    /// the input gradient's share of `dx` is not), finished by `epilogue` if there
-    /// is one (its shortcut laid out as `out`). `u` comes from [`transform_kernel`](Self::transform_kernel);
+    /// The convolution of `images` images: planes of `input` (`h × w`, rows `in_row`
+    /// apart, laid out as `input_layout`) into planes of `out` (`oh × ow`, rows
+    /// `out_row` apart, laid out as `out_layout`), writing every one of those pixels
+    /// (so `out` need not be initialized, nor zeroed: the input gradient's share of
+    /// `dx` is not), finished by `epilogue` if there is one (its shortcut laid out
+    /// as `out`). `u` comes from [`transform_kernel`](Self::transform_kernel);
     /// `scratch` has the sizes [`scratch_len`](Self::scratch_len) gives.
     #[allow(clippy::too_many_arguments)]
     pub fn run(

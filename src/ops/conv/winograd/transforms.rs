@@ -247,9 +247,9 @@ impl Winograd {
     /// The column pass of the input and output-gradient transforms: `f` of the `N`
     /// rows under each tile row of every image's plane `channel` of `source` (planes
     /// of `h × w`, rows `stride` apart, with `top` rows of padding above, zeros
-    /// beyond), into the column
-    /// planes `c`, at the columns `(x_lo, cols)` of the padded row that hold pixels
-    /// (the others were zeroed by [`prepare_columns`](Self::prepare_columns)).
+    /// beyond), into the column planes `c`, at the columns `(x_lo, cols)` of the
+    /// padded row that hold pixels (the others were zeroed by
+    /// [`prepare_columns`](Self::prepare_columns)).
     ///
     /// The padded plane is read in place: copying each row into a padded plane first
     /// cost a `memcpy` call per row, 5% of R2's conv forward and backward (profiled).
