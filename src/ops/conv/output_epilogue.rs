@@ -122,7 +122,11 @@ fn map_block<const N: usize>(
     }
 }
 
-/// One plane's epilogue, one loop per case, each without a branch inside.
+/// One plane's epilogue, one loop per case, each without a branch inside. The
+/// same four cases as [`OutputEpilogue::write_row`], kept apart: a plane written
+/// through `write_row` as one long row (blocks of 8, or a plain loop past 32) made
+/// R2's step 1.5–2% slower or R3's inference 3% slower (`bench`, 4 alternated
+/// pairs each, session 17).
 #[inline(always)]
 fn write_plane(plane: &[f32], b: f32, skip: Option<&[f32]>, relu: bool, out: &mut Slots) {
     match skip {
